@@ -1,0 +1,55 @@
+# edgecount: the two commands a newcomer runs are `make demo` and `make test`.
+# Both create the virtual environment in .venv and install what they need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Re-install when the dependency list changes.
+RUNTIME_STAMP := $(VENV)/.stamp-runtime
+DEV_STAMP     := $(VENV)/.stamp-dev
+
+.PHONY: demo test lint typecheck unit bench clean mosquitto venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(RUNTIME_STAMP)
+
+venv: $(RUNTIME_STAMP)
+
+## demo: run the whole pipeline on the embedded defaults and print the result
+demo: $(RUNTIME_STAMP)
+	$(BIN)/edgecount demo
+
+## mosquitto: make sure the mosquitto binary exists (tests start their own brokers)
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  echo "installing mosquitto with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mosquitto; }
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+unit: $(DEV_STAMP) mosquitto
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest
+
+## test: install what tests need, then lint, type-check and run the whole suite
+test: lint typecheck unit
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/rfid_throughput.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

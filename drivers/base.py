@@ -1,0 +1,93 @@
+"""Types shared by every driver: observations, health and the reader contract."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TagRead:
+    """One tag report from a reader antenna.
+
+    Attributes:
+        reader: Name of the reader (from the configuration).
+        antenna: Antenna number on that reader, 1-based.
+        epc: The EPC as lower-case hexadecimal text (``"3034257bf7194e4000003039"``).
+        rssi: Peak RSSI in dBm.
+        t: When the tag was last seen, UNIX seconds (reader clock when it reports one).
+        count: How many singulations this report stands for (LLRP TagSeenCount), at least 1.
+    """
+
+    reader: str
+    antenna: int
+    epc: str
+    rssi: float
+    t: float
+    count: int = 1
+
+
+class HealthState(enum.StrEnum):
+    """Coarse health of a device connection."""
+
+    STARTING = "starting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class DeviceHealth:
+    """Health figures of one device, as reported to operators and metrics."""
+
+    name: str
+    state: HealthState = HealthState.STARTING
+    last_error: str | None = None
+    connects: int = 0
+    disconnects: int = 0
+    reads: int = 0
+    dropped: int = 0
+    last_message_at: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+TagBatch = Sequence[TagRead]
+
+
+class Reader(ABC):
+    """A tag reader the gateway can run inventories on.
+
+    Lifecycle: :meth:`start` connects and keeps the link up (reconnecting as needed);
+    :meth:`start_inventory` / :meth:`stop_inventory` bracket one scan window; :meth:`stop`
+    closes the link. Reads are delivered as batches to the sink given at construction.
+    """
+
+    name: str
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect and configure the reader; returns once the first connection attempt ended."""
+
+    @abstractmethod
+    async def start_inventory(self) -> None:
+        """Begin inventorying with the configured antennas."""
+
+    @abstractmethod
+    async def stop_inventory(self) -> None:
+        """Stop inventorying; returns when the reader has confirmed or the link is gone."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Close the link cleanly."""
+
+    @abstractmethod
+    def health(self) -> DeviceHealth:
+        """Current health figures."""
+
+    @property
+    @abstractmethod
+    def failures(self) -> int:
+        """How many times the link failed since start (a scan compares it before and after)."""

@@ -1,0 +1,5 @@
+"""``python -m edgecount``."""
+
+from edgecount.cli import main
+
+raise SystemExit(main())

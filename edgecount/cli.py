@@ -1,0 +1,83 @@
+"""The ``edgecount`` command line.
+
+Each sub-command lives in the module that implements it and exposes two functions:
+``add_arguments(parser)`` and ``run(args) -> int`` (the exit status). This module only wires
+them together, so ``edgecount --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from edgecount import __version__
+
+# (command path, module, help). The module provides add_arguments() and run().
+COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("gateway", "validate"), "gateway.cli", "check a gateway configuration file"),
+    (("gateway", "run"), "gateway.cli", "run the gateway daemon"),
+    (("scan",), "gateway.cli", "run one zone scan now and print the counts"),
+    (("sim", "llrp"), "simulators.llrp.cli", "run an LLRP reader simulator"),
+    (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),
+)
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="edgecount",
+        description="Unattended warehouse inventory counting.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgecount {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    root = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups[()] = root
+    for path, module_name, help_text in COMMANDS:
+        for depth in range(1, len(path)):
+            prefix = path[:depth]
+            if prefix not in groups:
+                group_parser = groups[prefix[:-1]].add_parser(
+                    prefix[-1], help=f"{prefix[-1]} commands"
+                )
+                groups[prefix] = group_parser.add_subparsers(
+                    dest="_".join(prefix), metavar="COMMAND", required=True
+                )
+        sub = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        add_arguments = getattr(module, f"add_{'_'.join(path)}_arguments", None)
+        if add_arguments is None:
+            add_arguments = module.add_arguments
+        add_arguments(sub)
+        handler = getattr(module, f"run_{'_'.join(path)}", None) or module.run
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr; -v for INFO, -vv for DEBUG."""
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edgecount`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        status: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return status
