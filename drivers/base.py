@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ class TagRead:
     Attributes:
         reader: Name of the reader (from the configuration).
         antenna: Antenna number on that reader, 1-based.
-        epc: The EPC as lower-case hexadecimal text (``"3034257bf7194e4000003039"``).
+        epc: The EPC bank's EPC field as raw bytes (12 bytes for a 96-bit EPC).
         rssi: Peak RSSI in dBm.
         t: When the tag was last seen, UNIX seconds (reader clock when it reports one).
         count: How many singulations this report stands for (LLRP TagSeenCount), at least 1.
@@ -23,7 +24,7 @@ class TagRead:
 
     reader: str
     antenna: int
-    epc: str
+    epc: bytes
     rssi: float
     t: float
     count: int = 1
@@ -66,6 +67,8 @@ class Reader(ABC):
     """
 
     name: str
+    queue: asyncio.Queue[list[TagRead]]
+    """Batches of reads, in arrival order. Bounded: a full queue drops and counts."""
 
     @abstractmethod
     async def start(self) -> None:

@@ -1,0 +1,382 @@
+"""LLRP reader driver on top of sllurp: connect, configure, inventory, watch, reconnect.
+
+sllurp runs one socket thread per reader and calls back on it. This module is the only place
+that imports sllurp. Threads meet asyncio at one seam, :meth:`LlrpReader._from_thread`; reads
+are handed over in batches (one per RO_ACCESS_REPORT) through a bounded queue whose drops
+are counted.
+
+sllurp's defaults are fixed here: antenna ID, peak RSSI, first/last-seen timestamps and the
+seen count are enabled in every tag report; reconnecting is ours (sllurp's is off); and a
+keepalive watchdog notices a link that went silent, which sllurp does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceHealth, HealthState, Reader, TagRead
+
+log = logging.getLogger(__name__)
+
+TAG_CONTENT = {
+    "EnableROSpecID": False,
+    "EnableSpecIndex": False,
+    "EnableInventoryParameterSpecID": False,
+    "EnableAntennaID": True,
+    "EnableChannelIndex": False,
+    "EnablePeakRSSI": True,
+    "EnableFirstSeenTimestamp": True,
+    "EnableLastSeenTimestamp": True,
+    "EnableTagSeenCount": True,
+    "EnableAccessSpecID": False,
+}
+
+
+class ReaderError(Exception):
+    """A reader could not be connected, configured or commanded."""
+
+
+@dataclass(frozen=True, slots=True)
+class LlrpSettings:
+    """What the driver needs to know about one LLRP reader."""
+
+    name: str
+    host: str
+    port: int = 5084
+    antennas: tuple[int, ...] = (1,)
+    tx_power_dbm: float | None = None
+    session: int = 2
+    tag_population: int = 1024
+    keepalive_seconds: float = 10.0
+    connect_timeout_seconds: float = 5.0
+    report_every_n_tags: int = 200
+    queue_size: int = 1000
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class _Client(LLRPReaderClient):  # type: ignore[misc]
+    """sllurp's client with a receive timestamp and a lock around message handling.
+
+    The lock makes commands we send from the event loop (which also change sllurp's state
+    machine) atomic with respect to replies handled on sllurp's socket thread.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.last_rx = time.monotonic()
+
+    def raw_data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        with self.lock:
+            super().raw_data_received(data)
+
+
+def _tag_reads(reader: str, tags: Iterable[Mapping[str, Any]]) -> list[TagRead]:
+    """Turn sllurp's tag dictionaries into typed reads."""
+    now = time.time()
+    unhex = binascii.unhexlify
+    reads = []
+    for tag in tags:
+        epc = tag.get("EPC") or tag.get("EPC-96")
+        if epc is None:
+            continue
+        rssi = tag.get("PeakRSSI")
+        impinj = tag.get("ImpinjPeakRSSI")
+        if impinj is not None:  # Impinj reports hundredths of a dBm
+            rssi = impinj["RSSI"] / 100.0 if isinstance(impinj, Mapping) else impinj / 100.0
+        seen = tag.get("LastSeenTimestampUTC")
+        reads.append(
+            TagRead(
+                reader,
+                tag.get("AntennaID", 0),
+                unhex(epc),
+                float(rssi) if rssi is not None else -127.0,
+                seen / 1e6 if seen else now,
+                tag.get("TagSeenCount", 1) or 1,
+            )
+        )
+    return reads
+
+
+class LlrpReader(Reader):
+    """One LLRP reader, kept connected by a supervisor task.
+
+    Read batches appear on :attr:`queue`. Call :meth:`start` once, then bracket each scan
+    window with :meth:`start_inventory` and :meth:`stop_inventory`.
+    """
+
+    def __init__(self, settings: LlrpSettings) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.queue: asyncio.Queue[list[TagRead]] = asyncio.Queue(maxsize=settings.queue_size)
+        self._health = DeviceHealth(name=settings.name)
+        self._client: _Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._link_lost = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._inventory_wanted = False
+        self._failures = 0
+        self._waiters: dict[str, asyncio.Future[bool]] = {}
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def failures(self) -> int:
+        """Link failures since start."""
+        return self._failures
+
+    @property
+    def connected(self) -> bool:
+        """Whether the reader is connected and configured."""
+        return self._connected.is_set()
+
+    def health(self) -> DeviceHealth:
+        """Current health figures."""
+        if self._client is not None:
+            self._health.extra["seconds_since_rx"] = time.monotonic() - self._client.last_rx
+        return self._health
+
+    async def start(self) -> None:
+        """Start the supervisor; returns after the first connection attempt (either way)."""
+        self._loop = asyncio.get_running_loop()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"llrp:{self.name}")
+        await self._first_attempt.wait()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait until the reader is connected and configured, at most ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self._connected.is_set()
+
+    async def start_inventory(self) -> None:
+        """Add, enable and start the ROSpec; raises :class:`ReaderError` if it fails."""
+        self._inventory_wanted = True
+        if not self._connected.is_set():
+            raise ReaderError(f"{self.name}: not connected")
+        await self._start_rospec()
+
+    async def stop_inventory(self) -> None:
+        """Delete the ROSpec; every report the reader flushed is queued when this returns."""
+        self._inventory_wanted = False
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise ReaderError(f"{self.name}: link lost before the inventory was stopped")
+        done = self._expect("stopped")
+        with client.lock:
+            client.llrp.stopPolitely(onCompletion=self._callback("stopped"))
+        if not await self._await(done):
+            raise ReaderError(f"{self.name}: reader did not confirm the stop")
+
+    async def stop(self) -> None:
+        """Stop inventorying and close the link."""
+        self._stopping.set()
+        self._link_lost.set()
+        if self._supervisor is not None:
+            await self._supervisor
+        self._health.state = HealthState.STOPPED
+
+    # -- supervisor -------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        backoff = self.settings.backoff
+        while not self._stopping.is_set():
+            try:
+                await self._connect()
+            except (OSError, TimeoutError, ReaderError) as exc:
+                self._note_failure(f"connect failed: {exc}")
+            else:
+                backoff.reset()
+                await self._watch()
+            finally:
+                self._first_attempt.set()
+                await self._disconnect()
+            if self._stopping.is_set():
+                break
+            delay = backoff.next_delay()
+            log.warning("%s: reconnecting in %.1f s", self.name, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _note_failure(self, why: str) -> None:
+        self._failures += 1
+        self._health.state = HealthState.RECONNECTING
+        self._health.last_error = why
+        log.error("%s: %s", self.name, why)
+
+    def _sllurp_config(self) -> LLRPReaderConfig:
+        s = self.settings
+        config: dict[str, Any] = {
+            "antennas": list(s.antennas),
+            "session": s.session,
+            "tag_population": s.tag_population,
+            "tag_content_selector": dict(TAG_CONTENT),
+            "keepalive_interval": int(s.keepalive_seconds * 1000),
+            "start_inventory": False,
+            "reset_on_connect": True,
+            "reconnect": False,
+        }
+        if s.tx_power_dbm is not None:
+            config["tx_power_dbm"] = float(s.tx_power_dbm)
+        return LLRPReaderConfig(config)
+
+    async def _connect(self) -> None:
+        s = self.settings
+        self._health.state = HealthState.STARTING if not self._health.connects else (
+            HealthState.RECONNECTING
+        )
+        self._link_lost.clear()
+        ready = self._expect("ready")
+        client = _Client(s.host, s.port, self._sllurp_config(), timeout=s.connect_timeout_seconds)
+        client.add_tag_report_callback(self._on_tags)
+        client.add_disconnected_callback(self._on_disconnected)
+        seen: set[int] = set()
+
+        def on_state(_: Any, state: int) -> None:
+            seen.add(state)
+            if state == LLRPReaderState.STATE_CONNECTED and (
+                LLRPReaderState.STATE_SENT_SET_CONFIG in seen
+            ):
+                self._from_thread(self._resolve, "ready", True)
+
+        for _name, number in LLRPReaderState.getStates():
+            client.add_state_callback(number, on_state)
+        self._client = client
+        await asyncio.to_thread(client.connect)
+        if not await self._await(ready, s.connect_timeout_seconds):
+            raise ReaderError("reader did not finish configuration in time")
+        self._check_capabilities(client)
+        self._health.connects += 1
+        self._health.state = HealthState.CONNECTED
+        self._health.last_error = None
+        self._connected.set()
+        log.info("%s: connected to %s:%d", self.name, s.host, s.port)
+        if self._inventory_wanted:  # the link came back during a scan window
+            await self._start_rospec()
+
+    def _check_capabilities(self, client: _Client) -> None:
+        max_antennas = int(client.llrp.max_ant)
+        missing = [a for a in self.settings.antennas if a > max_antennas]
+        if missing:
+            raise ReaderError(f"reader has {max_antennas} antennas; configured: {missing}")
+        self._health.extra["antennas"] = float(max_antennas)
+
+    async def _start_rospec(self) -> None:
+        client = self._client
+        if client is None:
+            raise ReaderError(f"{self.name}: not connected")
+        started = self._expect("inventorying")
+        with client.lock:
+            rospec = client.llrp.getROSpec(force_new=True)
+            # Report every N tag reports (and at the end of the ROSpec), not only at the end.
+            rospec["ROReportSpec"]["ROReportTrigger"] = "Upon_N_Tags_Or_End_Of_ROSpec"
+            rospec["ROReportSpec"]["N"] = self.settings.report_every_n_tags
+            client.add_state_callback(LLRPReaderState.STATE_INVENTORYING, self._on_inventorying)
+            client.llrp.startInventory()
+        if not await self._await(started):
+            raise ReaderError(f"{self.name}: reader did not start the inventory")
+
+    async def _watch(self) -> None:
+        """Return when the link is lost: socket closed, or silent for 1.5 keepalive periods."""
+        client = self._client
+        assert client is not None
+        period = self.settings.keepalive_seconds
+        while not self._link_lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._link_lost.wait(), period / 4)
+            silent = time.monotonic() - client.last_rx
+            if silent > 1.5 * period and not self._link_lost.is_set():
+                self._note_failure(f"no message for {silent:.1f} s (keepalive watchdog)")
+                return
+            if not client.is_alive() and not self._link_lost.is_set():
+                self._note_failure("sllurp socket thread ended")
+                return
+        if not self._stopping.is_set():
+            self._note_failure("connection lost")
+
+    async def _disconnect(self) -> None:
+        self._connected.clear()
+        client, self._client = self._client, None
+        if client is None:
+            return
+        for name, waiter in self._waiters.items():
+            if not waiter.done():
+                waiter.set_result(False)
+                log.debug("%s: abandoned wait for %s", self.name, name)
+        if self._stopping.is_set() and client.is_alive():
+            await asyncio.to_thread(client.disconnect, self.settings.connect_timeout_seconds)
+        await asyncio.to_thread(client.hard_disconnect)
+        await asyncio.to_thread(client.join, self.settings.connect_timeout_seconds)
+        self._health.disconnects += 1
+
+    # -- thread seam ------------------------------------------------------------------------
+
+    def _from_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop; the only way sllurp's thread reaches us."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _on_tags(self, _client: Any, tags: list[Mapping[str, Any]]) -> None:
+        if tags:
+            self._from_thread(self._offer, _tag_reads(self.name, tags))
+
+    def _on_disconnected(self, _client: Any) -> None:
+        self._from_thread(self._link_lost.set)
+
+    def _on_inventorying(self, _client: Any, _state: int) -> None:
+        self._from_thread(self._resolve, "inventorying", True)
+
+    def _callback(self, name: str) -> Callable[..., None]:
+        def done(_state: Any, is_success: bool, *_args: Any) -> None:
+            self._from_thread(self._resolve, name, bool(is_success))
+
+        return done
+
+    # -- loop side --------------------------------------------------------------------------
+
+    def _offer(self, batch: list[TagRead]) -> None:
+        self._health.last_message_at = time.time()
+        try:
+            self.queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            self._health.dropped += len(batch)
+            log.warning("%s: read queue full, dropped %d reads", self.name, len(batch))
+            return
+        self._health.reads += len(batch)
+
+    def _expect(self, name: str) -> asyncio.Future[bool]:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters[name] = future
+        return future
+
+    def _resolve(self, name: str, ok: bool) -> None:
+        future = self._waiters.get(name)
+        if future is not None and not future.done():
+            future.set_result(ok)
+
+    async def _await(self, future: asyncio.Future[bool], timeout: float | None = None) -> bool:
+        lost = asyncio.ensure_future(self._link_lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {future, lost},
+                timeout=timeout or self.settings.connect_timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            lost.cancel()
+        return future in done and future.result()

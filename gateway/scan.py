@@ -1,0 +1,254 @@
+"""One zone scan: start the zone's readers, run the window, stop them, count, publish.
+
+A reader that fails during the window (it could not start, its link dropped, or it did not
+confirm the stop) makes every location it covers ``complete: false``: edgecount never
+publishes "0 found" for a location that was not fully scanned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from drivers.base import Reader
+from edgecount import contract
+from gateway.aggregate import LocationTally, WindowAggregator
+from gateway.config import GatewayConfig
+from gateway.epc import UNKNOWN_SKU, EpcDecoder
+from gateway.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, int], None]
+"""Called with (fraction of the window elapsed, reads so far)."""
+
+
+@dataclass(slots=True)
+class ReaderOutcome:
+    """How one reader did during a scan."""
+
+    name: str
+    ok: bool = True
+    reads: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class LocationCount:
+    """The count of one location in one scan."""
+
+    location: str
+    complete: bool
+    skus: dict[str, int] = field(default_factory=dict)
+    unknown_epcs: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """All items counted here."""
+        return sum(self.skus.values())
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """Everything one zone scan found."""
+
+    scan_id: str
+    zone: str
+    started_at: datetime
+    ended_at: datetime
+    locations: dict[str, LocationCount]
+    readers: dict[str, ReaderOutcome]
+    published: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """True when every location was fully scanned."""
+        return all(count.complete for count in self.locations.values())
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO-8601 with a ``Z``, millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_scan_id(gateway_id: str, zone: str, moment: datetime) -> str:
+    """A scan id unique per gateway and zone: ``gw-01.A.20261124T020000.123Z``."""
+    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3]
+    return f"{gateway_id}.{zone}.{stamp}Z"
+
+
+class ZoneScan:
+    """Runs one scan of one zone with readers that are already started."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        zone: str,
+        readers: Mapping[str, Reader],
+        publisher: Publisher,
+        *,
+        decoder: EpcDecoder | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config = config
+        self.zone = zone
+        self.zone_config = config.zones[zone]
+        self.readers = {name: readers[name] for name in self.zone_config.readers}
+        self.publisher = publisher
+        self.decoder = decoder or EpcDecoder()
+        self.progress = progress
+        locations = {
+            (name, antenna): location
+            for name in self.zone_config.readers
+            for antenna, location in config.reader(name).antennas.items()
+        }
+        self.aggregator = WindowAggregator(locations, self.zone_config.min_reads)
+
+    async def run(self, scan_id: str | None = None) -> ScanResult:
+        """Run the window, publish the counts and the scan outcome, return the result."""
+        started = datetime.now(UTC)
+        scan_id = scan_id or new_scan_id(self.config.gateway_id, self.zone, started)
+        outcomes = {name: ReaderOutcome(name) for name in self.readers}
+        await self._publish_scan(scan_id, "started", started, None, [], outcomes)
+        failures = {name: reader.failures for name, reader in self.readers.items()}
+        consumers = [
+            asyncio.create_task(self._consume(name, reader, outcomes[name]), name=f"drain:{name}")
+            for name, reader in self.readers.items()
+        ]
+        try:
+            await self._each("start_inventory", outcomes)
+            await self._window()
+            await self._each("stop_inventory", outcomes)
+            await self._drain()
+        finally:
+            for task in consumers:
+                task.cancel()
+            await asyncio.gather(*consumers, return_exceptions=True)
+        for name, reader in self.readers.items():
+            if reader.failures != failures[name] and outcomes[name].ok:
+                outcomes[name].ok = False
+                outcomes[name].error = "link failed during the window"
+        ended = datetime.now(UTC)
+        result = ScanResult(scan_id, self.zone, started, ended, self._counts(outcomes), outcomes)
+        await self._publish_counts(result)
+        return result
+
+    async def _each(self, method: str, outcomes: dict[str, ReaderOutcome]) -> None:
+        names = [name for name in self.readers if outcomes[name].ok]
+        results = await asyncio.gather(
+            *(getattr(self.readers[name], method)() for name in names), return_exceptions=True
+        )
+        for name, outcome in zip(names, results, strict=True):
+            if isinstance(outcome, BaseException):
+                log.error("zone %s: reader %s: %s failed: %s", self.zone, name, method, outcome)
+                outcomes[name].ok = False
+                outcomes[name].error = f"{method}: {outcome}"
+
+    async def _window(self) -> None:
+        seconds = self.zone_config.scan_seconds
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.25))
+            if self.progress is not None:
+                self.progress(1.0 - max(left - 0.25, 0.0) / seconds, self.aggregator.reads)
+
+    async def _consume(self, name: str, reader: Reader, outcome: ReaderOutcome) -> None:
+        queue = reader.queue
+        while True:
+            batch = await queue.get()
+            try:
+                outcome.reads += sum(read.count for read in batch)
+                self.aggregator.add(batch)
+            finally:
+                queue.task_done()
+
+    async def _drain(self) -> None:
+        """Wait until the consumers took what the stop flushed (queued when stop returned)."""
+        await asyncio.gather(*(reader.queue.join() for reader in self.readers.values()))
+
+    def _counts(self, outcomes: Mapping[str, ReaderOutcome]) -> dict[str, LocationCount]:
+        failed = {name for name, outcome in outcomes.items() if not outcome.ok}
+        incomplete = {
+            location
+            for name in failed
+            for location in self.config.reader(name).antennas.values()
+        }
+        tallies: dict[str, LocationTally] = self.aggregator.tally(self.decoder)
+        counts: dict[str, LocationCount] = {}
+        for location in self.config.zone_locations(self.zone):
+            tally = tallies.get(location)
+            counts[location] = LocationCount(
+                location,
+                complete=location not in incomplete,
+                skus=dict(tally.skus) if tally else {},
+                unknown_epcs=list(tally.unknown_epcs) if tally else [],
+            )
+        return counts
+
+    async def _publish_counts(self, result: ScanResult) -> None:
+        observed = iso(result.ended_at)
+        for count in result.locations.values():
+            items: list[dict[str, object]] = []
+            for sku, qty in count.skus.items():
+                item: dict[str, object] = {"sku": sku, "qty": qty}
+                if sku == UNKNOWN_SKU:
+                    item["epcs"] = sorted(count.unknown_epcs)
+                items.append(item)
+            payload = contract.count_payload(
+                gateway=self.config.gateway_id,
+                site=self.config.site,
+                zone=self.zone,
+                location=count.location,
+                scan_id=result.scan_id,
+                observed_at=observed,
+                source="rfid",
+                complete=count.complete,
+                items=items,
+            )
+            topic = contract.count_topic(self.config.site, self.zone, count.location)
+            await self.publisher.publish(topic, payload, retain=True)
+        incomplete = [name for name, c in result.locations.items() if not c.complete]
+        state = "completed" if result.complete else "incomplete"
+        await self._publish_scan(
+            result.scan_id, state, result.started_at, result.ended_at, incomplete, result.readers
+        )
+        result.published = True
+
+    async def _publish_scan(
+        self,
+        scan_id: str,
+        state: str,
+        started: datetime,
+        ended: datetime | None,
+        incomplete: list[str],
+        outcomes: Mapping[str, ReaderOutcome],
+    ) -> None:
+        readers = []
+        for outcome in outcomes.values():
+            entry: dict[str, object] = {
+                "name": outcome.name,
+                "ok": outcome.ok,
+                "reads": outcome.reads,
+            }
+            if outcome.error:
+                entry["error"] = outcome.error
+            readers.append(entry)
+        payload = contract.scan_payload(
+            gateway=self.config.gateway_id,
+            site=self.config.site,
+            zone=self.zone,
+            scan_id=scan_id,
+            state=state,
+            started_at=iso(started),
+            ended_at=iso(ended) if ended else None,
+            locations=self.config.zone_locations(self.zone),
+            incomplete_locations=incomplete,
+            readers=readers,
+        )
+        await self.publisher.publish(
+            contract.scan_topic(self.config.site, self.zone), payload, retain=True
+        )
