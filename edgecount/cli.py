@@ -27,8 +27,22 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every sub-command."""
+def _chosen(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The command path named in ``argv`` (options skipped), if any."""
+    words = [word for word in argv if not word.startswith("-")]
+    for path, _module, _help in COMMANDS:
+        if tuple(words[: len(path)]) == path:
+            return path
+    return None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """Build the argument parser.
+
+    Only the module of the command named in ``argv`` is imported (to add its arguments), so
+    ``edgecount --help`` and every command stay fast and independent of each other.
+    """
+    chosen = _chosen(argv)
     parser = argparse.ArgumentParser(
         prog="edgecount",
         description="Unattended warehouse inventory counting.",
@@ -51,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                     dest="_".join(prefix), metavar="COMMAND", required=True
                 )
         sub = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
+        if path != chosen:
+            continue
         module = importlib.import_module(module_name)
         add_arguments = getattr(module, f"add_{'_'.join(path)}_arguments", None)
         if add_arguments is None:
@@ -73,7 +89,8 @@ def configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgecount`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:

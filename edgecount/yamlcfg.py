@@ -100,6 +100,11 @@ def _issues_from(exc: pydantic.ValidationError, doc: Any, file: str) -> Iterator
         elif error["type"] == "missing":
             message = "required key is missing"
             matched = loc  # the key is absent: name it in full, at its parent's line
+        elif error["type"] == "string_pattern_mismatch":
+            message = (
+                f"{error['input']!r} is not a valid name: use 1-64 letters, digits, '.', '_', ':'"
+                " or '-' (it becomes part of MQTT topics, so no '/', '+', '#' or spaces)"
+            )
         else:
             message = error["msg"]
         key = _format_key(matched)

@@ -1,0 +1,159 @@
+"""The gateway daemon: keeps readers connected, scans on request and on schedule.
+
+Scan requests arrive on ``cmd/{gateway_id}/scan`` or from a zone's cron ``schedule``. Scans
+run one at a time (a reader runs one inventory at a time, and zones may share readers); a
+request for a zone that is already waiting is merged into it. On SIGTERM the daemon lets the
+running scan finish, publishes ``stopped`` and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from croniter import croniter
+
+from drivers.base import Reader
+from edgecount import contract
+from gateway.config import GatewayConfig
+from gateway.publisher import Publisher
+from gateway.runtime import make_publisher, started_readers
+from gateway.scan import ZoneScan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """A zone to scan, and why."""
+
+    zone: str
+    reason: str
+    requested_by: str
+
+
+class Gateway:
+    """The daemon's state: a queue of scan requests and one worker draining it."""
+
+    def __init__(self, config: GatewayConfig, publisher: Publisher) -> None:
+        self.config = config
+        self.publisher = publisher
+        self.requests: asyncio.Queue[ScanRequest] = asyncio.Queue()
+        self._waiting: set[str] = set()
+        self.rejected_commands = 0
+        self.scans_run = 0
+        self.failed_scans = 0
+        self.stopping = asyncio.Event()
+
+    def request(self, request: ScanRequest) -> bool:
+        """Queue a scan unless the zone already waits for one. Returns True when queued."""
+        if request.zone in self._waiting:
+            log.info("zone %s already waiting for a scan; merged (%s)", request.zone, request.reason)
+            return False
+        self._waiting.add(request.zone)
+        self.requests.put_nowait(request)
+        return True
+
+    def on_command(self, topic: str, raw: bytes) -> None:
+        """Handle one message on ``cmd/{gateway_id}/scan``: validate, resolve zones, queue."""
+        try:
+            payload = contract.decode(raw)
+        except contract.ContractError as exc:
+            self._reject(topic, str(exc))
+            return
+        if payload.get("schema") != "edgecount.scan-request/1":
+            self._reject(topic, f"expected a scan request, got {payload.get('schema')!r}")
+            return
+        zones = self._zones_for(payload)
+        if not zones:
+            self._reject(topic, "names no zone or location of this gateway")
+            return
+        for zone in zones:
+            self.request(
+                ScanRequest(zone, str(payload.get("reason", "")), str(payload.get("requested_by")))
+            )
+
+    def _zones_for(self, payload: dict[str, object]) -> list[str]:
+        zone = payload.get("zone")
+        if isinstance(zone, str):
+            return [zone] if zone in self.config.zones else []
+        wanted = payload.get("locations")
+        if not isinstance(wanted, list):
+            return []
+        return [
+            name
+            for name in self.config.zones
+            if set(self.config.zone_locations(name)) & set(wanted)
+        ]
+
+    def _reject(self, topic: str, why: str) -> None:
+        self.rejected_commands += 1
+        log.warning("rejected command on %s: %s (%d rejected so far)", topic, why,
+                    self.rejected_commands)
+
+    async def worker(self, readers: dict[str, Reader]) -> None:
+        """Run queued scans one after another until stopping."""
+        while not self.stopping.is_set():
+            getter = asyncio.ensure_future(self.requests.get())
+            stopper = asyncio.ensure_future(self.stopping.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if getter not in done:
+                getter.cancel()
+                return
+            request = getter.result()
+            self._waiting.discard(request.zone)
+            log.info("scanning zone %s (%s, by %s)", request.zone, request.reason,
+                     request.requested_by)
+            scan = ZoneScan(self.config, request.zone, readers, self.publisher)
+            try:
+                result = await scan.run()
+            except Exception:  # noqa: BLE001 - the worker outlives a failed scan; it is logged
+                self.failed_scans += 1
+                log.exception("zone %s: scan failed", request.zone)
+                continue
+            self.scans_run += 1
+            log.info("zone %s scan %s: %s", request.zone, result.scan_id,
+                     "complete" if result.complete else "incomplete")
+
+    async def scheduler(self, zone: str, expression: str) -> None:
+        """Queue a scan of ``zone`` at every time ``expression`` (cron) fires."""
+        schedule = croniter(expression, datetime.now(UTC))
+        while not self.stopping.is_set():
+            due: datetime = schedule.get_next(datetime)
+            wait = (due - datetime.now(UTC)).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), max(wait, 0.0))
+            if not self.stopping.is_set():
+                self.request(ScanRequest(zone, f"schedule {expression}", "schedule"))
+
+
+async def run_daemon(config: GatewayConfig, *, publisher: Publisher | None = None) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit status."""
+    publisher = publisher or make_publisher(config)
+    gateway = Gateway(config, publisher)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, gateway.stopping.set)
+    await publisher.start()
+    publisher.subscribe(contract.cmd_scan_topic(config.site, config.gateway_id), gateway.on_command)
+    try:
+        async with started_readers(config) as readers:
+            tasks = [asyncio.create_task(gateway.worker(dict(readers)), name="scan-worker")]
+            tasks += [
+                asyncio.create_task(gateway.scheduler(name, zone.schedule), name=f"cron:{name}")
+                for name, zone in config.zones.items()
+                if zone.schedule
+            ]
+            await gateway.stopping.wait()
+            log.info("stopping: letting the running scan finish")
+            await asyncio.gather(*tasks)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await publisher.stop()
+    return 0

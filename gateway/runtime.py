@@ -1,0 +1,70 @@
+"""Wiring shared by the CLI and the daemon: publisher and readers from the configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from drivers.base import Reader
+from gateway.config import GatewayConfig
+from gateway.publisher import Publisher
+from gateway.readers import build_readers
+from gateway.scan import Progress, ScanResult, ZoneScan
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 10.0
+
+
+def make_publisher(config: GatewayConfig) -> Publisher:
+    """The MQTT publisher with its outbox under ``state_dir``."""
+    from gateway.mqtt import MqttSettings
+    from gateway.outbox import Outbox
+    from gateway.publisher import MqttPublisher
+
+    mqtt = config.mqtt
+    settings = MqttSettings(
+        host=mqtt.host,
+        port=mqtt.port,
+        protocol=mqtt.protocol,
+        client_id=mqtt.client_id or f"edgecount-{config.gateway_id}",
+        username=mqtt.username,
+        password_file=mqtt.password_file,
+        ca_file=mqtt.tls.ca_file if mqtt.tls else None,
+        cert_file=mqtt.tls.cert_file if mqtt.tls else None,
+        key_file=mqtt.tls.key_file if mqtt.tls else None,
+        keepalive=mqtt.keepalive,
+    )
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(config.state_dir / "outbox.sqlite3", gateway_id=config.gateway_id)
+    return MqttPublisher(settings, outbox, site=config.site, gateway_id=config.gateway_id)
+
+
+@contextlib.asynccontextmanager
+async def started_readers(
+    config: GatewayConfig, names: list[str] | None = None
+) -> AsyncIterator[dict[str, Reader]]:
+    """Start the readers (each returns after its first connection attempt); stop them after."""
+    readers = build_readers(config, names)
+    try:
+        await asyncio.gather(*(reader.start() for reader in readers.values()))
+        yield readers
+    finally:
+        await asyncio.gather(*(reader.stop() for reader in readers.values()))
+
+
+async def scan_once(
+    config: GatewayConfig, zone: str, *, progress: Progress | None = None
+) -> tuple[ScanResult, bool]:
+    """Connect, scan ``zone`` once, publish; returns the result and whether all was acked."""
+    publisher = make_publisher(config)
+    await publisher.start()
+    try:
+        async with started_readers(config, config.zones[zone].readers) as readers:
+            result = await ZoneScan(config, zone, readers, publisher, progress=progress).run()
+        delivered = await publisher.flush(FLUSH_SECONDS)
+    finally:
+        await publisher.stop()
+    return result, delivered

@@ -1,0 +1,121 @@
+"""The gateway configuration: valid files load, every mistake names file, line and key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgecount.yamlcfg import ConfigError
+from gateway.config import load_gateway_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config" / "gateway.example.yaml"
+
+VALID = """\
+site: dc1
+gateway_id: gw-01
+state_dir: state
+mqtt:
+  host: broker.local
+  protocol: "3.1.1"
+readers:
+  - type: llrp
+    name: dock-a
+    host: 10.0.0.5
+    antennas: {1: A-01, 2: A-02, 3: A-02}
+zones:
+  A:
+    readers: [dock-a]
+    scan_seconds: 12
+    schedule: "0 2 * * *"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    return path
+
+
+def issues_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_gateway_config(path)
+    return [str(issue) for issue in caught.value.issues]
+
+
+def test_valid_file_loads_with_defaults_and_resolved_paths(tmp_path: Path) -> None:
+    config = load_gateway_config(write(tmp_path, VALID))
+    assert config.mqtt.port == 1883
+    assert config.mqtt.protocol == "3.1.1"
+    assert config.state_dir == tmp_path / "state"
+    assert config.zones["A"].min_reads == 2
+    # antennas 2 and 3 are aliases of one location
+    assert config.zone_locations("A") == ["A-01", "A-02"]
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("    host: 10.0.0.5\n", "    host: 10.0.0.5\n    tx_powr: 30\n"))
+    assert issues_of(path) == [f"{path}:11: readers[0].tx_powr: unknown key (not allowed here)"]
+
+
+def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
+    text = (
+        VALID.replace('protocol: "3.1.1"', "protocol: 4")
+        .replace("scan_seconds: 12", "scan_seconds: -1")
+        .replace('"0 2 * * *"', '"every night"')
+    )
+    found = issues_of(write(tmp_path, text))
+    assert len(found) == 3
+    assert found[0].endswith(":6: mqtt.protocol: Input should be '5' or '3.1.1'")
+    assert ":15: zones.A.scan_seconds:" in found[1]
+    assert ":16: zones.A.schedule:" in found[2] and "cron" in found[2]
+
+
+def test_reader_type_is_checked(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, VALID.replace("type: llrp", "type: modbus")))
+    assert any(":8: readers[0].type:" in issue for issue in found)
+
+
+def test_zone_must_name_known_readers(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, VALID.replace("readers: [dock-a]", "readers: [dock-b]")))
+    assert len(found) == 1
+    assert "unknown readers: dock-b" in found[0]
+
+
+def test_missing_key_and_bad_yaml(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, VALID.replace("gateway_id: gw-01\n", "")))
+    assert found == [f"{tmp_path / 'gateway.yaml'}:None: gateway_id: required key is missing"] or (
+        found[0].endswith("gateway_id: required key is missing")
+    )
+    broken = issues_of(write(tmp_path, "site: [unclosed\n"))
+    assert "invalid YAML" in broken[0]
+    assert ":2:" in broken[0] or ":1:" in broken[0]
+
+
+def test_topic_unsafe_names_are_rejected(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, VALID.replace("A-02, 3: A-02", "A/02, 3: A-02")))
+    assert any("readers[0].antennas[2]: 'A/02' is not a valid name" in issue for issue in found)
+
+
+def test_example_config_is_valid() -> None:
+    config = load_gateway_config(EXAMPLE)
+    assert config.zones
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgecount", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_validate_command_exit_codes(tmp_path: Path) -> None:
+    good = run_cli("gateway", "validate", "-c", str(EXAMPLE))
+    assert good.returncode == 0, good.stderr
+    assert "valid" in good.stdout
+    bad_path = write(tmp_path, VALID.replace("site: dc1", "site: dc1\nsyte: dc2"))
+    bad = run_cli("gateway", "validate", "-c", str(bad_path))
+    assert bad.returncode == 2
+    assert f"{bad_path}:2: syte: unknown key" in bad.stderr
