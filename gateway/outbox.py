@@ -1,0 +1,426 @@
+"""The gateway's outbox: every message is written to SQLite before it is published.
+
+A message enters with :meth:`Outbox.put`, which assigns the next sequence number, fills
+``seq`` / ``msg_id`` into sequenced payloads (``edgecount.count/1``, ``edgecount.scan/1``),
+validates the result against the contract and commits before returning. It leaves only with
+:meth:`Outbox.ack`, which the publisher calls once the broker acknowledged it (PUBACK).
+
+Sequence numbers come from a persisted counter, so they are never reused: not after rows are
+deleted, not after a restart. A gap in a gateway's sequence therefore means a message was
+lost downstream, never that the gateway reused a number.
+
+The ``historical`` rule. A sequenced message is sent with ``"historical": true`` exactly when
+its row
+
+* was already handed to the broker on an earlier connection of this process
+  (:meth:`Outbox.mark_sent` was called for it and it was not acknowledged), or
+* was already in the outbox when this process opened it (it survived a restart or crash).
+
+Otherwise -- including a message queued while the broker was unreachable and sent for the
+first time on reconnect -- ``historical`` stays ``false``. So ``historical: true`` tells a
+consumer "you may have seen this msg_id before"; freshness is what ``observed_at`` says.
+
+The outbox is bounded (``max_rows``). When full, :meth:`Outbox.put` raises
+:class:`OutboxFullError` and counts the rejection, and :attr:`OutboxStats.full` stays raised as an
+alarm until the depth falls below 90 % of the bound. (Dropping the oldest rows instead is a
+policy decision left for later; rejecting keeps every accepted count intact.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+
+from edgecount import contract
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_MAX_ROWS = 100_000
+_LOW_WATER = 0.9  # the full alarm clears below this fraction of max_rows
+_ACK_CHUNK = 500  # stays under SQLite's bound-parameter limit
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq        INTEGER PRIMARY KEY,
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL,
+    retain     INTEGER NOT NULL,
+    created_at REAL    NOT NULL
+);
+"""
+
+
+class OutboxError(RuntimeError):
+    """The outbox cannot be used (wrong gateway, corrupt or closed database)."""
+
+
+class OutboxFullError(OutboxError):
+    """The outbox holds ``max_rows`` messages; the new one was not accepted."""
+
+
+class Enqueued(NamedTuple):
+    """What :meth:`Outbox.put` stored: the sequence number and the final payload."""
+
+    seq: int
+    payload: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One stored message, in the form it is published.
+
+    Attributes:
+        seq: The persisted sequence number.
+        topic: MQTT topic.
+        payload: The payload as stored (``historical: false``); empty for a retained clear.
+        retain: MQTT retain flag.
+        qos: MQTT QoS (1 unless told otherwise).
+        created_at: When it was put, UNIX seconds.
+        historical: Whether the historical rule (module docstring) applies to it.
+    """
+
+    seq: int
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    created_at: float
+    historical: bool
+
+    def wire_payload(self) -> bytes:
+        """The bytes to publish: the stored payload, with ``historical: true`` if it applies."""
+        if not self.historical or not self.payload:
+            return self.payload
+        data = json.loads(self.payload)
+        if data.get("schema") not in contract.SEQUENCED:
+            return self.payload
+        data["historical"] = True
+        return _dumps(data)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Figures for health and metrics.
+
+    Attributes:
+        depth: Messages waiting for a broker acknowledgement.
+        max_rows: The bound.
+        full: Alarm: a put was rejected for lack of room and depth has not fallen back yet.
+        rejected_full: Puts rejected because the outbox was full.
+        rejected_invalid: Puts rejected because the payload broke the contract.
+        last_seq: The last sequence number assigned.
+        oldest_age_s: Age of the oldest waiting message, seconds (None when empty).
+    """
+
+    depth: int
+    max_rows: int
+    full: bool
+    rejected_full: int
+    rejected_invalid: int
+    last_seq: int
+    oldest_age_s: float | None
+
+
+def _dumps(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Outbox:
+    """A durable, bounded, ordered queue of outgoing MQTT messages in one SQLite file.
+
+    Thread-safe: one connection guarded by a lock, so the asyncio side and paho's network
+    thread may both call it. Every method blocks on disk I/O; call it from a worker thread
+    when running on an event loop.
+
+    Args:
+        path: The database file (created with its parent directories).
+        gateway_id: The gateway the messages belong to; it is stored, and opening the file
+            for another gateway fails (its msg_ids would collide).
+        max_rows: The bound on waiting messages.
+        validate: Validate every payload against the contract (and its topic) on put.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        gateway_id: str,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        validate: bool = True,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        self.path = Path(path)
+        self.gateway_id = contract.check_segment(gateway_id, "gateway_id")
+        self.max_rows = max_rows
+        self.validate = validate
+        self._lock = threading.Lock()
+        self._sent: set[int] = set()
+        self._full = False
+        self._rejected_full = 0
+        self._rejected_invalid = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db: sqlite3.Connection | None = self._open()
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA journal_mode = WAL")
+        # synchronous = FULL: in WAL mode every COMMIT fsyncs the WAL before put() returns.
+        # NORMAL would survive kill -9 (the WAL is in the OS page cache) but not a power
+        # loss: commits since the last checkpoint could roll back, silently losing counts the
+        # pipeline believes are safe. The cost is one fsync per put and one per ack batch
+        # (milliseconds on SSD/eMMC), small next to a scan's message rate.
+        db.execute("PRAGMA synchronous = FULL")
+        db.executescript(_DDL)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            db.close()
+            raise OutboxError(f"{self.path} has outbox schema {version}, expected {SCHEMA_VERSION}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        owner = meta.get("gateway_id")
+        if owner is not None and owner != self.gateway_id:
+            db.close()
+            raise OutboxError(
+                f"outbox {self.path} belongs to gateway {owner!r}, not {self.gateway_id!r}; "
+                "drain it with that gateway id or move it away"
+            )
+        if owner is None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('last_seq', '0')")
+            db.execute("COMMIT")
+        self._last_seq = int(meta.get("last_seq", "0"))
+        self._recovered_upto = self._last_seq
+        self._depth: int = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        if self._depth:
+            log.info("outbox %s: %d messages waiting from before", self.path, self._depth)
+        return db
+
+    # --- writing ------------------------------------------------------------------------
+
+    def put(
+        self, topic: str, payload: Mapping[str, Any] | None, retain: bool, qos: int = 1
+    ) -> Enqueued:
+        """Store a message durably and return its sequence number and final payload.
+
+        Args:
+            topic: MQTT topic.
+            payload: The payload (a draft for sequenced schemas), or None for an empty
+                retained message that clears ``topic``.
+            retain: MQTT retain flag (must be True to clear).
+            qos: MQTT QoS, 1 by default.
+
+        Raises:
+            OutboxFullError: No room; the message was not stored.
+            contract.ContractError: The payload or topic breaks the contract.
+            OutboxError: The outbox is closed or the database failed.
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        with self._lock:
+            db = self._conn()
+            if self._depth >= self.max_rows:
+                self._reject_full(topic)
+            seq = self._last_seq + 1
+            final = None if payload is None else contract.with_sequence(payload, seq)
+            self._check(topic, final, retain)
+            data = b"" if final is None else _dumps(final)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
+                db.execute(
+                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, topic, data, qos, int(retain), time.time()),
+                )
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise OutboxError(f"outbox {self.path}: cannot store message: {exc}") from exc
+            self._last_seq = seq
+            self._depth += 1
+            return Enqueued(seq, final)
+
+    def _reject_full(self, topic: str) -> None:
+        self._rejected_full += 1
+        if not self._full:
+            log.error(
+                "outbox %s is full (%d messages): rejecting new messages until the broker "
+                "acknowledges some",
+                self.path,
+                self.max_rows,
+            )
+        self._full = True
+        raise OutboxFullError(
+            f"outbox full ({self.max_rows} messages waiting); {topic} not stored "
+            f"({self._rejected_full} rejected so far)"
+        )
+
+    def _check(self, topic: str, payload: Mapping[str, Any] | None, retain: bool) -> None:
+        try:
+            self._validate(topic, payload, retain)
+        except contract.ContractError as exc:
+            self._rejected_invalid += 1
+            log.warning("outbox rejected a message for %s: %s", topic, exc)
+            raise
+
+    def _validate(self, topic: str, payload: Mapping[str, Any] | None, retain: bool) -> None:
+        if payload is None and not retain:
+            raise contract.ContractError("an empty payload only makes sense retained")
+        if not self.validate:
+            return
+        if payload is None:
+            contract.parse_topic(topic)
+            return
+        contract.validate(payload)
+        contract.check_topic(topic, payload)
+
+    # --- reading and acknowledging ----------------------------------------------------
+
+    def pending(self, *, after: int = 0, limit: int | None = None) -> list[OutboxRow]:
+        """Waiting messages with ``seq > after``, in sequence order (at most ``limit``)."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT seq, topic, payload, retain, qos, created_at FROM outbox "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, -1 if limit is None else limit),
+            )
+            return [
+                OutboxRow(
+                    seq=seq,
+                    topic=topic,
+                    payload=bytes(payload),
+                    retain=bool(retain),
+                    qos=qos,
+                    created_at=created,
+                    historical=seq <= self._recovered_upto or seq in self._sent,
+                )
+                for seq, topic, payload, retain, qos, created in rows
+            ]
+
+    def mark_sent(self, seqs: Iterable[int]) -> None:
+        """Record that these messages were handed to the broker (kept in memory only).
+
+        A message marked here and not acknowledged is sent again with ``historical: true``.
+        """
+        with self._lock:
+            self._sent.update(seqs)
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        """Delete acknowledged messages; returns how many rows were deleted."""
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return 0
+        with self._lock:
+            db = self._conn()
+            deleted = 0
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for start in range(0, len(wanted), _ACK_CHUNK):
+                    chunk = wanted[start : start + _ACK_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    deleted += db.execute(
+                        f"DELETE FROM outbox WHERE seq IN ({marks})",  # noqa: S608 - only ?s
+                        chunk,
+                    ).rowcount
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise OutboxError(f"outbox {self.path}: cannot delete acked rows: {exc}") from exc
+            self._depth -= deleted
+            self._sent.difference_update(wanted)
+            if self._full and self._depth < self.max_rows * _LOW_WATER:
+                self._full = False
+                log.warning("outbox %s has room again (%d waiting)", self.path, self._depth)
+            return deleted
+
+    # --- figures --------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting for an acknowledgement."""
+        return self._depth
+
+    @property
+    def full(self) -> bool:
+        """The full alarm (see :class:`OutboxStats`)."""
+        return self._full
+
+    @property
+    def rejected(self) -> int:
+        """Puts rejected so far, for lack of room or for breaking the contract."""
+        return self._rejected_full + self._rejected_invalid
+
+    @property
+    def last_seq(self) -> int:
+        """The last sequence number assigned (0 before the first message)."""
+        return self._last_seq
+
+    def oldest_seq(self) -> int | None:
+        """The lowest waiting sequence number, None when empty."""
+        with self._lock:
+            row = self._conn().execute("SELECT MIN(seq) FROM outbox").fetchone()
+            return None if row[0] is None else int(row[0])
+
+    def stats(self) -> OutboxStats:
+        """Current figures (one small query for the age of the oldest message)."""
+        with self._lock:
+            row = (
+                self._conn()
+                .execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1")
+                .fetchone()
+            )
+            return OutboxStats(
+                depth=self._depth,
+                max_rows=self.max_rows,
+                full=self._full,
+                rejected_full=self._rejected_full,
+                rejected_invalid=self._rejected_invalid,
+                last_seq=self._last_seq,
+                oldest_age_s=None if row is None else max(0.0, time.time() - row[0]),
+            )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise OutboxError(f"outbox {self.path} is closed")
+        return self._db
+
+    def close(self) -> None:
+        """Close the database; further calls raise :class:`OutboxError`."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
