@@ -7,19 +7,30 @@ builds a fresh paho client per connection with :func:`new_client`. Topic roots l
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount.contract import TOPIC_PREFIX, site_filter, site_root
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "TOPIC_PREFIX",
     "Backoff",
+    "ConnectionEvents",
+    "MqttConnection",
     "MqttSettings",
     "MqttSettingsError",
     "new_client",
@@ -28,7 +39,7 @@ __all__ = [
     "site_root",
 ]
 
-Protocol = Literal["5", "3.1.1"]
+MqttProtocol = Literal["5", "3.1.1"]
 
 
 class MqttSettingsError(ValueError):
@@ -62,7 +73,7 @@ class MqttSettings:
 
     host: str = "127.0.0.1"
     port: int = 1883
-    protocol: Protocol = "5"
+    protocol: MqttProtocol = "5"
     client_id: str = ""
     username: str | None = None
     password_file: Path | None = None
@@ -187,3 +198,188 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the minimum (after a connection proved stable)."""
         self.attempt = 0
+
+
+class ConnectionEvents(Protocol):
+    """What a :class:`MqttConnection` reports, always on the event loop."""
+
+    def connection_acked(
+        self, conn: MqttConnection, reason: ReasonCode, properties: Properties | None, /
+    ) -> None:
+        """CONNACK arrived; ``reason`` may be a failure (then the connection closes)."""
+
+    def connection_closed(self, conn: MqttConnection, reason: str, /) -> None:
+        """The connection ended (reported once)."""
+
+    def message_acked(self, conn: MqttConnection, mid: int, reason: ReasonCode, /) -> None:
+        """PUBACK for ``mid`` (for MQTT 5, ``reason`` may be a failure)."""
+
+    def message_received(self, conn: MqttConnection, topic: str, payload: bytes, /) -> None:
+        """An incoming PUBLISH."""
+
+    def subscription_acked(
+        self, conn: MqttConnection, topic_filter: str, reasons: list[ReasonCode], /
+    ) -> None:
+        """SUBACK for a subscription made with :meth:`MqttConnection.subscribe`."""
+
+
+class MqttConnection:
+    """One connection to the broker: a fresh paho client and its network thread.
+
+    paho calls back on its own thread. Every callback goes through :meth:`_bridge`, the one
+    place where that thread hands work to the event loop (``loop.call_soon_threadsafe``),
+    so :class:`ConnectionEvents` are only ever called on the loop. Incoming messages wait in
+    the loop's queue; more than ``max_backlog`` of them are dropped and counted.
+
+    Args:
+        settings: Connection settings.
+        client_id: MQTT client id.
+        events: Receives the connection's events.
+        loop: The event loop to report on.
+        will: ``(topic, payload)`` for the retained QoS 1 Will.
+        max_backlog: Incoming messages allowed to wait for the loop.
+
+    Raises:
+        MqttSettingsError: When the settings cannot be applied (unreadable password file).
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        events: ConnectionEvents,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        will: tuple[str, bytes] | None = None,
+        max_backlog: int = 1000,
+    ) -> None:
+        self.settings = settings
+        self.client = new_client(settings, client_id, will=will)
+        self.dropped = 0
+        self.closed = False
+        self._events = events
+        self._loop = loop
+        self._max_backlog = max_backlog
+        self._backlog = 0
+        self._backlog_lock = threading.Lock()
+        self._filters: dict[int, str] = {}
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def _bridge(self, fn: Callable[..., None], *args: Any) -> None:
+        """Hand ``fn(*args)`` from paho's thread to the event loop. The only such seam."""
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            log.debug("event loop closed; MQTT event %s dropped", getattr(fn, "__name__", fn))
+
+    # paho callbacks: network thread -----------------------------------------------------
+
+    def _on_connect(
+        self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, props: Properties | None
+    ) -> None:
+        self._bridge(self._events.connection_acked, self, reason, props)
+
+    def _on_disconnect(
+        self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None
+    ) -> None:
+        self._bridge(self._closed, str(reason))
+
+    def _on_publish(
+        self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties
+    ) -> None:
+        self._bridge(self._events.message_acked, self, mid, reason)
+
+    def _on_subscribe(
+        self, _c: paho.Client, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any
+    ) -> None:
+        self._bridge(self._subscribed, mid, reasons)
+
+    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        with self._backlog_lock:
+            if self._backlog >= self._max_backlog:
+                self.dropped += 1
+                return
+            self._backlog += 1
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", "replace")  # paho offers no other way
+        self._bridge(self._deliver, topic, bytes(message.payload))
+
+    # the same events, on the loop --------------------------------------------------------
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        with self._backlog_lock:
+            self._backlog -= 1
+        self._events.message_received(self, topic, payload)
+
+    def _subscribed(self, mid: int, reasons: list[ReasonCode]) -> None:
+        self._events.subscription_acked(self, self._filters.pop(mid, "?"), reasons)
+
+    def _closed(self, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self._events.connection_closed(self, reason)
+
+    # commands: event loop ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open TCP (and TLS), send CONNECT and start the network thread.
+
+        Raises:
+            OSError: The broker cannot be reached (refused, timeout, TLS failure, DNS).
+        """
+        await self._loop.run_in_executor(None, self._connect_blocking)
+        self.client.loop_start()
+
+    def _connect_blocking(self) -> None:
+        s = self.settings
+        if s.protocol == "5":
+            # Clean start: the outbox, not the broker session, remembers what is unacked.
+            self.client.connect(s.host, s.port, s.keepalive, clean_start=True)
+        else:
+            self.client.connect(s.host, s.port, s.keepalive)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> int | None:
+        """Send a PUBLISH; returns its packet id, or None when the connection is gone."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        return info.mid if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> bool:
+        """Send a SUBSCRIBE; False when the connection is gone."""
+        rc, mid = self.client.subscribe(topic_filter, qos=qos)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            return False
+        self._filters[mid] = topic_filter
+        return True
+
+    def is_connected(self) -> bool:
+        """paho's view: CONNACK received and the socket still up."""
+        return self.client.is_connected()
+
+    def disconnect(self) -> None:
+        """Send DISCONNECT: a clean end, so the broker does not publish the Will."""
+        self.client.disconnect()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT (the broker publishes the Will)."""
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:
+                log.debug("socket shutdown: %s", exc)
+
+    async def close(self, within: float) -> bool:
+        """Join the network thread (after the connection ended); False if it would not end."""
+        join = self._loop.run_in_executor(None, self.client.loop_stop)
+        try:
+            await asyncio.wait_for(asyncio.shield(join), within)
+        except TimeoutError:
+            log.warning("paho network thread still running after %.1f s; abandoning it", within)
+            return False
+        return True
