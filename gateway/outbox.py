@@ -289,6 +289,13 @@ class Outbox:
             return
         contract.validate(payload)
         contract.check_topic(topic, payload)
+        if payload["schema"] in contract.SEQUENCED and payload["gateway"] != self.gateway_id:
+            raise contract.ContractError(
+                f"gateway is {payload['gateway']!r} but this outbox sequences messages of "
+                f"{self.gateway_id!r} (msg_ids would collide)",
+                schema=payload["schema"],
+                path="gateway",
+            )
 
     # --- reading and acknowledging ----------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""Child processes for tests that kill -9 a gateway. Not a test module.
+
+Usage:
+    python child.py outbox DB GATEWAY SITE COUNT
+        put COUNT counts into the outbox, printing each seq once put() returned.
+    python child.py gateway HOST PORT PROTOCOL SITE GATEWAY STATE_DIR
+        run an MqttPublisher, print "up" once connected, then wait to be killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from edgecount import contract
+from gateway.mqtt import MqttSettings
+from gateway.outbox import Outbox
+from gateway.publisher import MqttPublisher
+
+
+def count_draft(gateway: str, site: str, n: int) -> dict[str, object]:
+    return contract.count_payload(
+        gateway=gateway,
+        site=site,
+        zone="z",
+        location=f"L{n}",
+        scan_id="s1",
+        items=[{"sku": "80614141123458", "qty": n}],
+    )
+
+
+def fill_outbox(db: str, gateway: str, site: str, count: int) -> None:
+    with Outbox(db, gateway_id=gateway) as outbox:
+        for n in range(count):
+            enqueued = outbox.put(
+                contract.count_topic(site, "z", f"L{n}"), count_draft(gateway, site, n), True
+            )
+            print(enqueued.seq, flush=True)
+
+
+async def run_gateway(
+    host: str, port: int, protocol: str, site: str, gateway: str, state: str
+) -> None:
+    settings = MqttSettings(host=host, port=port, protocol="5" if protocol == "5" else "3.1.1")
+    with Outbox(Path(state) / "outbox.sqlite3", gateway_id=gateway) as outbox:
+        publisher = MqttPublisher(settings, outbox, site=site)
+        await publisher.start()
+        if not await publisher.wait_connected(10):
+            sys.exit("not connected")
+        print("up", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str]) -> None:
+    if argv[0] == "outbox":
+        fill_outbox(argv[1], argv[2], argv[3], int(argv[4]))
+    elif argv[0] == "gateway":
+        asyncio.run(run_gateway(argv[1], int(argv[2]), argv[3], argv[4], argv[5], argv[6]))
+    else:
+        sys.exit(f"unknown child {argv[0]!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
