@@ -46,8 +46,12 @@ def run_gateway_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
-    zones = ", ".join(f"{name} ({len(config.zone_locations(name))} locations)" for name in config.zones)
-    print(f"{args.config}: valid; gateway {config.gateway_id} at site {config.site}; zones: {zones}")
+    zones = ", ".join(
+        f"{name} ({len(config.zone_locations(name))} locations)" for name in config.zones
+    )
+    print(
+        f"{args.config}: valid; gateway {config.gateway_id} at site {config.site}; zones: {zones}"
+    )
     return EXIT_OK
 
 
@@ -129,8 +133,11 @@ def run_scan(args: argparse.Namespace) -> int:
     else:
         print_table(report, sys.stdout)
         if not delivered:
-            print("warning: not every message was acknowledged by the broker yet; they stay in "
-                  "the outbox and are sent when the gateway next connects", file=sys.stderr)
+            print(
+                "warning: not every message was acknowledged by the broker yet; they stay in "
+                "the outbox and are sent when the gateway next connects",
+                file=sys.stderr,
+            )
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
 
 

@@ -21,7 +21,7 @@ from drivers.base import Reader
 from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.publisher import Publisher
-from gateway.runtime import make_publisher, started_readers
+from gateway.runtime import open_publisher, started_readers
 from gateway.scan import ZoneScan
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ class Gateway:
     def request(self, request: ScanRequest) -> bool:
         """Queue a scan unless the zone already waits for one. Returns True when queued."""
         if request.zone in self._waiting:
-            log.info("zone %s already waiting for a scan; merged (%s)", request.zone, request.reason)
+            log.info(
+                "zone %s already waiting for a scan; merged (%s)", request.zone, request.reason
+            )
             return False
         self._waiting.add(request.zone)
         self.requests.put_nowait(request)
@@ -92,8 +94,9 @@ class Gateway:
 
     def _reject(self, topic: str, why: str) -> None:
         self.rejected_commands += 1
-        log.warning("rejected command on %s: %s (%d rejected so far)", topic, why,
-                    self.rejected_commands)
+        log.warning(
+            "rejected command on %s: %s (%d rejected so far)", topic, why, self.rejected_commands
+        )
 
     async def worker(self, readers: dict[str, Reader]) -> None:
         """Run queued scans one after another until stopping."""
@@ -107,18 +110,23 @@ class Gateway:
                 return
             request = getter.result()
             self._waiting.discard(request.zone)
-            log.info("scanning zone %s (%s, by %s)", request.zone, request.reason,
-                     request.requested_by)
+            log.info(
+                "scanning zone %s (%s, by %s)", request.zone, request.reason, request.requested_by
+            )
             scan = ZoneScan(self.config, request.zone, readers, self.publisher)
             try:
                 result = await scan.run()
-            except Exception:  # noqa: BLE001 - the worker outlives a failed scan; it is logged
+            except Exception:  # the worker outlives a failed scan; it is logged with its trace
                 self.failed_scans += 1
                 log.exception("zone %s: scan failed", request.zone)
                 continue
             self.scans_run += 1
-            log.info("zone %s scan %s: %s", request.zone, result.scan_id,
-                     "complete" if result.complete else "incomplete")
+            log.info(
+                "zone %s scan %s: %s",
+                request.zone,
+                result.scan_id,
+                "complete" if result.complete else "incomplete",
+            )
 
     async def scheduler(self, zone: str, expression: str) -> None:
         """Queue a scan of ``zone`` at every time ``expression`` (cron) fires."""
@@ -132,14 +140,18 @@ class Gateway:
                 self.request(ScanRequest(zone, f"schedule {expression}", "schedule"))
 
 
-async def run_daemon(config: GatewayConfig, *, publisher: Publisher | None = None) -> int:
+async def run_daemon(config: GatewayConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
-    publisher = publisher or make_publisher(config)
+    async with open_publisher(config) as publisher:
+        return await serve(config, publisher)
+
+
+async def serve(config: GatewayConfig, publisher: Publisher) -> int:
+    """The daemon's body with a started publisher (tests pass their own)."""
     gateway = Gateway(config, publisher)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.stopping.set)
-    await publisher.start()
     publisher.subscribe(contract.cmd_scan_topic(config.site, config.gateway_id), gateway.on_command)
     try:
         async with started_readers(config) as readers:
@@ -155,5 +167,4 @@ async def run_daemon(config: GatewayConfig, *, publisher: Publisher | None = Non
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await publisher.stop()
     return 0

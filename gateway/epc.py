@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from epcpy import hex_to_tag_encodable
 from epcpy.epc_schemes.sgtin import SGTIN
+from epcpy.utils.parsers import hex_to_tag_encodable
 
 UNKNOWN_SKU = "unknown"
 _SGTIN96_HEADER = 0x30

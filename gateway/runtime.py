@@ -9,23 +9,22 @@ from collections.abc import AsyncIterator
 
 from drivers.base import Reader
 from gateway.config import GatewayConfig
-from gateway.publisher import Publisher
+from gateway.mqtt import MqttSettings
+from gateway.outbox import Outbox
+from gateway.publisher import MqttPublisher
 from gateway.readers import build_readers
 from gateway.scan import Progress, ScanResult, ZoneScan
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 10.0
+OUTBOX_FILE = "outbox.sqlite3"
 
 
-def make_publisher(config: GatewayConfig) -> Publisher:
-    """The MQTT publisher with its outbox under ``state_dir``."""
-    from gateway.mqtt import MqttSettings
-    from gateway.outbox import Outbox
-    from gateway.publisher import MqttPublisher
-
+def mqtt_settings(config: GatewayConfig) -> MqttSettings:
+    """The broker connection settings of a gateway configuration."""
     mqtt = config.mqtt
-    settings = MqttSettings(
+    return MqttSettings(
         host=mqtt.host,
         port=mqtt.port,
         protocol=mqtt.protocol,
@@ -37,9 +36,24 @@ def make_publisher(config: GatewayConfig) -> Publisher:
         key_file=mqtt.tls.key_file if mqtt.tls else None,
         keepalive=mqtt.keepalive,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_publisher(config: GatewayConfig) -> AsyncIterator[MqttPublisher]:
+    """Open the outbox under ``state_dir``, start the MQTT publisher; stop and close after."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(config.state_dir / "outbox.sqlite3", gateway_id=config.gateway_id)
-    return MqttPublisher(settings, outbox, site=config.site, gateway_id=config.gateway_id)
+    outbox = Outbox(config.state_dir / OUTBOX_FILE, gateway_id=config.gateway_id)
+    try:
+        publisher = MqttPublisher(
+            mqtt_settings(config), outbox, site=config.site, gateway_id=config.gateway_id
+        )
+        await publisher.start()
+        try:
+            yield publisher
+        finally:
+            await publisher.stop()
+    finally:
+        outbox.close()
 
 
 @contextlib.asynccontextmanager
@@ -59,12 +73,8 @@ async def scan_once(
     config: GatewayConfig, zone: str, *, progress: Progress | None = None
 ) -> tuple[ScanResult, bool]:
     """Connect, scan ``zone`` once, publish; returns the result and whether all was acked."""
-    publisher = make_publisher(config)
-    await publisher.start()
-    try:
+    async with open_publisher(config) as publisher:
         async with started_readers(config, config.zones[zone].readers) as readers:
             result = await ZoneScan(config, zone, readers, publisher, progress=progress).run()
         delivered = await publisher.flush(FLUSH_SECONDS)
-    finally:
-        await publisher.stop()
     return result, delivered

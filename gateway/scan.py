@@ -113,10 +113,17 @@ class ZoneScan:
         started = datetime.now(UTC)
         scan_id = scan_id or new_scan_id(self.config.gateway_id, self.zone, started)
         outcomes = {name: ReaderOutcome(name) for name in self.readers}
-        await self._publish_scan(scan_id, "started", started, None, [], outcomes)
+        await self._publish_scan(
+            scan_id=scan_id,
+            state="started",
+            started=started,
+            ended=None,
+            incomplete=[],
+            outcomes=outcomes,
+        )
         failures = {name: reader.failures for name, reader in self.readers.items()}
         consumers = [
-            asyncio.create_task(self._consume(name, reader, outcomes[name]), name=f"drain:{name}")
+            asyncio.create_task(self._consume(reader, outcomes[name]), name=f"drain:{name}")
             for name, reader in self.readers.items()
         ]
         try:
@@ -156,7 +163,7 @@ class ZoneScan:
             if self.progress is not None:
                 self.progress(1.0 - max(left - 0.25, 0.0) / seconds, self.aggregator.reads)
 
-    async def _consume(self, name: str, reader: Reader, outcome: ReaderOutcome) -> None:
+    async def _consume(self, reader: Reader, outcome: ReaderOutcome) -> None:
         queue = reader.queue
         while True:
             batch = await queue.get()
@@ -173,9 +180,7 @@ class ZoneScan:
     def _counts(self, outcomes: Mapping[str, ReaderOutcome]) -> dict[str, LocationCount]:
         failed = {name for name, outcome in outcomes.items() if not outcome.ok}
         incomplete = {
-            location
-            for name in failed
-            for location in self.config.reader(name).antennas.values()
+            location for name in failed for location in self.config.reader(name).antennas.values()
         }
         tallies: dict[str, LocationTally] = self.aggregator.tally(self.decoder)
         counts: dict[str, LocationCount] = {}
@@ -214,12 +219,18 @@ class ZoneScan:
         incomplete = [name for name, c in result.locations.items() if not c.complete]
         state = "completed" if result.complete else "incomplete"
         await self._publish_scan(
-            result.scan_id, state, result.started_at, result.ended_at, incomplete, result.readers
+            scan_id=result.scan_id,
+            state=state,
+            started=result.started_at,
+            ended=result.ended_at,
+            incomplete=incomplete,
+            outcomes=result.readers,
         )
         result.published = True
 
     async def _publish_scan(
         self,
+        *,
         scan_id: str,
         state: str,
         started: datetime,

@@ -1,0 +1,1 @@
+"""Vision models: weights, the training and export recipe, and detector backends (issue 4)."""

@@ -157,7 +157,7 @@ class LlrpReader(Reader):
         self._supervisor = asyncio.create_task(self._supervise(), name=f"llrp:{self.name}")
         await self._first_attempt.wait()
 
-    async def wait_connected(self, timeout: float) -> bool:
+    async def wait_connected(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until the reader is connected and configured, at most ``timeout`` seconds."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), timeout)
@@ -236,8 +236,8 @@ class LlrpReader(Reader):
 
     async def _connect(self) -> None:
         s = self.settings
-        self._health.state = HealthState.STARTING if not self._health.connects else (
-            HealthState.RECONNECTING
+        self._health.state = (
+            HealthState.STARTING if not self._health.connects else (HealthState.RECONNECTING)
         )
         self._link_lost.clear()
         ready = self._expect("ready")
@@ -369,8 +369,12 @@ class LlrpReader(Reader):
         if future is not None and not future.done():
             future.set_result(ok)
 
-    async def _await(self, future: asyncio.Future[bool], timeout: float | None = None) -> bool:
-        lost = asyncio.ensure_future(self._link_lost.wait())
+    async def _await(
+        self,
+        future: asyncio.Future[bool],
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline per reader command
+    ) -> bool:
+        lost: asyncio.Future[bool] = asyncio.ensure_future(self._link_lost.wait())
         try:
             done, _ = await asyncio.wait(
                 {future, lost},

@@ -57,7 +57,9 @@ def test_valid_file_loads_with_defaults_and_resolved_paths(tmp_path: Path) -> No
 
 
 def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("    host: 10.0.0.5\n", "    host: 10.0.0.5\n    tx_powr: 30\n"))
+    path = write(
+        tmp_path, VALID.replace("    host: 10.0.0.5\n", "    host: 10.0.0.5\n    tx_powr: 30\n")
+    )
     assert issues_of(path) == [f"{path}:11: readers[0].tx_powr: unknown key (not allowed here)"]
 
 
@@ -71,7 +73,8 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     assert len(found) == 3
     assert found[0].endswith(":6: mqtt.protocol: Input should be '5' or '3.1.1'")
     assert ":15: zones.A.scan_seconds:" in found[1]
-    assert ":16: zones.A.schedule:" in found[2] and "cron" in found[2]
+    assert ":16: zones.A.schedule:" in found[2]
+    assert "cron" in found[2]
 
 
 def test_reader_type_is_checked(tmp_path: Path) -> None:
