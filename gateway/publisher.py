@@ -656,9 +656,12 @@ class MqttPublisher(Publisher):
         self._health.connected, self._health.state = True, "connected"
         self._up.set()
         log.info("MQTT: connected to %s as %s", self._where, self.client_id)
-        self._send_control(session, "online")
+        # Subscribe before the birth: whoever reacts to "online" (a reconciler re-sending
+        # open scan requests) finds the subscription in place, as the broker handles one
+        # connection's packets in order.
         for topic_filter in dict.fromkeys(flt for flt, _ in self._subscriptions):
             conn.subscribe(topic_filter)
+        self._send_control(session, "online")
         self._wake.set()
 
     def connection_closed(self, conn: MqttConnection, reason: str) -> None:

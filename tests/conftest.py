@@ -92,8 +92,12 @@ class BrokerAddress:
     port: int
 
 
-def mqtt_ping(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when an MQTT 3.1.1 CONNECT to host:port gets CONNACK 0 (accepted)."""
+def mqtt_ping(host: str, port: int, timeout: float = 1.0, *, accepted: bool = True) -> bool:
+    """True when an anonymous MQTT 3.1.1 CONNECT to host:port gets a CONNACK.
+
+    With ``accepted`` (the default) only CONNACK 0 counts; without it a refusal (a broker that
+    wants a password) counts too: the broker is up.
+    """
     client_id = f"ping-{uuid.uuid4().hex[:8]}".encode()
     variable = b"\x00\x04MQTT\x04\x02\x00\x00"  # protocol, level 4, clean session, keepalive 0
     body = variable + len(client_id).to_bytes(2, "big") + client_id
@@ -105,7 +109,7 @@ def mqtt_ping(host: str, port: int, timeout: float = 1.0) -> bool:
             sock.sendall(b"\xe0\x00")  # DISCONNECT
     except OSError:
         return False
-    return answer[:2] == b"\x20\x02" and answer[3:4] == b"\x00"
+    return answer[:2] == b"\x20\x02" and (answer[3:4] == b"\x00" or not accepted)
 
 
 def free_port() -> int:
@@ -167,7 +171,7 @@ class MosquittoBroker:
                 [MOSQUITTO, "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        while not mqtt_ping(self.host, self.port, timeout=0.5):
+        while not mqtt_ping(self.host, self.port, timeout=0.5, accepted=False):
             try:
                 # Doubles as the pause between polls and as the check for an early exit.
                 code = self.process.wait(timeout=0.02)

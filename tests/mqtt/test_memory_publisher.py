@@ -1,0 +1,87 @@
+"""MemoryPublisher, MQTT settings and the reconnect backoff: pure logic, no broker."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from edgecount import contract
+from gateway.mqtt import Backoff, MqttSettings, MqttSettingsError, new_client, read_password
+from gateway.outbox import OutboxFullError
+from gateway.publisher import MemoryPublisher
+
+SITE, GW = "dc-east", "gw-1"
+
+
+def draft(location: str = "L1") -> dict[str, object]:
+    return contract.count_payload(
+        gateway=GW,
+        site=SITE,
+        zone="z",
+        location=location,
+        scan_id="s",
+        items=[{"sku": "x", "qty": 1}],
+    )
+
+
+async def test_memory_publisher_sequences_validates_and_keeps_retained() -> None:
+    publisher = MemoryPublisher(site=SITE, gateway_id=GW)
+    await publisher.start()
+    first = await publisher.publish(contract.count_topic(SITE, "z", "L1"), draft(), retain=True)
+    second = await publisher.publish(contract.count_topic(SITE, "z", "L1"), draft(), retain=True)
+    assert (first["msg_id"], second["msg_id"]) == ("gw-1:1", "gw-1:2")
+    assert publisher.retained[contract.count_topic(SITE, "z", "L1")] == second
+    with pytest.raises(contract.ContractError, match="location is 'L1' but the topic"):
+        await publisher.publish(contract.count_topic(SITE, "z", "L2"), draft(), retain=True)
+    assert publisher.health().rejected == 1
+    publisher.fail_with = OutboxFullError("full")
+    with pytest.raises(OutboxFullError):
+        await publisher.publish(contract.count_topic(SITE, "z", "L1"), draft(), retain=True)
+    assert await publisher.flush(0.1)
+    await publisher.stop()
+    states = [p["state"] for p in publisher.payloads(contract.STATUS)]
+    assert states == ["online", "stopped"]
+    assert len(publisher.payloads(contract.COUNT)) == 2
+
+
+async def test_memory_publisher_delivers_to_matching_subscriptions() -> None:
+    publisher = MemoryPublisher(site=SITE, gateway_id=GW)
+    got: list[tuple[str, bytes]] = []
+    publisher.subscribe(contract.cmd_scan_topic(SITE, GW), lambda t, p: got.append((t, p)))
+    publisher.subscribe("$share/g/edgecount/v1/+/cmd/#", lambda t, p: got.append((t, p)))
+    assert publisher.deliver(contract.cmd_scan_topic(SITE, GW), b"{}") == 2
+    assert publisher.deliver(contract.cmd_scan_topic(SITE, "gw-2"), b"{}") == 1
+    assert len(got) == 3
+
+
+def test_settings_validation_and_description(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    settings = MqttSettings(host="broker", port=8883, username="gw", password_file=secret, tls=True)
+    assert settings.uses_tls
+    assert settings.describe() == "mqtts://gw@broker:8883 (MQTT 5)"
+    assert "s3cret" not in repr(settings)
+    assert read_password(secret) == "s3cret"
+    with pytest.raises(MqttSettingsError, match="cannot read MQTT password file"):
+        read_password(tmp_path / "missing")
+    with pytest.raises(MqttSettingsError, match="protocol"):
+        MqttSettings(protocol="4")  # type: ignore[arg-type]
+    with pytest.raises(MqttSettingsError, match="go together"):
+        MqttSettings(cert_file=secret)
+    client = new_client(
+        MqttSettings(protocol="3.1.1"), "id", will=("edgecount/v1/s/status/g", b"x")
+    )
+    assert client.max_inflight_messages == 22
+
+
+def test_backoff_grows_with_jitter_caps_and_resets() -> None:
+    backoff = Backoff(0.5, 4.0, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(8)]
+    ceilings = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    assert len(set(delays)) == len(delays), "jitter: no two delays alike"
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5

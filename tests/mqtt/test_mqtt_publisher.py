@@ -1,0 +1,331 @@
+"""MqttPublisher against real Mosquitto brokers, with real paho clients on both ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.publish as paho_publish
+import pytest
+from conftest import (
+    BrokerAddress,
+    MosquittoFactory,
+    Received,
+    RecorderFactory,
+    eventually,
+    free_port,
+)
+
+from edgecount import contract
+from gateway.mqtt import MqttSettings
+from gateway.outbox import Outbox, OutboxFullError
+from gateway.publisher import MqttPublisher
+
+CHILD = Path(__file__).with_name("child.py")
+PROTOCOLS = pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+
+
+def gateway_id() -> str:
+    return f"gw-{uuid.uuid4().hex[:8]}"
+
+
+def count(site: str, gateway: str, location: str, qty: int = 1) -> dict[str, Any]:
+    return contract.count_payload(
+        gateway=gateway,
+        site=site,
+        zone="z",
+        location=location,
+        scan_id="s1",
+        items=[{"sku": "80614141123458", "qty": qty}],
+    )
+
+
+def settings(address: BrokerAddress, protocol: str = "5", **overrides: Any) -> MqttSettings:
+    values: dict[str, Any] = {
+        "host": address.host,
+        "port": address.port,
+        "protocol": protocol,
+        "keepalive": 5,
+        "connect_timeout": 3.0,
+        "reconnect_min_delay": 0.05,
+        "reconnect_max_delay": 0.3,
+    }
+    values.update(overrides)
+    return MqttSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    state: Path,
+    config: MqttSettings,
+    site: str,
+    gateway: str,
+    *,
+    max_rows: int = 1000,
+) -> AsyncIterator[tuple[MqttPublisher, Outbox]]:
+    outbox = Outbox(state / f"{gateway}.sqlite3", gateway_id=gateway, max_rows=max_rows)
+    publisher = MqttPublisher(config, outbox, site=site)
+    try:
+        await publisher.start()
+        yield publisher, outbox
+    finally:
+        await publisher.stop()
+        outbox.close()
+
+
+def state_is(state: str) -> Any:
+    return lambda m: m.payload is not None and m.payload.get("state") == state
+
+
+async def publish(
+    publisher: MqttPublisher, site: str, location: str, qty: int = 1
+) -> dict[str, Any]:
+    topic = contract.count_topic(site, "z", location)
+    return await publisher.publish(
+        topic, count(site, publisher.gateway_id, location, qty), retain=True
+    )
+
+
+@PROTOCOLS
+async def test_count_is_delivered_retained_with_qos1_and_birth(
+    broker: BrokerAddress,
+    unique_site: str,
+    mqtt_recorder: RecorderFactory,
+    tmp_path: Path,
+    protocol: str,
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    live = mqtt_recorder(broker, contract.site_filter(site), protocol=protocol)
+    async with running(tmp_path, settings(broker, protocol), site, gateway) as (publisher, outbox):
+        assert await publisher.wait_connected(5)
+        sent = await publish(publisher, site, "A-1", qty=3)
+        assert sent["msg_id"] == f"{gateway}:1"
+        assert await publisher.flush(5)
+        assert outbox.depth == 0
+        (message,) = await live.await_for(1, contract.count_topic(site, "z", "A-1"))
+        assert message.payload == sent
+        assert message.qos == 1
+        health = publisher.health()
+        assert (health.connected, health.published, health.acked, health.replayed) == (
+            True,
+            1,
+            1,
+            0,
+        )
+        assert health.ack_latency_last_s is not None
+        late = mqtt_recorder(broker, contract.site_filter(site), protocol=protocol)
+        retained = await late.await_for(2)
+        by_topic = {m.topic: m for m in retained}
+        assert by_topic[contract.count_topic(site, "z", "A-1")].retain
+        status = by_topic[contract.status_topic(site, gateway)]
+        assert status.retain
+        assert status.payload is not None
+        assert status.payload["state"] == "online"
+
+
+async def test_clean_stop_says_stopped_and_leaves_no_will(
+    broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    status_topic = contract.status_topic(site, gateway)
+    recorder = mqtt_recorder(broker, status_topic)
+    async with running(tmp_path, settings(broker), site, gateway) as (publisher, _):
+        assert await publisher.wait_connected(5)
+        await recorder.await_for(1, where=state_is("online"))
+    assert publisher.health().state == "stopped"
+    await recorder.await_for(1, where=state_is("stopped"))
+    late = mqtt_recorder(broker, status_topic)
+    (retained,) = await late.await_for(1)
+    assert retained.payload is not None
+    assert retained.payload["state"] == "stopped"
+    assert not recorder.matching(where=state_is("offline"))
+
+
+@PROTOCOLS
+async def test_killed_gateway_process_leaves_offline_will(
+    broker: BrokerAddress,
+    unique_site: str,
+    mqtt_recorder: RecorderFactory,
+    tmp_path: Path,
+    protocol: str,
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    recorder = mqtt_recorder(broker, contract.status_topic(site, gateway))
+    args = ["gateway", broker.host, str(broker.port), protocol, site, gateway, str(tmp_path)]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHILD), *args, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        assert (await child.stdout.readline()).strip() == b"up"
+        await recorder.await_for(1, where=state_is("online"))
+        child.send_signal(signal.SIGKILL)
+        (will,) = await recorder.await_for(1, where=state_is("offline"))
+        assert will.payload is not None
+        assert will.payload["gateway"] == gateway
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+
+
+@PROTOCOLS
+async def test_broker_restart_replays_unacked_messages_as_historical(
+    mosquitto_factory: MosquittoFactory,
+    unique_site: str,
+    mqtt_recorder: RecorderFactory,
+    tmp_path: Path,
+    protocol: str,
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    mosquitto = mosquitto_factory()
+    recorder = mqtt_recorder(mosquitto.address, contract.site_filter(site), protocol=protocol)
+    commands: list[tuple[str, bytes, int]] = []
+    cmd_topic = contract.cmd_scan_topic(site, gateway)
+    async with running(tmp_path, settings(mosquitto.address, protocol), site, gateway) as (
+        publisher,
+        outbox,
+    ):
+        publisher.subscribe(cmd_topic, lambda t, p: commands.append((t, p, threading.get_ident())))
+        assert await publisher.wait_connected(5)
+        await publish(publisher, site, "L0")
+        assert await publisher.flush(5)
+
+        mosquitto.pause()  # connected, but no PUBACK comes back
+        await publish(publisher, site, "L1")
+        await publish(publisher, site, "L2")
+        await eventually(lambda: publisher.health().inflight == 2, what="2 messages in flight")
+        assert not await publisher.flush(0.2)
+        assert outbox.depth == 2, "no PUBACK, so the rows stay"
+
+        mosquitto.kill()
+        await eventually(lambda: not publisher.health().connected, what="disconnect seen")
+        await publish(publisher, site, "L3")  # queued while down, never attempted
+        mosquitto.start()
+
+        assert await publisher.flush(10)
+        assert outbox.depth == 0
+        health = publisher.health()
+        assert (health.connects, health.replayed, health.acked) == (2, 2, 4)
+
+        def historical(location: str) -> set[bool]:
+            found = recorder.matching(contract.count_topic(site, "z", location))
+            return {bool(m.payload and m.payload["historical"]) for m in found}
+
+        for location in ("L1", "L2", "L3"):
+            await recorder.await_for(1, contract.count_topic(site, "z", location), timeout=10)
+        assert historical("L1") == historical("L2") == {True}
+        assert historical("L3") == {False}
+
+        await recorder.await_for(2, contract.status_topic(site, gateway), where=state_is("online"))
+        request = contract.scan_request_payload(zone="z", reason="recount", requested_by="test")
+        await asyncio.to_thread(
+            paho_publish.single,
+            cmd_topic,
+            contract.encode(request),
+            qos=1,
+            hostname=mosquitto.host,
+            port=mosquitto.port,
+        )
+        await eventually(lambda: len(commands) == 1, what="command delivered after reconnect")
+        topic, raw, thread = commands[0]
+        assert (topic, contract.decode(raw)) == (cmd_topic, request)
+        assert thread == threading.get_ident(), "callbacks run on the event loop's thread"
+
+
+async def test_messages_from_before_a_restart_are_sent_historical(
+    broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    with Outbox(tmp_path / f"{gateway}.sqlite3", gateway_id=gateway) as previous_process:
+        for location in ("A", "B"):
+            previous_process.put(
+                contract.count_topic(site, "z", location), count(site, gateway, location), True
+            )
+    recorder = mqtt_recorder(broker, contract.site_filter(site))
+    async with running(tmp_path, settings(broker), site, gateway) as (publisher, outbox):
+        fresh = await publish(publisher, site, "C")
+        assert fresh["seq"] == 3
+        assert await publisher.flush(5)
+        assert outbox.depth == 0
+    found = await recorder.await_for(3, f"{contract.site_root(site)}count/#")
+    assert [(m.payload or {}).get("historical") for m in found] == [True, True, False]
+    assert [(m.payload or {}).get("seq") for m in found] == [1, 2, 3]
+
+
+async def test_many_messages_arrive_in_order(
+    broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    topic = contract.count_topic(site, "z", "A")
+    recorder = mqtt_recorder(broker, topic)
+    async with running(tmp_path, settings(broker, max_inflight=8), site, gateway) as (publisher, _):
+        for qty in range(200):
+            await publish(publisher, site, "A", qty)
+        assert await publisher.flush(10)
+    found: list[Received] = await recorder.await_for(200, topic, timeout=10)
+    assert [(m.payload or {}).get("seq") for m in found] == list(range(1, 201))
+
+
+async def test_refused_connection_is_never_marked_connected(
+    mosquitto_factory: MosquittoFactory, unique_site: str, tmp_path: Path
+) -> None:
+    passwords = tmp_path / "passwd"
+    make = await asyncio.create_subprocess_exec(
+        "mosquitto_passwd", "-c", "-b", str(passwords), "gw", "right"
+    )
+    assert await make.wait() == 0
+    mosquitto = mosquitto_factory(f"allow_anonymous false\npassword_file {passwords}")
+    secret = tmp_path / "secret"
+    secret.write_text("wrong\n", encoding="utf-8")
+    config = settings(mosquitto.address, username="gw", password_file=secret)
+    async with running(tmp_path, config, unique_site, gateway_id()) as (publisher, _):
+        await eventually(lambda: publisher.health().connect_failures >= 2, what="retries")
+        health = publisher.health()
+        assert not health.connected
+        assert health.connects == 0
+        assert "refused the connection" in (health.last_error or "")
+        assert not await publisher.wait_connected(0.1)
+        secret.write_text("right\n", encoding="utf-8")  # rotated: read on the next attempt
+        assert await publisher.wait_connected(5)
+
+
+async def test_outbox_bound_while_the_broker_is_unreachable(
+    unique_site: str, tmp_path: Path
+) -> None:
+    nowhere = BrokerAddress("127.0.0.1", free_port())
+    site, gateway = unique_site, gateway_id()
+    async with running(tmp_path, settings(nowhere), site, gateway, max_rows=2) as (publisher, _):
+        await publish(publisher, site, "A")
+        await publish(publisher, site, "B")
+        with pytest.raises(OutboxFullError):
+            await publish(publisher, site, "C")
+        health = publisher.health()
+        assert (health.connected, health.outbox_depth, health.outbox_full) == (False, 2, True)
+        assert health.rejected == 1
+        assert health.connect_failures >= 1
+        assert "cannot connect" in (health.last_error or "")
+        assert not await publisher.flush(0.1)
+
+
+async def test_mqtt5_refused_publish_stays_in_the_outbox(
+    mosquitto_factory: MosquittoFactory, unique_site: str, tmp_path: Path
+) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite edgecount/v1/+/status/#\n", encoding="utf-8")
+    mosquitto = mosquitto_factory(f"acl_file {acl}")
+    site, gateway = unique_site, gateway_id()
+    async with running(tmp_path, settings(mosquitto.address), site, gateway) as (publisher, outbox):
+        assert await publisher.wait_connected(5)
+        await publish(publisher, site, "A")
+        await eventually(lambda: publisher.health().refused == 1, what="PUBACK with a failure")
+        assert outbox.depth == 1
+        assert "Not authorized" in (publisher.health().last_error or "")
+        assert not await publisher.flush(0.1)
