@@ -67,7 +67,10 @@ class Session:
 
     def write(self, data: bytes, messages: int = 1) -> bool:
         """Queue bytes for the client unless silent or closing."""
-        if self.silent or self.closing or self.writer.is_closing():
+        if self.silent:
+            self.reader.stats.suppressed_messages += messages
+            return False
+        if self.closing or self.writer.is_closing():
             return False
         self.writer.write(data)
         stats = self.reader.stats

@@ -20,6 +20,7 @@ class SimStats:
         connected: Whether a client session is open now.
         messages_in: Complete messages received.
         messages_out: Messages sent (garbage excluded).
+        suppressed_messages: Messages not sent because the connection was silenced.
         bytes_out: Bytes sent.
         reports_sent: RO_ACCESS_REPORT messages sent (replay included).
         tag_reports_sent: TagReportData parameters sent (replay excluded).
@@ -46,6 +47,7 @@ class SimStats:
     connected: bool = False
     messages_in: int = 0
     messages_out: int = 0
+    suppressed_messages: int = 0
     bytes_out: int = 0
     reports_sent: int = 0
     tag_reports_sent: int = 0
