@@ -314,7 +314,7 @@ class MqttPublisher(Publisher):
 
     Args:
         settings: How to reach the broker.
-        outbox: The outbox (the caller opens and closes it).
+        outbox: The outbox; the publisher closes it in :meth:`stop`.
         site: Site identifier, for the status topic and payloads.
         gateway_id: Must equal ``outbox.gateway_id`` (default: taken from it).
         version: Reported in status payloads.
@@ -359,6 +359,8 @@ class MqttPublisher(Publisher):
         """Start connecting; returns once the first attempt ended (or timed out)."""
         if self._tasks:
             return
+        if self._health.state == "stopped":
+            raise RuntimeError("a stopped publisher cannot start again; make a new one")
         self._loop = asyncio.get_running_loop()
         self._health.state = "connecting"
         self._tasks = [
@@ -433,6 +435,7 @@ class MqttPublisher(Publisher):
             session.conn.disconnect()
         await self._end_tasks()
         await self._commit_acks()
+        await self._db(self.outbox.close)
         await asyncio.get_running_loop().run_in_executor(None, self._db_exec.shutdown)
         self._health.state, self._health.connected = "stopped", False
 
@@ -464,6 +467,8 @@ class MqttPublisher(Publisher):
 
     async def _db(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run an outbox call on the outbox's worker thread."""
+        if self._health.state == "stopped":
+            raise RuntimeError("the publisher is stopped")
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._db_exec, call)
 

@@ -140,6 +140,9 @@ async def test_clean_stop_says_stopped_and_leaves_no_will(
         assert await publisher.wait_connected(5)
         await recorder.await_for(1, where=state_is("online"))
     assert publisher.health().state == "stopped"
+    await publisher.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="stopped"):
+        await publish(publisher, site, "A")
     await recorder.await_for(1, where=state_is("stopped"))
     late = mqtt_recorder(broker, status_topic)
     (retained,) = await late.await_for(1)
