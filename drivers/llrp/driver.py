@@ -199,11 +199,12 @@ class LlrpReader(Reader):
                 await self._connect()
             except (OSError, TimeoutError, ReaderError) as exc:
                 self._note_failure(f"connect failed: {exc}")
+                self._first_attempt.set()
             else:
+                self._first_attempt.set()
                 backoff.reset()
                 await self._watch()
             finally:
-                self._first_attempt.set()
                 await self._disconnect()
             if self._stopping.is_set():
                 break
