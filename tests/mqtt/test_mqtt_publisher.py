@@ -332,3 +332,17 @@ async def test_mqtt5_refused_publish_stays_in_the_outbox(
         assert outbox.depth == 1
         assert "Not authorized" in (publisher.health().last_error or "")
         assert not await publisher.flush(0.1)
+
+
+async def test_broker_that_never_answers_connect_is_retried(
+    mosquitto_factory: MosquittoFactory, unique_site: str, tmp_path: Path
+) -> None:
+    mosquitto = mosquitto_factory()
+    mosquitto.pause()  # the kernel still accepts TCP; CONNACK never comes
+    config = settings(mosquitto.address, connect_timeout=0.3)
+    async with running(tmp_path, config, unique_site, gateway_id()) as (publisher, _):
+        await eventually(lambda: publisher.health().connect_failures >= 1, what="no CONNACK")
+        assert "no CONNACK" in (publisher.health().last_error or "")
+        assert not publisher.health().connected
+        mosquitto.resume()
+        assert await publisher.wait_connected(5)
