@@ -131,6 +131,8 @@ class LlrpReader(Reader):
         self._first_attempt = asyncio.Event()
         self._inventory_wanted = False
         self._failures = 0
+        self.failed = asyncio.Event()
+        """Set at the first link failure (connect, keepalive or socket); never cleared."""
         self._waiters: dict[str, asyncio.Future[bool]] = {}
 
     # -- public API -------------------------------------------------------------------------
@@ -215,6 +217,7 @@ class LlrpReader(Reader):
 
     def _note_failure(self, why: str) -> None:
         self._failures += 1
+        self.failed.set()
         self._health.state = HealthState.RECONNECTING
         self._health.last_error = why
         log.error("%s: %s", self.name, why)

@@ -8,60 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from drivers.llrp.driver import LlrpReader
 from gateway.config import GatewayConfig
-from gateway.epc import EpcDecoder
 from gateway.readers import build_readers, llrp_settings
 from gateway.runtime import open_publisher
 from gateway.scan import ScanResult, ZoneScan
 from simulators.llrp.server import LLRPSimulator
-from simulators.scene import ReaderSpec, Scene, TagSpec
+from simulators.scene import Scene
+from simulators.shelf import shelf_scene, truth_by_antenna
 from tests.conftest import BrokerAddress, RecorderFactory
 
 LOCATIONS = {1: "A-01-01", 2: "A-01-02", 3: "A-01-03", 4: "A-01-04"}
-# Four SKUs: SGTIN-96 prefixes (header 0x30, filter 1, partition 5) of four item references.
-SKU_PREFIXES = [
-    0x3034257BF7194E4 << 38 | 0,
-    0x3034257BF7194F0 << 38,
-    0x3034257BF7195B8 << 38,
-    0x3034257BF719640 << 38,
-]
-
-
-def sgtin(prefix: int, serial: int) -> str:
-    return f"{(prefix >> 38 << 38) | serial:024x}"
-
-
-def shelf_scene(tags_per_location: int = 260, seed: int = 7) -> Scene:
-    """Four shelf locations; 2 % misses per round; every tag also heard 15 dB weaker next door."""
-    rng = random.Random(seed)
-    tags: list[TagSpec] = []
-    serial = 1
-    for antenna in LOCATIONS:
-        for _ in range(tags_per_location):
-            epc = sgtin(rng.choice(SKU_PREFIXES), serial)
-            serial += 1
-            rssi = rng.uniform(-62.0, -45.0)
-            tags.append(TagSpec(epc=epc, antenna=antenna, rssi=rssi, read_prob=0.98))
-            for neighbour in (antenna - 1, antenna + 1):
-                if neighbour in LOCATIONS:
-                    tags.append(
-                        TagSpec(epc=epc, antenna=neighbour, rssi=rssi - 15.0, read_prob=0.98)
-                    )
-    return Scene(reader=ReaderSpec(antennas=4, rounds_per_second=10), seed=seed, tags=tags)
 
 
 def truth_of(scene: Scene) -> dict[str, Counter[str]]:
-    decoder = EpcDecoder()
-    truth: dict[str, Counter[str]] = {name: Counter() for name in LOCATIONS.values()}
-    for epc, antenna in scene.best_antenna().items():
-        truth[LOCATIONS[antenna]][decoder.decode(bytes.fromhex(epc)).sku] += 1
-    return truth
+    return {LOCATIONS[antenna]: skus for antenna, skus in truth_by_antenna(scene).items()}
 
 
 def gateway_config(
@@ -183,9 +148,7 @@ async def test_keepalive_watchdog_detects_a_silent_reader_and_reconnects(
         loop = asyncio.get_running_loop()
         silenced_at = loop.time()
         sim.go_silent()
-        async with asyncio.timeout(5):
-            while reader.failures == 0:
-                await asyncio.sleep(0.02)
+        await asyncio.wait_for(reader.failed.wait(), 5)
         detected_after = loop.time() - silenced_at
         # the reader sends a keepalive every second; a dead link is noticed within two
         assert detected_after <= 2.0, detected_after
