@@ -14,7 +14,12 @@ from typing import Any
 
 import paho.mqtt.publish as paho_publish
 import pytest
-from conftest import (
+
+from edgecount import contract
+from gateway.mqtt import MqttSettings
+from gateway.outbox import Outbox, OutboxFullError
+from gateway.publisher import MqttPublisher
+from tests.conftest import (
     BrokerAddress,
     MosquittoFactory,
     Received,
@@ -22,11 +27,6 @@ from conftest import (
     eventually,
     free_port,
 )
-
-from edgecount import contract
-from gateway.mqtt import MqttSettings
-from gateway.outbox import Outbox, OutboxFullError
-from gateway.publisher import MqttPublisher
 
 CHILD = Path(__file__).with_name("child.py")
 PROTOCOLS = pytest.mark.parametrize("protocol", ["5", "3.1.1"])
