@@ -34,6 +34,7 @@ class ScanRequest:
     zone: str
     reason: str
     requested_by: str
+    request_id: str | None = None
 
 
 class Gateway:
@@ -70,13 +71,17 @@ class Gateway:
         if payload.get("schema") != "edgecount.scan-request/1":
             self._reject(topic, f"expected a scan request, got {payload.get('schema')!r}")
             return
+        expires = payload.get("expires_at")
+        if isinstance(expires, str) and contract.parse_iso(expires) < datetime.now(UTC):
+            self._reject(topic, f"request {payload['request_id']} expired at {expires}")
+            return
         zones = self._zones_for(payload)
         if not zones:
             self._reject(topic, "names no zone or location of this gateway")
             return
         for zone in zones:
             self.request(
-                ScanRequest(zone, str(payload.get("reason", "")), str(payload.get("requested_by")))
+                ScanRequest(zone, payload["reason"], payload["requested_by"], payload["request_id"])
             )
 
     def _zones_for(self, payload: dict[str, object]) -> list[str]:
@@ -115,7 +120,7 @@ class Gateway:
             )
             scan = ZoneScan(self.config, request.zone, readers, self.publisher)
             try:
-                result = await scan.run()
+                result = await scan.run(request_id=request.request_id)
             except Exception:  # the worker outlives a failed scan; it is logged with its trace
                 self.failed_scans += 1
                 log.exception("zone %s: scan failed", request.zone)

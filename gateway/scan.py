@@ -107,9 +107,16 @@ class ZoneScan:
             for antenna, location in config.reader(name).antennas.items()
         }
         self.aggregator = WindowAggregator(locations, self.zone_config.min_reads)
+        self.request_id: str | None = None
 
-    async def run(self, scan_id: str | None = None) -> ScanResult:
-        """Run the window, publish the counts and the scan outcome, return the result."""
+    async def run(self, scan_id: str | None = None, request_id: str | None = None) -> ScanResult:
+        """Run the window, publish the counts and the scan outcome, return the result.
+
+        Args:
+            scan_id: Defaults to a new unique id.
+            request_id: The scan request this scan answers (carried in its scan messages).
+        """
+        self.request_id = request_id
         started = datetime.now(UTC)
         scan_id = scan_id or new_scan_id(self.config.gateway_id, self.zone, started)
         outcomes = {name: ReaderOutcome(name) for name in self.readers}
@@ -259,6 +266,7 @@ class ZoneScan:
             locations=self.config.zone_locations(self.zone),
             incomplete_locations=incomplete,
             readers=readers,
+            request_id=self.request_id,
         )
         await self.publisher.publish(
             contract.scan_topic(self.config.site, self.zone), payload, retain=True
