@@ -8,6 +8,7 @@ Fixtures:
   overrides it; when none answers, one private broker is started for the session). Tests
   that use it keep to their own topics: take ``unique_site`` as the site.
 * ``unique_site`` -- a site id no other test uses, so topics never collide.
+* ``tls_certs`` -- a throw-away CA, server and client certificates (:class:`TlsFiles`).
 * ``mqtt_recorder`` -- makes :class:`MqttRecorder` s that subscribe and let a test wait for
   messages; every payload they see is validated against the contract.
 
@@ -26,6 +27,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -92,18 +94,28 @@ class BrokerAddress:
     port: int
 
 
-def mqtt_ping(host: str, port: int, timeout: float = 1.0, *, accepted: bool = True) -> bool:
+def mqtt_ping(
+    host: str,
+    port: int,
+    timeout: float = 1.0,
+    *,
+    accepted: bool = True,
+    tls: ssl.SSLContext | None = None,
+) -> bool:
     """True when an anonymous MQTT 3.1.1 CONNECT to host:port gets a CONNACK.
 
     With ``accepted`` (the default) only CONNACK 0 counts; without it a refusal (a broker that
-    wants a password) counts too: the broker is up.
+    wants a password) counts too: the broker is up. ``tls`` speaks TLS with that context.
     """
     client_id = f"ping-{uuid.uuid4().hex[:8]}".encode()
     variable = b"\x00\x04MQTT\x04\x02\x00\x00"  # protocol, level 4, clean session, keepalive 0
     body = variable + len(client_id).to_bytes(2, "big") + client_id
     packet = b"\x10" + bytes([len(body)]) + body
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=host))
             sock.sendall(packet)
             answer = sock.recv(4)
             sock.sendall(b"\xe0\x00")  # DISCONNECT
@@ -127,14 +139,22 @@ class MosquittoBroker:
         directory: Where the config and log go.
         port: The port to listen on (kept across restarts).
         config_extra: More configuration lines (e.g. ``password_file ...``).
+        ping_tls: TLS context for the readiness check, when the listener speaks TLS.
     """
 
-    def __init__(self, directory: Path, port: int, config_extra: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int,
+        config_extra: str = "",
+        ping_tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.directory = directory
         self.address = BrokerAddress("127.0.0.1", port)
         self.config_path = directory / "mosquitto.conf"
         self.log_path = directory / "mosquitto.log"
         self.config_extra = config_extra
+        self.ping_tls = ping_tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -171,7 +191,7 @@ class MosquittoBroker:
                 [MOSQUITTO, "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        while not mqtt_ping(self.host, self.port, timeout=0.5, accepted=False):
+        while not mqtt_ping(self.host, self.port, 0.5, accepted=False, tls=self.ping_tls):
             try:
                 # Doubles as the pause between polls and as the check for an early exit.
                 code = self.process.wait(timeout=0.02)
@@ -234,14 +254,16 @@ MosquittoFactory = Callable[..., MosquittoBroker]
 
 @pytest.fixture
 def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoFactory]:
-    """Start private brokers: ``mosquitto_factory(config_extra="", port=None)``."""
+    """Start private brokers: ``mosquitto_factory(config_extra="", port=None, ping_tls=None)``."""
     if not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed (make mosquitto)")
     brokers: list[MosquittoBroker] = []
 
-    def make(config_extra: str = "", port: int | None = None) -> MosquittoBroker:
+    def make(
+        config_extra: str = "", port: int | None = None, ping_tls: ssl.SSLContext | None = None
+    ) -> MosquittoBroker:
         directory = tmp_path_factory.mktemp("mosquitto")
-        broker = MosquittoBroker(directory, port or free_port(), config_extra)
+        broker = MosquittoBroker(directory, port or free_port(), config_extra, ping_tls)
         brokers.append(broker)
         return broker.start()
 
@@ -265,6 +287,60 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerAddress]:
         yield private.address
     finally:
         private.kill()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    def broker_config(self, require_certificate: bool = False) -> str:
+        """Mosquitto lines that turn the listener into TLS (with client certificates)."""
+        lines = [f"cafile {self.ca}", f"certfile {self.server_cert}", f"keyfile {self.server_key}"]
+        if require_certificate:
+            lines.append("require_certificate true")
+        return "\n".join(lines)
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client TLS context trusting the CA and presenting the client certificate."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(self.client_cert, self.client_key)
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """Make :class:`TlsFiles` with the ``openssl`` command (EC P-256, valid two days)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    files = TlsFiles(
+        d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(files.ca), "-days", "2",
+        "-subj", "/CN=edgecount-test-ca")  # fmt: skip
+    san = d / "san.ext"
+    san.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n", encoding="utf-8")
+    for name, cert, key, ext in (
+        ("127.0.0.1", files.server_cert, files.server_key, ["-extfile", str(san)]),
+        ("edgecount-test-client", files.client_cert, files.client_key, []),
+    ):
+        csr = d / f"{name}.csr"
+        run("req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", str(csr), "-CA", str(files.ca), "-CAkey", str(d / "ca.key"),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", *ext)  # fmt: skip
+    return files
 
 
 @pytest.fixture

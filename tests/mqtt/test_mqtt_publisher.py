@@ -24,6 +24,7 @@ from tests.conftest import (
     MosquittoFactory,
     Received,
     RecorderFactory,
+    TlsFiles,
     eventually,
     free_port,
 )
@@ -346,3 +347,27 @@ async def test_broker_that_never_answers_connect_is_retried(
         assert not publisher.health().connected
         mosquitto.resume()
         assert await publisher.wait_connected(5)
+
+
+async def test_mutual_tls(
+    mosquitto_factory: MosquittoFactory, tls_certs: TlsFiles, unique_site: str, tmp_path: Path
+) -> None:
+    config_lines = tls_certs.broker_config(require_certificate=True)
+    mosquitto = mosquitto_factory(config_lines, ping_tls=tls_certs.client_context())
+    site, gateway = unique_site, gateway_id()
+    untrusted = settings(mosquitto.address, tls=True)  # system CAs do not know the test CA
+    async with running(tmp_path, untrusted, site, f"{gateway}-x") as (publisher, _):
+        await eventually(lambda: publisher.health().connect_failures >= 1, what="TLS failure")
+        assert "CERTIFICATE_VERIFY_FAILED" in (publisher.health().last_error or "")
+    config = settings(
+        mosquitto.address,
+        ca_file=tls_certs.ca,
+        cert_file=tls_certs.client_cert,
+        key_file=tls_certs.client_key,
+    )
+    assert config.describe().startswith("mqtts://")
+    async with running(tmp_path, config, site, gateway) as (publisher, outbox):
+        assert await publisher.wait_connected(5)
+        await publish(publisher, site, "A")
+        assert await publisher.flush(5)
+        assert outbox.depth == 0
