@@ -46,6 +46,7 @@ from drivers.llrp.codec_base import (
     ROSpecStopTriggerType,
     StatusCode,
     TagObservationTriggerType,
+    message,
     unpack_header,
 )
 from drivers.llrp.codec_caps import (
@@ -333,6 +334,11 @@ class FrameBuffer:
         return out
 
 
+def encode_raw(msg_type: int, msg_id: int, body: bytes) -> bytes:
+    """Frame an already-encoded body as an LLRP 1.0.1 message (header included)."""
+    return message(msg_type, msg_id, body)
+
+
 def encode_message(msg: Message) -> bytes:
     """Encode a typed message, header included."""
     return msg.encode()
@@ -506,5 +512,6 @@ __all__ = [
     "decode_tag_reports",
     "encode_epc",
     "encode_message",
+    "encode_raw",
     "error_response",
 ]

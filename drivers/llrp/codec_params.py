@@ -72,6 +72,9 @@ class FieldError:
         return value
 
 
+_MAX_ERROR_DEPTH = 16
+
+
 @dataclass(frozen=True, slots=True)
 class ParameterError:
     """ParameterError: which parameter was wrong, possibly nested."""
@@ -91,8 +94,10 @@ class ParameterError:
         )
 
     @classmethod
-    def decode(cls, raw: RawParam) -> Self:
-        """Decode the parameter."""
+    def decode(cls, raw: RawParam, depth: int = 0) -> Self:
+        """Decode the parameter (nesting deeper than 16 levels is rejected)."""
+        if depth > _MAX_ERROR_DEPTH:
+            fail("ParameterError nested too deeply", StatusCode.P_OVERFLOW_PARAMETER, raw.ptype)
         cur = raw.cursor()
         ptype, code = cur.u16(), cur.u16()
         params = cur.params()
@@ -103,7 +108,7 @@ class ParameterError:
             ptype,
             code,
             FieldError.decode(fe) if fe else None,
-            ParameterError.decode(pe) if pe else None,
+            cls.decode(pe, depth + 1) if pe else None,
         )
 
 

@@ -41,7 +41,7 @@ from drivers.llrp.codec import (
 from simulators.llrp.capabilities import power_levels
 from simulators.llrp.inventory import RateCap, ReportBuffer, TagField
 from simulators.llrp.state import ReaderSettings
-from simulators.llrp.stats import SimStats
+from simulators.llrp.stats import SimStats, StatsWatch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class RunnerHost(Protocol):
     buffer: ReportBuffer
     cap: RateCap
     stats: SimStats
+    watch: StatsWatch
     replay: Sequence[bytes] | None
 
     async def send_report(self, reads: list[TagRead], encoder: ReportEncoder) -> None:
@@ -227,6 +228,7 @@ class ROSpecRunner:
             host.stats.reads_capped += len(reads) - len(admitted)
             host.buffer.add(antenna, admitted, stamp)
             seen.update(epc for epc, _ in admitted)
+        host.watch.check()
         return len(seen) > before
 
     async def _wait_tick(self, deadline: float | None) -> bool:

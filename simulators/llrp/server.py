@@ -104,10 +104,12 @@ class LLRPSimulator:
         if self.session is not None:
             self.session.closing = True
             self.session.writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.reader.close()
+        if self._tasks:
+            # Aborted transports end the client handlers; cancel only what still hangs.
+            _, hanging = await asyncio.wait(list(self._tasks), timeout=2)
+            for task in hanging:
+                task.cancel()
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 async with asyncio.timeout(1):

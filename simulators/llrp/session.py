@@ -69,6 +69,7 @@ class Session:
         """Queue bytes for the client unless silent or closing."""
         if self.silent:
             self.reader.stats.suppressed_messages += messages
+            self.reader.watch.check()
             return False
         if self.closing or self.writer.is_closing():
             return False
