@@ -15,12 +15,16 @@ A tag listed under several antennas is visible to each of them. See ``docs/scene
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from edgecount.yamlcfg import ConfigError, load_model
 
@@ -33,6 +37,9 @@ __all__ = [
     "load_scene",
     "scene_json_schema",
 ]
+
+_EPC = re.compile(r"([0-9A-Fa-f]{4}){1,31}")
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 #: EPC of the design's SGTIN-96 test vector (GTIN 80614141123458), serial 0.
 SGTIN_BASE = 0x3034257BF7194E4000000000
@@ -59,9 +66,17 @@ class ReaderSpec(_Strict):
     firmware: str = Field(default="0.1", description="Firmware version text.")
     mac: str = Field(
         default="02:00:00:00:00:01",
-        pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$",
-        description="Reader MAC address (LLRP Identification).",
+        description="Reader MAC address (LLRP Identification), like 02:00:00:00:00:01.",
+        json_schema_extra={"pattern": "^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"},
     )
+
+    @field_validator("mac")
+    @classmethod
+    def _check_mac(cls, value: str) -> str:
+        if not _MAC.fullmatch(value):
+            raise ValueError(f"{value!r} is not a MAC address like 02:00:00:00:00:01")
+        return value.lower()
+
     antennas: int = Field(default=4, ge=1, le=32, description="Number of antenna ports.")
     rounds_per_second: float = Field(
         default=10.0,
@@ -89,8 +104,8 @@ class TagSpec(_Strict):
     """One tag as seen by one antenna."""
 
     epc: str = Field(
-        pattern=r"^([0-9A-Fa-f]{4}){1,31}$",
-        description="EPC as hexadecimal text (whole 16-bit words, 96 bits usual).",
+        description="EPC as hexadecimal text: 1-31 whole 16-bit words (96 bits is usual).",
+        json_schema_extra={"pattern": "^([0-9A-Fa-f]{4}){1,31}$"},
     )
     antenna: int = Field(default=1, ge=1, description="Antenna port that sees the tag (1-based).")
     rssi: float = Field(default=-55.0, ge=-128, le=0, description="Mean peak RSSI in dBm.")
@@ -103,7 +118,9 @@ class TagSpec(_Strict):
 
     @field_validator("epc")
     @classmethod
-    def _lower(cls, value: str) -> str:
+    def _check_epc(cls, value: str) -> str:
+        if not _EPC.fullmatch(value):
+            raise ValueError(f"{value!r} is not an EPC: use 4 to 124 hex digits, a multiple of 4")
         return value.lower()
 
 
@@ -155,10 +172,22 @@ class Scene(_Strict):
 def load_scene(path: str | Path) -> Scene:
     """Load and validate a scene file (YAML or JSON).
 
+    Valid files take a fast path (``json`` for JSON, ruamel's safe loader for YAML; prefer
+    JSON for scenes of thousands of tags); a file with problems is parsed again with line
+    tracking so every error names its line.
+
     Raises:
         ConfigError: listing every problem as ``FILE:LINE: key: why``.
     """
-    return load_model(Path(path), Scene)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        as_json = path.suffix.lower() == ".json" or text.lstrip().startswith("{")
+        doc = json.loads(text) if as_json else YAML(typ="safe").load(text)
+        return Scene.model_validate(doc)
+    except (OSError, ValueError, YAMLError):
+        pass  # report it with file, line and key
+    return load_model(path, Scene)
 
 
 def scene_json_schema() -> dict[str, Any]:
