@@ -26,26 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from drivers.llrp.codec_access import AccessCommand, AccessSpec, C1G2Read, C1G2TargetTag
 from drivers.llrp.codec_base import (
     HEADER_SIZE,
     LLRP_VERSION,
-    AISpecStopTriggerType,
-    ConnectionAttemptStatus,
     Cursor,
-    GetReaderConfigRequestedData,
-    KeepaliveTriggerType,
     LLRPDecodeError,
     LLRPError,
-    MessageType,
-    NotificationEventType,
-    ParamType,
-    ROReportTriggerType,
-    ROSpecEventType,
-    ROSpecStartTriggerType,
-    ROSpecState,
-    ROSpecStopTriggerType,
-    StatusCode,
-    TagObservationTriggerType,
     message,
     unpack_header,
 )
@@ -147,12 +134,8 @@ from drivers.llrp.codec_report import (
     encode_epc,
 )
 from drivers.llrp.codec_spec import (
-    AccessCommand,
-    AccessSpec,
     AISpec,
     AISpecStopTrigger,
-    C1G2Read,
-    C1G2TargetTag,
     GPITriggerValue,
     InventoryParameterSpec,
     PeriodicTriggerValue,
@@ -163,6 +146,22 @@ from drivers.llrp.codec_spec import (
     ROSpecStopTrigger,
     TagObservationTrigger,
     TagReportContentSelector,
+)
+from drivers.llrp.codec_types import (
+    AISpecStopTriggerType,
+    ConnectionAttemptStatus,
+    GetReaderConfigRequestedData,
+    KeepaliveTriggerType,
+    MessageType,
+    NotificationEventType,
+    ParamType,
+    ROReportTriggerType,
+    ROSpecEventType,
+    ROSpecStartTriggerType,
+    ROSpecState,
+    ROSpecStopTriggerType,
+    StatusCode,
+    TagObservationTriggerType,
 )
 
 #: Message classes by type number.

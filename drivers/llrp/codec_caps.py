@@ -6,7 +6,18 @@ import struct
 from dataclasses import dataclass
 from typing import Self
 
-from drivers.llrp.codec_base import ParamType, RawParam, many, opt, tlv, u8v, u32v, utf8v
+from drivers.llrp.codec_base import (
+    RawParam,
+    many,
+    opt,
+    tlv,
+    u8v,
+    u32v,
+    utf8v,
+)
+from drivers.llrp.codec_types import (
+    ParamType,
+)
 
 P = ParamType
 

@@ -6,7 +6,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
-from drivers.llrp.codec_base import Cursor, MessageType, Params, ParamType, many, opt
+from drivers.llrp.codec_base import (
+    Cursor,
+    Params,
+    many,
+    opt,
+)
 from drivers.llrp.codec_caps import (
     C1G2LLRPCapabilities,
     GeneralDeviceCapabilities,
@@ -27,6 +32,10 @@ from drivers.llrp.codec_params import (
     ReaderEventNotificationSpec,
 )
 from drivers.llrp.codec_spec import ROReportSpec
+from drivers.llrp.codec_types import (
+    MessageType,
+    ParamType,
+)
 
 P = ParamType
 M = MessageType

@@ -6,8 +6,19 @@ import struct
 from dataclasses import dataclass, field
 from typing import Self
 
-from drivers.llrp.codec_base import ParamType, RawParam, StatusCode, fail, many, opt, tlv, utf8v
+from drivers.llrp.codec_base import (
+    RawParam,
+    fail,
+    many,
+    opt,
+    tlv,
+    utf8v,
+)
 from drivers.llrp.codec_params import OpaqueParam
+from drivers.llrp.codec_types import (
+    ParamType,
+    StatusCode,
+)
 
 P = ParamType
 

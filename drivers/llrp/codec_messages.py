@@ -10,11 +10,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, Self, TypeVar
 
+from drivers.llrp.codec_access import AccessSpec
 from drivers.llrp.codec_base import (
     Cursor,
-    MessageType,
     Params,
-    ParamType,
     RawParam,
     many,
     message,
@@ -22,7 +21,11 @@ from drivers.llrp.codec_base import (
 from drivers.llrp.codec_events import ReaderEventNotificationData
 from drivers.llrp.codec_params import LLRPStatus
 from drivers.llrp.codec_report import TagReportData
-from drivers.llrp.codec_spec import AccessSpec, ROSpec
+from drivers.llrp.codec_spec import ROSpec
+from drivers.llrp.codec_types import (
+    MessageType,
+    ParamType,
+)
 
 P = ParamType
 M = MessageType

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from drivers.llrp.codec_base import (
-    ParamType,
     RawParam,
-    StatusCode,
     bitv,
     fail,
     many,
@@ -21,6 +19,10 @@ from drivers.llrp.codec_base import (
     tlv,
     u8v,
     utf8v,
+)
+from drivers.llrp.codec_types import (
+    ParamType,
+    StatusCode,
 )
 
 P = ParamType

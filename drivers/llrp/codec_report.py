@@ -16,16 +16,18 @@ from typing import Final, Self
 
 from drivers.llrp.codec_base import (
     HEADER_SIZE,
-    TV_SIZES,
-    MessageType,
-    ParamType,
     RawParam,
-    StatusCode,
     fail,
     pack_header,
     tlv,
 )
 from drivers.llrp.codec_spec import TagReportContentSelector
+from drivers.llrp.codec_types import (
+    TV_SIZES,
+    MessageType,
+    ParamType,
+    StatusCode,
+)
 
 P = ParamType
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from drivers.llrp.codec import (
+    AccessReportSpec,
     AccessSpec,
     AISpec,
     AISpecStopTriggerType,
@@ -177,7 +178,9 @@ class ReaderSettings:
             if want(R.READER_EVENT_NOTIFICATION_SPEC)
             else None,
             ro_report_spec=self.ro_report_spec if want(R.RO_REPORT_SPEC) else None,
-            access_report_spec=None,
+            access_report_spec=AccessReportSpec(self.access_report_trigger)
+            if want(R.ACCESS_REPORT_SPEC)
+            else None,
             config_state_value=self.config_state
             if want(R.LLRP_CONFIGURATION_STATE_VALUE)
             else None,
