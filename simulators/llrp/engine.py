@@ -97,6 +97,12 @@ class ROSpecRunner:
     def start(self) -> None:
         """Start the ROSpec's task."""
         self.task = asyncio.create_task(self._main(), name=f"llrp-sim-rospec-{self.rospec_id}")
+        self.task.add_done_callback(self._report_failure)
+
+    def _report_failure(self, task: asyncio.Task[None]) -> None:
+        """Log a crashed ROSpec loudly (its state is already back to Inactive)."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ROSpec %d failed", self.rospec_id, exc_info=task.exception())
 
     async def stop(self) -> None:
         """Stop the ROSpec and wait until its pending reports are sent."""

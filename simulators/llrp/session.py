@@ -130,6 +130,9 @@ class Session:
             except ConnectionError:
                 return
             if not data:
+                if self.frames.pending:
+                    self.reader.stats.framing_errors += 1
+                    log.info("client closed mid-message (%d bytes pending)", self.frames.pending)
                 return
             try:
                 frames = self.frames.feed(data)

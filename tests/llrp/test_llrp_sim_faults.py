@@ -71,6 +71,17 @@ async def test_absurd_length_closes_the_connection_and_the_server_keeps_serving(
         await again.close()
 
 
+async def test_a_truncated_frame_at_eof_is_counted() -> None:
+    async with running() as (sim, client):
+        client.send_bytes(c.GetROSpecs(client.next_id()).encode()[:7])
+        await client.writer.drain()
+        client.writer.write_eof()
+        async with asyncio.timeout(WAIT):
+            stats = await sim.wait_for(lambda s: not s.connected)
+        assert stats.framing_errors == 1
+        assert stats.messages_in == 0
+
+
 async def test_drop_connection_and_reconnect_keeps_the_reader_state() -> None:
     async with running() as (sim, client):
         await add_and_enable(client, rospec(4, start=c.ROSpecStartTriggerType.IMMEDIATE, n=1))

@@ -254,6 +254,27 @@ async def test_tag_observation_trigger_loops_the_aispec() -> None:
         assert all(len(r.tag_reports) == 4 for r in reports)
 
 
+async def test_tag_observation_timeout_ends_the_aispec() -> None:
+    async with running() as (sim, client):
+        observe = c.AISpecStopTrigger(
+            c.AISpecStopTriggerType.TAG_OBSERVATION,
+            tag_observation=c.TagObservationTrigger(0, 100, 0, 0, 40),  # 100 EPCs never come
+        )
+        spec = rospec(
+            1,
+            start=c.ROSpecStartTriggerType.IMMEDIATE,
+            aispec_stop=observe,
+            trigger=c.ROReportTriggerType.UPON_N_TAGS_OR_END_OF_AISPEC,
+        )
+        await add_and_enable(client, spec)
+        async with asyncio.timeout(WAIT):
+            await sim.wait_for(lambda s: s.reports_sent >= 3)
+            await sync(client)
+        reports = [m for m in client.drain_inbox() if isinstance(m, c.ROAccessReport)]
+        counts = [t.tag_seen_count or 0 for r in reports for t in r.tag_reports]
+        assert max(counts) > 1  # each 40 ms AISpec spans several 5 ms rounds
+
+
 async def test_upon_n_tags_sends_reports_of_n() -> None:
     async with running() as (sim, client):
         await add_and_enable(client, rospec(1, start=c.ROSpecStartTriggerType.IMMEDIATE, n=3))
