@@ -159,6 +159,9 @@ class ROSpecRunner:
     async def _inventory(self) -> None:
         deadline = self._deadline()
         aispecs = [spec for spec in self.rospec.specs if isinstance(spec, AISpec)]
+        if not aispecs:  # nothing to run (ADD_ROSPEC validation normally prevents this)
+            await self._wait_stop(float("inf") if deadline is None else deadline - _now())
+            return
         while not self._stop.is_set():
             for index, aispec in enumerate(aispecs, 1):
                 self.spec_index = index
@@ -295,6 +298,10 @@ class ROSpecRunner:
         await self.host.notify(
             NotificationEventType.ROSPEC, ReaderEventNotificationData(now_us(), rospec_event=event)
         )
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _earliest(a: float | None, b: float) -> float:
