@@ -1,4 +1,11 @@
-"""Exponential backoff with full jitter, shared by every reconnecting driver."""
+"""Reconnect delays: exponential backoff with "equal jitter", shared by every reconnecting part.
+
+The n-th delay is drawn uniformly from ``[d/2, d]`` with ``d = min(maximum, initial * 2**n)``.
+paho's and sllurp's own reconnect delays have no jitter: after a broker or network restart a
+whole fleet of gateways (or one gateway's fifty readers) would reconnect in lock-step, again
+and again. Equal jitter spreads them while keeping a floor of ``d/2``, so a client never
+hammers a peer that refuses it.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +15,26 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Backoff:
-    """Delays for reconnect attempts: ``initial * factor**n`` capped at ``maximum``, jittered.
+    """Delays for reconnect attempts.
 
-    "Equal jitter": half the delay is fixed and half is random, so attempts of many gateways
-    after a site-wide outage spread out, yet no attempt comes sooner than half the nominal delay.
+    Attributes:
+        initial: Upper end of the first delay, seconds.
+        maximum: Cap on the delay, seconds.
+        rng: Random source (tests pass a seeded one).
+        attempt: Attempts since the last :meth:`reset`.
     """
 
     initial: float = 0.5
     maximum: float = 30.0
-    factor: float = 2.0
-    attempts: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
 
     def next_delay(self) -> float:
-        """The delay before the next attempt, in seconds."""
-        nominal = min(self.maximum, self.initial * self.factor**self.attempts)
-        self.attempts += 1
-        return nominal / 2 + self.rng.uniform(0.0, nominal / 2)
+        """The delay before the next attempt; each call backs off further."""
+        ceiling = min(self.maximum, self.initial * 2 ** min(self.attempt, 32))
+        self.attempt += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
 
     def reset(self) -> None:
-        """Call after a successful connection."""
-        self.attempts = 0
+        """Start again from ``initial`` (after a connection proved good)."""
+        self.attempt = 0

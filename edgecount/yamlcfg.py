@@ -19,6 +19,9 @@ from ruamel.yaml.error import MarkedYAMLError
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
+PATTERN_MESSAGES: dict[str, str] = {}
+"""Plain-words explanations of regular expressions used in models (pattern → text)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
@@ -101,10 +104,9 @@ def _issues_from(exc: pydantic.ValidationError, doc: Any, file: str) -> Iterator
             message = "required key is missing"
             matched = loc  # the key is absent: name it in full, at its parent's line
         elif error["type"] == "string_pattern_mismatch":
-            message = (
-                f"{error['input']!r} is not a valid name: use 1-64 letters, digits, '.', '_', ':'"
-                " or '-' (it becomes part of MQTT topics, so no '/', '+', '#' or spaces)"
-            )
+            pattern = str((error.get("ctx") or {}).get("pattern", ""))
+            explain = PATTERN_MESSAGES.get(pattern, f"must match the pattern {pattern}")
+            message = f"{error['input']!r} is not valid: {explain}"
         else:
             message = error["msg"]
         key = _format_key(matched)

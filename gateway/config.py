@@ -20,11 +20,15 @@ from pydantic import (
     model_validator,
 )
 
-from edgecount.yamlcfg import load_model
+from edgecount.yamlcfg import PATTERN_MESSAGES, load_model
 
 # Topic segments: no MQTT wildcards or separators, nothing invisible.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 Segment = Annotated[str, Field(pattern=_SEGMENT.pattern)]
+PATTERN_MESSAGES[_SEGMENT.pattern] = (
+    "use 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+    " (names become MQTT topic levels: no '/', '+', '#' or spaces)"
+)
 
 
 class StrictModel(BaseModel):

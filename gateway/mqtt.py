@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from drivers.backoff import Backoff
 from edgecount.contract import TOPIC_PREFIX, site_filter, site_root
 
 log = logging.getLogger(__name__)
@@ -167,37 +167,6 @@ def new_client(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     return client
-
-
-class Backoff:
-    """Exponential reconnect delays with "equal jitter".
-
-    The n-th delay is drawn uniformly from ``[d/2, d]`` with ``d = min(max, min * 2**n)``.
-    paho's own reconnect delay has no jitter: after a broker restart a whole fleet of
-    gateways would reconnect in lock-step, again and again. Equal jitter spreads them while
-    keeping a floor of ``d/2``, so one gateway never hammers a broker that refuses it.
-
-    Args:
-        minimum: The first delay's upper end, seconds.
-        maximum: The cap, seconds.
-        rng: Random source (tests pass a seeded one).
-    """
-
-    def __init__(self, minimum: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.minimum = minimum
-        self.maximum = maximum
-        self.attempt = 0
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call backs off further."""
-        ceiling = min(self.maximum, self.minimum * 2 ** min(self.attempt, 32))
-        self.attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        """Start again from the minimum (after a connection proved stable)."""
-        self.attempt = 0
 
 
 class ConnectionEvents(Protocol):

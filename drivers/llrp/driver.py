@@ -84,30 +84,42 @@ class _Client(LLRPReaderClient):  # type: ignore[misc]
 
 
 def _tag_reads(reader: str, tags: Iterable[Mapping[str, Any]]) -> list[TagRead]:
-    """Turn sllurp's tag dictionaries into typed reads."""
+    """Turn sllurp's tag dictionaries into typed reads (the hot path: keep it lean)."""
     now = time.time()
     unhex = binascii.unhexlify
-    reads = []
+    reads: list[TagRead] = []
+    append = reads.append
     for tag in tags:
-        epc = tag.get("EPC") or tag.get("EPC-96")
+        epc = tag.get("EPC")
         if epc is None:
             continue
-        rssi = tag.get("PeakRSSI")
-        impinj = tag.get("ImpinjPeakRSSI")
-        if impinj is not None:  # Impinj reports hundredths of a dBm
-            rssi = impinj["RSSI"] / 100.0 if isinstance(impinj, Mapping) else impinj / 100.0
+        rssi = tag.get("PeakRSSI", -127)
+        if "ImpinjPeakRSSI" in tag:  # Impinj reports hundredths of a dBm
+            impinj = tag["ImpinjPeakRSSI"]
+            rssi = (impinj["RSSI"] if isinstance(impinj, Mapping) else impinj) / 100.0
         seen = tag.get("LastSeenTimestampUTC")
-        reads.append(
+        append(
             TagRead(
                 reader,
                 tag.get("AntennaID", 0),
                 unhex(epc),
-                float(rssi) if rssi is not None else -127.0,
+                rssi,
                 seen / 1e6 if seen else now,
-                tag.get("TagSeenCount", 1) or 1,
+                tag.get("TagSeenCount") or 1,
             )
         )
     return reads
+
+
+def quiet_sllurp() -> None:
+    """Raise sllurp's log level to ERROR unless the operator configured it.
+
+    sllurp warns on every TCP read that splits a message header ("Too few bytes"), which is
+    normal at high rates; formatting those warnings costs more than decoding the reads.
+    """
+    sllurp_log = logging.getLogger("sllurp")
+    if sllurp_log.level == logging.NOTSET:
+        sllurp_log.setLevel(logging.ERROR)
 
 
 class LlrpReader(Reader):
@@ -118,6 +130,7 @@ class LlrpReader(Reader):
     """
 
     def __init__(self, settings: LlrpSettings) -> None:
+        quiet_sllurp()
         self.name = settings.name
         self.settings = settings
         self.queue: asyncio.Queue[list[TagRead]] = asyncio.Queue(maxsize=settings.queue_size)
@@ -322,7 +335,11 @@ class LlrpReader(Reader):
                 waiter.set_result(False)
                 log.debug("%s: abandoned wait for %s", self.name, name)
         if self._stopping.is_set() and client.is_alive():
-            await asyncio.to_thread(client.disconnect, self.settings.connect_timeout_seconds)
+            # Polite close: delete our specs, then close. Sent under the lock (like every
+            # command) so the reply cannot overtake sllurp's state change; non-blocking.
+            with client.lock:
+                client.disconnect()
+            await asyncio.to_thread(client.join, self.settings.connect_timeout_seconds)
         await asyncio.to_thread(client.hard_disconnect)
         await asyncio.to_thread(client.join, self.settings.connect_timeout_seconds)
         self._health.disconnects += 1

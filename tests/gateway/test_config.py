@@ -100,7 +100,7 @@ def test_missing_key_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_topic_unsafe_names_are_rejected(tmp_path: Path) -> None:
     found = issues_of(write(tmp_path, VALID.replace("A-02, 3: A-02", "A/02, 3: A-02")))
-    assert any("readers[0].antennas[2]: 'A/02' is not a valid name" in issue for issue in found)
+    assert any("readers[0].antennas[2]: 'A/02' is not valid: use 1-64" in issue for issue in found)
 
 
 def test_example_config_is_valid() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def gateway_config(
     return GatewayConfig.model_validate(
         {
             "site": site,
-            "gateway_id": "gw-test",
+            "gateway_id": f"gw-{uuid.uuid4().hex[:8]}",
             "state_dir": str(state_dir),
             "mqtt": {"host": broker.host, "port": broker.port},
             "readers": [

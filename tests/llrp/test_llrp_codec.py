@@ -8,9 +8,9 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from llrp_cases import cases, golden_bytes
 
 from drivers.llrp import codec as c
+from tests.llrp.llrp_cases import cases, golden_bytes
 
 CASES = cases()
 REPORT = golden_bytes("ro_access_report")

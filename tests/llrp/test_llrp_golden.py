@@ -6,13 +6,6 @@ from typing import Any
 
 import bitstring
 import pytest
-from llrp_cases import (
-    FAST_READS,
-    FAST_SELECTOR,
-    GOLDEN_DIR,
-    cases,
-    golden_bytes,
-)
 from pyllrp import pyllrp as L  # noqa: N812 - reads like the LLRP spec
 from sllurp.llrp import LLRPMessage
 
@@ -20,6 +13,13 @@ from drivers.llrp import codec as c
 from simulators.llrp.reader import SimReader
 from simulators.llrp.stats import SimStats, StatsWatch
 from simulators.scene import Scene
+from tests.llrp.llrp_cases import (
+    FAST_READS,
+    FAST_SELECTOR,
+    GOLDEN_DIR,
+    cases,
+    golden_bytes,
+)
 
 CASES = cases()
 NAMES = sorted(CASES)

@@ -7,14 +7,14 @@ import struct
 from pathlib import Path
 
 import pytest
-from llrp_client import RawClient, ok, rospec
-from test_llrp_sim_protocol import SCENE, WAIT, add_and_enable, running, sync
 
 from drivers.llrp import codec as c
 from simulators.llrp.inventory import RateCap, TagField
 from simulators.llrp.replay import ReplayError, load_replay, make_replay
 from simulators.llrp.server import FaultPlan, LLRPSimulator, start_readers
 from simulators.scene import generate_scene, scene_from_tags
+from tests.llrp.llrp_client import RawClient, ok, rospec
+from tests.llrp.test_llrp_sim_protocol import SCENE, WAIT, add_and_enable, running, sync
 
 
 async def test_unsupported_messages_get_error_message_and_the_link_survives() -> None:

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from llrp_client import RawClient, ok, rospec
-
 from drivers.llrp import codec as c
 from simulators.llrp.server import LLRPSimulator
 from simulators.llrp.stats import SimStats
 from simulators.scene import Scene, scene_from_tags
+from tests.llrp.llrp_client import RawClient, ok, rospec
 
 E1, E2, E3 = (f"3034257bf7194e40000000{i:02x}" for i in (1, 2, 3))
 SCENE = scene_from_tags(
