@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from drivers.base import Reader
 from gateway.config import GatewayConfig
 from gateway.mqtt import MqttSettings
+from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
-from gateway.publisher import MqttPublisher
 from gateway.readers import build_readers
 from gateway.scan import Progress, ScanResult, ZoneScan
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from edgecount import contract
 from gateway.mqtt import MqttSettings
+from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
-from gateway.publisher import MqttPublisher
 
 
 def count_draft(gateway: str, site: str, n: int) -> dict[str, object]:

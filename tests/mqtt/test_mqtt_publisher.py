@@ -17,8 +17,8 @@ import pytest
 
 from edgecount import contract
 from gateway.mqtt import MqttSettings
+from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox, OutboxFullError
-from gateway.publisher import MqttPublisher
 from tests.conftest import (
     BrokerAddress,
     MosquittoFactory,
