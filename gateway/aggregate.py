@@ -24,6 +24,8 @@ from gateway.epc import UNKNOWN_SKU, EpcDecoder
 
 WAYS = 3  # locations kept inline per tag; a tag heard at more goes to the overflow dict
 _EMPTY = 0xFFFF
+_EMPTY_WAYS = (_EMPTY,) * WAYS
+_ZERO_WAYS = (0,) * WAYS
 
 
 @dataclass(slots=True)
@@ -65,37 +67,47 @@ class WindowAggregator:
     def __len__(self) -> int:
         return len(self._slot)
 
-    def add(self, batch: Iterable[TagRead]) -> None:
-        """Account for a batch of reads."""
+    def add(self, batch: Iterable[TagRead]) -> int:
+        """Account for a batch of reads; returns how many reads it held (seen counts summed).
+
+        The hot path: locals only, no allocation per read.
+        """
         where = self._where
         slots = self._slot
         loc, reads, rssi = self._loc, self._reads, self._rssi
+        total = unmapped = 0
         for read in batch:
+            count = read.count
             where_index = where.get((read.reader, read.antenna))
             if where_index is None:
-                self.unmapped += read.count
+                unmapped += count
                 continue
-            self.reads += read.count
+            total += count
             slot = slots.get(read.epc)
             if slot is None:
-                slot = len(slots)
-                slots[read.epc] = slot
-                loc.extend((_EMPTY,) * WAYS)
-                reads.extend((0,) * WAYS)
-                rssi.extend((0.0,) * WAYS)
-            base = slot * WAYS
-            for i in range(base, base + WAYS):
-                here = loc[i]
-                if here == where_index:
-                    break
+                slot = slots[read.epc] = len(slots)
+                loc.extend(_EMPTY_WAYS)
+                reads.extend(_ZERO_WAYS)
+                rssi.extend(_ZERO_WAYS)
+            i = slot * WAYS
+            end = i + WAYS
+            here = loc[i]
+            while here != where_index:  # find this location's way, or claim an empty one
                 if here == _EMPTY:
                     loc[i] = where_index
                     break
-            else:
+                i += 1
+                if i == end:
+                    break
+                here = loc[i]
+            if i == end:
                 self._spill(slot, where_index, read)
                 continue
-            reads[i] += read.count
-            rssi[i] += read.rssi * read.count
+            reads[i] += count
+            rssi[i] += read.rssi * count
+        self.reads += total
+        self.unmapped += unmapped
+        return total + unmapped
 
     def _spill(self, slot: int, where_index: int, read: TagRead) -> None:
         entry = self._overflow.setdefault(slot, {}).setdefault(where_index, [0.0, 0.0])

@@ -175,8 +175,7 @@ class ZoneScan:
         while True:
             batch = await queue.get()
             try:
-                outcome.reads += sum(read.count for read in batch)
-                self.aggregator.add(batch)
+                outcome.reads += self.aggregator.add(batch)
             finally:
                 queue.task_done()
 

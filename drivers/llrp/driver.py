@@ -84,31 +84,55 @@ class _Client(LLRPReaderClient):  # type: ignore[misc]
 
 
 def _tag_reads(reader: str, tags: Iterable[Mapping[str, Any]]) -> list[TagRead]:
-    """Turn sllurp's tag dictionaries into typed reads (the hot path: keep it lean)."""
-    now = time.time()
+    """Turn sllurp's tag dictionaries into typed reads (the hot path: keep it lean).
+
+    Our ROSpec enables every field used here, so the fast path indexes directly; a report
+    that lacks one (another client's ROSpec, a vendor quirk) takes the careful path.
+    """
     unhex = binascii.unhexlify
     reads: list[TagRead] = []
     append = reads.append
     for tag in tags:
-        epc = tag.get("EPC")
-        if epc is None:
+        if "ImpinjPeakRSSI" in tag:
+            read = _careful_read(reader, tag)
+            if read is not None:
+                append(read)
             continue
-        rssi = tag.get("PeakRSSI", -127)
-        if "ImpinjPeakRSSI" in tag:  # Impinj reports hundredths of a dBm
-            impinj = tag["ImpinjPeakRSSI"]
-            rssi = (impinj["RSSI"] if isinstance(impinj, Mapping) else impinj) / 100.0
-        seen = tag.get("LastSeenTimestampUTC")
-        append(
-            TagRead(
-                reader,
-                tag.get("AntennaID", 0),
-                unhex(epc),
-                rssi,
-                seen / 1e6 if seen else now,
-                tag.get("TagSeenCount") or 1,
+        try:
+            append(
+                TagRead(
+                    reader,
+                    tag["AntennaID"],
+                    unhex(tag["EPC"]),
+                    tag["PeakRSSI"],
+                    tag["LastSeenTimestampUTC"] / 1e6,
+                    tag["TagSeenCount"] or 1,
+                )
             )
-        )
+        except KeyError:
+            read = _careful_read(reader, tag)
+            if read is not None:
+                append(read)
     return reads
+
+
+def _careful_read(reader: str, tag: Mapping[str, Any]) -> TagRead | None:
+    epc = tag.get("EPC")
+    if epc is None:
+        return None
+    rssi = tag.get("PeakRSSI", -127)
+    impinj = tag.get("ImpinjPeakRSSI")
+    if impinj is not None:  # Impinj reports hundredths of a dBm
+        rssi = (impinj["RSSI"] if isinstance(impinj, Mapping) else impinj) / 100.0
+    seen = tag.get("LastSeenTimestampUTC")
+    return TagRead(
+        reader,
+        tag.get("AntennaID", 0),
+        binascii.unhexlify(epc),
+        rssi,
+        seen / 1e6 if seen else time.time(),
+        tag.get("TagSeenCount") or 1,
+    )
 
 
 def quiet_sllurp() -> None:
