@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from drivers.llrp.codec import AISpec
 from drivers.llrp.driver import LlrpReader
 from gateway.config import GatewayConfig
 from gateway.readers import build_readers, llrp_settings
@@ -185,3 +186,43 @@ async def test_full_read_queue_drops_and_counts(
     assert health.reads == len(kept)
     # nothing vanished: every tag report the reader sent was either queued or counted as dropped
     assert health.reads + health.dropped == sent
+
+
+async def test_antennas_power_and_session_preset_reach_the_reader(
+    broker: BrokerAddress, unique_site: str, tmp_path: Path
+) -> None:
+    async with LLRPSimulator(shelf_scene(tags_per_location=20)) as sim:
+        config = gateway_config(unique_site, broker, sim.port, tmp_path)
+        reader_config = config.reader("aisle-a").model_copy(
+            update={
+                "antennas": {1: "A-01-01", 3: "A-01-03"},
+                "tx_power_dbm": 27.0,
+                "preset": "balanced",
+            }
+        )
+        reader = LlrpReader(llrp_settings(reader_config))
+        await reader.start()
+        await reader.start_inventory()
+        async with asyncio.timeout(10):
+            await sim.wait_for(lambda stats: stats.reads >= 100)
+        runner = sim.reader.runner
+        assert runner is not None
+        (aispec,) = runner.rospec.specs
+        assert isinstance(aispec, AISpec)
+        assert sorted(aispec.antenna_ids) == [1, 3]
+        configs = aispec.inventory_parameter_specs[0].antenna_configurations
+        for antenna_config in configs:
+            assert (
+                sim.reader.settings.tx_power_dbm(antenna_config.antenna_id, antenna_config) == 27.0
+            )
+            singulation = antenna_config.inventory_commands[0].singulation_control
+            assert singulation is not None
+            assert (singulation.session, singulation.tag_population) == (1, 256)
+        await reader.stop_inventory()
+        batches = []
+        while not reader.queue.empty():
+            batches.append(reader.queue.get_nowait())
+        await reader.stop()
+    antennas = {read.antenna for batch in batches for read in batch}
+    assert antennas == {1, 3}
+    assert all(-90 < read.rssi < -20 for batch in batches for read in batch)
