@@ -22,18 +22,11 @@ from typing import Any
 from drivers.llrp.codec import (
     ReportEncoder,
     TagRead,
-    TagReportContentSelector,
     decode_ro_access_report,
 )
+from simulators.llrp.replay import REPLAY_SELECTOR
 
-SELECTOR = TagReportContentSelector(
-    enable_rospec_id=True,
-    enable_antenna_id=True,
-    enable_peak_rssi=True,
-    enable_first_seen=True,
-    enable_last_seen=True,
-    enable_tag_seen_count=True,
-)
+SELECTOR = REPLAY_SELECTOR  # what the gateway driver asks readers for
 
 
 def make_reads(count: int, seed: int = 1) -> list[TagRead]:

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.publish as mqtt_publish
@@ -47,9 +47,16 @@ def start_simulator(scene: Path, *extra: str) -> tuple[subprocess.Popen[str], in
 
 
 @pytest.fixture
-def simulators() -> Iterator[list[subprocess.Popen[str]]]:
+def simulator(scene_file: Path) -> Iterator[Callable[..., int]]:
+    """Start ``edgecount sim llrp`` on the scene with extra flags; returns its port."""
     started: list[subprocess.Popen[str]] = []
-    yield started
+
+    def start(*extra: str) -> int:
+        process, port = start_simulator(scene_file, *extra)
+        started.append(process)
+        return port
+
+    yield start
     for process in started:
         process.terminate()
         assert process.wait(10) == 0
@@ -92,14 +99,12 @@ def scan(config: Path) -> subprocess.CompletedProcess[str]:
 
 def test_scan_prints_counts_equal_to_truth_and_exits_0(
     tmp_path: Path,
-    scene_file: Path,
-    simulators: list[subprocess.Popen[str]],
+    simulator: Callable[..., int],
     broker: BrokerAddress,
     unique_site: str,
     mqtt_recorder: RecorderFactory,
 ) -> None:
-    sim, port = start_simulator(scene_file)
-    simulators.append(sim)
+    port = simulator()
     recorder = mqtt_recorder(broker, f"edgecount/v1/{unique_site}/count/B/+")
     done = scan(write_config(tmp_path, unique_site, broker, port))
     assert done.returncode == 0, done.stderr
@@ -115,13 +120,11 @@ def test_scan_prints_counts_equal_to_truth_and_exits_0(
 
 def test_scan_of_a_reader_that_drops_exits_3(
     tmp_path: Path,
-    scene_file: Path,
-    simulators: list[subprocess.Popen[str]],
+    simulator: Callable[..., int],
     broker: BrokerAddress,
     unique_site: str,
 ) -> None:
-    sim, port = start_simulator(scene_file, "--drop-after", "0.7")
-    simulators.append(sim)
+    port = simulator("--drop-after", "0.7")
     done = scan(write_config(tmp_path, unique_site, broker, port))
     assert done.returncode == 3, done.stderr
     report = json.loads(done.stdout)
@@ -145,14 +148,12 @@ def test_validate_rejects_what_run_would_reject(tmp_path: Path) -> None:
 
 def test_daemon_scans_on_request_rejects_garbage_and_stops_cleanly(
     tmp_path: Path,
-    scene_file: Path,
-    simulators: list[subprocess.Popen[str]],
+    simulator: Callable[..., int],
     broker: BrokerAddress,
     unique_site: str,
     mqtt_recorder: RecorderFactory,
 ) -> None:
-    sim, port = start_simulator(scene_file)
-    simulators.append(sim)
+    port = simulator()
     root = f"edgecount/v1/{unique_site}"
     recorder = mqtt_recorder(broker, [f"{root}/status/+", f"{root}/count/B/+", f"{root}/scan/B"])
     daemon = subprocess.Popen(
