@@ -6,80 +6,18 @@ paths are resolved against the directory of the configuration file.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from edgecount.yamlcfg import PATTERN_MESSAGES, load_model
-
-# Topic segments: no MQTT wildcards or separators, nothing invisible.
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-Segment = Annotated[str, Field(pattern=_SEGMENT.pattern)]
-PATTERN_MESSAGES[_SEGMENT.pattern] = (
-    "use 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
-    " (names become MQTT topic levels: no '/', '+', '#' or spaces)"
-)
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, values are not coerced loosely."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
-    if value is None or value.is_absolute():
-        return value
-    base = (info.context or {}).get("base_dir")
-    return (Path(base) / value) if base else value
-
-
-class TlsConfig(StrictModel):
-    """TLS for the MQTT connection. Paths are PEM files."""
-
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    _paths = field_validator("ca_file", "cert_file", "key_file")(_resolve)
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
-
-
-class MqttConfig(StrictModel):
-    """Where and how to publish."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    protocol: Literal["5", "3.1.1"] = "5"
-    client_id: str | None = Field(default=None, min_length=1, max_length=64)
-    username: str | None = None
-    password_file: Path | None = None
-    tls: TlsConfig | None = None
-    keepalive: int = Field(default=30, ge=5, le=3600)
-
-    _paths = field_validator("password_file")(_resolve)
-
-    @field_validator("protocol", mode="before")
-    @classmethod
-    def _protocol_text(cls, value: Any) -> Any:
-        # YAML reads `protocol: 5` as an integer; accept it, but not 4 or 3.1.
-        return str(value) if isinstance(value, int | float) else value
-
+from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
+from edgecount.yamlcfg import load_model
 
 # Session / search presets. Session 2 with a tag population hint suits a stocktake of many
 # tags (each tag answers, then stays quiet so weaker tags get their turn); session 0 re-reads
@@ -136,7 +74,7 @@ class GatewayConfig(StrictModel):
     readers: list[ReaderConfig] = Field(min_length=1)
     zones: dict[Segment, ZoneConfig] = Field(min_length=1)
 
-    _paths = field_validator("state_dir")(_resolve)
+    _paths = field_validator("state_dir")(resolve_path)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

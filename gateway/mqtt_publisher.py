@@ -12,7 +12,7 @@ Outbox I/O (which fsyncs) runs on one worker thread so it never stalls the loop.
 
 Connections: each connection attempt uses a fresh paho client that never reconnects by
 itself; the supervisor task reconnects with exponential backoff and jitter
-(:class:`~drivers.backoff.Backoff`). A fresh client means paho's own queue of unacknowledged
+(:class:`~edgecount.backoff.Backoff`). A fresh client means paho's own queue of unacknowledged
 messages dies with the connection, and the outbox alone decides what is re-sent (with
 ``historical: true``, see :mod:`gateway.outbox`).
 """
@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount import __version__, contract
-from gateway.mqtt import Backoff, MqttConnection, MqttSettings, MqttSettingsError
+from edgecount.mqtt import Backoff, MqttConnection, MqttSettings, MqttSettingsError
 from gateway.outbox import Outbox, OutboxError
 from gateway.publisher import MessageCallback, Publisher, PublisherHealth, _matches
 

@@ -8,8 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from drivers.base import Reader
+from edgecount.settings import mqtt_settings
 from gateway.config import GatewayConfig
-from gateway.mqtt import MqttSettings
 from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 from gateway.readers import build_readers
@@ -21,23 +21,6 @@ FLUSH_SECONDS = 10.0
 OUTBOX_FILE = "outbox.sqlite3"
 
 
-def mqtt_settings(config: GatewayConfig) -> MqttSettings:
-    """The broker connection settings of a gateway configuration."""
-    mqtt = config.mqtt
-    return MqttSettings(
-        host=mqtt.host,
-        port=mqtt.port,
-        protocol=mqtt.protocol,
-        client_id=mqtt.client_id or f"edgecount-{config.gateway_id}",
-        username=mqtt.username,
-        password_file=mqtt.password_file,
-        ca_file=mqtt.tls.ca_file if mqtt.tls else None,
-        cert_file=mqtt.tls.cert_file if mqtt.tls else None,
-        key_file=mqtt.tls.key_file if mqtt.tls else None,
-        keepalive=mqtt.keepalive,
-    )
-
-
 @contextlib.asynccontextmanager
 async def open_publisher(config: GatewayConfig) -> AsyncIterator[MqttPublisher]:
     """Open the outbox under ``state_dir``, start the MQTT publisher; stop and close after."""
@@ -45,7 +28,10 @@ async def open_publisher(config: GatewayConfig) -> AsyncIterator[MqttPublisher]:
     outbox = Outbox(config.state_dir / OUTBOX_FILE, gateway_id=config.gateway_id)
     try:
         publisher = MqttPublisher(
-            mqtt_settings(config), outbox, site=config.site, gateway_id=config.gateway_id
+            mqtt_settings(config.mqtt, f"edgecount-{config.gateway_id}"),
+            outbox,
+            site=config.site,
+            gateway_id=config.gateway_id,
         )
         await publisher.start()
         try:

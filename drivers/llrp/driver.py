@@ -24,8 +24,8 @@ from typing import Any
 
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
 
-from drivers.backoff import Backoff
 from drivers.base import DeviceHealth, HealthState, Reader, TagRead
+from edgecount.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

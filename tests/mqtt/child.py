@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from edgecount import contract
-from gateway.mqtt import MqttSettings
+from edgecount.mqtt import MqttSettings
 from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 

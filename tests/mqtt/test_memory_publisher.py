@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgecount import contract
-from gateway.mqtt import Backoff, MqttSettings, MqttSettingsError, new_client, read_password
+from edgecount.mqtt import Backoff, MqttSettings, MqttSettingsError, new_client, read_password
 from gateway.outbox import OutboxFullError
 from gateway.publisher import MemoryPublisher
 

@@ -16,7 +16,7 @@ import paho.mqtt.publish as paho_publish
 import pytest
 
 from edgecount import contract
-from gateway.mqtt import MqttSettings
+from edgecount.mqtt import MqttSettings
 from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox, OutboxFullError
 from tests.conftest import (

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from drivers.backoff import Backoff
+from edgecount.backoff import Backoff
 from edgecount.contract import TOPIC_PREFIX, site_filter, site_root
 
 log = logging.getLogger(__name__)
