@@ -21,6 +21,12 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("gateway", "run"), "gateway.cli", "run the gateway daemon"),
     (("scan",), "gateway.cli", "run one zone scan now and print the counts"),
     (("sim", "llrp"), "simulators.llrp.cli", "run an LLRP reader simulator"),
+    (("reconcile", "serve"), "reconciler.cli", "run the reconciliation service"),
+    (("reconcile", "list"), "reconciler.cli", "list discrepancies"),
+    (("reconcile", "approve"), "reconciler.cli", "approve a discrepancy (adjusts the book)"),
+    (("reconcile", "reject"), "reconciler.cli", "reject a discrepancy"),
+    (("book", "import"), "reconciler.cli", "replace the book with a CSV snapshot"),
+    (("book", "movements"), "reconciler.cli", "append a movement log CSV"),
     (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),
 )
 

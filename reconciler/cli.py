@@ -1,0 +1,210 @@
+"""``edgecount reconcile …`` and ``edgecount book …``: every command takes ``-c FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgecount.settings import mqtt_settings
+from edgecount.yamlcfg import ConfigError
+from reconciler.config import ReconcilerConfig, load_reconciler_config
+from reconciler.engine import DecisionError, Engine
+from reconciler.store import CsvImportError, open_store, read_book_csv, read_movements_csv
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", type=Path, required=True, metavar="FILE", help="reconciler YAML file"
+    )
+
+
+def _load(path: Path) -> ReconcilerConfig | None:
+    try:
+        return load_reconciler_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return None
+
+
+def make_engine(config: ReconcilerConfig) -> Engine:
+    """The engine on the configured database (migrated to the newest schema)."""
+    if config.database is None:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.database_url)
+    return Engine(store, config.site, config.tolerances, config.max_recounts, dict(config.gateways))
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def add_reconcile_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount reconcile serve``."""
+    _config_argument(parser)
+
+
+def run_reconcile_serve(args: argparse.Namespace) -> int:
+    """Run the service until SIGTERM/SIGINT."""
+    from reconciler.service import ReconcileService, serve_until_signal
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    engine = make_engine(config)
+    settings = mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}")
+    service = ReconcileService(
+        engine, settings, client_id=settings.client_id, shared_group=config.shared_group
+    )
+    try:
+        return asyncio.run(serve_until_signal(service))
+    finally:
+        engine.store.close()
+
+
+# -- list / approve / reject -------------------------------------------------------------------
+
+
+def add_reconcile_list_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount reconcile list``."""
+    _config_argument(parser)
+    parser.add_argument("--all", action="store_true", help="closed discrepancies too")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run_reconcile_list(args: argparse.Namespace) -> int:
+    """Print discrepancies with their lines and the movements since the last good count."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    engine = make_engine(config)
+    items = engine.list_discrepancies(open_only=not args.all)
+    engine.store.close()
+    if args.json:
+        print(json.dumps(items, indent=2, default=str))
+        return EXIT_OK
+    for item in items:
+        print(
+            f"#{item['id']} {item['location']} ({item['zone']}) {item['state']}, "
+            f"recounts {item['recounts']}, scan {item['scan_id']}"
+        )
+        for line in item["lines"]:
+            print(
+                f"    {line['sku']}: book {line['book_qty']:g}, counted {line['counted_qty']:g},"
+                f" diff {line['diff']:+g} ({line['diff_value']:+.2f}) {line['status']}"
+            )
+        for move in item["movements"]:
+            print(
+                f"    moved {move['ts']} {move['sku']} {move['qty_delta']:+g} by {move['user']}"
+                f" ({move['doc']})"
+            )
+    if not items:
+        print("no discrepancies")
+    return EXIT_OK
+
+
+def _decision_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument("discrepancy", type=int, help="discrepancy number (see `list`)")
+    parser.add_argument("--reason", required=True, help="reason code, e.g. MISCOUNT, THEFT")
+    parser.add_argument("--by", required=True, help="who decides (recorded in the audit log)")
+    parser.add_argument("--note", default="", help="free text for the audit log")
+
+
+add_reconcile_approve_arguments = _decision_arguments
+add_reconcile_reject_arguments = _decision_arguments
+
+
+def _decide(args: argparse.Namespace, approve: bool) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    engine = make_engine(config)
+    try:
+        engine.decide(
+            args.discrepancy,
+            approve=approve,
+            reason_code=args.reason,
+            approver=args.by,
+            note=args.note,
+        )
+    except DecisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.store.close()
+    verb = "approved: the adjustment is published by the service" if approve else "rejected"
+    print(f"discrepancy {args.discrepancy} {verb}")
+    return EXIT_OK
+
+
+def run_reconcile_approve(args: argparse.Namespace) -> int:
+    """Approve a discrepancy awaiting approval; its difference becomes an adjustment."""
+    return _decide(args, approve=True)
+
+
+def run_reconcile_reject(args: argparse.Namespace) -> int:
+    """Reject a discrepancy awaiting approval (no adjustment)."""
+    return _decide(args, approve=False)
+
+
+# -- book ---------------------------------------------------------------------------------------
+
+
+def add_book_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount book import``."""
+    _config_argument(parser)
+    parser.add_argument("file", type=Path, help="CSV: location,sku,qty,unit_cost,abc")
+    parser.add_argument("--as-of", help="when the snapshot was taken (ISO-8601; default now)")
+
+
+def run_book_import(args: argparse.Namespace) -> int:
+    """Replace the book with a CSV snapshot."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        lines = read_book_csv(args.file)
+        at = (
+            datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+            if args.as_of
+            else datetime.now(UTC)
+        )
+    except (CsvImportError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    engine = make_engine(config)
+    rows = engine.store.replace_book(lines, source=str(args.file), at=at)
+    engine.store.close()
+    print(f"book: {rows} records imported from {args.file}")
+    return EXIT_OK
+
+
+def add_book_movements_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount book movements``."""
+    _config_argument(parser)
+    parser.add_argument("file", type=Path, help="CSV: ts,location,sku,qty_delta,user,doc")
+
+
+def run_book_movements(args: argparse.Namespace) -> int:
+    """Append a movement log CSV."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        moves = read_movements_csv(args.file)
+    except (CsvImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    engine = make_engine(config)
+    added = engine.store.add_movements(moves)
+    engine.store.close()
+    print(f"movements: {added} added from {args.file}")
+    return EXIT_OK

@@ -1,0 +1,45 @@
+"""The reconciler's YAML configuration (same conventions as the gateway's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
+from edgecount.yamlcfg import load_model
+from reconciler.rules import TolerancePolicy
+
+
+class ApiConfig(StrictModel):
+    """The REST API (approvals, book snapshots, discrepancies)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8484, ge=0, le=65535)
+
+
+class ReconcilerConfig(StrictModel):
+    """The whole reconciler configuration file."""
+
+    site: Segment
+    instance_id: Segment = "reconciler"
+    state_dir: Path = Path("/var/lib/edgecount-reconciler")
+    mqtt: MqttConfig = MqttConfig()
+    shared_group: Segment | None = None
+    database: str | None = None
+    tolerances: TolerancePolicy = TolerancePolicy()
+    max_recounts: int = Field(default=2, ge=0, le=10)
+    gateways: dict[Segment, Segment] = Field(default_factory=dict)
+    api: ApiConfig | None = None
+
+    _paths = field_validator("state_dir")(resolve_path)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL; default SQLite under ``state_dir``."""
+        return self.database or f"sqlite:///{self.state_dir / 'reconciler.sqlite3'}"
+
+
+def load_reconciler_config(path: Path) -> ReconcilerConfig:
+    """Load and validate; raises ConfigError with file, line and key for every problem."""
+    return load_model(path, ReconcilerConfig, context={"base_dir": path.parent})

@@ -1,0 +1,435 @@
+"""The discrepancy state machine: what happens when a count arrives or a person decides.
+
+For each count of a location the book is taken **as of the moment the count was observed**
+(movements after it do not count), compared record by record, and:
+
+* no exception (every record within tolerance): an open discrepancy of that location is
+  resolved and its retained message cleared;
+* exceptions and no open discrepancy: one is opened; while recounts remain
+  (``max_recounts``) the gateway covering the location is asked to scan it again
+  (``recount_requested``), else it waits for a person (``awaiting_approval``);
+* exceptions on a recount: the recount is counted; again, or ``awaiting_approval``;
+* an incomplete count changes nothing (a location not fully scanned is never flagged).
+
+Approval turns each exception line into an adjustment (published for the WMS, written to the
+audit log, and applied to the local book as a movement); rejection closes the discrepancy.
+The engine returns the MQTT messages to send; the service publishes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from edgecount import contract
+from reconciler import schema as t
+from reconciler.model import Movement, Row, Status
+from reconciler.rules import TolerancePolicy, book_as_of, compare_location
+from reconciler.store import Store, utc
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = ("open", "recount_requested", "awaiting_approval")
+
+
+class DecisionError(ValueError):
+    """An approval or rejection that cannot be applied (wrong state, unknown id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message for the service to publish."""
+
+    topic: str
+    payload: dict[str, Any] | None  # None: clear the retained message
+    retain: bool
+
+
+@dataclass(slots=True)
+class Engine:
+    """Applies counts and decisions to the store."""
+
+    store: Store
+    site: str
+    policy: TolerancePolicy
+    max_recounts: int = 2
+    gateways: Mapping[str, str] = field(default_factory=dict)  # zone → gateway (config)
+    actor: str = "reconciler"
+
+    # -- counts ----------------------------------------------------------------------------
+
+    def compare_count(self, payload: Mapping[str, Any]) -> list[Row]:
+        """Compare one count with the book as it was when the count was observed."""
+        location = payload["location"]
+        observed = utc(datetime.fromisoformat(payload["observed_at"].replace("Z", "+00:00")))
+        snapshot_at = self.store.book_snapshot_at() or observed
+        lines = self.store.book_lines(location)
+        moves = self.store.movements(location)
+        book = {
+            sku: line for (_, sku), line in book_as_of(lines, snapshot_at, moves, observed).items()
+        }
+        counted = {item["sku"]: float(item["qty"]) for item in payload["items"]}
+        info = self.store.sku_info(sku for sku in counted if sku not in book)
+        return compare_location(
+            location, book, counted, bool(payload["complete"]), self.policy, sku_info=info
+        )
+
+    def on_count(self, payload: Mapping[str, Any]) -> list[Outgoing]:
+        """React to a new (not duplicate) count; returns the messages to publish."""
+        if not payload["complete"]:
+            log.info("count of %s incomplete: nothing flagged", payload["location"])
+            return []
+        rows = self.compare_count(payload)
+        exceptions = [row for row in rows if row.is_exception]
+        now = datetime.now(UTC)
+        with self.store.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(t.discrepancies).where(
+                    t.discrepancies.c.location == payload["location"],
+                    t.discrepancies.c.state.in_(OPEN_STATES),
+                )
+            ).first()
+            if not exceptions:
+                return self._resolve(conn, current, payload, now)
+            if current is None:
+                return self._open(conn, payload, exceptions, now)
+            return self._again(conn, current, payload, exceptions, now)
+
+    def _lines(self, rows: list[Row]) -> list[dict[str, Any]]:
+        return [
+            {
+                "sku": r.sku,
+                "book_qty": r.book_qty,
+                "counted_qty": r.counted_qty or 0.0,
+                "diff": r.diff,
+                "diff_value": round(r.diff_value, 2),
+                "status": r.status.value,
+            }
+            for r in rows
+        ]
+
+    def _open(
+        self, conn: sa.Connection, payload: Mapping[str, Any], rows: list[Row], now: datetime
+    ) -> list[Outgoing]:
+        state = "recount_requested" if self.max_recounts > 0 else "awaiting_approval"
+        new_id = conn.execute(
+            t.discrepancies.insert().values(
+                zone=payload["zone"],
+                location=payload["location"],
+                gateway=payload["gateway"],
+                state=state,
+                opened_at=now,
+                updated_at=now,
+                recounts=0,
+                scan_id=payload["scan_id"],
+                count_msg_id=payload["msg_id"],
+                observed_at=_ts(payload["observed_at"]),
+                lines=self._lines(rows),
+            )
+        ).inserted_primary_key
+        assert new_id is not None
+        self.store._audit(
+            conn,
+            self.actor,
+            "discrepancy.open",
+            payload["location"],
+            {"id": new_id[0], "lines": self._lines(rows)},
+        )
+        out = [self._discrepancy_message(conn, new_id[0])]
+        if state == "recount_requested":
+            out.append(self._request_recount(conn, new_id[0], payload, now))
+        return out
+
+    def _again(
+        self,
+        conn: sa.Connection,
+        current: Any,
+        payload: Mapping[str, Any],
+        rows: list[Row],
+        now: datetime,
+    ) -> list[Outgoing]:
+        recounts = current.recounts
+        state = current.state
+        if state == "recount_requested" and payload["scan_id"] != current.scan_id:
+            recounts += 1
+            state = "recount_requested" if recounts < self.max_recounts else "awaiting_approval"
+        conn.execute(
+            t.discrepancies.update()
+            .where(t.discrepancies.c.id == current.id)
+            .values(
+                state=state,
+                recounts=recounts,
+                updated_at=now,
+                scan_id=payload["scan_id"],
+                count_msg_id=payload["msg_id"],
+                observed_at=_ts(payload["observed_at"]),
+                lines=self._lines(rows),
+            )
+        )
+        self.store._audit(
+            conn,
+            self.actor,
+            f"discrepancy.{state}",
+            payload["location"],
+            {"id": current.id, "recounts": recounts},
+        )
+        out = [self._discrepancy_message(conn, current.id)]
+        if state == "recount_requested" and recounts != current.recounts:
+            out.append(self._request_recount(conn, current.id, payload, now))
+        return out
+
+    def _resolve(
+        self, conn: sa.Connection, current: Any, payload: Mapping[str, Any], now: datetime
+    ) -> list[Outgoing]:
+        if current is None:
+            return []
+        conn.execute(
+            t.discrepancies.update()
+            .where(t.discrepancies.c.id == current.id)
+            .values(state="resolved", updated_at=now, closed_at=now, scan_id=payload["scan_id"])
+        )
+        self.store._audit(
+            conn,
+            self.actor,
+            "discrepancy.resolved",
+            payload["location"],
+            {"id": current.id, "by_scan": payload["scan_id"]},
+        )
+        topic = contract.discrepancy_topic(self.site, current.zone, current.location)
+        return [Outgoing(topic, None, retain=True)]
+
+    def _request_recount(
+        self, conn: sa.Connection, discrepancy_id: int, payload: Mapping[str, Any], now: datetime
+    ) -> Outgoing:
+        gateway = self.gateways.get(payload["zone"], payload["gateway"])
+        request = contract.scan_request_payload(
+            reason="recount",
+            requested_by=self.actor,
+            locations=[payload["location"]],
+            request_id=f"recount-{discrepancy_id}-{uuid.uuid4().hex[:8]}",
+        )
+        conn.execute(
+            t.recounts.insert().values(
+                request_id=request["request_id"],
+                discrepancy_id=discrepancy_id,
+                gateway=gateway,
+                requested_at=now,
+            )
+        )
+        return Outgoing(contract.cmd_scan_topic(self.site, gateway), request, retain=False)
+
+    def _discrepancy_message(self, conn: sa.Connection, discrepancy_id: int) -> Outgoing:
+        row = conn.execute(
+            sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
+        ).one()
+        payload = contract.build(
+            contract.DISCREPANCY,
+            {
+                "discrepancy_id": str(row.id),
+                "site": self.site,
+                "zone": row.zone,
+                "location": row.location,
+                "state": row.state,
+                "scan_id": row.scan_id,
+                "count_msg_id": row.count_msg_id,
+                "observed_at": contract.to_iso(utc(row.observed_at)),
+                "detected_at": contract.to_iso(utc(row.opened_at)),
+                "recounts": row.recounts,
+                "lines": row.lines,
+            },
+        )
+        return Outgoing(
+            contract.discrepancy_topic(self.site, row.zone, row.location), payload, retain=True
+        )
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def decide(
+        self, discrepancy_id: int, *, approve: bool, reason_code: str, approver: str, note: str = ""
+    ) -> list[Outgoing]:
+        """Approve (adjust the book) or reject a discrepancy awaiting approval."""
+        now = datetime.now(UTC)
+        with self.store.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
+            ).first()
+            if row is None:
+                raise DecisionError(f"no discrepancy {discrepancy_id}")
+            if row.state != "awaiting_approval":
+                raise DecisionError(
+                    f"discrepancy {discrepancy_id} is {row.state}, not awaiting_approval"
+                )
+            decision = "approved" if approve else "rejected"
+            conn.execute(
+                t.approvals.insert().values(
+                    discrepancy_id=discrepancy_id,
+                    decision=decision,
+                    reason_code=reason_code,
+                    approver=approver,
+                    at=now,
+                    note=note,
+                )
+            )
+            conn.execute(
+                t.discrepancies.update()
+                .where(t.discrepancies.c.id == discrepancy_id)
+                .values(state=decision, updated_at=now, closed_at=now)
+            )
+            self.store._audit(
+                conn,
+                approver,
+                f"discrepancy.{decision}",
+                row.location,
+                {"id": discrepancy_id, "reason_code": reason_code, "note": note},
+            )
+            if approve:
+                self._adjust(
+                    conn, row, reason_code=reason_code, approver=approver, note=note, now=now
+                )
+        # Adjustments are published from their table (see pending_adjustments), so one made
+        # by the CLI while the service or the broker is down still reaches the WMS once.
+        return [
+            Outgoing(
+                contract.discrepancy_topic(self.site, row.zone, row.location), None, retain=True
+            )
+        ]
+
+    def _adjust(
+        self,
+        conn: sa.Connection,
+        row: Any,
+        *,
+        reason_code: str,
+        approver: str,
+        note: str,
+        now: datetime,
+    ) -> None:
+        info = self.store.sku_info(line["sku"] for line in row.lines)
+        for line in row.lines:
+            adjustment_id = f"adj-{row.id}-{line['sku']}"
+            unit_cost = info.get(line["sku"], (0.0, None))[0]
+            payload = contract.build(
+                contract.ADJUSTMENT,
+                {
+                    "adjustment_id": adjustment_id,
+                    "site": self.site,
+                    "zone": row.zone,
+                    "location": row.location,
+                    "sku": line["sku"],
+                    "book_qty": line["book_qty"],
+                    "counted_qty": line["counted_qty"],
+                    "diff": line["diff"],
+                    "diff_value": line["diff_value"],
+                    "unit_cost": unit_cost,
+                    "reason_code": reason_code,
+                    "approved_by": approver,
+                    "approved_at": contract.to_iso(now),
+                    "discrepancy_id": str(row.id),
+                    "scan_id": row.scan_id,
+                    "count_msg_id": row.count_msg_id,
+                    **({"note": note} if note else {}),
+                },
+            )
+            conn.execute(
+                t.adjustments.insert().values(
+                    discrepancy_id=row.id,
+                    payload=payload,
+                    value=abs(line["diff_value"]),
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                t.movements.insert().values(
+                    ts=now,
+                    location=row.location,
+                    sku=line["sku"],
+                    qty_delta=line["diff"],
+                    user=approver,
+                    doc=adjustment_id,
+                )
+            )
+
+    def pending_adjustments(self) -> list[tuple[int, Outgoing]]:
+        """Adjustments not yet acknowledged by the broker, oldest first."""
+        query = (
+            sa.select(t.adjustments.c.id, t.adjustments.c.payload)
+            .where(t.adjustments.c.published_at.is_(None))
+            .order_by(t.adjustments.c.id)
+        )
+        with self.store.engine.connect() as conn:
+            return [
+                (r.id, Outgoing(contract.adjustment_topic(self.site), r.payload, retain=False))
+                for r in conn.execute(query)
+            ]
+
+    def adjustment_published(self, adjustment_id: int) -> None:
+        """The broker acknowledged an adjustment."""
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                t.adjustments.update()
+                .where(t.adjustments.c.id == adjustment_id)
+                .values(published_at=datetime.now(UTC))
+            )
+
+    def open_discrepancy_messages(self) -> list[Outgoing]:
+        """The retained message of every open discrepancy (re-published on each connect)."""
+        with self.store.engine.connect() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(t.discrepancies.c.id).where(t.discrepancies.c.state.in_(OPEN_STATES))
+                )
+                .scalars()
+                .all()
+            )
+            return [self._discrepancy_message(conn, i) for i in ids]
+
+    def list_discrepancies(self, *, open_only: bool = True) -> list[dict[str, Any]]:
+        """Discrepancies with their lines, newest first (for the CLI and the API)."""
+        query = sa.select(t.discrepancies).order_by(t.discrepancies.c.id.desc())
+        if open_only:
+            query = query.where(t.discrepancies.c.state.in_(OPEN_STATES))
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        out = []
+        for row in rows:
+            item = dict(row)
+            for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
+                if item[key] is not None:
+                    item[key] = contract.to_iso(utc(item[key]))
+            item["movements"] = [
+                {
+                    "ts": contract.to_iso(m.ts),
+                    "sku": m.sku,
+                    "qty_delta": m.qty_delta,
+                    "user": m.user,
+                    "doc": m.doc,
+                }
+                for m in self.movements_since_good_count(row["location"])
+            ]
+            out.append(item)
+        return out
+
+    def movements_since_good_count(self, location: str, sku: str | None = None) -> list[Movement]:
+        """Movements of a location (and SKU) since its last count without exceptions."""
+        with self.store.engine.connect() as conn:
+            last_good = conn.execute(
+                sa.select(sa.func.max(t.discrepancies.c.closed_at)).where(
+                    t.discrepancies.c.location == location,
+                    t.discrepancies.c.state.in_(("resolved", "approved")),
+                )
+            ).scalar()
+        after = utc(last_good) if last_good is not None else None
+        return self.store.movements(location, after=after, sku=sku)
+
+
+def _ts(text: str) -> datetime:
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+__all__ = ["DecisionError", "Engine", "Outgoing", "Status"]

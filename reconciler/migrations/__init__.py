@@ -1,0 +1,1 @@
+"""Alembic migrations of the reconciler's database (see reconciler/store.py)."""

@@ -1,0 +1,109 @@
+"""Plain data shared by the reconciler's rules, reports and planning (no I/O here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    """Outcome of comparing one (location, SKU) record with the book.
+
+    * ``match``: the count is within tolerance of the book (not necessarily equal to it).
+    * ``over`` / ``short``: outside tolerance, more / fewer than the book.
+    * ``unexpected``: counted at a location whose book does not hold the SKU.
+    * ``not_scanned``: in the book, but its location was not counted.
+    * ``incomplete``: the location's count was not complete; it is never flagged short.
+    """
+
+    MATCH = "match"
+    OVER = "over"
+    SHORT = "short"
+    UNEXPECTED = "unexpected"
+    NOT_SCANNED = "not_scanned"
+    INCOMPLETE = "incomplete"
+
+
+EXCEPTIONS = frozenset({Status.OVER, Status.SHORT, Status.UNEXPECTED})
+"""Statuses that open a discrepancy."""
+
+COUNTED = frozenset({Status.MATCH, Status.OVER, Status.SHORT, Status.UNEXPECTED})
+"""Statuses of records that were really counted (the denominator of accuracy)."""
+
+
+class AbcClass(enum.StrEnum):
+    """ABC class of a SKU: A = high value / turnover, counted most often."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+@dataclass(frozen=True, slots=True)
+class BookLine:
+    """What the book says about one SKU at one location."""
+
+    location: str
+    sku: str
+    qty: float
+    unit_cost: float
+    abc: AbcClass
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """A stock movement from the WMS log: ``qty_delta`` added at ``ts``."""
+
+    ts: datetime
+    location: str
+    sku: str
+    qty_delta: float
+    user: str
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One compared record, as in the discrepancy report CSV."""
+
+    location: str
+    sku: str
+    book_qty: float
+    counted_qty: float | None
+    diff: float
+    diff_value: float
+    status: Status
+    unit_cost: float = 0.0
+    abc: AbcClass | None = None
+
+    @property
+    def is_exception(self) -> bool:
+        """Outside tolerance: opens a discrepancy."""
+        return self.status in EXCEPTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Figures of one reconciliation (a scan, a zone, or a period).
+
+    Rates are fractions 0-1. ``ira`` is inventory record accuracy: records within tolerance
+    divided by records counted (never netting positive against negative variances).
+    """
+
+    records_counted: int
+    records_within_tolerance: int
+    exact_matches: int
+    exceptions: int
+    ira: float
+    exact_match_rate: float
+    exception_rate: float
+    net_variance: float
+    absolute_variance: float
+    net_variance_value: float
+    absolute_variance_value: float
+    book_value_counted: float
+    gross_adjustment_rate: float
+    scan_seconds: float | None
+    top_exception_skus: list[tuple[str, float]] = field(default_factory=list)
+    """Up to five (SKU, absolute variance value) of exception records, largest first."""

@@ -1,0 +1,177 @@
+"""The reconciler's tables (SQLAlchemy Core). Alembic migrations create and evolve them.
+
+The same definitions serve SQLite (the default, in WAL mode) and PostgreSQL (at scale).
+Timestamps are stored as timezone-aware UTC; quantities as floats (weighed goods).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+NAME = String(128)
+
+book = Table(
+    "book",
+    metadata,
+    Column("location", NAME, primary_key=True),
+    Column("sku", NAME, primary_key=True),
+    Column("qty", Float, nullable=False),
+    Column("unit_cost", Float, nullable=False),
+    Column("abc", String(1), nullable=False),
+)
+
+book_meta = Table(
+    "book_meta",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("snapshot_at", TS, nullable=False),
+    Column("source", String(256), nullable=False),
+    Column("rows", Integer, nullable=False),
+)
+
+movements = Table(
+    "movements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", TS, nullable=False),
+    Column("location", NAME, nullable=False),
+    Column("sku", NAME, nullable=False),
+    Column("qty_delta", Float, nullable=False),
+    Column("user", NAME, nullable=False),
+    Column("doc", String(256), nullable=False),
+    Index("ix_movements_location_ts", "location", "ts"),
+)
+
+counts = Table(
+    "counts",
+    metadata,
+    Column("msg_id", String(160), primary_key=True),
+    Column("gateway", NAME, nullable=False),
+    Column("zone", NAME, nullable=False),
+    Column("location", NAME, nullable=False),
+    Column("scan_id", NAME, nullable=False),
+    Column("observed_at", TS, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("historical", Boolean, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("items", JSON, nullable=False),
+    Index("ix_counts_location_observed", "location", "observed_at"),
+    Index("ix_counts_scan", "scan_id"),
+)
+
+scans = Table(
+    "scans",
+    metadata,
+    Column("scan_id", NAME, primary_key=True),
+    Column("gateway", NAME, nullable=False),
+    Column("zone", NAME, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("ended_at", TS),
+    Column("request_id", NAME),
+    Column("locations", JSON, nullable=False),
+    Column("incomplete_locations", JSON, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("msg_id", String(160), primary_key=True),
+    Column("schema", String(64), nullable=False),
+    Column("received_at", TS, nullable=False),
+)
+
+coverage = Table(
+    "coverage",
+    metadata,
+    Column("zone", NAME, primary_key=True),
+    Column("location", NAME, primary_key=True),
+    Column("gateway", NAME, nullable=False),
+    Column("last_seen", TS, nullable=False),
+)
+
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("zone", NAME, nullable=False),
+    Column("location", NAME, nullable=False),
+    Column("gateway", NAME, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("closed_at", TS),
+    Column("recounts", Integer, nullable=False, default=0),
+    Column("scan_id", NAME, nullable=False),
+    Column("count_msg_id", String(160), nullable=False),
+    Column("observed_at", TS, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Index("ix_discrepancies_location_state", "location", "state"),
+)
+
+recounts = Table(
+    "recounts",
+    metadata,
+    Column("request_id", NAME, primary_key=True),
+    Column("discrepancy_id", Integer, ForeignKey("discrepancies.id"), nullable=False),
+    Column("gateway", NAME, nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("answered_by", NAME),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("discrepancy_id", Integer, ForeignKey("discrepancies.id"), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reason_code", NAME, nullable=False),
+    Column("approver", NAME, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("note", String(1024), nullable=False, default=""),
+)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("discrepancy_id", Integer, ForeignKey("discrepancies.id"), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("published_at", TS),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("detail", JSON, nullable=False),
+)

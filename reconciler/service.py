@@ -1,0 +1,266 @@
+"""``edgecount reconcile serve``: subscribe, validate, store once, reconcile, publish.
+
+Every payload is validated against the contract. An invalid one is rejected with its reason,
+counted, logged and republished to ``edgecount/v1/{site}/deadletter``; the service keeps
+running. Counts and scans are stored once per ``msg_id`` (QoS 1 delivers duplicates), so the
+same message twice is applied once. With ``shared_group`` set the subscriptions are MQTT 5
+shared subscriptions (``$share/<group>/…``) and several instances split the load.
+
+The connection is supervised: reconnect with backoff and jitter; on every (re)connect the
+retained messages of open discrepancies are published again and adjustments not yet
+acknowledged are re-sent, so a broker restart loses nothing the store knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgecount import contract
+from edgecount.backoff import Backoff
+from edgecount.mqtt import MqttConnection, MqttSettings
+from reconciler.engine import Engine, Outgoing
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # how often the table of adjustments is checked for new ones
+
+
+@dataclass(slots=True)
+class ServiceStats:
+    """Counters of the running service."""
+
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    published: int = 0
+    connects: int = 0
+
+
+class ReconcileService:
+    """The running reconciler: one MQTT connection, the engine, and a publisher loop."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        shared_group: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.client_id = client_id
+        self.shared_group = shared_group
+        self.stats = ServiceStats()
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()  # subscribed (set on each connection)
+        self._conn: MqttConnection | None = None
+        self._closed = asyncio.Event()
+        self._adjustment_mids: dict[int, int] = {}  # packet id → adjustment row id
+        self._sent_adjustments: set[int] = set()
+        self._pending_subs: set[str] = set()
+        self._handled = asyncio.Event()  # set after every message handled
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            contract.COUNT: self._on_count,
+            contract.SCAN: self._on_scan,
+        }
+
+    def filters(self) -> list[str]:
+        """Topic filters to subscribe to."""
+        root = contract.site_root(self.engine.site)
+        plain = [f"{root}count/#", f"{root}scan/#"]
+        if self.shared_group:
+            return [f"$share/{self.shared_group}/{f}" for f in plain]
+        return plain
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until :attr:`stopping` is set."""
+        backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
+        poller = asyncio.create_task(self._poll_adjustments(), name="adjustments")
+        try:
+            while not self.stopping.is_set():
+                self._closed.clear()
+                self._conn = MqttConnection(
+                    self.settings, self.client_id, self, loop=asyncio.get_running_loop()
+                )
+                try:
+                    await self._conn.open()
+                except OSError as exc:
+                    log.warning("broker %s unreachable: %s", self.settings.describe(), exc)
+                else:
+                    await self._wait_closed_or_stop()
+                    if self.ready.is_set():
+                        backoff.reset()
+                await self._close_conn()
+                if not self.stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), backoff.next_delay())
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+
+    async def _wait_closed_or_stop(self) -> None:
+        waiters = {
+            asyncio.ensure_future(self._closed.wait()),
+            asyncio.ensure_future(self.stopping.wait()),
+        }
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        self.ready.clear()
+        if conn is None:
+            return
+        if conn.is_connected():
+            conn.disconnect()
+        await conn.close(5.0)
+
+    # -- connection events (on the loop) ----------------------------------------------------
+
+    def connection_acked(
+        self, conn: MqttConnection, reason: ReasonCode, _props: Properties | None
+    ) -> None:
+        """Subscribe after a good CONNACK; a refusal is logged and retried."""
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self.stats.connects += 1
+        self._pending_subs = set(self.filters())
+        for topic_filter in self._pending_subs:
+            conn.subscribe(topic_filter, qos=1)
+        self._adjustment_mids.clear()
+        self._sent_adjustments.clear()
+        self.publish(self.engine.open_discrepancy_messages())
+
+    def subscription_acked(
+        self, _conn: MqttConnection, topic_filter: str, reasons: list[ReasonCode]
+    ) -> None:
+        """Ready once every filter is subscribed."""
+        if any(r.is_failure for r in reasons):
+            log.error("subscription to %s refused: %s", topic_filter, reasons)
+            return
+        self._pending_subs.discard(topic_filter)
+        if not self._pending_subs:
+            self.ready.set()
+
+    def connection_closed(self, _conn: MqttConnection, reason: str) -> None:
+        """Reconnect (the supervisor loop does)."""
+        if not self.stopping.is_set():
+            log.warning("connection to the broker closed: %s", reason)
+        self._closed.set()
+
+    def message_acked(self, _conn: MqttConnection, mid: int, reason: ReasonCode) -> None:
+        """Mark an adjustment published once the broker has it."""
+        row = self._adjustment_mids.pop(mid, None)
+        if row is not None and not reason.is_failure:
+            self.engine.adjustment_published(row)
+            self.stats.published += 1
+
+    async def wait_until(self, predicate: Callable[[ServiceStats], bool]) -> None:
+        """Wait until ``predicate(stats)`` holds after a message (bound it with a timeout)."""
+        while not predicate(self.stats):
+            self._handled.clear()
+            await self._handled.wait()
+
+    def message_received(self, conn: MqttConnection, topic: str, raw: bytes) -> None:
+        """Validate, store once, reconcile; reject with a dead letter what breaks the contract."""
+        try:
+            self._handle(conn, topic, raw)
+        finally:
+            self._handled.set()
+
+    def _handle(self, _conn: MqttConnection, topic: str, raw: bytes) -> None:
+        self.stats.received += 1
+        try:
+            payload = contract.decode(raw, topic=topic)
+        except contract.ContractError as exc:
+            self._reject(topic, raw, str(exc))
+            return
+        handler = self.handlers.get(payload["schema"])
+        if handler is None:
+            self._reject(topic, raw, f"{payload['schema']} is not accepted on {topic}")
+            return
+        handler(payload)
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _on_count(self, payload: dict[str, Any]) -> None:
+        if not self.engine.store.record_count(payload, datetime.now(UTC)):
+            self.stats.duplicates += 1
+            log.debug("duplicate %s ignored", payload["msg_id"])
+            return
+        self.stats.applied += 1
+        self.publish(self.engine.on_count(payload))
+
+    def _on_scan(self, payload: dict[str, Any]) -> None:
+        if not self.engine.store.record_scan(payload, datetime.now(UTC)):
+            self.stats.duplicates += 1
+            return
+        self.stats.applied += 1
+
+    def _reject(self, topic: str, raw: bytes, reason: str) -> None:
+        self.stats.rejected += 1
+        log.warning(
+            "rejected message on %s: %s (%d rejected so far)", topic, reason, self.stats.rejected
+        )
+        letter = contract.deadletter_payload(
+            topic=topic, raw=raw, reason=reason, rejected_by=self.client_id
+        )
+        self.publish([Outgoing(contract.deadletter_topic(self.engine.site), letter, False)])
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(self, messages: list[Outgoing]) -> None:
+        """Send messages now (QoS 1); what cannot go out is re-derived from the store later."""
+        conn = self._conn
+        for message in messages:
+            body = b"" if message.payload is None else contract.encode(message.payload)
+            if (
+                conn is None
+                or conn.publish(message.topic, body, qos=1, retain=message.retain) is None
+            ):
+                log.warning("not connected: %s not sent now", message.topic)
+
+    async def _poll_adjustments(self) -> None:
+        while True:
+            conn = self._conn
+            if conn is not None and self.ready.is_set():
+                for row_id, message in self.engine.pending_adjustments():
+                    if row_id in self._sent_adjustments:
+                        continue
+                    assert message.payload is not None
+                    mid = conn.publish(
+                        message.topic, contract.encode(message.payload), qos=1, retain=False
+                    )
+                    if mid is not None:
+                        self._adjustment_mids[mid] = row_id
+                        self._sent_adjustments.add(row_id)
+            await asyncio.sleep(POLL_SECONDS)
+
+
+async def serve_until_signal(service: ReconcileService) -> int:
+    """Run the service until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stopping.set)
+    try:
+        await service.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0

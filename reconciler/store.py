@@ -1,0 +1,342 @@
+"""The reconciler's store: one SQLAlchemy Core code path for SQLite and PostgreSQL.
+
+:func:`open_store` creates the engine (SQLite in WAL mode, foreign keys on), brings the schema
+to the newest Alembic revision, and returns a :class:`Store`. Writes that must be idempotent
+(messages delivered twice by QoS 1) insert into ``messages`` first and stop on a duplicate.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+import reconciler.migrations
+from reconciler import schema as t
+from reconciler.model import AbcClass, BookLine, Movement
+
+log = logging.getLogger(__name__)
+
+BOOK_COLUMNS = ("location", "sku", "qty", "unit_cost", "abc")
+MOVEMENT_COLUMNS = ("ts", "location", "sku", "qty_delta", "user", "doc")
+
+
+class CsvImportError(ValueError):
+    """A CSV file could not be imported; the message names file, line and column."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema revision (Alembic ``upgrade head``)."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(reconciler.migrations.__file__).parent))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the database at a SQLAlchemy URL."""
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    migrate(engine)
+    return Store(engine)
+
+
+def utc(moment: datetime) -> datetime:
+    """Aware UTC (SQLite gives naive datetimes back)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _number(text: str, where: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CsvImportError(f"{where}: {column}: not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise CsvImportError(f"{where}: {column}: not a finite number: {text!r}")
+    return value
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = tuple(name.strip() for name in reader.fieldnames or ())
+        if header != columns:
+            raise CsvImportError(
+                f"{path}:1: header must be {','.join(columns)}; got {','.join(header) or '(empty)'}"
+            )
+        for row in reader:
+            yield (
+                f"{path}:{reader.line_num}",
+                {k.strip(): (v or "").strip() for k, v in row.items()},
+            )
+
+
+def read_book_csv(path: Path) -> list[BookLine]:
+    """Parse a book CSV (``location,sku,qty,unit_cost,abc``); every error names its line."""
+    lines: list[BookLine] = []
+    seen: set[tuple[str, str]] = set()
+    for where, row in _read_csv(path, BOOK_COLUMNS):
+        if not row["location"] or not row["sku"]:
+            raise CsvImportError(f"{where}: location and sku must not be empty")
+        if row["abc"].upper() not in ("A", "B", "C"):
+            raise CsvImportError(f"{where}: abc: must be A, B or C, got {row['abc']!r}")
+        key = (row["location"], row["sku"])
+        if key in seen:
+            raise CsvImportError(f"{where}: {key[0]}/{key[1]} appears twice")
+        seen.add(key)
+        qty = _number(row["qty"], where, "qty")
+        cost = _number(row["unit_cost"], where, "unit_cost")
+        if qty < 0 or cost < 0:
+            raise CsvImportError(f"{where}: qty and unit_cost must not be negative")
+        lines.append(BookLine(key[0], key[1], qty, cost, AbcClass(row["abc"].upper())))
+    return lines
+
+
+def read_movements_csv(path: Path) -> list[Movement]:
+    """Parse a movement log CSV (``ts,location,sku,qty_delta,user,doc``)."""
+    found: list[Movement] = []
+    for where, row in _read_csv(path, MOVEMENT_COLUMNS):
+        try:
+            ts = utc(datetime.fromisoformat(row["ts"].replace("Z", "+00:00")))
+        except ValueError:
+            raise CsvImportError(f"{where}: ts: not an ISO-8601 time: {row['ts']!r}") from None
+        delta = _number(row["qty_delta"], where, "qty_delta")
+        found.append(Movement(ts, row["location"], row["sku"], delta, row["user"], row["doc"]))
+    return found
+
+
+@dataclass(slots=True)
+class Store:
+    """Typed access to the reconciler's tables."""
+
+    engine: Engine
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # -- book and movements ---------------------------------------------------------------
+
+    def replace_book(self, lines: Iterable[BookLine], *, source: str, at: datetime) -> int:
+        """Replace the whole book with a snapshot taken at ``at``; returns its row count."""
+        rows = [
+            {
+                "location": b.location,
+                "sku": b.sku,
+                "qty": b.qty,
+                "unit_cost": b.unit_cost,
+                "abc": b.abc.value,
+            }
+            for b in lines
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(t.book.delete())
+            for start in range(0, len(rows), 5000):
+                conn.execute(t.book.insert(), rows[start : start + 5000])
+            conn.execute(t.book_meta.delete())
+            conn.execute(
+                t.book_meta.insert().values(
+                    id=1, snapshot_at=utc(at), source=source, rows=len(rows)
+                )
+            )
+            self._audit(conn, "import", "book.import", source, {"rows": len(rows)})
+        return len(rows)
+
+    def add_movements(self, moves: Iterable[Movement], *, actor: str = "import") -> int:
+        """Append movements to the log; returns how many."""
+        rows = [
+            {
+                "ts": utc(m.ts),
+                "location": m.location,
+                "sku": m.sku,
+                "qty_delta": m.qty_delta,
+                "user": m.user,
+                "doc": m.doc,
+            }
+            for m in moves
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(t.movements.insert(), rows)
+                self._audit(conn, actor, "movements.add", "movements", {"rows": len(rows)})
+        return len(rows)
+
+    def book_snapshot_at(self) -> datetime | None:
+        """When the current book snapshot was taken (None: no book imported yet)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(t.book_meta.c.snapshot_at)).scalar()
+        return utc(value) if value is not None else None
+
+    def book_lines(self, location: str | None = None) -> list[BookLine]:
+        """The current book (snapshot), for one location or all."""
+        query = sa.select(t.book)
+        if location is not None:
+            query = query.where(t.book.c.location == location)
+        with self.engine.connect() as conn:
+            return [
+                BookLine(r.location, r.sku, r.qty, r.unit_cost, AbcClass(r.abc))
+                for r in conn.execute(query)
+            ]
+
+    def sku_info(self, skus: Iterable[str]) -> dict[str, tuple[float, AbcClass]]:
+        """Unit cost and class of SKUs, from any book line that holds them."""
+        wanted = list(set(skus))
+        if not wanted:
+            return {}
+        query = sa.select(t.book.c.sku, t.book.c.unit_cost, t.book.c.abc).where(
+            t.book.c.sku.in_(wanted)
+        )
+        with self.engine.connect() as conn:
+            return {r.sku: (r.unit_cost, AbcClass(r.abc)) for r in conn.execute(query)}
+
+    def movements(
+        self,
+        location: str | None = None,
+        *,
+        after: datetime | None = None,
+        sku: str | None = None,
+    ) -> list[Movement]:
+        """Movements, oldest first, optionally of one location / SKU and after a time."""
+        query = sa.select(t.movements).order_by(t.movements.c.ts, t.movements.c.id)
+        if location is not None:
+            query = query.where(t.movements.c.location == location)
+        if sku is not None:
+            query = query.where(t.movements.c.sku == sku)
+        if after is not None:
+            query = query.where(t.movements.c.ts > after)
+        with self.engine.connect() as conn:
+            return [
+                Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc)
+                for r in conn.execute(query)
+            ]
+
+    # -- messages --------------------------------------------------------------------------
+
+    def record_count(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
+        """Store an ``edgecount.count/1`` once; False when its msg_id was seen before."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.messages.insert().values(
+                        msg_id=payload["msg_id"], schema=payload["schema"], received_at=received_at
+                    )
+                )
+                conn.execute(
+                    t.counts.insert().values(
+                        msg_id=payload["msg_id"],
+                        gateway=payload["gateway"],
+                        zone=payload["zone"],
+                        location=payload["location"],
+                        scan_id=payload["scan_id"],
+                        observed_at=_parse(payload["observed_at"]),
+                        source=payload["source"],
+                        complete=payload["complete"],
+                        historical=payload["historical"],
+                        received_at=received_at,
+                        items=payload["items"],
+                    )
+                )
+                self._cover(
+                    conn, payload["zone"], payload["location"], payload["gateway"], received_at
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def record_scan(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
+        """Store or advance an ``edgecount.scan/1``; False for a duplicate message."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.messages.insert().values(
+                        msg_id=payload["msg_id"], schema=payload["schema"], received_at=received_at
+                    )
+                )
+                values = {
+                    "gateway": payload["gateway"],
+                    "zone": payload["zone"],
+                    "state": payload["state"],
+                    "started_at": _parse(payload["started_at"]),
+                    "ended_at": _parse(payload["ended_at"]) if payload.get("ended_at") else None,
+                    "request_id": payload.get("request_id"),
+                    "locations": payload["locations"],
+                    "incomplete_locations": payload.get("incomplete_locations", []),
+                }
+                updated = conn.execute(
+                    t.scans.update().where(t.scans.c.scan_id == payload["scan_id"]).values(values)
+                ).rowcount
+                if not updated:
+                    conn.execute(t.scans.insert().values(scan_id=payload["scan_id"], **values))
+                for location in payload["locations"]:
+                    self._cover(conn, payload["zone"], location, payload["gateway"], received_at)
+        except IntegrityError:
+            return False
+        return True
+
+    def _cover(
+        self, conn: Connection, zone: str, location: str, gateway: str, at: datetime
+    ) -> None:
+        updated = conn.execute(
+            t.coverage.update()
+            .where(t.coverage.c.zone == zone, t.coverage.c.location == location)
+            .values(gateway=gateway, last_seen=at)
+        ).rowcount
+        if not updated:
+            conn.execute(
+                t.coverage.insert().values(
+                    zone=zone, location=location, gateway=gateway, last_seen=at
+                )
+            )
+
+    def gateway_for(self, zone: str, location: str) -> str | None:
+        """The gateway that last reported this location."""
+        query = sa.select(t.coverage.c.gateway).where(
+            t.coverage.c.zone == zone, t.coverage.c.location == location
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return str(value) if value is not None else None
+
+    def _audit(
+        self, conn: Connection, actor: str, action: str, subject: str, detail: Mapping[str, Any]
+    ) -> None:
+        conn.execute(
+            t.audit.insert().values(
+                at=datetime.now(UTC),
+                actor=actor,
+                action=action,
+                subject=subject,
+                detail=dict(detail),
+            )
+        )
+
+    def audit(self, actor: str, action: str, subject: str, detail: Mapping[str, Any]) -> None:
+        """Write one audit log entry."""
+        with self.engine.begin() as conn:
+            self._audit(conn, actor, action, subject, detail)
+
+
+def _parse(text: str) -> datetime:
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))

@@ -1,0 +1,227 @@
+"""The reconciliation service against real Mosquitto, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.publish as mqtt_publish
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from edgecount import contract
+from edgecount.mqtt import MqttSettings
+from reconciler import schema as t
+from reconciler.engine import Engine
+from reconciler.model import AbcClass, BookLine, Movement
+from reconciler.rules import TolerancePolicy
+from reconciler.service import ReconcileService
+from reconciler.store import Store, open_store
+from tests.conftest import BrokerAddress, RecorderFactory
+
+PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+SKU_A, SKU_B = "80614141123458", "80614141123465"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on SQLite (file) or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path / 'rec.sqlite3'}")
+        yield opened
+        opened.close()
+        return
+    name = f"edgecount_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    opened = open_store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    try:
+        yield opened
+    finally:
+        opened.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+SNAPSHOT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
+BOOK = [
+    BookLine("A-01", SKU_A, 10, 2.0, AbcClass.A),
+    BookLine("A-01", SKU_B, 5, 10.0, AbcClass.B),
+    BookLine("A-02", SKU_A, 4, 2.0, AbcClass.A),
+]
+
+
+def engine_on(store: Store, site: str, max_recounts: int = 2) -> Engine:
+    store.replace_book(BOOK, source="test", at=SNAPSHOT)
+    return Engine(store, site, TolerancePolicy(), max_recounts)
+
+
+def count(
+    site: str,
+    location: str,
+    items: dict[str, int],
+    *,
+    seq: int,
+    scan: str = "s1",
+    observed: datetime | None = None,
+    complete: bool = True,
+) -> dict[str, Any]:
+    draft = contract.count_payload(
+        gateway="gw-1",
+        site=site,
+        zone="A",
+        location=location,
+        scan_id=scan,
+        items=[{"sku": sku, "qty": qty} for sku, qty in items.items()],
+        complete=complete,
+        observed_at=observed or SNAPSHOT + timedelta(hours=4),
+    )
+    return contract.with_sequence(draft, seq)
+
+
+def states(store: Store) -> list[tuple[str, str, int]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.discrepancies).order_by(t.discrepancies.c.id))
+        return [(r.location, r.state, r.recounts) for r in rows]
+
+
+def test_same_message_twice_is_applied_once(store: Store) -> None:
+    engine = engine_on(store, "s")
+    message = count("s", "A-01", {SKU_A: 10, SKU_B: 5}, seq=1)
+    assert store.record_count(message, datetime.now(UTC))
+    assert not store.record_count(message, datetime.now(UTC))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.counts)).scalar() == 1
+    assert engine.on_count(message) == []  # everything matches: nothing to say
+
+
+def test_count_before_a_movement_is_compared_with_the_book_as_it_was(store: Store) -> None:
+    engine = engine_on(store, "s")
+    counted_at = SNAPSHOT + timedelta(hours=4)
+    # 3 units picked an hour after the count: the book now says 7, but the count saw 10
+    store.add_movements(
+        [Movement(counted_at + timedelta(hours=1), "A-01", SKU_A, -3, "ann", "PICK-1")]
+    )
+    rows = engine.compare_count(count("s", "A-01", {SKU_A: 10, SKU_B: 5}, seq=1))
+    assert [(r.sku, r.book_qty, r.status.value) for r in rows] == [
+        (SKU_A, 10, "match"),
+        (SKU_B, 5, "match"),
+    ]
+    # a count taken after the pick is compared with 7
+    later = count(
+        "s", "A-01", {SKU_A: 7, SKU_B: 5}, seq=2, observed=counted_at + timedelta(hours=2)
+    )
+    assert [r.book_qty for r in engine.compare_count(later)] == [7, 5]
+    assert all(r.status.value == "match" for r in engine.compare_count(later))
+
+
+def test_incomplete_location_is_never_flagged(store: Store) -> None:
+    engine = engine_on(store, "s")
+    assert engine.on_count(count("s", "A-01", {}, seq=1, complete=False)) == []
+    assert states(store) == []
+
+
+def test_recounts_then_approval_then_one_adjustment_per_line(store: Store) -> None:
+    engine = engine_on(store, "s", max_recounts=2)
+    sent = engine.on_count(count("s", "A-01", {SKU_A: 6, SKU_B: 5}, seq=1, scan="s1"))
+    assert [m.topic for m in sent] == [
+        "edgecount/v1/s/discrepancy/A/A-01",
+        "edgecount/v1/s/cmd/gw-1/scan",
+    ]
+    assert states(store) == [("A-01", "recount_requested", 0)]
+    engine.on_count(count("s", "A-01", {SKU_A: 6, SKU_B: 5}, seq=2, scan="s2"))
+    assert states(store) == [("A-01", "recount_requested", 1)]
+    last = engine.on_count(count("s", "A-01", {SKU_A: 6, SKU_B: 5}, seq=3, scan="s3"))
+    assert states(store) == [("A-01", "awaiting_approval", 2)]
+    assert [m.topic for m in last] == ["edgecount/v1/s/discrepancy/A/A-01"]  # no more recounts
+    (item,) = engine.list_discrepancies()
+    assert [line["sku"] for line in item["lines"]] == [SKU_A]
+    engine.decide(item["id"], approve=True, reason_code="MISCOUNT", approver="kim")
+    pending = engine.pending_adjustments()
+    assert len(pending) == 1
+    payload = pending[0][1].payload
+    assert payload is not None
+    contract.validate(payload)
+    assert (payload["sku"], payload["diff"], payload["approved_by"]) == (SKU_A, -4, "kim")
+    # the local book learned the adjustment: the same count now matches
+    after = count(
+        "s",
+        "A-01",
+        {SKU_A: 6, SKU_B: 5},
+        seq=4,
+        scan="s4",
+        observed=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    assert all(r.status.value == "match" for r in engine.compare_count(after))
+
+
+def test_a_good_recount_resolves_the_discrepancy(store: Store) -> None:
+    engine = engine_on(store, "s")
+    engine.on_count(count("s", "A-02", {SKU_A: 9}, seq=1, scan="s1"))
+    cleared = engine.on_count(count("s", "A-02", {SKU_A: 4}, seq=2, scan="s2"))
+    assert states(store) == [("A-02", "resolved", 0)]
+    assert [(m.topic, m.payload, m.retain) for m in cleared] == [
+        ("edgecount/v1/s/discrepancy/A/A-02", None, True)
+    ]
+
+
+# -- the running service over MQTT --------------------------------------------------------------
+
+
+async def run_service(
+    store: Store, broker: BrokerAddress, site: str
+) -> tuple[ReconcileService, asyncio.Task[None]]:
+    engine = engine_on(store, site)
+    settings = MqttSettings(host=broker.host, port=broker.port, client_id=f"rec-{site}")
+    service = ReconcileService(engine, settings, client_id=f"rec-{site}")
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.ready.wait(), 10)
+    return service, task
+
+
+def publisher(broker: BrokerAddress) -> Callable[[str, bytes], None]:
+    def send(topic: str, body: bytes) -> None:
+        mqtt_publish.single(topic, body, qos=1, hostname=broker.host, port=broker.port)
+
+    return send
+
+
+async def test_service_dedups_rejects_to_deadletter_and_requests_recounts(
+    store: Store, broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory
+) -> None:
+    root = f"edgecount/v1/{unique_site}"
+    recorder = mqtt_recorder(
+        broker, [f"{root}/deadletter", f"{root}/cmd/+/scan", f"{root}/discrepancy/#"]
+    )
+    service, task = await run_service(store, broker, unique_site)
+    send = publisher(broker)
+    try:
+        wrong = count(unique_site, "A-01", {SKU_A: 3, SKU_B: 5}, seq=7)
+        body = json.dumps(wrong).encode()
+        await asyncio.to_thread(send, f"{root}/count/A/A-01", b"{broken")
+        await asyncio.to_thread(send, f"{root}/count/A/A-01", body)
+        await asyncio.to_thread(send, f"{root}/count/A/A-01", body)  # a QoS 1 duplicate
+        letters = await recorder.await_for(1, f"{root}/deadletter")
+        assert letters[0].payload is not None
+        assert "JSON" in letters[0].payload["reason"] or "json" in letters[0].payload["reason"]
+        requests = await recorder.await_for(1, f"{root}/cmd/gw-1/scan")
+        assert requests[0].payload is not None
+        assert requests[0].payload["locations"] == ["A-01"]
+        flagged = await recorder.await_for(1, f"{root}/discrepancy/A/A-01")
+        assert flagged[0].payload is not None
+        assert flagged[0].payload["state"] == "recount_requested"
+        probe = count(unique_site, "A-02", {SKU_A: 4}, seq=8)
+        await asyncio.to_thread(send, f"{root}/count/A/A-02", json.dumps(probe).encode())
+        await asyncio.wait_for(service.wait_until(lambda stats: stats.applied >= 2), 10)
+        assert service.stats.duplicates == 1
+        assert service.stats.rejected == 1
+        assert len(recorder.matching(f"{root}/cmd/gw-1/scan")) == 1
+    finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 10)
