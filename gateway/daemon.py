@@ -147,17 +147,22 @@ class Gateway:
 
 async def run_daemon(config: GatewayConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
-    async with open_publisher(config) as publisher:
+    async with open_publisher(config, start=False) as publisher:
         return await serve(config, publisher)
 
 
 async def serve(config: GatewayConfig, publisher: Publisher) -> int:
-    """The daemon's body with a started publisher (tests pass their own)."""
+    """The daemon's body: subscribe to commands, start the publisher, scan until stopped.
+
+    The publisher may be started already; if not, it is started after the subscription, so
+    the retained ``online`` birth means "ready for commands".
+    """
     gateway = Gateway(config, publisher)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.stopping.set)
     publisher.subscribe(contract.cmd_scan_topic(config.site, config.gateway_id), gateway.on_command)
+    await publisher.start()
     try:
         async with started_readers(config) as readers:
             tasks = [asyncio.create_task(gateway.worker(dict(readers)), name="scan-worker")]

@@ -22,8 +22,14 @@ OUTBOX_FILE = "outbox.sqlite3"
 
 
 @contextlib.asynccontextmanager
-async def open_publisher(config: GatewayConfig) -> AsyncIterator[MqttPublisher]:
-    """Open the outbox under ``state_dir``, start the MQTT publisher; stop and close after."""
+async def open_publisher(
+    config: GatewayConfig, *, start: bool = True
+) -> AsyncIterator[MqttPublisher]:
+    """Open the outbox under ``state_dir`` and the MQTT publisher; stop and close after.
+
+    With ``start=False`` the caller subscribes first and starts it (the daemon does, so its
+    command subscription exists before its ``online`` birth tells anyone it is there).
+    """
     config.state_dir.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(config.state_dir / OUTBOX_FILE, gateway_id=config.gateway_id)
     try:
@@ -33,7 +39,8 @@ async def open_publisher(config: GatewayConfig) -> AsyncIterator[MqttPublisher]:
             site=config.site,
             gateway_id=config.gateway_id,
         )
-        await publisher.start()
+        if start:
+            await publisher.start()
         try:
             yield publisher
         finally:

@@ -279,7 +279,7 @@ class Engine:
             conn.execute(
                 t.discrepancies.update()
                 .where(t.discrepancies.c.id == discrepancy_id)
-                .values(state=decision, updated_at=now, closed_at=now)
+                .values(state=decision, updated_at=now, closed_at=now, announced=False)
             )
             self.store._audit(
                 conn,
@@ -367,6 +367,29 @@ class Engine:
                 (r.id, Outgoing(contract.adjustment_topic(self.site), r.payload, retain=False))
                 for r in conn.execute(query)
             ]
+
+    def unannounced(self) -> list[tuple[int, Outgoing]]:
+        """Decided discrepancies whose retained message has not been cleared yet."""
+        query = sa.select(t.discrepancies).where(t.discrepancies.c.announced.is_(False))
+        with self.store.engine.connect() as conn:
+            return [
+                (
+                    r.id,
+                    Outgoing(
+                        contract.discrepancy_topic(self.site, r.zone, r.location), None, retain=True
+                    ),
+                )
+                for r in conn.execute(query)
+            ]
+
+    def announced(self, discrepancy_id: int) -> None:
+        """The broker acknowledged the message showing a discrepancy's decision."""
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                t.discrepancies.update()
+                .where(t.discrepancies.c.id == discrepancy_id)
+                .values(announced=True)
+            )
 
     def adjustment_published(self, adjustment_id: int) -> None:
         """The broker acknowledged an adjustment."""

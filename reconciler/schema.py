@@ -129,6 +129,9 @@ discrepancies = Table(
     Column("count_msg_id", String(160), nullable=False),
     Column("observed_at", TS, nullable=False),
     Column("lines", JSON, nullable=False),
+    # False while the retained MQTT message does not yet show a decision made elsewhere
+    # (the CLI or the API): the service publishes it and sets this on the PUBACK.
+    Column("announced", Boolean, nullable=False, default=True),
     Index("ix_discrepancies_location_state", "location", "state"),
 )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -43,7 +44,8 @@ class ServiceStats:
     applied: int = 0
     duplicates: int = 0
     rejected: int = 0
-    published: int = 0
+    adjustments_published: int = 0
+    decisions_announced: int = 0
     connects: int = 0
 
 
@@ -67,8 +69,9 @@ class ReconcileService:
         self.ready = asyncio.Event()  # subscribed (set on each connection)
         self._conn: MqttConnection | None = None
         self._closed = asyncio.Event()
-        self._adjustment_mids: dict[int, int] = {}  # packet id → adjustment row id
-        self._sent_adjustments: set[int] = set()
+        # store-driven messages in flight: packet id → (key, what to do on the PUBACK)
+        self._acks: dict[int, tuple[tuple[str, int], Callable[[], None]]] = {}
+        self._in_flight: set[tuple[str, int]] = set()
         self._pending_subs: set[str] = set()
         self._handled = asyncio.Event()  # set after every message handled
         self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -89,7 +92,7 @@ class ReconcileService:
     async def run(self) -> None:
         """Serve until :attr:`stopping` is set."""
         backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
-        poller = asyncio.create_task(self._poll_adjustments(), name="adjustments")
+        poller = asyncio.create_task(self._poll_store(), name="store-publisher")
         try:
             while not self.stopping.is_set():
                 self._closed.clear()
@@ -143,8 +146,8 @@ class ReconcileService:
         self._pending_subs = set(self.filters())
         for topic_filter in self._pending_subs:
             conn.subscribe(topic_filter, qos=1)
-        self._adjustment_mids.clear()
-        self._sent_adjustments.clear()
+        self._acks.clear()
+        self._in_flight.clear()
         self.publish(self.engine.open_discrepancy_messages())
 
     def subscription_acked(
@@ -165,11 +168,17 @@ class ReconcileService:
         self._closed.set()
 
     def message_acked(self, _conn: MqttConnection, mid: int, reason: ReasonCode) -> None:
-        """Mark an adjustment published once the broker has it."""
-        row = self._adjustment_mids.pop(mid, None)
-        if row is not None and not reason.is_failure:
-            self.engine.adjustment_published(row)
-            self.stats.published += 1
+        """Mark a store-driven message (adjustment, decision) done once the broker has it."""
+        pending = self._acks.pop(mid, None)
+        if pending is None:
+            return
+        key, on_ack = pending
+        self._in_flight.discard(key)
+        if reason.is_failure:
+            log.error("broker refused %s %d: %s", key[0], key[1], reason)
+            return
+        on_ack()
+        self._handled.set()
 
     async def wait_until(self, predicate: Callable[[ServiceStats], bool]) -> None:
         """Wait until ``predicate(stats)`` holds after a message (bound it with a timeout)."""
@@ -236,21 +245,43 @@ class ReconcileService:
             ):
                 log.warning("not connected: %s not sent now", message.topic)
 
-    async def _poll_adjustments(self) -> None:
+    async def _poll_store(self) -> None:
+        """Publish what decisions (CLI, API) left in the store: adjustments and clears."""
         while True:
             conn = self._conn
             if conn is not None and self.ready.is_set():
-                for row_id, message in self.engine.pending_adjustments():
-                    if row_id in self._sent_adjustments:
-                        continue
-                    assert message.payload is not None
-                    mid = conn.publish(
-                        message.topic, contract.encode(message.payload), qos=1, retain=False
-                    )
-                    if mid is not None:
-                        self._adjustment_mids[mid] = row_id
-                        self._sent_adjustments.add(row_id)
+                self._send_from_store(
+                    conn, "adjustment", self.engine.pending_adjustments(), self._adjustment_done
+                )
+                self._send_from_store(
+                    conn, "decision", self.engine.unannounced(), self._decision_done
+                )
             await asyncio.sleep(POLL_SECONDS)
+
+    def _adjustment_done(self, row_id: int) -> None:
+        self.engine.adjustment_published(row_id)
+        self.stats.adjustments_published += 1
+
+    def _decision_done(self, row_id: int) -> None:
+        self.engine.announced(row_id)
+        self.stats.decisions_announced += 1
+
+    def _send_from_store(
+        self,
+        conn: MqttConnection,
+        kind: str,
+        items: list[tuple[int, Outgoing]],
+        done: Callable[[int], None],
+    ) -> None:
+        for row_id, message in items:
+            key = (kind, row_id)
+            if key in self._in_flight:
+                continue
+            body = b"" if message.payload is None else contract.encode(message.payload)
+            mid = conn.publish(message.topic, body, qos=1, retain=message.retain)
+            if mid is not None:
+                self._acks[mid] = (key, functools.partial(done, row_id))
+                self._in_flight.add(key)
 
 
 async def serve_until_signal(service: ReconcileService) -> int:

@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("count_msg_id", sa.String(length=160), nullable=False),
         sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lines", sa.JSON(), nullable=False),
+        sa.Column("announced", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_discrepancies")),
     )
     with op.batch_alter_table("discrepancies", schema=None) as batch_op:
