@@ -1,0 +1,447 @@
+"""The reconciler's REST API: discrepancies, approvals, book snapshots, movement logs.
+
+:func:`create_app` builds a FastAPI application around an :class:`~reconciler.engine.Engine`;
+:func:`serve_api` runs it with uvicorn inside the service's event loop. Every engine or store
+call blocks on the database, so it runs in a worker thread and the loop (MQTT included) never
+waits for it. Approving only records the decision in the store: the running service publishes
+the adjustment from there (``ReconcileService._poll_store``), exactly as after ``edgecount
+reconcile approve``.
+
+Errors are JSON ``{"detail": ...}``: 404 unknown discrepancy, 409 decision on a discrepancy
+not awaiting approval, 422 invalid request (``detail`` lists each error's ``type``, ``loc`` and
+``msg``), 503 database unavailable, 500 anything else (logged by the server, never sent to
+the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import StringConstraints as Text
+from sqlalchemy.exc import OperationalError
+
+from edgecount import contract
+from reconciler import schema as t
+from reconciler.engine import OPEN_STATES, DecisionError, Engine
+from reconciler.model import AbcClass, BookLine, Movement
+from reconciler.store import utc
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 5
+
+Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=128)]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Delta = Annotated[float, Field(allow_inf_nan=False)]
+Abc = Annotated[AbcClass, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
+
+
+class StrictBody(BaseModel):
+    """Base of request bodies: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+class DecisionIn(StrictBody):
+    """An approval or a rejection of a discrepancy awaiting approval."""
+
+    reason_code: Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)] = Field(
+        examples=["MISCOUNT", "THEFT", "DAMAGE", "BOOK_ERROR"]
+    )
+    approver: Name
+    note: Annotated[str, Text(max_length=1024)] = ""
+
+
+class BookLineIn(StrictBody):
+    """One record of a book snapshot (the columns of the book CSV)."""
+
+    location: Name
+    sku: Name
+    qty: Amount
+    unit_cost: Amount
+    abc: Abc
+
+
+class BookSnapshotIn(StrictBody):
+    """The whole book as of ``snapshot_at``; it replaces the current book."""
+
+    snapshot_at: AwareDatetime
+    source: Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=256)]
+    lines: list[BookLineIn] = Field(min_length=1)
+
+
+class MovementIn(StrictBody):
+    """One stock movement from the WMS log."""
+
+    ts: AwareDatetime
+    location: Name
+    sku: Name
+    qty_delta: Delta
+    user: Name
+    doc: Annotated[str, Text(strip_whitespace=True, max_length=256)] = ""
+
+
+class MovementsIn(StrictBody):
+    """Movements to append to the log."""
+
+    movements: list[MovementIn]
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+class HealthOut(BaseModel):
+    """The API answers and the database is reachable."""
+
+    status: Literal["ok"]
+    database: str
+    open_discrepancies: int
+
+
+class LineOut(BaseModel):
+    """One exception line of a discrepancy."""
+
+    sku: str
+    book_qty: float
+    counted_qty: float
+    diff: float
+    diff_value: float
+    status: str
+
+
+class MovementOut(BaseModel):
+    """A movement at the location since its last good count (a likely cause)."""
+
+    ts: str
+    sku: str
+    qty_delta: float
+    user: str
+    doc: str
+
+
+class DiscrepancyOut(BaseModel):
+    """A discrepancy, its lines, and the movements since the last good count.
+
+    Times are UTC ISO-8601 with milliseconds and a ``Z``, as in the MQTT payloads.
+    """
+
+    id: int
+    zone: str
+    location: str
+    gateway: str
+    state: str
+    opened_at: str
+    updated_at: str
+    closed_at: str | None
+    recounts: int
+    scan_id: str
+    count_msg_id: str
+    observed_at: str
+    lines: list[LineOut]
+    movements: list[MovementOut]
+
+
+class RowsOut(BaseModel):
+    """How many rows an upload wrote."""
+
+    rows: int
+
+
+# -- blocking helpers (run in worker threads) ---------------------------------------------------
+
+
+def _discrepancy(engine: Engine, discrepancy_id: int) -> DiscrepancyOut | None:
+    """One discrepancy, shaped like an item of ``Engine.list_discrepancies``."""
+    query = sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
+    with engine.store.engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    item = dict(row)
+    for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
+        if item[key] is not None:
+            item[key] = contract.to_iso(utc(item[key]))
+    item["movements"] = [
+        {
+            "ts": contract.to_iso(m.ts),
+            "sku": m.sku,
+            "qty_delta": m.qty_delta,
+            "user": m.user,
+            "doc": m.doc,
+        }
+        for m in engine.movements_since_good_count(row["location"])
+    ]
+    return DiscrepancyOut.model_validate(item)
+
+
+def _health(engine: Engine) -> HealthOut:
+    query = (
+        sa.select(sa.func.count())
+        .select_from(t.discrepancies)
+        .where(t.discrepancies.c.state.in_(OPEN_STATES))
+    )
+    with engine.store.engine.connect() as conn:
+        open_count = conn.execute(query).scalar_one()
+    return HealthOut(
+        status="ok", database=engine.store.engine.dialect.name, open_discrepancies=open_count
+    )
+
+
+def _decide(
+    engine: Engine, lock: threading.Lock, discrepancy_id: int, approve: bool, body: DecisionIn
+) -> DiscrepancyOut:
+    # Engine.decide checks the state and then writes in one transaction, but without a row
+    # lock: two requests at once could both approve. The lock serialises this process's
+    # decisions (the CLI in another process is not covered).
+    with lock:
+        try:
+            engine.decide(
+                discrepancy_id,
+                approve=approve,
+                reason_code=body.reason_code,
+                approver=body.approver,
+                note=body.note,
+            )
+        except DecisionError as exc:
+            if _discrepancy(engine, discrepancy_id) is None:
+                raise HTTPException(404, f"no discrepancy {discrepancy_id}") from None
+            raise HTTPException(409, str(exc)) from None
+    found = _discrepancy(engine, discrepancy_id)
+    assert found is not None  # discrepancies are never deleted
+    return found
+
+
+def _check_unique(lines: list[BookLineIn]) -> None:
+    """422 naming the line when a (location, sku) appears twice, as the CSV importer does."""
+    seen: dict[tuple[str, str], int] = {}
+    for index, line in enumerate(lines):
+        key = (line.location, line.sku)
+        first = seen.setdefault(key, index)
+        if first != index:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("body", "lines", index),
+                        "msg": f"{key[0]}/{key[1]} appears twice (first at lines[{first}])",
+                    }
+                ]
+            )
+
+
+def _replace_book(engine: Engine, body: BookSnapshotIn) -> int:
+    _check_unique(body.lines)
+    lines = [BookLine(b.location, b.sku, b.qty, b.unit_cost, b.abc) for b in body.lines]
+    return engine.store.replace_book(lines, source=body.source, at=body.snapshot_at)
+
+
+def _add_movements(engine: Engine, body: MovementsIn) -> int:
+    moves = [Movement(m.ts, m.location, m.sku, m.qty_delta, m.user, m.doc) for m in body.movements]
+    return engine.store.add_movements(moves, actor="api")
+
+
+# -- the application -----------------------------------------------------------------------------
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """Build the REST API around an engine.
+
+    Args:
+        engine: The engine (and its store) every request works on; it is shared with the
+            running service, and the caller closes its store.
+
+    Returns:
+        The FastAPI application; serve it with :func:`serve_api`.
+    """
+    app = FastAPI(
+        title="edgecount reconciler",
+        version="1",
+        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN; /openapi.json stays
+        redoc_url=None,
+    )
+    _add_error_handlers(app)
+    _add_discrepancy_routes(app, engine)
+    _add_upload_routes(app, engine)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Without the offending input: it may be the whole body, or NaN (not valid JSON).
+        errors = [{k: e[k] for k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette re-raises the exception after this answer: uvicorn logs its traceback.
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def _add_discrepancy_routes(app: FastAPI, engine: Engine) -> None:
+    decisions = threading.Lock()
+
+    @app.get("/health")
+    async def health() -> HealthOut:
+        """Liveness and database reachability (503 when the database does not answer)."""
+        return await run_in_threadpool(_health, engine)
+
+    @app.get("/discrepancies")
+    async def list_discrepancies(
+        include_closed: Annotated[bool, Query(alias="all")] = False,
+    ) -> list[DiscrepancyOut]:
+        """Open discrepancies (``?all=true``: decided and resolved ones too), newest first."""
+        items = await run_in_threadpool(engine.list_discrepancies, open_only=not include_closed)
+        return [DiscrepancyOut.model_validate(item) for item in items]
+
+    @app.get("/discrepancies/{discrepancy_id}", responses={404: {"description": "unknown id"}})
+    async def get_discrepancy(discrepancy_id: int) -> DiscrepancyOut:
+        """One discrepancy with its lines and the movements since the last good count."""
+        found = await run_in_threadpool(_discrepancy, engine, discrepancy_id)
+        if found is None:
+            raise HTTPException(404, f"no discrepancy {discrepancy_id}")
+        return found
+
+    conflict: dict[int | str, dict[str, Any]] = {
+        404: {"description": "unknown id"},
+        409: {"description": "not awaiting approval"},
+    }
+
+    @app.post("/discrepancies/{discrepancy_id}/approve", responses=conflict)
+    async def approve(discrepancy_id: int, body: DecisionIn) -> DiscrepancyOut:
+        """Approve: each line becomes an adjustment, which the service publishes."""
+        return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, True, body)
+
+    @app.post("/discrepancies/{discrepancy_id}/reject", responses=conflict)
+    async def reject(discrepancy_id: int, body: DecisionIn) -> DiscrepancyOut:
+        """Reject: the discrepancy is closed and the book stays as it is."""
+        return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, False, body)
+
+
+def _add_upload_routes(app: FastAPI, engine: Engine) -> None:
+    @app.post("/book")
+    async def replace_book(body: BookSnapshotIn) -> RowsOut:
+        """Replace the whole book with a snapshot taken at ``snapshot_at``."""
+        return RowsOut(rows=await run_in_threadpool(_replace_book, engine, body))
+
+    @app.post("/movements")
+    async def add_movements(body: MovementsIn) -> RowsOut:
+        """Append movements to the log (compared counts use them from their ``ts`` on)."""
+        return RowsOut(rows=await run_in_threadpool(_add_movements, engine, body))
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without signal handling of its own: the host service owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+        yield
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        return
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_api(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stopping: asyncio.Event,
+    *,
+    on_listening: Callable[[int], None] | None = None,
+) -> None:
+    """Serve ``app`` over HTTP in the running event loop until ``stopping`` is set.
+
+    The socket is bound here, before uvicorn starts, so a port in use raises instead of
+    uvicorn's ``sys.exit``, and port 0 reports the port it got.
+
+    Args:
+        app: The application from :func:`create_app`.
+        host: Address to listen on (``ApiConfig.host``).
+        port: TCP port; 0 picks a free one.
+        stopping: Set to stop: open requests get up to 5 s to finish.
+        on_listening: Called with the bound port once the socket is listening.
+
+    Raises:
+        OSError: The address cannot be bound.
+    """
+    sock = _bind(host, port)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        log_config=None,  # uvicorn's loggers propagate to the service's logging setup
+        lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    server = _EmbeddedServer(config)
+
+    async def stop_when_asked() -> None:
+        await stopping.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_when_asked(), name="api-stop-watcher")
+    try:
+        sock.listen(config.backlog)
+        bound = int(sock.getsockname()[1])
+        log.info("REST API listening on %s:%d", host, bound)
+        if on_listening is not None:
+            on_listening(bound)
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        sock.close()
+
+
+__all__ = [
+    "BookLineIn",
+    "BookSnapshotIn",
+    "DecisionIn",
+    "DiscrepancyOut",
+    "HealthOut",
+    "LineOut",
+    "MovementIn",
+    "MovementOut",
+    "MovementsIn",
+    "RowsOut",
+    "create_app",
+    "serve_api",
+]
