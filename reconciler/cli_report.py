@@ -1,0 +1,455 @@
+"""``edgecount reconcile report`` and ``edgecount plan``: reports and plans from the store.
+
+Both take ``-c FILE`` (the reconciler's YAML) like every ``reconcile`` command and exit 0 on
+success, 1 when what was asked for cannot be done (an unknown scan or zone, a broker that does
+not acknowledge), 2 for usage and configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgecount import contract
+from edgecount.mqtt import MqttSettings, MqttSettingsError, new_client
+from edgecount.settings import mqtt_settings
+from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _config_argument, _load, make_engine
+from reconciler.config import ReconcilerConfig
+from reconciler.metrics import summarize, trend
+from reconciler.plan import Frequencies, Plan, make_plan
+from reconciler.queries import (
+    UNKNOWN_ZONE,
+    Covered,
+    ScanRecord,
+    Selection,
+    adjustments_value,
+    compare_selections,
+    coverage,
+    get_scan,
+    plan_inputs,
+    scan_selections,
+    since_selection,
+    trend_scans,
+    zone_locations,
+    zone_selection,
+)
+from reconciler.report import ReportData, render_csv, render_html, render_json
+from reconciler.rules import TolerancePolicy
+from reconciler.store import Store
+
+__all__ = [
+    "PUBACK_TIMEOUT",
+    "UnknownScopeError",
+    "add_plan_arguments",
+    "add_reconcile_report_arguments",
+    "build_report",
+    "publish_messages",
+    "run_plan",
+    "run_reconcile_report",
+    "scan_requests",
+]
+
+PUBACK_TIMEOUT = 10.0
+"""Seconds ``plan --publish`` waits for the broker to acknowledge every scan request."""
+
+RENDERERS: Mapping[str, Callable[[ReportData], str]] = {
+    "csv": render_csv,
+    "json": render_json,
+    "html": render_html,
+}
+
+
+class UnknownScopeError(LookupError):
+    """The scan or zone a report asks for is not in the store."""
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def _since(text: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO-8601 time (UTC when it names no zone)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date (YYYY-MM-DD) or ISO-8601 time: {text!r}"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount reconcile report``."""
+    _config_argument(parser)
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--scan", metavar="ID", help="one scan: its counts and unscanned locations")
+    scope.add_argument("--zone", metavar="Z", help="the latest count of each location of a zone")
+    scope.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help="the latest count per location observed since DATE (YYYY-MM-DD, UTC, or ISO-8601)",
+    )
+    parser.add_argument("--format", required=True, choices=sorted(RENDERERS), help="output format")
+    parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="file (default stdout)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """A report's main selection and where its trend and heat map come from."""
+
+    text: str
+    selection: Selection
+    zones: dict[str, list[str]]
+    history: list[ScanRecord]
+    scan_seconds: float | None = None
+
+
+def _scope(
+    store: Store, *, scan: str | None, zone: str | None, since: datetime | None, now: datetime
+) -> _Scope:
+    if scan is not None:
+        found = get_scan(store, scan)
+        if found is None:
+            raise UnknownScopeError(f"no scan {scan!r} in the store")
+        (selection,) = scan_selections(store, [found])
+        history = trend_scans(store, [found.zone], until=found.started_at)
+        places = sorted(set(found.locations) | {c.location for c in selection.counts})
+        text = f"scan {scan} (zone {found.zone}, gateway {found.gateway}, {found.state})"
+        return _Scope(text, selection, {found.zone: places}, history, found.seconds)
+    if zone is not None:
+        chosen = zone_selection(store, zone, now)
+        if chosen is None:
+            raise UnknownScopeError(f"zone {zone!r} has no reported location and no count")
+        history = trend_scans(store, [zone])
+        return _Scope(f"zone {zone}", chosen, zone_locations(store, [zone]), history)
+    if since is None:
+        raise ValueError("a report needs a scan, a zone or a start time")
+    selection = since_selection(store, since)
+    zones = {c.zone for c in selection.counts}
+    history = trend_scans(store, zones, since=since)
+    return _Scope(f"since {since.isoformat()}", selection, zone_locations(store, zones), history)
+
+
+def build_report(
+    store: Store,
+    policy: TolerancePolicy,
+    *,
+    scan: str | None = None,
+    zone: str | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
+    title: str = "Reconciliation report",
+) -> ReportData:
+    """The report of a scan, a zone or a period (give exactly one of the three).
+
+    Args:
+        store: The store.
+        policy: The tolerances.
+        scan: A scan id.
+        zone: A zone.
+        since: Earliest ``observed_at`` (aware).
+        now: When the report is made (default now); the book time of unscanned locations
+            of a zone.
+        title: Heading.
+
+    Returns:
+        Rows, summary (with the approved adjustments on the counts shown and, for a scan,
+        its duration), the trend of the last scans of the zones in scope, and the heat map.
+
+    Raises:
+        UnknownScopeError: The scan or zone is not in the store.
+        ValueError: Neither a scan, a zone nor a start time was given.
+    """
+    moment = now or datetime.now(UTC)
+    scope = _scope(store, scan=scan, zone=zone, since=since, now=moment)
+    history = scan_selections(store, scope.history)
+    rows, *past = compare_selections(store, policy, [scope.selection, *history])
+    spent = adjustments_value(store, (c.msg_id for c in scope.selection.counts))
+    points = trend(
+        (s.scan_id, s.started_at, summarize(r)) for s, r in zip(scope.history, past, strict=True)
+    )
+    return ReportData(
+        title=title,
+        generated_at=moment,
+        scope=scope.text,
+        rows=rows,
+        summary=summarize(rows, adjustments_value=spent, scan_seconds=scope.scan_seconds),
+        zones=scope.zones,
+        trend=points,
+    )
+
+
+def _write(text: str, output: Path | None) -> bool:
+    if not text.endswith("\n"):
+        text += "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return True
+    try:
+        output.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def run_reconcile_report(args: argparse.Namespace) -> int:
+    """Write a CSV, JSON or HTML report of a scan, a zone or the counts since a date."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    engine = make_engine(config)
+    try:
+        data = build_report(
+            engine.store,
+            config.tolerances,
+            scan=args.scan,
+            zone=args.zone,
+            since=args.since,
+            title=f"Reconciliation report, site {config.site}",
+        )
+    except UnknownScopeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.store.close()
+    return EXIT_OK if _write(RENDERERS[args.format](data), args.output) else EXIT_USAGE
+
+
+# -- plan ---------------------------------------------------------------------------------------
+
+
+def _night(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _capacity(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"capacity must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount plan``."""
+    _config_argument(parser)
+    parser.add_argument(
+        "--date", type=_night, help="the night planned (YYYY-MM-DD; default today, UTC)"
+    )
+    parser.add_argument("--capacity", type=_capacity, metavar="N", help="most locations per night")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="also write the plan as JSON")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="send one scan request per (gateway, zone) to the gateways over MQTT",
+    )
+
+
+def _planning(config: ReconcilerConfig) -> tuple[Frequencies, int | None]:
+    """Frequencies and capacity from a ``planning: {A, B, C, capacity}`` section, if any."""
+    section: Any = getattr(config, "planning", None)  # not in ReconcilerConfig yet
+    if section is None:
+        return Frequencies(), None
+    return Frequencies(A=section.A, B=section.B, C=section.C), section.capacity
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Print tonight's cycle-count plan; optionally save it and send it to the gateways."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    frequencies, capacity = _planning(config)
+    if args.capacity is not None:
+        capacity = args.capacity
+    night = args.date or datetime.now(UTC).date()
+    engine = make_engine(config)
+    try:
+        inputs = plan_inputs(engine.store, night)
+        covered = coverage(engine.store)
+    finally:
+        engine.store.close()
+    plan = make_plan(inputs, night, frequencies, capacity=capacity)
+    print(plan.to_json() if args.json else plan.explain(), end="\n" if args.json else "")
+    if args.out is not None and not _write(plan.to_json(), args.out):
+        return EXIT_USAGE
+    if not args.publish:
+        return EXIT_OK
+    return _publish(plan, config, covered)
+
+
+def scan_requests(
+    plan: Plan, site: str, covered: Mapping[str, Covered], gateways: Mapping[str, str]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """One ``edgecount.scan-request/1`` per (gateway, zone) of a plan.
+
+    The gateway of a location is the one configured for its zone (``gateways:``, as for
+    recounts), else the one that last reported it in that zone.
+
+    Args:
+        plan: The plan.
+        site: The site (topic root).
+        covered: Location -> where it was last reported (:func:`reconciler.queries.coverage`).
+        gateways: Zone -> gateway from the configuration.
+
+    Returns:
+        (topic, payload) pairs in plan order, and the planned locations no gateway covers.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    unroutable: list[str] = []
+    for entry in plan.entries:
+        gateway = gateways.get(entry.zone)
+        where = covered.get(entry.location)
+        if gateway is None and where is not None and where.zone == entry.zone:
+            gateway = where.gateway
+        if gateway is None:
+            unroutable.append(entry.location)
+            continue
+        groups.setdefault((gateway, entry.zone), []).append(entry.location)
+    stamp = plan.date.strftime("%Y%m%d")
+    messages = [
+        (
+            contract.cmd_scan_topic(site, gateway),
+            contract.scan_request_payload(
+                reason="cycle",
+                requested_by="planner",
+                zone=None if zone == UNKNOWN_ZONE else zone,
+                locations=locations,
+                request_id=f"plan-{stamp}-{uuid.uuid4().hex[:12]}",
+            ),
+        )
+        for (gateway, zone), locations in groups.items()
+    ]
+    return messages, unroutable
+
+
+def _publish(plan: Plan, config: ReconcilerConfig, covered: Mapping[str, Covered]) -> int:
+    messages, unroutable = scan_requests(plan, config.site, covered, config.gateways)
+    if unroutable:
+        print(
+            f"warning: {len(unroutable)} planned locations have no gateway yet (zone"
+            f" {UNKNOWN_ZONE!r}: no gateway reported them and `gateways:` names none);"
+            f" not requested: {', '.join(unroutable)}",
+            file=sys.stderr,
+        )
+    if not messages:
+        print("nothing to publish", file=sys.stderr)
+        return EXIT_OK
+    settings = mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}-planner")
+    client_id = f"edgecount-{config.instance_id}-plan-{uuid.uuid4().hex[:8]}"
+    errors = publish_messages(settings, client_id, messages)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        return EXIT_FAILED
+    requested = sum(len(payload["locations"]) for _, payload in messages)
+    print(
+        f"published {len(messages)} scan requests ({requested} locations) to {settings.describe()}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# -- MQTT ---------------------------------------------------------------------------------------
+
+
+class _Acks:
+    """CONNACK, PUBACKs and the end of the connection, from paho's thread to the caller's."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.connack: ReasonCode | None = None
+        self.closed: str | None = None
+        self.pubacks: dict[int, ReasonCode] = {}
+
+    def on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        with self.cond:
+            self.connack = reason
+            self.cond.notify_all()
+
+    def on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        with self.cond:
+            self.closed = str(reason)
+            self.cond.notify_all()
+
+    def on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        with self.cond:
+            self.pubacks[mid] = reason
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: predicate() or self.closed is not None, timeout)
+
+
+def publish_messages(
+    settings: MqttSettings,
+    client_id: str,
+    messages: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    timeout: float = PUBACK_TIMEOUT,
+) -> list[str]:
+    """Publish contract payloads with QoS 1 (not retained) and wait for every PUBACK.
+
+    Args:
+        settings: The broker connection.
+        client_id: MQTT client id (must not be the reconciler service's).
+        messages: (topic, payload) pairs; each payload is validated before sending.
+        timeout: Seconds to wait for the acknowledgements.
+
+    Returns:
+        What went wrong, one line per problem; empty when the broker acknowledged everything.
+    """
+    try:
+        client = new_client(settings, client_id)
+    except MqttSettingsError as exc:
+        return [str(exc)]
+    acks = _Acks()
+    client.on_connect = acks.on_connect
+    client.on_disconnect = acks.on_disconnect
+    client.on_publish = acks.on_publish
+    try:
+        client.connect(settings.host, settings.port, settings.keepalive)
+    except OSError as exc:
+        return [f"cannot reach the broker at {settings.describe()}: {exc}"]
+    client.loop_start()
+    try:
+        if not acks.wait(lambda: acks.connack is not None, settings.connect_timeout):
+            return [f"no answer from the broker at {settings.describe()}"]
+        if acks.connack is None or acks.connack.is_failure:
+            return [f"the broker refused the connection: {acks.connack or acks.closed}"]
+        sent: dict[int, str] = {}
+        errors: list[str] = []
+        for topic, payload in messages:
+            info = client.publish(topic, contract.encode(payload), qos=1, retain=False)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                errors.append(f"{topic}: not sent ({info.rc.name})")
+                continue
+            sent[info.mid] = topic
+        acks.wait(lambda: sent.keys() <= acks.pubacks.keys(), timeout)
+        for mid, topic in sent.items():
+            reason = acks.pubacks.get(mid)
+            if reason is None:
+                errors.append(f"{topic}: no PUBACK within {timeout:g} s")
+            elif reason.is_failure:
+                errors.append(f"{topic}: refused by the broker ({reason})")
+        return errors
+    finally:
+        client.disconnect()
+        client.loop_stop()

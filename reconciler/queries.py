@@ -1,0 +1,530 @@
+"""Store queries behind reports and planning.
+
+Reports compare *selections* of counts (:func:`scan_selections`, :func:`zone_selection`,
+:func:`since_selection`) with the book as of each count's ``observed_at``, as
+:meth:`reconciler.engine.Engine.compare_count` does; :func:`compare_selections` loads the
+book and movements of every location involved once for any number of
+selections (a report and its trend). :func:`plan_inputs` gives the planner its
+:class:`~reconciler.plan.PlanInput` s from four grouped queries. ``IN`` lists are sent in
+chunks of :data:`CHUNK` values (both databases limit bound parameters per statement).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from reconciler import schema as t
+from reconciler.model import AbcClass, BookLine, Movement, Row
+from reconciler.plan import PlanInput
+from reconciler.rules import TolerancePolicy, book_as_of, compare_location
+from reconciler.store import Store, utc
+
+CHUNK = 900
+"""Most values bound in one ``IN (...)``."""
+
+TREND_SCANS = 30
+"""How many past scans a report's accuracy trend shows."""
+
+EXCEPTION_WINDOW_DAYS = 90
+"""Days before the planned night in which discrepancies count as past exceptions."""
+
+UNKNOWN_ZONE = "unknown"
+"""Zone of a book location that no gateway has reported yet."""
+
+TREND_STATES = ("completed", "incomplete")
+"""Scan states that end a scan (a ``started`` scan is still running)."""
+
+# Engine._adjust books an approved difference as a movement with this document prefix; it
+# is the count's own correction, not stock moving, so planning does not count it.
+_ADJUSTMENT_DOC_PREFIX = "adj-"
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class CountRecord:
+    """One stored ``edgecount.count/1``: what a report needs of it.
+
+    Attributes:
+        msg_id: Message id.
+        zone: Zone of the location.
+        location: The location counted.
+        observed_at: When (aware UTC).
+        complete: Whether the whole location was read.
+        items: Counted quantity by SKU.
+    """
+
+    msg_id: str
+    zone: str
+    location: str
+    observed_at: datetime
+    complete: bool
+    items: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """One row of the ``scans`` table (times aware UTC; ``ended_at`` None while running)."""
+
+    scan_id: str
+    gateway: str
+    zone: str
+    state: str
+    started_at: datetime
+    ended_at: datetime | None
+    locations: list[str]
+    incomplete_locations: list[str]
+
+    @property
+    def seconds(self) -> float | None:
+        """Duration in seconds, None while the scan runs."""
+        return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What one comparison covers.
+
+    Attributes:
+        counts: The counts to compare, at most one per location.
+        unscanned: Locations in scope without a count, compared with the book as of ``book_at``.
+        book_at: When to take the book for ``unscanned`` locations.
+        incomplete: Locations the scan did not fully read: always ``incomplete`` rows.
+    """
+
+    counts: list[CountRecord]
+    unscanned: list[str]
+    book_at: datetime
+    incomplete: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def locations(self) -> set[str]:
+        """Every location the selection touches."""
+        return {c.location for c in self.counts} | set(self.unscanned)
+
+
+class Covered(NamedTuple):
+    """Where a location was last reported (coverage table): its zone and gateway."""
+
+    zone: str
+    gateway: str
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start : start + CHUNK]
+
+
+def _count(row: Any) -> CountRecord:
+    return CountRecord(
+        msg_id=row.msg_id,
+        zone=row.zone,
+        location=row.location,
+        observed_at=utc(row.observed_at),
+        complete=bool(row.complete),
+        items={str(item["sku"]): float(item["qty"]) for item in row.items},
+    )
+
+
+def _scan(row: Any) -> ScanRecord:
+    return ScanRecord(
+        scan_id=row.scan_id,
+        gateway=row.gateway,
+        zone=row.zone,
+        state=row.state,
+        started_at=utc(row.started_at),
+        ended_at=None if row.ended_at is None else utc(row.ended_at),
+        locations=list(row.locations),
+        incomplete_locations=list(row.incomplete_locations),
+    )
+
+
+_COUNT_ORDER = (t.counts.c.observed_at, t.counts.c.received_at, t.counts.c.msg_id)
+
+
+# --------------------------------------------------------------------------- selections
+
+
+def get_scan(store: Store, scan_id: str) -> ScanRecord | None:
+    """One scan by id; None when the store has no such scan.
+
+    Args:
+        store: The store.
+        scan_id: The scan.
+    """
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(t.scans).where(t.scans.c.scan_id == scan_id)).first()
+    return None if row is None else _scan(row)
+
+
+def scan_selections(store: Store, scans: Sequence[ScanRecord]) -> list[Selection]:
+    """The selection of each scan: its latest count per location, the rest unscanned.
+
+    One query over ``counts`` by ``scan_id`` (index ``ix_counts_scan``): O(counts of the scans).
+
+    Args:
+        store: The store.
+        scans: The scans.
+
+    Returns:
+        One selection per scan, in the same order. Unscanned locations take the book as of
+        the scan's end (its start while it runs).
+    """
+    latest: dict[str, dict[str, CountRecord]] = {s.scan_id: {} for s in scans}
+    with store.engine.connect() as conn:
+        for ids in _chunks(latest):
+            query = sa.select(t.counts).where(t.counts.c.scan_id.in_(ids)).order_by(*_COUNT_ORDER)
+            for row in conn.execute(query):
+                latest[row.scan_id][row.location] = _count(row)  # later rows win
+    out = []
+    for scan in scans:
+        counted = latest[scan.scan_id]
+        out.append(
+            Selection(
+                counts=sorted(counted.values(), key=lambda c: c.location),
+                unscanned=sorted(set(scan.locations) - counted.keys()),
+                book_at=scan.ended_at or scan.started_at,
+                incomplete=frozenset(scan.incomplete_locations),
+            )
+        )
+    return out
+
+
+def _latest_counts(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[CountRecord]:
+    """The latest count per location among counts matching ``where`` (a window function)."""
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=t.counts.c.location, order_by=[c.desc() for c in _COUNT_ORDER])
+        .label("rank")
+    )
+    inner = sa.select(t.counts, rank).where(where).subquery()
+    query = sa.select(inner).where(inner.c.rank == 1).order_by(inner.c.location)
+    return [_count(row) for row in conn.execute(query)]
+
+
+def zone_selection(store: Store, zone: str, now: datetime) -> Selection | None:
+    """The latest count of each location of a zone; its uncounted locations unscanned.
+
+    The zone's locations are those the coverage table lists for it plus those counted in it.
+    Cost: one pass over the zone's counts (no index on ``zone``: a scan of ``counts``) and
+    one over its coverage rows.
+
+    Args:
+        store: The store.
+        zone: The zone.
+        now: When to take the book for unscanned locations.
+
+    Returns:
+        The selection, or None when the store knows no location of that zone.
+    """
+    with store.engine.connect() as conn:
+        counts = _latest_counts(conn, t.counts.c.zone == zone)
+        covered = set(
+            conn.execute(sa.select(t.coverage.c.location).where(t.coverage.c.zone == zone))
+            .scalars()
+            .all()
+        )
+    if not counts and not covered:
+        return None
+    counted = {c.location for c in counts}
+    return Selection(counts=counts, unscanned=sorted(covered - counted), book_at=now)
+
+
+def since_selection(store: Store, since: datetime) -> Selection:
+    """The latest count per location observed at or after ``since`` (nothing unscanned).
+
+    Args:
+        store: The store.
+        since: Earliest ``observed_at``.
+
+    Returns:
+        The selection (empty when nothing was counted since then).
+    """
+    with store.engine.connect() as conn:
+        counts = _latest_counts(conn, t.counts.c.observed_at >= since)
+    return Selection(counts=counts, unscanned=[], book_at=since)
+
+
+def trend_scans(
+    store: Store,
+    zones: Iterable[str],
+    *,
+    until: datetime | None = None,
+    since: datetime | None = None,
+    limit: int = TREND_SCANS,
+) -> list[ScanRecord]:
+    """The last ``limit`` ended (completed or incomplete) scans of some zones, oldest first.
+
+    Args:
+        store: The store.
+        zones: The zones.
+        until: Only scans started at or before this moment.
+        since: Only scans started at or after this moment.
+        limit: How many scans at most (the newest ones).
+
+    Returns:
+        The scans, by start time then id.
+    """
+    wanted = sorted(set(zones))
+    if not wanted or limit <= 0:
+        return []
+    query = sa.select(t.scans).where(t.scans.c.zone.in_(wanted), t.scans.c.state.in_(TREND_STATES))
+    if until is not None:
+        query = query.where(t.scans.c.started_at <= until)
+    if since is not None:
+        query = query.where(t.scans.c.started_at >= since)
+    query = query.order_by(t.scans.c.started_at.desc(), t.scans.c.scan_id.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        found = [_scan(row) for row in conn.execute(query)]
+    return found[::-1]
+
+
+def zone_locations(store: Store, zones: Iterable[str]) -> dict[str, list[str]]:
+    """Zone -> its locations (coverage table), both sorted, for the report's heat map.
+
+    Args:
+        store: The store.
+        zones: The zones wanted (those without locations are left out).
+    """
+    out: dict[str, list[str]] = {}
+    with store.engine.connect() as conn:
+        for names in _chunks(zones):
+            query = (
+                sa.select(t.coverage.c.zone, t.coverage.c.location)
+                .where(t.coverage.c.zone.in_(names))
+                .order_by(t.coverage.c.zone, t.coverage.c.location)
+            )
+            for zone, location in conn.execute(query):
+                out.setdefault(zone, []).append(location)
+    return out
+
+
+def adjustments_value(store: Store, count_msg_ids: Iterable[str]) -> float:
+    """Σ value (absolute) of the approved adjustments decided on some counts.
+
+    An adjustment belongs to the count its discrepancy was last compared with
+    (``discrepancies.count_msg_id``, also in the adjustment's payload).
+
+    Args:
+        store: The store.
+        count_msg_ids: The counts' ``msg_id``.
+    """
+    total = 0.0
+    join = t.adjustments.join(
+        t.discrepancies, t.adjustments.c.discrepancy_id == t.discrepancies.c.id
+    )
+    with store.engine.connect() as conn:
+        for ids in _chunks(count_msg_ids):
+            query = (
+                sa.select(sa.func.coalesce(sa.func.sum(t.adjustments.c.value), 0.0))
+                .select_from(join)
+                .where(t.discrepancies.c.count_msg_id.in_(ids))
+                .where(t.discrepancies.c.state == "approved")
+            )
+            total += float(conn.execute(query).scalar_one())
+    return total
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """Snapshot lines and movements of some locations: their book at any moment.
+
+    ``snapshot_at`` is None when no book was imported (every book is then empty).
+    """
+
+    snapshot_at: datetime | None
+    lines: dict[str, list[BookLine]]
+    moves: dict[str, list[Movement]]
+
+    @classmethod
+    def load(cls, store: Store, locations: Iterable[str], earliest: datetime) -> _Ledger:
+        """For moments at or after ``earliest``: two indexed queries per :data:`CHUNK` locations."""
+        snapshot_at = store.book_snapshot_at()
+        if snapshot_at is None:
+            return cls(None, {}, {})
+        lines: defaultdict[str, list[BookLine]] = defaultdict(list)
+        moves: defaultdict[str, list[Movement]] = defaultdict(list)
+        floor = min(snapshot_at, earliest)
+        with store.engine.connect() as conn:
+            for names in _chunks(locations):
+                for r in conn.execute(sa.select(t.book).where(t.book.c.location.in_(names))):
+                    lines[r.location].append(
+                        BookLine(r.location, r.sku, r.qty, r.unit_cost, AbcClass(r.abc))
+                    )
+                query = sa.select(t.movements).where(
+                    t.movements.c.location.in_(names), t.movements.c.ts > floor
+                )
+                for r in conn.execute(query):
+                    moves[r.location].append(
+                        Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc)
+                    )
+        return cls(snapshot_at, dict(lines), dict(moves))
+
+    def book(self, location: str, at: datetime) -> dict[str, BookLine]:
+        """One location's book lines by SKU at ``at`` (:func:`reconciler.rules.book_as_of`)."""
+        if self.snapshot_at is None:
+            return {}
+        book = book_as_of(
+            self.lines.get(location, ()), self.snapshot_at, self.moves.get(location, ()), at
+        )
+        return {sku: line for (_, sku), line in book.items()}
+
+
+def compare_selections(
+    store: Store, policy: TolerancePolicy, selections: Sequence[Selection]
+) -> list[list[Row]]:
+    """Compare selections with the book, each count as of its ``observed_at``.
+
+    Each count as :meth:`reconciler.engine.Engine.compare_count` does (SKUs its location's
+    book lacks get cost and class from the whole book), as incomplete where the selection
+    says so; unscanned locations give ``not_scanned`` (or ``incomplete``) rows from the book
+    as of ``book_at``. Book and movements loaded once: O(lines + movements + items + rows).
+
+    Args:
+        store: The store.
+        policy: The tolerances.
+        selections: The selections.
+
+    Returns:
+        Per selection, its rows sorted by (location, SKU).
+    """
+    moments = [c.observed_at for s in selections for c in s.counts]
+    moments += [s.book_at for s in selections if s.unscanned]
+    if not moments:
+        return [[] for _ in selections]
+    locations = set().union(*(s.locations for s in selections))
+    ledger = _Ledger.load(store, locations, min(moments))
+    books = [
+        {c.msg_id: ledger.book(c.location, c.observed_at) for c in s.counts} for s in selections
+    ]
+    strangers = {
+        sku
+        for s, by_msg in zip(selections, books, strict=True)
+        for c in s.counts
+        for sku in c.items
+        if sku not in by_msg[c.msg_id]
+    }
+    info = store.sku_info(strangers)
+    out = []
+    for s, by_msg in zip(selections, books, strict=True):
+        rows: list[Row] = []
+        for c in s.counts:
+            complete = c.complete and c.location not in s.incomplete
+            rows += compare_location(
+                c.location, by_msg[c.msg_id], c.items, complete, policy, sku_info=info
+            )
+        for location in s.unscanned:
+            counted: dict[str, float] | None = {} if location in s.incomplete else None
+            rows += compare_location(
+                location, ledger.book(location, s.book_at), counted, False, policy
+            )
+        rows.sort(key=lambda r: (r.location, r.sku))
+        out.append(rows)
+    return out
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def coverage(store: Store) -> dict[str, Covered]:
+    """Location -> the (zone, gateway) that last reported it (one pass over ``coverage``).
+
+    Args:
+        store: The store.
+    """
+    query = sa.select(t.coverage).order_by(t.coverage.c.last_seen, t.coverage.c.zone)
+    with store.engine.connect() as conn:
+        return {r.location: Covered(r.zone, r.gateway) for r in conn.execute(query)}
+
+
+def _last_complete_counts() -> sa.Subquery:
+    return (
+        sa.select(t.counts.c.location, sa.func.max(t.counts.c.observed_at).label("last"))
+        .where(t.counts.c.complete.is_(True))
+        .group_by(t.counts.c.location)
+        .subquery()
+    )
+
+
+def _movements_since_count(conn: sa.Connection, snapshot_at: datetime | None) -> dict[str, int]:
+    """Movements per location after its last complete count (after the snapshot if never)."""
+    last = _last_complete_counts()
+    m = t.movements.c
+    never: sa.ColumnElement[bool] = last.c.last.is_(None)
+    if snapshot_at is not None:
+        never = sa.and_(never, m.ts > sa.bindparam("snapshot_at", snapshot_at, type_=t.TS))
+    query = (
+        sa.select(m.location, sa.func.count())
+        .select_from(t.movements.outerjoin(last, last.c.location == m.location))
+        .where(sa.or_(never, m.ts > last.c.last))
+        .where(sa.not_(m.doc.startswith(_ADJUSTMENT_DOC_PREFIX, autoescape=True)))
+        .group_by(m.location)
+    )
+    return {location: int(n) for location, n in conn.execute(query)}
+
+
+def plan_inputs(
+    store: Store, night: date, *, window_days: int = EXCEPTION_WINDOW_DAYS
+) -> list[PlanInput]:
+    """What the planner needs per location, from the store.
+
+    Locations: the book's, plus those gateways reported (class C, value 0 when the book has
+    none there). Zone: the latest coverage, else :data:`UNKNOWN_ZONE`. Class: the highest
+    of its snapshot lines; value: their Σ qty * unit_cost. Last counted: UTC date of the
+    latest complete count; movements after it (after the snapshot if never counted), not
+    the reconciler's own adjustment postings; discrepancies opened within ``window_days``
+    before ``night``. One grouped pass per table: O(book + counts + movements + discrepancies).
+
+    Args:
+        store: The store.
+        night: The night planned.
+        window_days: The exception window.
+
+    Returns:
+        One input per location, sorted by location.
+    """
+    covered = coverage(store)
+    snapshot_at = store.book_snapshot_at()
+    cutoff = datetime.combine(night - timedelta(days=window_days), time(), UTC)
+    b, d = t.book.c, t.discrepancies.c
+    last = _last_complete_counts()
+    with store.engine.connect() as conn:
+        book = {
+            loc: (AbcClass(abc), float(value))
+            for loc, abc, value in conn.execute(
+                sa.select(
+                    b.location, sa.func.min(b.abc), sa.func.sum(b.qty * b.unit_cost)
+                ).group_by(b.location)
+            )
+        }
+        counted = {loc: utc(at).date() for loc, at in conn.execute(sa.select(last))}
+        moved = _movements_since_count(conn, snapshot_at)
+        recent = sa.select(d.location, sa.func.count()).where(d.opened_at >= cutoff)
+        exceptions = {loc: int(n) for loc, n in conn.execute(recent.group_by(d.location))}
+    inputs = []
+    for location in sorted(book.keys() | covered.keys()):
+        abc, value = book.get(location, (AbcClass.C, 0.0))
+        where = covered.get(location)
+        inputs.append(
+            PlanInput(
+                location=location,
+                zone=UNKNOWN_ZONE if where is None else where.zone,
+                abc=abc,
+                value=max(value, 0.0),
+                last_counted=counted.get(location),
+                movements_since_count=moved.get(location, 0),
+                past_exceptions=exceptions.get(location, 0),
+            )
+        )
+    return inputs
