@@ -25,6 +25,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("reconcile", "list"), "reconciler.cli", "list discrepancies"),
     (("reconcile", "approve"), "reconciler.cli", "approve a discrepancy (adjusts the book)"),
     (("reconcile", "reject"), "reconciler.cli", "reject a discrepancy"),
+    (("reconcile", "report"), "reconciler.cli_report", "write a reconciliation report"),
+    (("plan",), "reconciler.cli_report", "plan tonight's cycle counts (and send the requests)"),
     (("book", "import"), "reconciler.cli", "replace the book with a CSV snapshot"),
     (("book", "movements"), "reconciler.cli", "append a movement log CSV"),
     (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),

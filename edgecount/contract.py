@@ -32,6 +32,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final, NamedTuple
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -311,6 +312,38 @@ def _schema_of(payload: Mapping[str, Any]) -> str:
     return str(schema)
 
 
+def _inline(node: Any, root: Mapping[str, Any]) -> Any:
+    """A copy of a schema with local ``$ref`` s inlined and annotations (format, content*) dropped.
+
+    (jsonschema treats ``format`` as an annotation unless asked otherwise; dropping it keeps
+    the compiled validator exactly as permissive.)
+    """
+    if isinstance(node, list):
+        return [_inline(item, root) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+        target: Any = root
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return {**_inline(target, root), **_inline(rest, root)}
+    skip = {"$defs", "$schema", "$id", "format", "contentEncoding", "contentMediaType"}
+    return {k: _inline(v, root) for k, v in node.items() if k not in skip}
+
+
+@cache
+def _fast_validator(schema_id: str) -> Callable[[Any], Any]:
+    """A compiled validator of the schema (fastjsonschema): about 30x faster than jsonschema.
+
+    Used as a first pass only: what it accepts is valid; whatever it rejects goes through the
+    jsonschema validator, which has the final word and explains the problem.
+    """
+    document = schema_document(schema_id)
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(_inline(document, document))
+    return compiled
+
+
 def validate(payload: Mapping[str, Any]) -> None:
     """Validate a payload as it goes on the wire, dispatching on its ``schema`` field.
 
@@ -318,6 +351,17 @@ def validate(payload: Mapping[str, Any]) -> None:
         ContractError: With the most relevant problem (and how many more there are).
     """
     schema = _schema_of(payload)
+    try:
+        _fast_validator(schema)(payload)
+    except fastjsonschema.JsonSchemaException:
+        _explain(schema, payload)
+    check = _SEMANTIC_CHECKS.get(schema)
+    if check is not None:
+        check(payload)
+
+
+def _explain(schema: str, payload: Mapping[str, Any]) -> None:
+    """Raise the reference validator's best description of what is wrong (if anything)."""
     errors = list(_validator(schema).iter_errors(payload))
     missing = [e for e in errors if e.validator == "required" and not e.absolute_path]
     if len(missing) > 1:
@@ -327,9 +371,6 @@ def validate(payload: Mapping[str, Any]) -> None:
         first = best_match(errors)
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise ContractError(_message(first) + more, schema=schema, path=_path(first))
-    check = _SEMANTIC_CHECKS.get(schema)
-    if check is not None:
-        check(payload)
 
 
 def validate_draft(payload: Mapping[str, Any]) -> None:

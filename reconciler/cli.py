@@ -61,7 +61,11 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
     engine = make_engine(config)
     settings = mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}")
     service = ReconcileService(
-        engine, settings, client_id=settings.client_id, shared_group=config.shared_group
+        engine,
+        settings,
+        client_id=settings.client_id,
+        shared_group=config.shared_group,
+        api=config.api,
     )
     try:
         return asyncio.run(serve_until_signal(service))

@@ -263,10 +263,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _planning(config: ReconcilerConfig) -> tuple[Frequencies, int | None]:
-    """Frequencies and capacity from a ``planning: {A, B, C, capacity}`` section, if any."""
-    section: Any = getattr(config, "planning", None)  # not in ReconcilerConfig yet
-    if section is None:
-        return Frequencies(), None
+    """Frequencies and capacity from the ``planning: {A, B, C, capacity}`` section."""
+    section = config.planning
     return Frequencies(A=section.A, B=section.B, C=section.C), section.capacity
 
 

@@ -18,6 +18,15 @@ class ApiConfig(StrictModel):
     port: int = Field(default=8484, ge=0, le=65535)
 
 
+class PlanningConfig(StrictModel):
+    """Cycle-count planning: days between counts per ABC class, and locations per night."""
+
+    A: int = Field(default=7, ge=1)
+    B: int = Field(default=14, ge=1)
+    C: int = Field(default=30, ge=1)
+    capacity: int | None = Field(default=None, ge=0)
+
+
 class ReconcilerConfig(StrictModel):
     """The whole reconciler configuration file."""
 
@@ -31,6 +40,7 @@ class ReconcilerConfig(StrictModel):
     max_recounts: int = Field(default=2, ge=0, le=10)
     gateways: dict[Segment, Segment] = Field(default_factory=dict)
     api: ApiConfig | None = None
+    planning: PlanningConfig = PlanningConfig()
 
     _paths = field_validator("state_dir")(resolve_path)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from edgecount import contract
 from reconciler import schema as t
-from reconciler.model import Movement, Row, Status
+from reconciler.model import BookLine, Movement, Row, Status
 from reconciler.rules import TolerancePolicy, book_as_of, compare_location
 from reconciler.store import Store, utc
 
@@ -40,6 +40,15 @@ OPEN_STATES = ("open", "recount_requested", "awaiting_approval")
 
 class DecisionError(ValueError):
     """An approval or rejection that cannot be applied (wrong state, unknown id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What comparing counts of some locations needs from the store."""
+
+    snapshot_at: datetime | None
+    lines: dict[str, list[BookLine]]
+    moves: dict[str, list[Movement]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +75,77 @@ class Engine:
 
     def compare_count(self, payload: Mapping[str, Any]) -> list[Row]:
         """Compare one count with the book as it was when the count was observed."""
+        context = self._context([payload["location"]])
+        return self._compare(payload, context)
+
+    def _context(self, locations: Iterable[str]) -> _Context:
+        """Book lines and movements of some locations, fetched in one go."""
+        wanted = set(locations)
+        return _Context(
+            self.store.book_snapshot_at(),
+            self.store.book_lines_of(wanted),
+            self.store.movements_of(wanted),
+        )
+
+    def _compare(self, payload: Mapping[str, Any], context: _Context) -> list[Row]:
         location = payload["location"]
-        observed = utc(datetime.fromisoformat(payload["observed_at"].replace("Z", "+00:00")))
-        snapshot_at = self.store.book_snapshot_at() or observed
-        lines = self.store.book_lines(location)
-        moves = self.store.movements(location)
+        observed = _ts(payload["observed_at"])
+        lines = context.lines.get(location, [])
+        moves = context.moves.get(location, [])
         book = {
-            sku: line for (_, sku), line in book_as_of(lines, snapshot_at, moves, observed).items()
+            sku: line
+            for (_, sku), line in book_as_of(
+                lines, context.snapshot_at or observed, moves, observed
+            ).items()
         }
         counted = {item["sku"]: float(item["qty"]) for item in payload["items"]}
-        info = self.store.sku_info(sku for sku in counted if sku not in book)
+        unknown = [sku for sku in counted if sku not in book]
+        info = self.store.sku_info(unknown) if unknown else {}
         return compare_location(
             location, book, counted, bool(payload["complete"]), self.policy, sku_info=info
         )
 
     def on_count(self, payload: Mapping[str, Any]) -> list[Outgoing]:
         """React to a new (not duplicate) count; returns the messages to publish."""
-        if not payload["complete"]:
-            log.info("count of %s incomplete: nothing flagged", payload["location"])
+        return self.on_counts([payload])
+
+    def on_counts(self, payloads: Sequence[Mapping[str, Any]]) -> list[Outgoing]:
+        """React to new counts, in order; returns the messages to publish.
+
+        The book, the movements and the open discrepancies of every location in the batch
+        are read once; a count that matches its book at a location with nothing open writes
+        nothing (the common case of a nightly scan), so ingest stays fast.
+        """
+        complete = [p for p in payloads if p["complete"]]
+        for payload in payloads:
+            if not payload["complete"]:
+                log.info("count of %s incomplete: nothing flagged", payload["location"])
+        if not complete:
             return []
-        rows = self.compare_count(payload)
-        exceptions = [row for row in rows if row.is_exception]
+        context = self._context(p["location"] for p in complete)
+        flagged = self._open_locations({p["location"] for p in complete})
+        out: list[Outgoing] = []
+        for payload in complete:
+            rows = self._compare(payload, context)
+            exceptions = [row for row in rows if row.is_exception]
+            if not exceptions and payload["location"] not in flagged:
+                continue
+            out += self._apply(payload, exceptions)
+            if exceptions:
+                flagged.add(payload["location"])
+            else:
+                flagged.discard(payload["location"])
+        return out
+
+    def _open_locations(self, locations: set[str]) -> set[str]:
+        query = sa.select(t.discrepancies.c.location).where(
+            t.discrepancies.c.location.in_(sorted(locations)),
+            t.discrepancies.c.state.in_(OPEN_STATES),
+        )
+        with self.store.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def _apply(self, payload: Mapping[str, Any], exceptions: list[Row]) -> list[Outgoing]:
         now = datetime.now(UTC)
         with self.store.engine.begin() as conn:
             current = conn.execute(

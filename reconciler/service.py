@@ -29,11 +29,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgecount import contract
 from edgecount.backoff import Backoff
 from edgecount.mqtt import MqttConnection, MqttSettings
+from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often the table of adjustments is checked for new ones
+BATCH = 500  # messages handled in one database transaction at most
+INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
 
 
 @dataclass(slots=True)
@@ -47,6 +50,8 @@ class ServiceStats:
     adjustments_published: int = 0
     decisions_announced: int = 0
     connects: int = 0
+    dropped: int = 0
+    batches: int = 0
 
 
 class ReconcileService:
@@ -59,11 +64,14 @@ class ReconcileService:
         *,
         client_id: str,
         shared_group: str | None = None,
+        api: ApiConfig | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.client_id = client_id
         self.shared_group = shared_group
+        self.api = api
+        self.api_port: int | None = None
         self.stats = ServiceStats()
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # subscribed (set on each connection)
@@ -73,11 +81,8 @@ class ReconcileService:
         self._acks: dict[int, tuple[tuple[str, int], Callable[[], None]]] = {}
         self._in_flight: set[tuple[str, int]] = set()
         self._pending_subs: set[str] = set()
-        self._handled = asyncio.Event()  # set after every message handled
-        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            contract.COUNT: self._on_count,
-            contract.SCAN: self._on_scan,
-        }
+        self._handled = asyncio.Event()  # set after every batch handled
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=INBOX)
 
     def filters(self) -> list[str]:
         """Topic filters to subscribe to."""
@@ -92,7 +97,9 @@ class ReconcileService:
     async def run(self) -> None:
         """Serve until :attr:`stopping` is set."""
         backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
+        api_task = await self._start_api()
         poller = asyncio.create_task(self._poll_store(), name="store-publisher")
+        worker = asyncio.create_task(self._work(), name="ingest")
         try:
             while not self.stopping.is_set():
                 self._closed.clear()
@@ -112,8 +119,42 @@ class ReconcileService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), backoff.next_delay())
         finally:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+            for task in (poller, worker):
+                task.cancel()
+            await asyncio.gather(poller, worker, return_exceptions=True)
+            if api_task is not None:
+                self.stopping.set()
+                await asyncio.gather(api_task, return_exceptions=True)
+
+    async def _start_api(self) -> asyncio.Task[None] | None:
+        """Start the REST API in this loop (when configured); fails loudly if the port is taken."""
+        if self.api is None:
+            return None
+        from reconciler.api import create_app, serve_api
+
+        listening = asyncio.Event()
+
+        def bound(port: int) -> None:
+            self.api_port = port
+            listening.set()
+
+        task = asyncio.create_task(
+            serve_api(
+                create_app(self.engine),
+                self.api.host,
+                self.api.port,
+                self.stopping,
+                on_listening=bound,
+            ),
+            name="rest-api",
+        )
+        waiter = asyncio.ensure_future(listening.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()  # OSError (port in use): the service fails and systemd restarts it
+        log.info("REST API on http://%s:%d", self.api.host, self.api_port)
+        return task
 
     async def _wait_closed_or_stop(self) -> None:
         waiters = {
@@ -186,43 +227,61 @@ class ReconcileService:
             self._handled.clear()
             await self._handled.wait()
 
-    def message_received(self, conn: MqttConnection, topic: str, raw: bytes) -> None:
-        """Validate, store once, reconcile; reject with a dead letter what breaks the contract."""
-        try:
-            self._handle(conn, topic, raw)
-        finally:
-            self._handled.set()
-
-    def _handle(self, _conn: MqttConnection, topic: str, raw: bytes) -> None:
+    def message_received(self, _conn: MqttConnection, topic: str, raw: bytes) -> None:
+        """Queue an incoming message for the ingest worker (never blocks the loop)."""
         self.stats.received += 1
         try:
-            payload = contract.decode(raw, topic=topic)
-        except contract.ContractError as exc:
-            self._reject(topic, raw, str(exc))
-            return
-        handler = self.handlers.get(payload["schema"])
-        if handler is None:
-            self._reject(topic, raw, f"{payload['schema']} is not accepted on {topic}")
-            return
-        handler(payload)
+            self._inbox.put_nowait((topic, raw))
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            log.error(  # noqa: TRY400 - no exception worth a trace: the queue is full
+                "ingest backlog full (%d): message on %s dropped", INBOX, topic
+            )
 
-    # -- handlers ----------------------------------------------------------------------------
+    async def _work(self) -> None:
+        """Take queued messages in batches and handle each batch in a worker thread."""
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            try:
+                out = await asyncio.to_thread(self._handle_batch, batch)
+            except Exception:
+                log.exception(
+                    "a batch of %d messages failed; they stay on the broker "
+                    "(retained counts are re-read on restart)",
+                    len(batch),
+                )
+                out = []
+            self.stats.batches += 1
+            self.publish(out)
+            self._handled.set()
 
-    def _on_count(self, payload: dict[str, Any]) -> None:
-        if not self.engine.store.record_count(payload, datetime.now(UTC)):
-            self.stats.duplicates += 1
-            log.debug("duplicate %s ignored", payload["msg_id"])
-            return
-        self.stats.applied += 1
-        self.publish(self.engine.on_count(payload))
+    def _handle_batch(self, batch: list[tuple[str, bytes]]) -> list[Outgoing]:
+        """Validate, store once, reconcile (runs in a worker thread)."""
+        out: list[Outgoing] = []
+        counts: list[dict[str, Any]] = []
+        for topic, raw in batch:
+            try:
+                payload = contract.decode(raw, topic=topic)
+            except contract.ContractError as exc:
+                out.append(self._reject(topic, raw, str(exc)))
+                continue
+            if payload["schema"] == contract.COUNT:
+                counts.append(payload)
+            elif payload["schema"] == contract.SCAN:
+                if self.engine.store.record_scan(payload, datetime.now(UTC)):
+                    self.stats.applied += 1
+                else:
+                    self.stats.duplicates += 1
+            else:
+                out.append(self._reject(topic, raw, f"{payload['schema']} is not accepted here"))
+        new = self.engine.store.record_counts(counts, datetime.now(UTC))
+        self.stats.duplicates += len(counts) - len(new)
+        self.stats.applied += len(new)
+        return out + self.engine.on_counts(new)
 
-    def _on_scan(self, payload: dict[str, Any]) -> None:
-        if not self.engine.store.record_scan(payload, datetime.now(UTC)):
-            self.stats.duplicates += 1
-            return
-        self.stats.applied += 1
-
-    def _reject(self, topic: str, raw: bytes, reason: str) -> None:
+    def _reject(self, topic: str, raw: bytes, reason: str) -> Outgoing:
         self.stats.rejected += 1
         log.warning(
             "rejected message on %s: %s (%d rejected so far)", topic, reason, self.stats.rejected
@@ -230,7 +289,7 @@ class ReconcileService:
         letter = contract.deadletter_payload(
             topic=topic, raw=raw, reason=reason, rejected_by=self.client_id
         )
-        self.publish([Outgoing(contract.deadletter_topic(self.engine.site), letter, False)])
+        return Outgoing(contract.deadletter_topic(self.engine.site), letter, retain=False)
 
     # -- publishing --------------------------------------------------------------------------
 

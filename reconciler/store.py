@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -200,6 +202,34 @@ class Store:
                 for r in conn.execute(query)
             ]
 
+    def book_lines_of(self, locations: Iterable[str]) -> dict[str, list[BookLine]]:
+        """Book lines of several locations, by location (chunked IN queries)."""
+        found: dict[str, list[BookLine]] = {}
+        for chunk in _chunks(sorted(set(locations))):
+            query = sa.select(t.book).where(t.book.c.location.in_(chunk))
+            with self.engine.connect() as conn:
+                for r in conn.execute(query):
+                    found.setdefault(r.location, []).append(
+                        BookLine(r.location, r.sku, r.qty, r.unit_cost, AbcClass(r.abc))
+                    )
+        return found
+
+    def movements_of(self, locations: Iterable[str]) -> dict[str, list[Movement]]:
+        """Movements of several locations, oldest first, by location."""
+        found: dict[str, list[Movement]] = {}
+        for chunk in _chunks(sorted(set(locations))):
+            query = (
+                sa.select(t.movements)
+                .where(t.movements.c.location.in_(chunk))
+                .order_by(t.movements.c.ts, t.movements.c.id)
+            )
+            with self.engine.connect() as conn:
+                for r in conn.execute(query):
+                    found.setdefault(r.location, []).append(
+                        Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc)
+                    )
+        return found
+
     def sku_info(self, skus: Iterable[str]) -> dict[str, tuple[float, AbcClass]]:
         """Unit cost and class of SKUs, from any book line that holds them."""
         wanted = list(set(skus))
@@ -264,6 +294,93 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    def record_counts(
+        self, payloads: Iterable[Mapping[str, Any]], received_at: datetime
+    ) -> list[Mapping[str, Any]]:
+        """Store a batch of counts in one transaction; returns the ones not seen before.
+
+        Falls back to one message at a time if another instance stored one of them in the
+        meantime (a redelivery to a second member of a shared subscription).
+        """
+        unique: dict[str, Mapping[str, Any]] = {}
+        for payload in payloads:
+            unique.setdefault(payload["msg_id"], payload)
+        if not unique:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                seen: set[str] = set()
+                for chunk in _chunks(list(unique)):
+                    seen.update(
+                        conn.execute(
+                            sa.select(t.messages.c.msg_id).where(t.messages.c.msg_id.in_(chunk))
+                        ).scalars()
+                    )
+                new = [p for msg_id, p in unique.items() if msg_id not in seen]
+                if new:
+                    self._insert_counts(conn, new, received_at)
+        except IntegrityError:
+            return [p for p in unique.values() if self.record_count(p, received_at)]
+        return new
+
+    def _insert_counts(
+        self, conn: Connection, new: list[Mapping[str, Any]], received_at: datetime
+    ) -> None:
+        conn.execute(
+            t.messages.insert(),
+            [
+                {"msg_id": p["msg_id"], "schema": p["schema"], "received_at": received_at}
+                for p in new
+            ],
+        )
+        conn.execute(
+            t.counts.insert(),
+            [
+                {
+                    "msg_id": p["msg_id"],
+                    "gateway": p["gateway"],
+                    "zone": p["zone"],
+                    "location": p["location"],
+                    "scan_id": p["scan_id"],
+                    "observed_at": _parse(p["observed_at"]),
+                    "source": p["source"],
+                    "complete": p["complete"],
+                    "historical": p["historical"],
+                    "received_at": received_at,
+                    "items": p["items"],
+                }
+                for p in new
+            ],
+        )
+        latest = {(p["zone"], p["location"]): p["gateway"] for p in new}
+        self._cover_many(conn, latest, received_at)
+
+    def _cover_many(
+        self, conn: Connection, latest: Mapping[tuple[str, str], str], at: datetime
+    ) -> None:
+        """Upsert coverage rows in one statement (SQLite and PostgreSQL both have ON CONFLICT)."""
+        rows: list[dict[str, Any]] = [
+            {"zone": zone, "location": location, "gateway": gateway, "last_seen": at}
+            for (zone, location), gateway in latest.items()
+        ]
+        dialect = self.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            for row in rows:
+                self._cover(conn, row["zone"], row["location"], row["gateway"], at)
+            return
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        statement = insert(t.coverage)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["zone", "location"],
+                set_={
+                    "gateway": statement.excluded.gateway,
+                    "last_seen": statement.excluded.last_seen,
+                },
+            ),
+            rows,
+        )
 
     def record_scan(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
         """Store or advance an ``edgecount.scan/1``; False for a duplicate message."""
@@ -336,6 +453,11 @@ class Store:
         """Write one audit log entry."""
         with self.engine.begin() as conn:
             self._audit(conn, actor, action, subject, detail)
+
+
+def _chunks(items: list[str], size: int = 900) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _parse(text: str) -> datetime:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.publish as mqtt_publish
 import psycopg
 import pytest
@@ -18,10 +19,11 @@ import sqlalchemy as sa
 from edgecount import contract
 from edgecount.mqtt import MqttSettings
 from reconciler import schema as t
+from reconciler.config import ApiConfig
 from reconciler.engine import Engine
 from reconciler.model import AbcClass, BookLine, Movement
 from reconciler.rules import TolerancePolicy
-from reconciler.service import ReconcileService
+from reconciler.service import ReconcileService, ServiceStats
 from reconciler.store import Store, open_store
 from tests.conftest import BrokerAddress, RecorderFactory
 
@@ -225,3 +227,76 @@ async def test_service_dedups_rejects_to_deadletter_and_requests_recounts(
     finally:
         service.stopping.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_rest_api_runs_inside_the_service(
+    tmp_path: Path, broker: BrokerAddress, unique_site: str
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    engine = engine_on(store, unique_site)
+    settings = MqttSettings(host=broker.host, port=broker.port, client_id=f"rec-{unique_site}")
+    service = ReconcileService(
+        engine, settings, client_id=f"rec-{unique_site}", api=ApiConfig(port=0)
+    )
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        assert service.api_port
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.api_port}") as http:
+            health = await http.get("/health")
+        assert health.status_code == 200
+        assert health.json()["open_discrepancies"] == 0
+    finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+
+def more_than(applied: int) -> Callable[[ServiceStats], bool]:
+    return lambda stats: stats.applied > applied
+
+
+async def test_shared_subscription_splits_messages_and_applies_each_once(
+    tmp_path: Path, broker: BrokerAddress, unique_site: str
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'shared.sqlite3'}")
+    engine_on(store, unique_site)
+    services = [
+        ReconcileService(
+            Engine(store, unique_site, TolerancePolicy()),
+            MqttSettings(host=broker.host, port=broker.port, client_id=f"r{i}-{unique_site}"),
+            client_id=f"r{i}-{unique_site}",
+            shared_group=f"g-{unique_site}",
+        )
+        for i in range(2)
+    ]
+    tasks = [asyncio.create_task(s.run()) for s in services]
+    try:
+        for service in services:
+            await asyncio.wait_for(service.ready.wait(), 10)
+        root = f"edgecount/v1/{unique_site}"
+        send = publisher(broker)
+        for seq in range(1, 41):
+            message = count(unique_site, "A-02", {SKU_A: 4}, seq=seq, scan=f"s{seq}")
+            await asyncio.to_thread(send, f"{root}/count/A/A-02", json.dumps(message).encode())
+
+        async def all_applied() -> None:
+            while sum(s.stats.applied for s in services) < 40:
+                waits = [
+                    asyncio.ensure_future(s.wait_until(more_than(s.stats.applied)))
+                    for s in services
+                ]
+                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in pending:
+                    waiter.cancel()
+
+        await asyncio.wait_for(all_applied(), 15)
+        assert [s.stats.applied > 0 for s in services] == [True, True]  # the load was shared
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(t.counts)).scalar()
+        assert stored == 40
+    finally:
+        for service in services:
+            service.stopping.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        store.close()
