@@ -17,7 +17,9 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,10 +28,16 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgecount import contract
+from edgecount.mqtt import MqttSettings
 from gateway.cli import ProgressBar, print_table, result_json
 from gateway.config import GatewayConfig
 from gateway.runtime import open_publisher, started_readers
 from gateway.scan import ZoneScan
+from reconciler.engine import Engine
+from reconciler.model import AbcClass, BookLine
+from reconciler.rules import TolerancePolicy
+from reconciler.service import ReconcileService
+from reconciler.store import open_store
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene, truth_by_antenna
 
@@ -156,7 +164,8 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
         config = GatewayConfig.model_validate(
             {
                 "site": SITE,
-                "gateway_id": "demo-gw",
+                # a fresh state dir restarts the outbox sequence: a new id keeps msg_ids unique
+                "gateway_id": f"demo-{uuid.uuid4().hex[:6]}",
                 "state_dir": str(state_dir),
                 "mqtt": {"host": host, "port": port, "protocol": "3.1.1"},
                 "readers": [
@@ -174,6 +183,14 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
         watcher = CountWatcher(host, port)
         stack.callback(watcher.close)
         await asyncio.to_thread(watcher.wait_subscribed, 10.0)
+        reconciler = await stack.enter_async_context(
+            running_reconciler(state_dir, host, port, _demo_book(truth, antennas))
+        )
+        _say(
+            args,
+            f"reconciler: book of {len(_demo_book(truth, antennas))} records with "
+            f"{len(BOOK_ERRORS)} deliberate errors; SQLite under {state_dir}",
+        )
         publisher = await stack.enter_async_context(open_publisher(config))
         readers = await stack.enter_async_context(started_readers(config))
         bar = None if args.json else ProgressBar(f"scanning zone {ZONE}")
@@ -183,7 +200,18 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
             bar.close()
         delivered = await publisher.flush(10.0)
         await asyncio.to_thread(watcher.wait_counts, result.scan_id, len(antennas), 10.0)
+        # retained counts of earlier runs may arrive too: wait for this scan's own
+        await asyncio.wait_for(
+            reconciler.wait_until(
+                lambda _stats: _stored_counts(reconciler.engine, result.scan_id) >= len(antennas)
+            ),
+            10.0,
+        )
         elapsed = time.monotonic() - started
+        injected = {
+            (antennas[antenna], sorted(truth[antenna])[index]) for antenna, index, _ in BOOK_ERRORS
+        }
+        reconciliation = reconciliation_summary(reconciler.engine, result.scan_id, injected)
     report = result_json(result)
     received = {loc: c for loc, c in watcher.counts.items() if c["scan_id"] == result.scan_id}
     matches = {
@@ -201,7 +229,77 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
         "locations_matching_truth": sum(matches.values()),
         "locations": len(antennas),
     }
+    report["reconciliation"] = reconciliation
     return report
+
+
+# (antenna, SKU index, book minus truth): the book is wrong at these records, on purpose.
+BOOK_ERRORS = ((1, 0, +2), (3, 1, -3))
+
+
+def _demo_book(truth: dict[int, Any], antennas: dict[int, str]) -> list[BookLine]:
+    errors = {(antenna, index): delta for antenna, index, delta in BOOK_ERRORS}
+    return [
+        BookLine(antennas[antenna], sku, qty + errors.get((antenna, index), 0), 4.5, AbcClass.A)
+        for antenna, skus in truth.items()
+        for index, (sku, qty) in enumerate(sorted(skus.items()))
+    ]
+
+
+@contextlib.asynccontextmanager
+async def running_reconciler(
+    state_dir: Path, host: str, port: int, book: list[BookLine]
+) -> AsyncIterator[ReconcileService]:
+    """The reconciliation service on SQLite under ``state_dir`` (no recounts in the demo)."""
+    store = open_store(f"sqlite:///{state_dir / 'reconciler.sqlite3'}")
+    store.replace_book(book, source="demo", at=datetime.now(UTC) - timedelta(hours=1))
+    engine = Engine(store, SITE, TolerancePolicy(), max_recounts=0)
+    settings = MqttSettings(
+        host=host, port=port, protocol="3.1.1", client_id="edgecount-demo-reconciler"
+    )
+    service = ReconcileService(engine, settings, client_id=settings.client_id)
+    task = asyncio.create_task(service.run(), name="reconciler")
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10.0)
+        yield service
+    finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 10.0)
+        store.close()
+
+
+def _stored_counts(engine: Engine, scan_id: str) -> int:
+    import sqlalchemy as sa
+
+    from reconciler.schema import counts
+
+    query = sa.select(sa.func.count()).select_from(counts).where(counts.c.scan_id == scan_id)
+    with engine.store.engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
+def reconciliation_summary(
+    engine: Engine, scan_id: str, injected: set[tuple[str, str]]
+) -> dict[str, Any]:
+    """The summary figures of one scan, and how many injected book errors were flagged."""
+    from reconciler.cli_report import build_report
+
+    data = build_report(engine.store, engine.policy, scan=scan_id)
+    summary = data.summary
+    flagged = {(row.location, row.sku) for row in data.rows if row.is_exception}
+    return {
+        "records_counted": summary.records_counted,
+        "ira": summary.ira,
+        "exact_match_rate": summary.exact_match_rate,
+        "exceptions": summary.exceptions,
+        "net_variance": summary.net_variance,
+        "absolute_variance_value": summary.absolute_variance_value,
+        "errors_found": len(flagged & injected),
+        "false_flags": len(flagged - injected),
+        "awaiting_approval": sum(
+            1 for item in engine.list_discrepancies() if item["scan_id"] == scan_id
+        ),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,7 +308,9 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(_run(args, args.state_dir or Path(temp)))
     demo = report["demo"]
     ok = (
-        report["complete"]
+        report["reconciliation"]["errors_found"] == len(BOOK_ERRORS)
+        and report["reconciliation"]["false_flags"] == 0
+        and report["complete"]
         and demo["delivered"]
         and not demo["invalid_payloads"]
         and demo["locations_matching_truth"] == demo["locations"]
@@ -224,6 +324,18 @@ def run(args: argparse.Namespace) -> int:
         f"{demo['locations_matching_truth']}/{demo['locations']} equal the simulator's ground "
         f"truth ({demo['counted_items']} of {demo['true_items']} items counted) "
         f"in {demo['seconds']} s."
+    )
+    rec = report["reconciliation"]
+    print(
+        f"\nreconciliation of scan {report['scan_id']} against a book with "
+        f"{len(BOOK_ERRORS)} deliberate errors:\n"
+        f"  records counted {rec['records_counted']}, inventory record accuracy "
+        f"{rec['ira']:.1%}, exact matches {rec['exact_match_rate']:.1%}\n"
+        f"  exceptions {rec['exceptions']} (found {rec['errors_found']} of "
+        f"{len(BOOK_ERRORS)} book errors, {rec['false_flags']} false flags), "
+        f"net variance {rec['net_variance']:+g}, "
+        f"variance value {rec['absolute_variance_value']:.2f}\n"
+        f"  open discrepancies awaiting approval: {rec['awaiting_approval']}"
     )
     print("demo OK" if ok else "demo FAILED: counts differ from the truth (see above)")
     return 0 if ok else 1

@@ -40,6 +40,13 @@ def check(report: dict[str, object]) -> None:
     assert demo_part["true_items"] == 160
     assert demo_part["counted_items"] == 160
     assert demo_part["invalid_payloads"] == []
+    reconciliation = report["reconciliation"]
+    assert isinstance(reconciliation, dict)
+    assert reconciliation["errors_found"] == 2
+    assert reconciliation["false_flags"] == 0
+    assert reconciliation["exceptions"] == 2
+    assert reconciliation["records_counted"] == 16
+    assert reconciliation["awaiting_approval"] == 2
 
 
 def test_demo_on_the_embedded_broker() -> None:
