@@ -325,6 +325,18 @@ class Engine:
                     f"discrepancy {discrepancy_id} is {row.state}, not awaiting_approval"
                 )
             decision = "approved" if approve else "rejected"
+            # Conditional update first: of two deciders racing (CLI and API, two instances)
+            # exactly one changes the row; the other rolls back here.
+            changed = conn.execute(
+                t.discrepancies.update()
+                .where(
+                    t.discrepancies.c.id == discrepancy_id,
+                    t.discrepancies.c.state == "awaiting_approval",
+                )
+                .values(state=decision, updated_at=now, closed_at=now, announced=False)
+            ).rowcount
+            if changed != 1:
+                raise DecisionError(f"discrepancy {discrepancy_id} was decided meanwhile")
             conn.execute(
                 t.approvals.insert().values(
                     discrepancy_id=discrepancy_id,
@@ -334,11 +346,6 @@ class Engine:
                     at=now,
                     note=note,
                 )
-            )
-            conn.execute(
-                t.discrepancies.update()
-                .where(t.discrepancies.c.id == discrepancy_id)
-                .values(state=decision, updated_at=now, closed_at=now, announced=False)
             )
             self.store._audit(
                 conn,
