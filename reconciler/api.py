@@ -33,11 +33,9 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
-from edgecount import contract
 from reconciler import schema as t
 from reconciler.engine import OPEN_STATES, DecisionError, Engine
 from reconciler.model import AbcClass, BookLine, Movement
-from reconciler.store import utc
 
 log = logging.getLogger(__name__)
 
@@ -168,26 +166,8 @@ class RowsOut(BaseModel):
 
 def _discrepancy(engine: Engine, discrepancy_id: int) -> DiscrepancyOut | None:
     """One discrepancy, shaped like an item of ``Engine.list_discrepancies``."""
-    query = sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
-    with engine.store.engine.connect() as conn:
-        row = conn.execute(query).mappings().first()
-    if row is None:
-        return None
-    item = dict(row)
-    for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
-        if item[key] is not None:
-            item[key] = contract.to_iso(utc(item[key]))
-    item["movements"] = [
-        {
-            "ts": contract.to_iso(m.ts),
-            "sku": m.sku,
-            "qty_delta": m.qty_delta,
-            "user": m.user,
-            "doc": m.doc,
-        }
-        for m in engine.movements_since_good_count(row["location"])
-    ]
-    return DiscrepancyOut.model_validate(item)
+    item = engine.discrepancy(discrepancy_id)
+    return None if item is None else DiscrepancyOut.model_validate(item)
 
 
 def _health(engine: Engine) -> HealthOut:

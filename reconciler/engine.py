@@ -485,24 +485,32 @@ class Engine:
             query = query.where(t.discrepancies.c.state.in_(OPEN_STATES))
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        out = []
-        for row in rows:
-            item = dict(row)
-            for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
-                if item[key] is not None:
-                    item[key] = contract.to_iso(utc(item[key]))
-            item["movements"] = [
-                {
-                    "ts": contract.to_iso(m.ts),
-                    "sku": m.sku,
-                    "qty_delta": m.qty_delta,
-                    "user": m.user,
-                    "doc": m.doc,
-                }
-                for m in self.movements_since_good_count(row["location"])
-            ]
-            out.append(item)
-        return out
+        return [self._describe(row) for row in rows]
+
+    def discrepancy(self, discrepancy_id: int) -> dict[str, Any] | None:
+        """One discrepancy shaped like an item of :meth:`list_discrepancies` (None: unknown)."""
+        query = sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
+        with self.store.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else self._describe(row)
+
+    def _describe(self, row: sa.RowMapping) -> dict[str, Any]:
+        """A discrepancy row as JSON-able data, with the movements since the last good count."""
+        item = dict(row)
+        for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
+            if item[key] is not None:
+                item[key] = contract.to_iso(utc(item[key]))
+        item["movements"] = [
+            {
+                "ts": contract.to_iso(m.ts),
+                "sku": m.sku,
+                "qty_delta": m.qty_delta,
+                "user": m.user,
+                "doc": m.doc,
+            }
+            for m in self.movements_since_good_count(row["location"])
+        ]
+        return item
 
     def movements_since_good_count(self, location: str, sku: str | None = None) -> list[Movement]:
         """Movements of a location (and SKU) since its last count without exceptions."""

@@ -6,14 +6,12 @@ import asyncio
 import socket
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -27,7 +25,6 @@ from reconciler.model import AbcClass, BookLine
 from reconciler.rules import TolerancePolicy
 from reconciler.store import Store, open_store
 
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 SKU_A, SKU_B = "80614141123458", "80614141123465"
 SNAPSHOT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
 BOOK = [
@@ -44,26 +41,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'rec.sqlite3'}")
     yield opened
     opened.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on SQLite or on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path / 'rec.sqlite3'}")
-        yield opened
-        opened.close()
-        return
-    name = f"edgecount_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    opened = open_store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield opened
-    finally:
-        opened.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def flagged(store: Store) -> tuple[Engine, int]:

@@ -12,14 +12,10 @@ Every test runs on SQLite and on a fresh PostgreSQL database. The warehouse (:fu
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from edgecount import contract
@@ -41,9 +37,8 @@ from reconciler.queries import (
     zone_selection,
 )
 from reconciler.rules import TolerancePolicy
-from reconciler.store import Store, open_store
+from reconciler.store import Store
 
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 SKU_A, SKU_B, SKU_C = "80614141123458", "80614141123465", "80614141123472"
 
 # Relative to now: the engine stamps discrepancies and adjustments with the real clock.
@@ -69,24 +64,10 @@ MOVES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on SQLite (file) or on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path / 'rec.sqlite3'}")
-        yield opened
-        opened.close()
-        return
-    name = f"edgecount_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    opened = open_store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield opened
-    finally:
-        opened.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """The store of each test: SQLite and PostgreSQL (see conftest.py)."""
+    return any_store
 
 
 @dataclass

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import paho.mqtt.publish as mqtt_publish
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -27,28 +25,13 @@ from reconciler.service import ReconcileService, ServiceStats
 from reconciler.store import Store, open_store
 from tests.conftest import BrokerAddress, RecorderFactory
 
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 SKU_A, SKU_B = "80614141123458", "80614141123465"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on SQLite (file) or on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path / 'rec.sqlite3'}")
-        yield opened
-        opened.close()
-        return
-    name = f"edgecount_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    opened = open_store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield opened
-    finally:
-        opened.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """The store of each test: SQLite and PostgreSQL (see conftest.py)."""
+    return any_store
 
 
 SNAPSHOT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
