@@ -203,7 +203,7 @@ class Store:
         with self.engine.connect() as conn:
             return [
                 BookLine(loc, sku, qty, cost, classes[abc])
-                for loc, sku, qty, cost, abc in conn.execute(query).tuples()
+                for loc, sku, qty, cost, abc in conn.execute(query)
             ]
 
     def book_lines_of(self, locations: Iterable[str]) -> dict[str, list[BookLine]]:
