@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,7 +230,8 @@ class MqttConnection:
         self._events = events
         self._loop = loop
         self._max_backlog = max_backlog
-        self._backlog = 0
+        self._incoming: deque[tuple[str, bytes]] = deque()
+        self._drain_scheduled = False
         self._backlog_lock = threading.Lock()
         self._filters: dict[int, str] = {}
         self.client.on_connect = self._on_connect
@@ -268,23 +270,29 @@ class MqttConnection:
         self._bridge(self._subscribed, mid, reasons)
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
-        with self._backlog_lock:
-            if self._backlog >= self._max_backlog:
-                self.dropped += 1
-                return
-            self._backlog += 1
         try:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")  # paho offers no other way
-        self._bridge(self._deliver, topic, bytes(message.payload))
+        with self._backlog_lock:
+            if len(self._incoming) >= self._max_backlog:
+                self.dropped += 1
+                return
+            self._incoming.append((topic, bytes(message.payload)))
+            if self._drain_scheduled:
+                return  # one hand-over carries every message that arrives before it runs
+            self._drain_scheduled = True
+        self._bridge(self._deliver)
 
     # the same events, on the loop --------------------------------------------------------
 
-    def _deliver(self, topic: str, payload: bytes) -> None:
+    def _deliver(self) -> None:
         with self._backlog_lock:
-            self._backlog -= 1
-        self._events.message_received(self, topic, payload)
+            self._drain_scheduled = False
+            batch = list(self._incoming)
+            self._incoming.clear()
+        for topic, payload in batch:
+            self._events.message_received(self, topic, payload)
 
     def _subscribed(self, mid: int, reasons: list[ReasonCode]) -> None:
         self._events.subscription_acked(self, self._filters.pop(mid, "?"), reasons)
