@@ -434,6 +434,53 @@ class Engine:
                 for r in conn.execute(query)
             ]
 
+    def recount_requests_for(self, gateway: str) -> list[Outgoing]:
+        """The outstanding recount requests addressed to a gateway, to send again.
+
+        Gateways connect with a clean session, so a request sent while one was offline is
+        lost; the service calls this when the gateway's status turns ``online``. Each request
+        keeps its ``request_id``, so a gateway that did get it merges the repeat.
+        """
+        latest = (
+            sa.select(
+                t.recounts.c.discrepancy_id,
+                sa.func.max(t.recounts.c.requested_at).label("requested_at"),
+            )
+            .group_by(t.recounts.c.discrepancy_id)
+            .subquery()
+        )
+        query = (
+            sa.select(t.recounts.c.request_id, t.discrepancies.c.location)
+            .join(
+                latest,
+                sa.and_(
+                    latest.c.discrepancy_id == t.recounts.c.discrepancy_id,
+                    latest.c.requested_at == t.recounts.c.requested_at,
+                ),
+            )
+            .join(t.discrepancies, t.discrepancies.c.id == t.recounts.c.discrepancy_id)
+            .where(
+                t.recounts.c.gateway == gateway,
+                t.discrepancies.c.state == "recount_requested",
+            )
+        )
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        topic = contract.cmd_scan_topic(self.site, gateway)
+        return [
+            Outgoing(
+                topic,
+                contract.scan_request_payload(
+                    reason="recount",
+                    requested_by=self.actor,
+                    locations=[location],
+                    request_id=request_id,
+                ),
+                retain=False,
+            )
+            for request_id, location in rows
+        ]
+
     def unannounced(self) -> list[tuple[int, Outgoing]]:
         """Decided discrepancies whose retained message has not been cleared yet."""
         query = sa.select(t.discrepancies).where(t.discrepancies.c.announced.is_(False))

@@ -52,6 +52,7 @@ class ServiceStats:
     connects: int = 0
     dropped: int = 0
     batches: int = 0
+    statuses: int = 0
 
 
 class ReconcileService:
@@ -87,7 +88,7 @@ class ReconcileService:
     def filters(self) -> list[str]:
         """Topic filters to subscribe to."""
         root = contract.site_root(self.engine.site)
-        plain = [f"{root}count/#", f"{root}scan/#"]
+        plain = [f"{root}count/#", f"{root}scan/#", f"{root}status/+"]
         if self.shared_group:
             return [f"$share/{self.shared_group}/{f}" for f in plain]
         return plain
@@ -269,6 +270,10 @@ class ReconcileService:
                 continue
             if payload["schema"] == contract.COUNT:
                 counts.append(payload)
+            elif payload["schema"] == contract.STATUS:
+                self.stats.statuses += 1
+                if payload["state"] == "online":  # re-send what it may have missed offline
+                    out += self.engine.recount_requests_for(payload["gateway"])
             elif payload["schema"] == contract.SCAN:
                 if self.engine.store.record_scan(payload, datetime.now(UTC)):
                     self.stats.applied += 1

@@ -283,3 +283,31 @@ async def test_shared_subscription_splits_messages_and_applies_each_once(
             service.stopping.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
         store.close()
+
+
+async def test_recount_requests_are_sent_again_when_the_gateway_comes_online(
+    store: Store, broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory
+) -> None:
+    root = f"edgecount/v1/{unique_site}"
+    recorder = mqtt_recorder(broker, f"{root}/cmd/+/scan")
+    service, task = await run_service(store, broker, unique_site)
+    send = publisher(broker)
+    try:
+        wrong = count(unique_site, "A-01", {SKU_A: 3, SKU_B: 5}, seq=1)
+        await asyncio.to_thread(send, f"{root}/count/A/A-01", json.dumps(wrong).encode())
+        first = await recorder.await_for(1, f"{root}/cmd/gw-1/scan")
+        online = contract.status_payload(gateway="gw-1", site=unique_site, state="online")
+        await asyncio.to_thread(send, f"{root}/status/gw-1", json.dumps(online).encode())
+        both = await recorder.await_for(2, f"{root}/cmd/gw-1/scan")
+        assert first[0].payload is not None
+        assert both[1].payload is not None
+        assert both[1].payload["request_id"] == first[0].payload["request_id"]
+        assert both[1].payload["locations"] == ["A-01"]
+        # another gateway coming online gets nothing
+        other = contract.status_payload(gateway="gw-2", site=unique_site, state="online")
+        await asyncio.to_thread(send, f"{root}/status/gw-2", json.dumps(other).encode())
+        await asyncio.wait_for(service.wait_until(lambda s: s.statuses >= 2), 10)
+        assert recorder.matching(f"{root}/cmd/gw-2/scan") == []
+    finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 10)
