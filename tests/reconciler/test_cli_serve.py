@@ -34,10 +34,7 @@ def test_book_import_serve_list_approve(
         f"mqtt: {{host: {broker.host}, port: {broker.port}}}\n"
     )
     book = tmp_path / "book.csv"
-    book.write_text(
-        f"location,sku,qty,unit_cost,abc\nB-01,{SKU},12,3.5,A\nB-02,{SKU},4,3.5,A\n"
-    )
-    )
+    book.write_text(f"location,sku,qty,unit_cost,abc\nB-01,{SKU},12,3.5,A\nB-02,{SKU},4,3.5,A\n")
     as_of = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     imported = run("book", "import", "-c", str(config), str(book), "--as-of", as_of)
     assert imported.returncode == 0, imported.stderr
