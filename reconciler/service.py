@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often the table of adjustments is checked for new ones
 BATCH = 500  # messages handled in one database transaction at most
+LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Kafka's linger.ms)
 INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
 
 
@@ -243,6 +244,9 @@ class ReconcileService:
         """Take queued messages in batches and handle each batch in a worker thread."""
         while True:
             batch = [await self._inbox.get()]
+            if not self._inbox.empty():
+                # Busy: linger a moment so the batch fills (fewer, larger transactions).
+                await asyncio.sleep(LINGER_SECONDS)
             while len(batch) < BATCH and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             try:

@@ -273,11 +273,6 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    t.messages.insert().values(
-                        msg_id=payload["msg_id"], schema=payload["schema"], received_at=received_at
-                    )
-                )
-                conn.execute(
                     t.counts.insert().values(
                         msg_id=payload["msg_id"],
                         gateway=payload["gateway"],
@@ -318,7 +313,7 @@ class Store:
                 for chunk in _chunks(list(unique)):
                     seen.update(
                         conn.execute(
-                            sa.select(t.messages.c.msg_id).where(t.messages.c.msg_id.in_(chunk))
+                            sa.select(t.counts.c.msg_id).where(t.counts.c.msg_id.in_(chunk))
                         ).scalars()
                     )
                 new = [p for msg_id, p in unique.items() if msg_id not in seen]
@@ -331,13 +326,7 @@ class Store:
     def _insert_counts(
         self, conn: Connection, new: list[Mapping[str, Any]], received_at: datetime
     ) -> None:
-        conn.execute(
-            t.messages.insert(),
-            [
-                {"msg_id": p["msg_id"], "schema": p["schema"], "received_at": received_at}
-                for p in new
-            ],
-        )
+        # counts.msg_id is the primary key: it alone makes a count idempotent
         conn.execute(
             t.counts.insert(),
             [
