@@ -7,7 +7,9 @@ model that forbids unknown keys, and every error is reported as ``FILE:LINE: key
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -131,6 +133,23 @@ def read_yaml(path: Path) -> Any:
         ) from exc
     except Exception as exc:  # ruamel raises several unrelated types for bad documents
         raise ConfigError([ConfigIssue(str(path), None, "", f"invalid YAML: {exc}")]) from exc
+
+
+def config_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add the ``-c/--config FILE`` option every edgecount command takes."""
+    parser.add_argument(
+        "-c", "--config", type=Path, required=True, metavar="FILE", help=f"{what} YAML file"
+    )
+
+
+def load_or_report(loader: Callable[[Path], ModelT], path: Path) -> ModelT | None:
+    """Load a configuration; on errors print each (file, line, key, why) to stderr, return None."""
+    try:
+        return loader(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return None
 
 
 def load_model(

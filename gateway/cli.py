@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from edgecount.yamlcfg import ConfigError
+from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import GatewayConfig, load_gateway_config
 
 EXIT_OK = 0
@@ -19,18 +19,11 @@ EXIT_INCOMPLETE = 3
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c", "--config", type=Path, required=True, metavar="FILE", help="gateway YAML file"
-    )
+    config_argument(parser, "gateway")
 
 
 def _load(path: Path) -> GatewayConfig | None:
-    try:
-        return load_gateway_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return None
+    return load_or_report(load_gateway_config, path)
 
 
 # -- validate -------------------------------------------------------------------------------

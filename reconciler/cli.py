@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgecount.settings import mqtt_settings
-from edgecount.yamlcfg import ConfigError
+from edgecount.yamlcfg import config_argument, load_or_report
 from reconciler.config import ReconcilerConfig, load_reconciler_config
 from reconciler.engine import DecisionError, Engine
 from reconciler.store import CsvImportError, open_store, read_book_csv, read_movements_csv
@@ -21,18 +21,11 @@ EXIT_USAGE = 2
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c", "--config", type=Path, required=True, metavar="FILE", help="reconciler YAML file"
-    )
+    config_argument(parser, "reconciler")
 
 
 def _load(path: Path) -> ReconcilerConfig | None:
-    try:
-        return load_reconciler_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return None
+    return load_or_report(load_reconciler_config, path)
 
 
 def make_engine(config: ReconcilerConfig) -> Engine:
