@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from drivers.base import Reader
@@ -38,18 +38,10 @@ class ReaderOutcome:
 
 
 @dataclass(slots=True)
-class LocationCount:
-    """The count of one location in one scan."""
+class LocationCount(LocationTally):
+    """The count of one location in one scan: its tally, and whether it was fully scanned."""
 
-    location: str
-    complete: bool
-    skus: dict[str, int] = field(default_factory=dict)
-    unknown_epcs: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        """All items counted here."""
-        return sum(self.skus.values())
+    complete: bool = True
 
 
 @dataclass(slots=True)
@@ -194,9 +186,9 @@ class ZoneScan:
             tally = tallies.get(location)
             counts[location] = LocationCount(
                 location,
-                complete=location not in incomplete,
                 skus=dict(tally.skus) if tally else {},
                 unknown_epcs=list(tally.unknown_epcs) if tally else [],
+                complete=location not in incomplete,
             )
         return counts
 
