@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +29,9 @@ import sqlalchemy as sa
 
 from edgecount import contract
 from reconciler import schema as t
-from reconciler.model import BookLine, Movement, Row, Status
-from reconciler.rules import TolerancePolicy, book_as_of, compare_location
-from reconciler.store import Store, utc
+from reconciler.model import Movement, Row, Status
+from reconciler.rules import TolerancePolicy, compare_location
+from reconciler.store import BookLedger, Store, utc
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,6 @@ OPEN_STATES = ("open", "recount_requested", "awaiting_approval")
 
 class DecisionError(ValueError):
     """An approval or rejection that cannot be applied (wrong state, unknown id)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What comparing counts of some locations needs from the store."""
-
-    snapshot_at: datetime | None
-    lines: dict[str, list[BookLine]]
-    moves: dict[str, list[Movement]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,29 +66,11 @@ class Engine:
 
     def compare_count(self, payload: Mapping[str, Any]) -> list[Row]:
         """Compare one count with the book as it was when the count was observed."""
-        context = self._context([payload["location"]])
-        return self._compare(payload, context)
+        return self._compare(payload, BookLedger.load(self.store, [payload["location"]]))
 
-    def _context(self, locations: Iterable[str]) -> _Context:
-        """Book lines and movements of some locations, fetched in one go."""
-        wanted = set(locations)
-        return _Context(
-            self.store.book_snapshot_at(),
-            self.store.book_lines_of(wanted),
-            self.store.movements_of(wanted),
-        )
-
-    def _compare(self, payload: Mapping[str, Any], context: _Context) -> list[Row]:
+    def _compare(self, payload: Mapping[str, Any], ledger: BookLedger) -> list[Row]:
         location = payload["location"]
-        observed = _ts(payload["observed_at"])
-        lines = context.lines.get(location, [])
-        moves = context.moves.get(location, [])
-        book = {
-            sku: line
-            for (_, sku), line in book_as_of(
-                lines, context.snapshot_at or observed, moves, observed
-            ).items()
-        }
+        book = ledger.book(location, _ts(payload["observed_at"]))
         counted = {item["sku"]: float(item["qty"]) for item in payload["items"]}
         unknown = [sku for sku in counted if sku not in book]
         info = self.store.sku_info(unknown) if unknown else {}
@@ -122,11 +95,11 @@ class Engine:
                 log.info("count of %s incomplete: nothing flagged", payload["location"])
         if not complete:
             return []
-        context = self._context(p["location"] for p in complete)
+        ledger = BookLedger.load(self.store, (p["location"] for p in complete))
         flagged = self._open_locations({p["location"] for p in complete})
         out: list[Outgoing] = []
         for payload in complete:
-            rows = self._compare(payload, context)
+            rows = self._compare(payload, ledger)
             exceptions = [row for row in rows if row.is_exception]
             if not exceptions and payload["location"] not in flagged:
                 continue

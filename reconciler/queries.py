@@ -11,7 +11,6 @@ chunks of :data:`CHUNK` values (both databases limit bound parameters per statem
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,10 +19,10 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from reconciler import schema as t
-from reconciler.model import AbcClass, BookLine, Movement, Row
+from reconciler.model import AbcClass, Row
 from reconciler.plan import PlanInput
-from reconciler.rules import TolerancePolicy, book_as_of, compare_location
-from reconciler.store import Store, utc
+from reconciler.rules import TolerancePolicy, compare_location
+from reconciler.store import BookLedger, Store, utc
 
 CHUNK = 900
 """Most values bound in one ``IN (...)``."""
@@ -336,51 +335,6 @@ def adjustments_value(store: Store, count_msg_ids: Iterable[str]) -> float:
 # --------------------------------------------------------------------------- comparison
 
 
-@dataclass(slots=True)
-class _Ledger:
-    """Snapshot lines and movements of some locations: their book at any moment.
-
-    ``snapshot_at`` is None when no book was imported (every book is then empty).
-    """
-
-    snapshot_at: datetime | None
-    lines: dict[str, list[BookLine]]
-    moves: dict[str, list[Movement]]
-
-    @classmethod
-    def load(cls, store: Store, locations: Iterable[str], earliest: datetime) -> _Ledger:
-        """For moments at or after ``earliest``: two indexed queries per :data:`CHUNK` locations."""
-        snapshot_at = store.book_snapshot_at()
-        if snapshot_at is None:
-            return cls(None, {}, {})
-        lines: defaultdict[str, list[BookLine]] = defaultdict(list)
-        moves: defaultdict[str, list[Movement]] = defaultdict(list)
-        floor = min(snapshot_at, earliest)
-        with store.engine.connect() as conn:
-            for names in _chunks(locations):
-                for r in conn.execute(sa.select(t.book).where(t.book.c.location.in_(names))):
-                    lines[r.location].append(
-                        BookLine(r.location, r.sku, r.qty, r.unit_cost, AbcClass(r.abc))
-                    )
-                query = sa.select(t.movements).where(
-                    t.movements.c.location.in_(names), t.movements.c.ts > floor
-                )
-                for r in conn.execute(query):
-                    moves[r.location].append(
-                        Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc)
-                    )
-        return cls(snapshot_at, dict(lines), dict(moves))
-
-    def book(self, location: str, at: datetime) -> dict[str, BookLine]:
-        """One location's book lines by SKU at ``at`` (:func:`reconciler.rules.book_as_of`)."""
-        if self.snapshot_at is None:
-            return {}
-        book = book_as_of(
-            self.lines.get(location, ()), self.snapshot_at, self.moves.get(location, ()), at
-        )
-        return {sku: line for (_, sku), line in book.items()}
-
-
 def compare_selections(
     store: Store, policy: TolerancePolicy, selections: Sequence[Selection]
 ) -> list[list[Row]]:
@@ -404,7 +358,7 @@ def compare_selections(
     if not moments:
         return [[] for _ in selections]
     locations = set().union(*(s.locations for s in selections))
-    ledger = _Ledger.load(store, locations, min(moments))
+    ledger = BookLedger.load(store, locations, min(moments))
     books = [
         {c.msg_id: ledger.book(c.location, c.observed_at) for c in s.counts} for s in selections
     ]

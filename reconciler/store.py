@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 import reconciler.migrations
 from reconciler import schema as t
 from reconciler.model import AbcClass, BookLine, Movement
+from reconciler.rules import book_as_of
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +219,10 @@ class Store:
                     )
         return found
 
-    def movements_of(self, locations: Iterable[str]) -> dict[str, list[Movement]]:
-        """Movements of several locations, oldest first, by location."""
+    def movements_of(
+        self, locations: Iterable[str], *, after: datetime | None = None
+    ) -> dict[str, list[Movement]]:
+        """Movements of several locations (only those after ``after``), oldest first."""
         found: dict[str, list[Movement]] = {}
         for chunk in _chunks(sorted(set(locations))):
             query = (
@@ -227,6 +230,8 @@ class Store:
                 .where(t.movements.c.location.in_(chunk))
                 .order_by(t.movements.c.ts, t.movements.c.id)
             )
+            if after is not None:
+                query = query.where(t.movements.c.ts > after)
             with self.engine.connect() as conn:
                 for r in conn.execute(query):
                     found.setdefault(r.location, []).append(
@@ -446,6 +451,41 @@ class Store:
         """Write one audit log entry."""
         with self.engine.begin() as conn:
             self._audit(conn, actor, action, subject, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class BookLedger:
+    """Snapshot lines and movements of some locations: their book at any moment.
+
+    ``snapshot_at`` is None when no book was imported (every book is then empty).
+    """
+
+    snapshot_at: datetime | None
+    lines: dict[str, list[BookLine]]
+    moves: dict[str, list[Movement]]
+
+    @classmethod
+    def load(
+        cls, store: Store, locations: Iterable[str], earliest: datetime | None = None
+    ) -> BookLedger:
+        """Read once what the book of ``locations`` needs, for moments at/after ``earliest``."""
+        snapshot_at = store.book_snapshot_at()
+        if snapshot_at is None:
+            return cls(None, {}, {})
+        wanted = set(locations)
+        floor = None if earliest is None else min(snapshot_at, earliest)
+        return cls(
+            snapshot_at, store.book_lines_of(wanted), store.movements_of(wanted, after=floor)
+        )
+
+    def book(self, location: str, at: datetime) -> dict[str, BookLine]:
+        """One location's book lines by SKU at ``at`` (:func:`reconciler.rules.book_as_of`)."""
+        if self.snapshot_at is None:
+            return {}
+        book = book_as_of(
+            self.lines.get(location, ()), self.snapshot_at, self.moves.get(location, ()), at
+        )
+        return {sku: line for (_, sku), line in book.items()}
 
 
 def _chunks(items: list[str], size: int = 900) -> Iterator[list[str]]:
