@@ -6,12 +6,13 @@ Reports compare *selections* of counts (:func:`scan_selections`, :func:`zone_sel
 book and movements of every location involved once for any number of
 selections (a report and its trend). :func:`plan_inputs` gives the planner its
 :class:`~reconciler.plan.PlanInput` s from four grouped queries. ``IN`` lists are sent in
-chunks of :data:`CHUNK` values (both databases limit bound parameters per statement).
+chunks of :data:`reconciler.store.IN_CHUNK` values (both databases limit bound parameters
+per statement).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -22,9 +23,8 @@ from reconciler import schema as t
 from reconciler.model import AbcClass, Row
 from reconciler.plan import PlanInput
 from reconciler.rules import TolerancePolicy, compare_location
-from reconciler.store import BookLedger, Store, utc
+from reconciler.store import BookLedger, Store, chunks, utc
 
-CHUNK = 900
 """Most values bound in one ``IN (...)``."""
 
 TREND_SCANS = 30
@@ -116,12 +116,6 @@ class Covered(NamedTuple):
     gateway: str
 
 
-def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
-    ordered = sorted(set(values))
-    for start in range(0, len(ordered), CHUNK):
-        yield ordered[start : start + CHUNK]
-
-
 def _count(row: Any) -> CountRecord:
     return CountRecord(
         msg_id=row.msg_id,
@@ -179,7 +173,7 @@ def scan_selections(store: Store, scans: Sequence[ScanRecord]) -> list[Selection
     """
     latest: dict[str, dict[str, CountRecord]] = {s.scan_id: {} for s in scans}
     with store.engine.connect() as conn:
-        for ids in _chunks(latest):
+        for ids in chunks(latest):
             query = sa.select(t.counts).where(t.counts.c.scan_id.in_(ids)).order_by(*_COUNT_ORDER)
             for row in conn.execute(query):
                 latest[row.scan_id][row.location] = _count(row)  # later rows win
@@ -295,7 +289,7 @@ def zone_locations(store: Store, zones: Iterable[str]) -> dict[str, list[str]]:
     """
     out: dict[str, list[str]] = {}
     with store.engine.connect() as conn:
-        for names in _chunks(zones):
+        for names in chunks(zones):
             query = (
                 sa.select(t.coverage.c.zone, t.coverage.c.location)
                 .where(t.coverage.c.zone.in_(names))
@@ -321,7 +315,7 @@ def adjustments_value(store: Store, count_msg_ids: Iterable[str]) -> float:
         t.discrepancies, t.adjustments.c.discrepancy_id == t.discrepancies.c.id
     )
     with store.engine.connect() as conn:
-        for ids in _chunks(count_msg_ids):
+        for ids in chunks(count_msg_ids):
             query = (
                 sa.select(sa.func.coalesce(sa.func.sum(t.adjustments.c.value), 0.0))
                 .select_from(join)

@@ -210,7 +210,7 @@ class Store:
     def book_lines_of(self, locations: Iterable[str]) -> dict[str, list[BookLine]]:
         """Book lines of several locations, by location (chunked IN queries)."""
         found: dict[str, list[BookLine]] = {}
-        for chunk in _chunks(sorted(set(locations))):
+        for chunk in chunks(locations):
             query = sa.select(t.book).where(t.book.c.location.in_(chunk))
             with self.engine.connect() as conn:
                 for r in conn.execute(query):
@@ -224,7 +224,7 @@ class Store:
     ) -> dict[str, list[Movement]]:
         """Movements of several locations (only those after ``after``), oldest first."""
         found: dict[str, list[Movement]] = {}
-        for chunk in _chunks(sorted(set(locations))):
+        for chunk in chunks(locations):
             query = (
                 sa.select(t.movements)
                 .where(t.movements.c.location.in_(chunk))
@@ -315,7 +315,7 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 seen: set[str] = set()
-                for chunk in _chunks(list(unique)):
+                for chunk in chunks(unique):
                     seen.update(
                         conn.execute(
                             sa.select(t.counts.c.msg_id).where(t.counts.c.msg_id.in_(chunk))
@@ -488,9 +488,14 @@ class BookLedger:
         return {sku: line for (_, sku), line in book.items()}
 
 
-def _chunks(items: list[str], size: int = 900) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+IN_CHUNK = 900  # values per SQL IN list (SQLite and PostgreSQL take far more; plans stay small)
+
+
+def chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    """Distinct values, sorted, in lists of at most :data:`IN_CHUNK` (for IN queries)."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start : start + IN_CHUNK]
 
 
 def _parse(text: str) -> datetime:
