@@ -1,0 +1,168 @@
+"""The reproducible recipe of the shelf detector: data, training and export.
+
+Everything is made here, nothing is downloaded: the data set comes from the camera simulator,
+the network is ultralytics' YOLO11 nano built from its YAML (random initial weights), and
+ultralytics runs offline with its settings kept inside the run folder. Training is seeded and
+deterministic on one machine; a GPU changes the numerics but not the recipe.
+
+ultralytics (and so PyTorch) is imported only inside the functions that need it: the gateway
+imports :mod:`models` without either installed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulators.camera.dataset import DatasetSpec, write_dataset
+
+Say = Callable[[str], None]
+
+MODELS_DIR = Path(__file__).resolve().parent
+SHELF_ONNX = MODELS_DIR / "weights" / "shelf-yolo11n.onnx"
+"""The committed detector every gateway uses by default."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainRecipe:
+    """Every setting that decides the trained weights.
+
+    Attributes:
+        train_images: Rendered training images (960x544 shelves, a fresh catalogue each).
+        val_images: Rendered validation images (mAP during training).
+        seed: Seed of the data and of training.
+        imgsz: Network input size (longest side). 480 keeps the smallest items ~11 px.
+        epochs: Epochs, unless ``hours`` caps the run first.
+        hours: Wall-clock cap; ultralytics then spreads its schedule over the time.
+        batch: Images per batch.
+        model: The ultralytics model YAML (built from scratch, never a .pt download).
+        rect: Train on 480x288 letterboxed batches instead of squares (40 % less work; no mosaic).
+        augment: Augmentation overrides passed to ultralytics.
+    """
+
+    train_images: int = 800
+    val_images: int = 100
+    seed: int = 0
+    imgsz: int = 480
+    epochs: int = 40
+    hours: float | None = None
+    batch: int = 16
+    model: str = "yolo11n.yaml"
+    rect: bool = True
+    augment: dict[str, float] = field(
+        default_factory=lambda: {
+            "mosaic": 0.0,
+            "scale": 0.15,
+            "translate": 0.05,
+            "fliplr": 0.5,
+            "hsv_h": 0.02,
+            "hsv_s": 0.5,
+            "hsv_v": 0.3,
+        }
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (for the model card)."""
+        return asdict(self)
+
+
+@contextmanager
+def offline_ultralytics(run_dir: Path) -> Iterator[None]:
+    """Run ultralytics without network access and with its settings file under ``run_dir``."""
+    saved = {key: os.environ.get(key) for key in ("YOLO_OFFLINE", "YOLO_CONFIG_DIR")}
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_CONFIG_DIR"] = str(run_dir / "ultralytics-config")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def make_data(out: Path, recipe: TrainRecipe, say: Say = print) -> Path:
+    """Render the training and validation images; returns ``data.yaml``."""
+    spec = DatasetSpec(train=recipe.train_images, val=recipe.val_images, seed=recipe.seed)
+    step = max(1, (spec.train + spec.val) // 10)
+
+    def progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            say(f"data: {done}/{total} images")
+
+    return write_dataset(out, spec, progress)
+
+
+def train(
+    recipe: TrainRecipe, data_yaml: Path, run_dir: Path, *, say: Say = print, device: str = "cpu"
+) -> Path:
+    """Train the detector; returns the path of the best weights (``.pt``).
+
+    Progress: ultralytics prints a bar per epoch, and ``say`` gets one line per epoch with
+    the validation figures.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with offline_ultralytics(run_dir):
+        from ultralytics import YOLO  # optional and heavy: imported here only
+
+        model = YOLO(recipe.model)
+        started = time.monotonic()
+
+        def on_epoch(trainer: Any) -> None:
+            metrics = trainer.metrics or {}
+            say(
+                f"epoch {trainer.epoch + 1}/{trainer.epochs}"
+                f"  mAP50 {metrics.get('metrics/mAP50(B)', 0.0):.3f}"
+                f"  recall {metrics.get('metrics/recall(B)', 0.0):.3f}"
+                f"  {time.monotonic() - started:.0f} s"
+            )
+
+        model.add_callback("on_fit_epoch_end", on_epoch)
+        extra: dict[str, Any] = {"time": recipe.hours} if recipe.hours else {}
+        model.train(
+            data=str(data_yaml),
+            epochs=recipe.epochs,
+            imgsz=recipe.imgsz,
+            batch=recipe.batch,
+            rect=recipe.rect,
+            seed=recipe.seed,
+            deterministic=True,
+            device=device,
+            workers=0,
+            plots=False,
+            amp=False,
+            pretrained=False,
+            project=str(run_dir),
+            name="train",
+            exist_ok=True,
+            verbose=False,
+            **recipe.augment,
+            **extra,
+        )
+    best = run_dir / "train" / "weights" / "best.pt"
+    if not best.exists():
+        raise FileNotFoundError(f"training ended without {best}")
+    return best
+
+
+def export_onnx(weights: Path, out: Path, *, imgsz: int = 480, run_dir: Path | None = None) -> Path:
+    """Export ``weights`` (.pt) to ONNX at ``out``: fixed 1x3xSxS input, opset 17, simplified."""
+    run_dir = run_dir or out.parent
+    with offline_ultralytics(run_dir):
+        from ultralytics import YOLO  # optional and heavy: imported here only
+
+        exported = Path(
+            YOLO(str(weights)).export(
+                format="onnx", imgsz=imgsz, opset=17, simplify=True, dynamic=False, verbose=False
+            )
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if exported.resolve() != out.resolve():
+        exported.replace(out)
+    return out
