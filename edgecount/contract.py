@@ -548,11 +548,13 @@ def count_payload(
     source: str = "rfid",
     complete: bool = True,
     observed_at: str | datetime | None = None,
+    fusion: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An ``edgecount.count/1`` draft (no seq/msg_id/historical: the outbox adds them).
 
     Items are ``{"sku", "qty", "confidence"?, "epcs"?}``, sorted here by sku; ``total`` is
-    their sum. Raises :class:`ContractError` when the result would not be valid.
+    their sum. ``fusion`` (the RFID and vision figures) goes with ``source="fused"``.
+    Raises :class:`ContractError` when the result would not be valid.
     """
     rows = sorted((dict(item) for item in items), key=lambda item: str(item.get("sku")))
     payload: dict[str, Any] = {
@@ -568,6 +570,10 @@ def count_payload(
         "items": rows,
         "total": sum(int(item.get("qty", 0)) for item in rows),
     }
+    if (fusion is not None) != (source == "fused"):
+        raise ContractError("fusion figures go with source 'fused', and only with it")
+    if fusion is not None:
+        payload["fusion"] = dict(fusion)
     validate_draft(payload)
     return payload
 
@@ -584,6 +590,7 @@ def scan_payload(
     ended_at: str | datetime | None = None,
     incomplete_locations: Sequence[str] = (),
     readers: Iterable[Mapping[str, Any]] = (),
+    cameras: Iterable[Mapping[str, Any]] = (),
     request_id: str | None = None,
 ) -> dict[str, Any]:
     """An ``edgecount.scan/1`` draft; ``state`` is started, completed or incomplete."""
@@ -599,6 +606,9 @@ def scan_payload(
         "incomplete_locations": list(incomplete_locations),
         "readers": [dict(reader) for reader in readers],
     }
+    camera_rows = [dict(camera) for camera in cameras]
+    if camera_rows:
+        payload["cameras"] = camera_rows
     if ended_at is not None:
         payload["ended_at"] = _iso_or_now(ended_at)
     if request_id is not None:

@@ -47,11 +47,69 @@ class LlrpReaderConfig(StrictModel):
 
 ReaderConfig = LlrpReaderConfig
 
+Point = tuple[float, float]
+
+
+class RoiConfig(StrictModel):
+    """One storage location in a camera's view: a polygon and the SKU the planogram puts there."""
+
+    location: Segment
+    polygon: list[Point] = Field(min_length=3)
+    sku: str = Field(min_length=1, max_length=64)
+
+
+class CameraConfig(StrictModel):
+    """A shelf camera: where its frames come from and which locations it sees.
+
+    A fixed camera's ROIs are in image pixels. A moving camera (robot cart, drone) reports
+    its position along the aisle with each frame; its ROIs are in aisle pixels (image x plus
+    that position), and items are tracked across frames so each counts once.
+    """
+
+    name: Segment
+    url: str = Field(min_length=1)
+    kind: Literal["auto", "stream", "snapshot", "device", "file", "folder"] = "auto"
+    rois: list[RoiConfig] = Field(min_length=1)
+    moving: bool = False
+    frames: int = Field(default=3, ge=1, le=100)
+    """Fixed cameras: frames counted per scan; a location's count is their median."""
+    model: Path | None = None
+    """ONNX (or ultralytics .pt) detector; defaults to the shipped shelf detector."""
+    backend: Literal["auto", "onnx", "ultralytics"] = "auto"
+    conf: float = Field(default=0.4, gt=0.0, lt=1.0)
+    tile: bool = False
+    fps: float | None = Field(default=None, gt=0.0, le=120.0)
+    stall_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    queue_size: int = Field(default=4, ge=1, le=1000)
+
+    _paths = field_validator("model")(resolve_path)
+
+    @model_validator(mode="after")
+    def _unique_locations(self) -> CameraConfig:
+        names = [roi.location for roi in self.rois]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"camera {self.name!r} repeats ROI locations: {', '.join(repeated)}")
+        return self
+
+
+class FusionTolerance(StrictModel):
+    """How far RFID and vision may differ at one location before the count is flagged."""
+
+    abs: int = Field(default=1, ge=0)
+    pct: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    def disagree(self, rfid: int, vision: int) -> bool:
+        """True when the two figures differ by more than both the absolute and % tolerance."""
+        return abs(rfid - vision) > max(self.abs, self.pct * max(rfid, vision))
+
 
 class ZoneConfig(StrictModel):
-    """A zone: the readers scanned together, for how long, and when."""
+    """A zone: the readers and cameras scanned together, for how long, and when."""
 
-    readers: list[Segment] = Field(min_length=1)
+    readers: list[Segment] = Field(default_factory=list)
+    cameras: list[Segment] = Field(default_factory=list)
+    fusion_tolerance: FusionTolerance = FusionTolerance()
     scan_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     min_reads: int = Field(default=2, ge=1)
     schedule: str | None = None
@@ -63,6 +121,12 @@ class ZoneConfig(StrictModel):
             raise ValueError(f"not a valid cron expression: {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _devices(self) -> ZoneConfig:
+        if not self.readers and not self.cameras:
+            raise ValueError("a zone needs at least one reader or camera")
+        return self
+
 
 class GatewayConfig(StrictModel):
     """The whole gateway configuration file."""
@@ -71,7 +135,8 @@ class GatewayConfig(StrictModel):
     gateway_id: Segment
     state_dir: Path = Path("/var/lib/edgecount")
     mqtt: MqttConfig = MqttConfig()
-    readers: list[ReaderConfig] = Field(min_length=1)
+    readers: list[ReaderConfig] = Field(default_factory=list)
+    cameras: list[CameraConfig] = Field(default_factory=list)
     zones: dict[Segment, ZoneConfig] = Field(min_length=1)
 
     _paths = field_validator("state_dir")(resolve_path)
@@ -79,29 +144,51 @@ class GatewayConfig(StrictModel):
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
         names = [reader.name for reader in self.readers]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"reader names must be unique; repeated: {', '.join(duplicates)}")
+        cameras = [camera.name for camera in self.cameras]
+        for kind, listed in (("reader", names), ("camera", cameras)):
+            duplicates = sorted({name for name in listed if listed.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
         for zone_name, zone in self.zones.items():
-            unknown = [name for name in zone.readers if name not in names]
-            if unknown:
-                raise ValueError(
-                    f"zone {zone_name!r} names unknown readers: {', '.join(unknown)}"
-                    f" (known: {', '.join(names)})"
-                )
+            for kind, wanted, known in (
+                ("readers", zone.readers, names),
+                ("cameras", zone.cameras, cameras),
+            ):
+                unknown = [name for name in wanted if name not in known]
+                if unknown:
+                    raise ValueError(
+                        f"zone {zone_name!r} names unknown {kind}: {', '.join(unknown)}"
+                        f" (known: {', '.join(known) or 'none'})"
+                    )
         return self
 
     def reader(self, name: str) -> ReaderConfig:
         """The reader called ``name``."""
         return next(reader for reader in self.readers if reader.name == name)
 
-    def zone_locations(self, zone: str) -> list[str]:
+    def camera(self, name: str) -> CameraConfig:
+        """The camera called ``name``."""
+        return next(camera for camera in self.cameras if camera.name == name)
+
+    def rfid_locations(self, zone: str) -> list[str]:
         """Every location the zone's readers cover, in configuration order, without repeats."""
         seen: dict[str, None] = {}
         for name in self.zones[zone].readers:
             for location in self.reader(name).antennas.values():
                 seen.setdefault(location, None)
         return list(seen)
+
+    def vision_locations(self, zone: str) -> list[str]:
+        """Every location the zone's cameras see, in configuration order, without repeats."""
+        seen: dict[str, None] = {}
+        for name in self.zones[zone].cameras:
+            for roi in self.camera(name).rois:
+                seen.setdefault(roi.location, None)
+        return list(seen)
+
+    def zone_locations(self, zone: str) -> list[str]:
+        """Every location of the zone (readers first, then cameras), without repeats."""
+        return list(dict.fromkeys(self.rfid_locations(zone) + self.vision_locations(zone)))
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
