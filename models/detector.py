@@ -111,7 +111,6 @@ class _LetterboxDetector:
             image,
             self._detect_one,
             self.tile,
-            default_size=(self.input_size[1], self.input_size[0]),
             iou=self.iou,
             max_det=self.max_det,
         )
@@ -128,7 +127,7 @@ class OnnxDetector(_LetterboxDetector):
         conf: Least score of a detection.
         iou: IoU above which NMS drops the weaker of two boxes of one class.
         max_det: Most detections per image.
-        tile: Tile large images (``None``: never). Unset tile sizes are the input size.
+        tile: Tile images larger than a tile (``None``: never).
         threads: onnxruntime intra-op threads (``None``: its default, one per core).
 
     Raises:
@@ -227,7 +226,7 @@ class UltralyticsDetector(_LetterboxDetector):
         iou: NMS IoU threshold.
         imgsz: Square input size (the export size of the ONNX model).
         max_det: Most detections per image.
-        tile: Tile large images (``None``: never).
+        tile: Tile images larger than a tile (``None``: never).
 
     Raises:
         ModelNotFoundError: ``path`` does not exist.
@@ -307,7 +306,8 @@ def load_detector(
         conf: Least score of a detection.
         iou: NMS IoU threshold.
         max_det: Most detections per image.
-        tile: Tile settings; ``True`` for tiles of the input size, ``False``/``None``: none.
+        tile: Tile settings; ``True`` for the default tiles (the training frame's size),
+            ``False`` or ``None`` for none.
         threads: onnxruntime threads (ONNX back-end only).
         imgsz: Input size of the ultralytics back-end (ONNX reads it from the model).
 

@@ -1,8 +1,9 @@
 """Tiled inference: detect in overlapping crops of a large or dense image, then merge.
 
-A detector sees its input at a fixed size (480 x 480 for the shelf model), so a large frame
-is shrunk and small items lose pixels. Tiling runs the detector on overlapping crops at a
-higher resolution and merges what each crop found into one set of boxes:
+A detector sees its input at a fixed size (480 x 480 for the shelf model), so a frame larger
+than those it was trained on is shrunk further and items lose the pixels it needs. Tiling
+runs the detector on overlapping crops of about the training frame's size and merges what
+each crop found into one set of boxes:
 
 1. **Tiles.** Along each axis the fewest tiles of the configured size whose neighbours overlap
    by at least ``overlap`` of a tile, evenly spaced. An image that fits in one tile is not
@@ -40,35 +41,36 @@ COVERED = 0.6
 """A cut box is a duplicate when this share of it lies inside a kept whole box."""
 
 
+TRAINING_FRAME = (960, 544)
+"""``(width, height)`` of the frames the shelf detector learned from (the camera simulator's
+default). Tiles of this size show items at the scale it knows; much smaller tiles enlarge
+items beyond anything it saw and it then finds parts of items as items."""
+
+
 @dataclass(frozen=True, slots=True)
 class TileSettings:
     """How to tile an image.
 
     Attributes:
-        width: Tile width in source pixels; ``None`` for the detector's input width.
-        height: Tile height in source pixels; ``None`` for the detector's input height.
+        width: Tile width in source pixels.
+        height: Tile height in source pixels.
         overlap: Least overlap of neighbouring tiles, as a fraction of the tile size. Items
             up to this size are seen whole by some tile.
         edge: A box within this many source pixels of an inner tile border touches it.
     """
 
-    width: int | None = None
-    height: int | None = None
+    width: int = TRAINING_FRAME[0]
+    height: int = TRAINING_FRAME[1]
     overlap: float = 0.2
     edge: float = 2.0
 
     def __post_init__(self) -> None:
-        for name, value in (("width", self.width), ("height", self.height)):
-            if value is not None and value < 16:
-                raise ValueError(f"tile {name} must be at least 16 pixels, got {value}")
+        if min(self.width, self.height) < 16:
+            raise ValueError(f"tiles must be at least 16x16 pixels, got {self.width}x{self.height}")
         if not 0.0 <= self.overlap < 0.9:
             raise ValueError(f"tile overlap must be in [0, 0.9), got {self.overlap}")
         if self.edge < 0:
             raise ValueError(f"tile edge must not be negative, got {self.edge}")
-
-    def size(self, default: tuple[int, int]) -> tuple[int, int]:
-        """``(width, height)`` of a tile, ``default`` filling what is unset."""
-        return (self.width or default[0], self.height or default[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +165,6 @@ def tiled_detect(
     detect: DetectFn,
     settings: TileSettings,
     *,
-    default_size: tuple[int, int],
     iou: float,
     max_det: int,
 ) -> Detections:
@@ -173,12 +174,11 @@ def tiled_detect(
         image: The whole image (``H x W x C``).
         detect: Detects in one crop; returns boxes in the crop's pixels.
         settings: Tile size and overlap.
-        default_size: ``(width, height)`` of a tile where ``settings`` leaves it unset.
         iou: IoU threshold of the final NMS.
         max_det: Most detections returned.
     """
     height, width = image.shape[:2]
-    tiles = plan_tiles(width, height, settings.size(default_size), settings.overlap)
+    tiles = plan_tiles(width, height, (settings.width, settings.height), settings.overlap)
     if len(tiles) == 1:
         return detect(image)
     whole: list[Detections] = []

@@ -30,7 +30,7 @@ from gateway.vision.roi import (
 from models.detections import Detections
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, ModelError, load_detector
 from models.recipe import SHELF_ONNX
-from models.tiling import TileSettings
+from models.tiling import TRAINING_FRAME, TileSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -98,12 +98,18 @@ def add_vision_count_arguments(parser: argparse.ArgumentParser) -> None:
         help="scores within this of --conf are in doubt and lower a count's confidence"
         " (default: %(default)s)",
     )
-    parser.add_argument("--tile", action="store_true", help="detect in overlapping tiles")
+    parser.add_argument(
+        "--tile",
+        action="store_true",
+        help="detect in overlapping tiles when the image is larger than one (for frames larger"
+        " than the detector's training frames)",
+    )
     parser.add_argument(
         "--tile-size",
         type=_tile_size,
         metavar="WxH",
-        help="tile size in image pixels (default: the model's input size); implies --tile",
+        help=f"tile size in image pixels (default: {TRAINING_FRAME[0]}x{TRAINING_FRAME[1]},"
+        " the frames the shelf detector was trained on); implies --tile",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--annotate", type=Path, metavar="OUT.png", help="write a drawn image")
@@ -132,7 +138,7 @@ def run_vision_count(args: argparse.Namespace) -> int:
             return _fail(str(exc))
     tile = None
     if args.tile or args.tile_size:
-        width, height = args.tile_size or (None, None)
+        width, height = args.tile_size or TRAINING_FRAME
         tile = TileSettings(width=width, height=height)
     try:
         detector = load_detector(

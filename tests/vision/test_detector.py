@@ -270,7 +270,7 @@ def _canvas(width: int, height: int, rects: list[tuple[int, int, int, int]]) -> 
 
 def _tiled(image: Image, tile: TileSettings) -> Detections:
     # iou=1.0 turns the final NMS off: the tiling rules alone must give one box per item.
-    return tiled_detect(image, BlobDetector(), tile, default_size=(200, 200), iou=1.0, max_det=1000)
+    return tiled_detect(image, BlobDetector(), tile, iou=1.0, max_det=1000)
 
 
 def _as_set(found: Detections) -> set[tuple[float, ...]]:
@@ -308,11 +308,20 @@ def test_tiling_finds_every_rectangle_once(
 def test_no_tiling_when_the_image_fits_in_one_tile() -> None:
     blobs = BlobDetector()
     image = _canvas(300, 200, [(10, 10, 50, 50)])
-    found = tiled_detect(
-        image, blobs, TileSettings(), default_size=(480, 480), iou=0.6, max_det=100
-    )
+    found = tiled_detect(image, blobs, TileSettings(480, 480), iou=0.6, max_det=100)
     assert blobs.calls == [(200, 300, 3)]
     assert found.boxes.tolist() == [[10, 10, 50, 50]]
+    # The default tile is the training frame: such a frame is never tiled.
+    tiled_detect(np.zeros((544, 960, 3), np.uint8), blobs, TileSettings(), iou=0.6, max_det=9)
+    assert blobs.calls[1:] == [(544, 960, 3)]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"width": 8}, {"height": 0}, {"overlap": 0.9}, {"overlap": -0.1}, {"edge": -1.0}]
+)
+def test_tile_settings_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="tile"):
+        TileSettings(**bad)  # type: ignore[arg-type]
 
 
 @given(st.integers(1, 2000), st.integers(1, 2000), st.integers(16, 640), st.floats(0, 0.6))
@@ -415,6 +424,9 @@ def test_load_detector_picks_the_back_end_by_suffix(
     assert isinstance(onnx, OnnxDetector)
     assert isinstance(onnx, Detector)
     assert onnx.tile == TileSettings()
+    image = _shelves()[1]  # a training-sized frame: tiling leaves it whole
+    plain = load_detector(throwaway_model.onnx).detect(image)
+    assert onnx.detect(image).boxes.tolist() == plain.boxes.tolist()
     assert onnx.name == "onnx:throwaway.onnx"
     pt = load_detector(throwaway_model.pt)
     assert isinstance(pt, UltralyticsDetector)
