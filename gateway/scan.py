@@ -2,7 +2,10 @@
 
 A reader that fails during the window (it could not start, its link dropped, or it did not
 confirm the stop) makes every location it covers ``complete: false``: edgecount never
-publishes "0 found" for a location that was not fully scanned.
+publishes "0 found" for a location that was not fully scanned. The zone's cameras count
+during the same window (:mod:`gateway.vision.scan`); a location only a camera sees is
+published as ``source: vision``, one both see as ``source: fused``
+(:mod:`gateway.vision.fusion`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import Reader
 from edgecount import contract
@@ -20,6 +24,11 @@ from gateway.aggregate import LocationTally, WindowAggregator
 from gateway.config import GatewayConfig
 from gateway.epc import UNKNOWN_SKU, EpcDecoder
 from gateway.publisher import Publisher
+
+if TYPE_CHECKING:
+    from drivers.camera.driver import Camera
+    from gateway.vision.fusion import Figure
+    from gateway.vision.scan import CameraCounts, CameraOutcome, DetectorCache
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +48,27 @@ class ReaderOutcome:
 
 @dataclass(slots=True)
 class LocationCount(LocationTally):
-    """The count of one location in one scan: its tally, and whether it was fully scanned."""
+    """The count of one location in one scan: its tally, and whether it was fully scanned.
+
+    ``items`` is set for camera counts (``source`` vision or fused): what is published then.
+    """
 
     complete: bool = True
+    source: str = "rfid"
+    items: list[dict[str, Any]] | None = None
+    fusion: dict[str, Any] | None = None
+
+    def payload_items(self) -> list[dict[str, Any]]:
+        """The ``items`` of the count message."""
+        if self.items is not None:
+            return self.items
+        rows: list[dict[str, Any]] = []
+        for sku, qty in self.skus.items():
+            item: dict[str, Any] = {"sku": sku, "qty": qty}
+            if sku == UNKNOWN_SKU:
+                item["epcs"] = sorted(self.unknown_epcs)
+            rows.append(item)
+        return rows
 
 
 @dataclass(slots=True)
@@ -54,6 +81,7 @@ class ScanResult:
     ended_at: datetime
     locations: dict[str, LocationCount]
     readers: dict[str, ReaderOutcome]
+    cameras: dict[str, CameraOutcome] = field(default_factory=dict)
     published: bool = False
 
     @property
@@ -85,11 +113,15 @@ class ZoneScan:
         *,
         decoder: EpcDecoder | None = None,
         progress: Progress | None = None,
+        cameras: Mapping[str, Camera] | None = None,
+        detectors: DetectorCache | None = None,
     ) -> None:
         self.config = config
         self.zone = zone
         self.zone_config = config.zones[zone]
         self.readers = {name: readers[name] for name in self.zone_config.readers}
+        self.cameras = {name: (cameras or {})[name] for name in self.zone_config.cameras}
+        self.detectors = detectors
         self.publisher = publisher
         self.decoder = decoder or EpcDecoder()
         self.progress = progress
@@ -125,23 +157,80 @@ class ZoneScan:
             asyncio.create_task(self._consume(reader, outcomes[name]), name=f"drain:{name}")
             for name, reader in self.readers.items()
         ]
+        vision = self._start_cameras()
         try:
             await self._each("start_inventory", outcomes)
             await self._window()
             await self._each("stop_inventory", outcomes)
             await self._drain()
+            camera_counts = await asyncio.gather(*vision)
         finally:
-            for task in consumers:
+            for task in [*consumers, *vision]:
                 task.cancel()
-            await asyncio.gather(*consumers, return_exceptions=True)
+            await asyncio.gather(*consumers, *vision, return_exceptions=True)
         for name, reader in self.readers.items():
             if reader.failures != failures[name] and outcomes[name].ok:
                 outcomes[name].ok = False
                 outcomes[name].error = "link failed during the window"
         ended = datetime.now(UTC)
-        result = ScanResult(scan_id, self.zone, started, ended, self._counts(outcomes), outcomes)
+        counts = self._counts(outcomes)
+        self._add_vision(counts, camera_counts)
+        result = ScanResult(scan_id, self.zone, started, ended, counts, outcomes)
+        result.cameras = {c.outcome.name: c.outcome for c in camera_counts}
         await self._publish_counts(result)
         return result
+
+    def _start_cameras(self) -> list[asyncio.Task[CameraCounts]]:
+        """One counting task per camera, until the window ends (plus a stall's grace if fixed)."""
+        if not self.cameras:
+            return []
+        from gateway.vision.scan import CameraCounter, DetectorCache
+
+        self.detectors = self.detectors or DetectorCache()
+        window_end = time.monotonic() + self.zone_config.scan_seconds
+        tasks = []
+        for name, camera in self.cameras.items():
+            config = self.config.camera(name)
+            deadline = window_end + (0.0 if config.moving else config.stall_seconds)
+            counter = CameraCounter(config, camera, self.detectors.get(config))
+            tasks.append(asyncio.create_task(counter.run(deadline), name=f"camera:{name}"))
+        return tasks
+
+    def _add_vision(
+        self, counts: dict[str, LocationCount], camera_counts: list[CameraCounts]
+    ) -> None:
+        """Publish camera figures as vision counts, or fuse them with the RFID count."""
+        from gateway.vision.fusion import fuse
+
+        figures: dict[str, Figure] = {}
+        for camera in camera_counts:
+            for location, figure in camera.figures.items():
+                best = figures.get(location)
+                if best is None or (figure.complete and not best.complete):
+                    figures[location] = figure
+        rfid_locations = set(self.config.rfid_locations(self.zone))
+        for location, figure in figures.items():
+            if location not in rfid_locations:
+                skus = {str(item["sku"]): int(item["qty"]) for item in figure.items}
+                counts[location] = LocationCount(
+                    location,
+                    skus=skus,
+                    complete=figure.complete,
+                    source="vision",
+                    items=figure.items,
+                )
+                continue
+            rfid = counts[location]
+            fused = fuse(self._rfid_figure(rfid), figure, self.zone_config.fusion_tolerance)
+            rfid.skus = {str(item["sku"]): int(item["qty"]) for item in fused.items}
+            rfid.complete, rfid.source = fused.complete, "fused"
+            rfid.items, rfid.fusion = fused.items, fused.fusion
+
+    @staticmethod
+    def _rfid_figure(count: LocationCount) -> Figure:
+        from gateway.vision.fusion import Figure
+
+        return Figure(count.payload_items(), complete=count.complete)
 
     async def _each(self, method: str, outcomes: dict[str, ReaderOutcome]) -> None:
         names = [name for name in self.readers if outcomes[name].ok]
@@ -182,7 +271,7 @@ class ZoneScan:
         }
         tallies: dict[str, LocationTally] = self.aggregator.tally(self.decoder)
         counts: dict[str, LocationCount] = {}
-        for location in self.config.zone_locations(self.zone):
+        for location in self.config.rfid_locations(self.zone):
             tally = tallies.get(location)
             counts[location] = LocationCount(
                 location,
@@ -195,12 +284,6 @@ class ZoneScan:
     async def _publish_counts(self, result: ScanResult) -> None:
         observed = iso(result.ended_at)
         for count in result.locations.values():
-            items: list[dict[str, object]] = []
-            for sku, qty in count.skus.items():
-                item: dict[str, object] = {"sku": sku, "qty": qty}
-                if sku == UNKNOWN_SKU:
-                    item["epcs"] = sorted(count.unknown_epcs)
-                items.append(item)
             payload = contract.count_payload(
                 gateway=self.config.gateway_id,
                 site=self.config.site,
@@ -208,9 +291,10 @@ class ZoneScan:
                 location=count.location,
                 scan_id=result.scan_id,
                 observed_at=observed,
-                source="rfid",
+                source=count.source,
                 complete=count.complete,
-                items=items,
+                items=count.payload_items(),
+                fusion=count.fusion,
             )
             topic = contract.count_topic(self.config.site, self.zone, count.location)
             await self.publisher.publish(topic, payload, retain=True)
@@ -223,6 +307,7 @@ class ZoneScan:
             ended=result.ended_at,
             incomplete=incomplete,
             outcomes=result.readers,
+            cameras=[camera.as_json() for camera in result.cameras.values()],
         )
         result.published = True
 
@@ -235,6 +320,7 @@ class ZoneScan:
         ended: datetime | None,
         incomplete: list[str],
         outcomes: Mapping[str, ReaderOutcome],
+        cameras: list[dict[str, object]] | None = None,
     ) -> None:
         readers = []
         for outcome in outcomes.values():
@@ -257,6 +343,7 @@ class ZoneScan:
             locations=self.config.zone_locations(self.zone),
             incomplete_locations=incomplete,
             readers=readers,
+            cameras=cameras or (),
             request_id=self.request_id,
         )
         await self.publisher.publish(

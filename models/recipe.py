@@ -11,7 +11,9 @@ imports :mod:`models` without either installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -152,8 +154,17 @@ def train(
 
 
 def export_onnx(weights: Path, out: Path, *, imgsz: int = 480, run_dir: Path | None = None) -> Path:
-    """Export ``weights`` (.pt) to ONNX at ``out``: fixed 1x3xSxS input, opset 17, simplified."""
-    run_dir = run_dir or out.parent
+    """Export ``weights`` (.pt) to ONNX at ``out``: fixed 1x3xSxS input, opset 17, simplified.
+
+    ultralytics' settings go to ``run_dir`` (a temporary folder when not given).
+    """
+    with contextlib.ExitStack() as stack:
+        if run_dir is None:
+            run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="export-")))
+        return _export(weights, out, imgsz, run_dir)
+
+
+def _export(weights: Path, out: Path, imgsz: int, run_dir: Path) -> Path:
     with offline_ultralytics(run_dir):
         from ultralytics import YOLO  # optional and heavy: imported here only
 

@@ -310,7 +310,9 @@ def _draw_item(
     lx1, ly1 = x + w - w // 6, y + h - h // 4
     label = product.label
     if product.pattern == "band":
-        cv2.rectangle(canvas, (x + 1, ly0), (x + w - 2, ly0 + max(3, h // 6)), label, -1)
+        # Inset like a label: a band across the whole face would look like the gap between
+        # two stacked items, which no camera (or person) could tell apart.
+        cv2.rectangle(canvas, (lx0, ly0), (lx1, ly0 + max(3, h // 6)), label, -1)
         return
     if product.pattern != "plain":
         cv2.rectangle(canvas, (lx0, ly0), (lx1, ly1), label, -1)
@@ -348,13 +350,13 @@ def _occlude(rng: np.random.Generator, canvas: Image, boxes: Boxes) -> None:
     for _ in range(int(rng.integers(1, 4))):
         colour = _colour(rng)
         if rng.random() < 0.5 and len(boxes):
-            # A sign hanging from above, over the top third of one item.
-            x1, y1, x2, y2 = boxes[int(rng.integers(len(boxes)))]
+            # A tag hanging from above over the top of one stack: it hides at most the upper
+            # third of that stack's top item (never a whole item above or beside it).
+            x1, y1, x2, y2 = _stack_top(boxes, int(rng.integers(len(boxes))))
             cover = (y2 - y1) * float(rng.uniform(0.15, 0.35))
-            cx = float((x1 + x2) / 2 + rng.uniform(-10, 10))
-            sw = float(rng.uniform(30, 90))
+            inset = (x2 - x1) * float(rng.uniform(0.1, 0.3))
             cv2.rectangle(
-                canvas, (int(cx - sw / 2), 0), (int(cx + sw / 2), int(y1 + cover)), colour, -1
+                canvas, (int(x1 + inset), 0), (int(x2 - inset), int(y1 + cover)), colour, -1
             )
         else:
             # A thin cable or pipe running down the rack.
@@ -362,6 +364,19 @@ def _occlude(rng: np.random.Generator, canvas: Image, boxes: Boxes) -> None:
             thickness = int(rng.integers(2, 6))
             drift = int(rng.integers(-40, 41))
             cv2.line(canvas, (x, 0), (x + drift, h), colour, thickness)
+
+
+def _stack_top(boxes: Boxes, index: int) -> tuple[float, float, float, float]:
+    """The highest box of the stack ``boxes[index]`` stands in (same column, overlapping x)."""
+    top = boxes[index]
+    while True:
+        x1, y1, x2, _y2 = top
+        above = boxes[
+            (boxes[:, 0] < x2 - 1) & (boxes[:, 2] > x1 + 1) & (np.abs(boxes[:, 3] - y1) <= 5)
+        ]
+        if not len(above):
+            return float(top[0]), float(top[1]), float(top[2]), float(top[3])
+        top = above[0]
 
 
 def _tilt(

@@ -1,0 +1,172 @@
+"""Counting accuracy of a detector on a held-out set of simulated shelves.
+
+The held-out set is rendered from its own seed (default 1000; training uses 0), so its
+product looks, fills, occlusions and tilts were never seen in training. Each location's
+count (boxes whose bottom-centre lies in its polygon) is compared with the truth:
+
+- exact-count rate: share of locations counted exactly;
+- MAE / RMSE: mean absolute / root-mean-square count error per location;
+- relative error: mean of |counted - truth| / truth over locations that hold items.
+
+``edgecount models eval`` prints these; ``bench/vision.py`` records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.vision.roi import Roi, candidate_floor, count_rois
+from models.detector import DEFAULT_CONF, Detector, load_detector
+from models.recipe import SHELF_ONNX
+from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
+
+HELD_OUT_SEED = 1000
+EXIT_USAGE = 2
+
+
+@dataclass(slots=True)
+class EvalReport:
+    """Counting accuracy over a set of images."""
+
+    images: int = 0
+    locations: int = 0
+    exact: int = 0
+    abs_error: int = 0
+    sq_error: int = 0
+    rel_errors: list[float] = field(default_factory=list)
+    max_truth: int = 0
+    seconds: float = 0.0
+    worst: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, image: int, location: str, truth: int, counted: int) -> None:
+        """Record one location's count."""
+        error = counted - truth
+        self.locations += 1
+        self.exact += error == 0
+        self.abs_error += abs(error)
+        self.sq_error += error * error
+        self.max_truth = max(self.max_truth, truth)
+        if truth:
+            self.rel_errors.append(abs(error) / truth)
+        if error:
+            self.worst.append(
+                {"image": image, "location": location, "truth": truth, "counted": counted}
+            )
+
+    def summary(self) -> dict[str, Any]:
+        """The figures, JSON-ready."""
+        n = max(self.locations, 1)
+        return {
+            "images": self.images,
+            "locations": self.locations,
+            "exact_rate": round(self.exact / n, 4),
+            "mae": round(self.abs_error / n, 4),
+            "rmse": round(math.sqrt(self.sq_error / n), 4),
+            "mean_relative_error": round(float(np.mean(self.rel_errors)), 4)
+            if self.rel_errors
+            else 0.0,
+            "max_items_per_location": self.max_truth,
+            "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
+            "miscounts": sorted(
+                self.worst, key=lambda w: -abs(int(w["counted"]) - int(w["truth"]))
+            )[:10],
+        }
+
+
+def held_out(
+    count: int, seed: int = HELD_OUT_SEED, settings: RenderSettings | None = None
+) -> Iterator[ShelfImage]:
+    """``count`` rendered shelves that training never saw (each with its own products)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        yield render_shelf(rng, settings or RenderSettings(), make_catalogue(rng))
+
+
+def rois_of(shelf: ShelfImage) -> list[Roi]:
+    """The shelf's locations as counting ROIs (polygon and planogram SKU)."""
+    return [Roi(b.location, b.polygon, b.sku) for b in shelf.bins]
+
+
+def evaluate(
+    detector: Detector,
+    shelves: Iterator[ShelfImage],
+    *,
+    conf: float = DEFAULT_CONF,
+    progress: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """Count every shelf's locations with ``detector`` and compare with the truth.
+
+    Items count at ``conf``; run the detector at :func:`candidate_floor` of it (or lower).
+    """
+    report = EvalReport()
+    for index, shelf in enumerate(shelves):
+        started = time.perf_counter()
+        detections = detector.detect(shelf.image)
+        report.seconds += time.perf_counter() - started
+        counts = count_rois(detections, rois_of(shelf), conf=conf)
+        for b in shelf.bins:
+            report.add(index, b.location, b.count, counts[b.location].count)
+        report.images += 1
+        if progress is not None:
+            progress(report.images)
+    return report
+
+
+def add_models_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edgecount models eval``."""
+    parser.add_argument("--model", type=Path, default=SHELF_ONNX, help="ONNX or .pt weights")
+    parser.add_argument(
+        "--backend", choices=("auto", "onnx", "ultralytics"), default="auto", help="inference"
+    )
+    parser.add_argument(
+        "--conf", type=float, default=DEFAULT_CONF, help="least score of a counted item"
+    )
+    parser.add_argument("--tile", action="store_true", help="tiled inference")
+    parser.add_argument("--images", type=int, default=100, help="held-out images to render")
+    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="held-out set seed")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_models_eval(args: argparse.Namespace) -> int:
+    """Render the held-out set, count it, print the figures."""
+    if args.images < 1:
+        print("edgecount models eval: --images must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        detector = load_detector(
+            args.model, backend=args.backend, conf=candidate_floor(args.conf), tile=args.tile
+        )
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        print(f"edgecount models eval: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    step = max(1, args.images // 10)
+
+    def progress(done: int) -> None:
+        if not args.json and (done % step == 0 or done == args.images):
+            print(f"  {done}/{args.images} images", flush=True)
+
+    shelves = held_out(args.images, args.seed)
+    report = evaluate(detector, shelves, conf=args.conf, progress=progress)
+    summary = report.summary() | {"model": str(args.model), "seed": args.seed, "conf": args.conf}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"{summary['locations']} locations in {summary['images']} images:"
+        f" exact {summary['exact_rate']:.1%}, MAE {summary['mae']:.3f},"
+        f" RMSE {summary['rmse']:.3f}, relative error {summary['mean_relative_error']:.2%},"
+        f" {summary['images_per_second']} images/s"
+    )
+    for miss in summary["miscounts"]:
+        print(f"  image {miss['image']} {miss['location']}: {miss['counted']} for {miss['truth']}")
+    return 0

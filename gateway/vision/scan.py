@@ -1,0 +1,197 @@
+"""The camera side of a zone scan: frames in, one count per ROI location out.
+
+A fixed camera counts ``frames`` fresh frames spread over the scan window and publishes the
+median per location (one frame with a forklift in front of the rack does not move the
+count). A moving camera (robot cart, drone) feeds every frame of the window, with the pose it
+reports, to a tracker, so an item seen in ten frames counts once; a location its path never
+fully covered is incomplete. Detection runs in a worker thread, one frame at a time per camera.
+
+A camera that delivers no usable frame makes its locations incomplete, like a reader that
+drops out: never "0 found" for a shelf nobody looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from drivers.camera.driver import Camera, CameraSettings
+from drivers.camera.frame import Frame
+from gateway.config import CameraConfig, GatewayConfig
+from gateway.vision.fusion import Figure
+from gateway.vision.moving import MovingCounter
+from gateway.vision.roi import Roi, candidate_floor, count_rois
+from gateway.vision.tracker import TrackerSettings
+from models.detector import Detector, load_detector
+from models.recipe import SHELF_ONNX
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CameraOutcome:
+    """How one camera did during a scan (reported in the scan message)."""
+
+    name: str
+    ok: bool = True
+    frames: int = 0
+    error: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        """The entry of the scan message's ``cameras`` list."""
+        out: dict[str, object] = {"name": self.name, "ok": self.ok, "frames": self.frames}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(slots=True)
+class CameraCounts:
+    """What one camera counted: a figure per location, and the outcome."""
+
+    outcome: CameraOutcome
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+def rois_of(config: CameraConfig) -> list[Roi]:
+    """The camera's ROIs as counting regions."""
+    return [
+        Roi(roi.location, np.asarray(roi.polygon, dtype=np.float32), roi.sku) for roi in config.rois
+    ]
+
+
+def camera_settings(config: CameraConfig) -> CameraSettings:
+    """Driver settings from the camera's configuration."""
+    return CameraSettings(
+        name=config.name,
+        url=config.url,
+        kind=config.kind,
+        fps=config.fps,
+        stall_seconds=config.stall_seconds,
+        queue_size=config.queue_size,
+    )
+
+
+class DetectorCache:
+    """One loaded detector per (model, backend, conf, tile), shared by cameras that agree."""
+
+    def __init__(self) -> None:
+        self._detectors: dict[tuple[Path, str, float, bool], Detector] = {}
+
+    def get(self, config: CameraConfig) -> Detector:
+        """The detector for ``config`` (loaded on first use)."""
+        key = (config.model or SHELF_ONNX, config.backend, config.conf, config.tile)
+        if key not in self._detectors:
+            self._detectors[key] = load_detector(
+                key[0], backend=config.backend, conf=candidate_floor(config.conf), tile=config.tile
+            )
+        return self._detectors[key]
+
+
+def build_cameras(config: GatewayConfig, names: list[str] | None = None) -> dict[str, Camera]:
+    """Drivers for the named cameras (all when ``names`` is None), not yet started."""
+    wanted = names if names is not None else [camera.name for camera in config.cameras]
+    return {name: Camera(camera_settings(config.camera(name))) for name in wanted}
+
+
+class CameraCounter:
+    """Counts one camera's locations over one scan window."""
+
+    def __init__(self, config: CameraConfig, camera: Camera, detector: Detector) -> None:
+        self.config = config
+        self.camera = camera
+        self.detector = detector
+        self.rois = rois_of(config)
+
+    async def run(self, deadline: float) -> CameraCounts:
+        """Count until ``deadline`` (``time.monotonic()``) or until enough frames were seen."""
+        outcome = CameraOutcome(self.config.name)
+        _discard_queued(self.camera)
+        try:
+            if self.config.moving:
+                figures = await self._moving(deadline, outcome)
+            else:
+                figures = await self._fixed(deadline, outcome)
+        except Exception as exc:
+            log.exception("camera %s: counting failed", self.config.name)
+            outcome.ok, outcome.error = False, f"{type(exc).__name__}: {exc}"
+            figures = {}
+        if outcome.frames == 0:
+            outcome.ok = False
+            outcome.error = outcome.error or "no frame during the scan window"
+        if not outcome.ok:
+            figures = {
+                roi.name: Figure([], complete=False) for roi in self.rois if roi.name not in figures
+            } | {name: _incomplete(fig) for name, fig in figures.items()}
+        return CameraCounts(outcome, figures)
+
+    async def _frames(self, deadline: float) -> Frame | None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return await self.camera.next_frame(timeout=left)
+        except TimeoutError:
+            return None
+
+    async def _fixed(self, deadline: float, outcome: CameraOutcome) -> dict[str, Figure]:
+        per_roi: dict[str, list[tuple[int, float]]] = {roi.name: [] for roi in self.rois}
+        wanted = self.config.frames
+        while outcome.frames < wanted:
+            frame = await self._frames(deadline)
+            if frame is None:
+                break
+            detections = await asyncio.to_thread(self.detector.detect, frame.image)
+            counted = count_rois(detections, self.rois, conf=self.config.conf)
+            for name, count in counted.items():
+                if name in per_roi:
+                    per_roi[name].append((count.count, count.confidence))
+            outcome.frames += 1
+        return {
+            roi.name: self._figure(roi, per_roi[roi.name], complete=bool(per_roi[roi.name]))
+            for roi in self.rois
+        }
+
+    async def _moving(self, deadline: float, outcome: CameraOutcome) -> dict[str, Figure]:
+        conf = self.config.conf
+        tracking = TrackerSettings(high=conf, start=conf, low=candidate_floor(conf))
+        counter = MovingCounter(self.rois, settings=tracking, conf=candidate_floor(conf))
+        while (frame := await self._frames(deadline)) is not None:
+            detections = await asyncio.to_thread(self.detector.detect, frame.image)
+            counter.add(detections, frame.pose, width=frame.image.shape[1])
+            outcome.frames += 1
+        figures: dict[str, Figure] = {}
+        counts = counter.counts()
+        for roi in self.rois:
+            unique = counts.get(roi.name)
+            if unique is None:
+                figures[roi.name] = Figure([], complete=False)
+                continue
+            sample = [(unique.count, unique.confidence)]
+            figures[roi.name] = self._figure(roi, sample, complete=unique.complete)
+        return figures
+
+    @staticmethod
+    def _figure(roi: Roi, samples: list[tuple[int, float]], *, complete: bool) -> Figure:
+        if not samples:
+            return Figure([], complete=False)
+        qty = round(statistics.median(count for count, _ in samples))
+        confidence = round(statistics.fmean(conf for _, conf in samples), 4)
+        items = [{"sku": roi.sku or "unknown", "qty": qty, "confidence": confidence}]
+        return Figure(items, complete=complete, confidence=confidence)
+
+
+def _discard_queued(camera: Camera) -> None:
+    """Drop frames captured before the scan started: a count describes the scan window."""
+    while not camera.queue.empty():
+        camera.queue.get_nowait()
+
+
+def _incomplete(figure: Figure) -> Figure:
+    return Figure(figure.items, complete=False, confidence=figure.confidence)

@@ -1,0 +1,122 @@
+"""``edgecount models train`` and ``edgecount models export``: the detector's recipe as commands.
+
+``train`` renders the data set with the camera simulator, trains YOLO11n from its YAML with
+ultralytics (offline), and exports the best weights to ONNX; ``export`` converts weights on
+their own. Both need the ``train`` extra (``pip install 'edgecount[train]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from models.recipe import SHELF_ONNX, TrainRecipe, export_onnx, make_data, train
+
+EXIT_USAGE = 2
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _need_ultralytics() -> bool:
+    if importlib.util.find_spec("ultralytics") is not None:
+        return True
+    print(
+        "edgecount models: ultralytics is not installed; install the training extra:"
+        " pip install 'edgecount[train]'",
+        file=sys.stderr,
+    )
+    return False
+
+
+def add_models_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edgecount models train``."""
+    defaults = TrainRecipe()
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/shelf"), help="work folder (data set, runs)"
+    )
+    parser.add_argument(
+        "--train-images", type=int, default=defaults.train_images, help="training images"
+    )
+    parser.add_argument(
+        "--val-images", type=int, default=defaults.val_images, help="validation images"
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
+    parser.add_argument(
+        "--hours", type=float, default=None, help="wall-clock cap (overrides --epochs)"
+    )
+    parser.add_argument("--imgsz", type=int, default=defaults.imgsz, help="network input size")
+    parser.add_argument("--batch", type=int, default=defaults.batch, help="images per batch")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="data and training seed")
+    parser.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0")
+    parser.add_argument(
+        "--onnx",
+        type=Path,
+        default=None,
+        help=f"ONNX file to write (default OUT/shelf.onnx; gateways use {SHELF_ONNX.name})",
+    )
+
+
+def run_models_train(args: argparse.Namespace) -> int:
+    """Render data, train, export; print progress and a JSON summary."""
+    if not _need_ultralytics():
+        return EXIT_USAGE
+    for name in ("train_images", "val_images", "epochs", "imgsz", "batch"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            print(f"edgecount models train: {flag} must be at least 1", file=sys.stderr)
+            return EXIT_USAGE
+    recipe = replace(
+        TrainRecipe(),
+        train_images=args.train_images,
+        val_images=args.val_images,
+        epochs=args.epochs,
+        hours=args.hours,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        seed=args.seed,
+    )
+    out: Path = args.out
+    started = time.monotonic()
+    _say(f"rendering {recipe.train_images + recipe.val_images} shelf images into {out / 'data'}")
+    data = make_data(out / "data", recipe, say=_say)
+    _say(f"training {recipe.model} at {recipe.imgsz} px on {args.device}")
+    best = train(recipe, data, out / "run", say=_say, device=args.device)
+    onnx = export_onnx(best, args.onnx or out / "shelf.onnx", imgsz=recipe.imgsz, run_dir=out)
+    summary = {
+        "weights": str(best),
+        "onnx": str(onnx),
+        "seconds": round(time.monotonic() - started, 1),
+        "recipe": recipe.as_dict(),
+    }
+    (out / "recipe.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_models_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edgecount models export``."""
+    parser.add_argument("weights", type=Path, help="trained ultralytics weights (.pt)")
+    parser.add_argument("--out", type=Path, default=None, help="ONNX file (default: next to it)")
+    parser.add_argument("--imgsz", type=int, default=TrainRecipe().imgsz, help="input size")
+
+
+def run_models_export(args: argparse.Namespace) -> int:
+    """Export weights to ONNX."""
+    if not _need_ultralytics():
+        return EXIT_USAGE
+    weights: Path = args.weights
+    if not weights.is_file():
+        print(f"edgecount models export: {weights}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.out or weights.with_suffix(".onnx")
+    _say(f"exporting {weights} to {out} at {args.imgsz} px")
+    export_onnx(weights, out, imgsz=args.imgsz)
+    _say(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
+    return 0
