@@ -147,15 +147,21 @@ def result_json(result: Any) -> dict[str, Any]:
         "locations": [
             {
                 "location": count.location,
+                "source": count.source,
                 "complete": count.complete,
                 "total": count.total,
                 "items": [{"sku": sku, "qty": qty} for sku, qty in count.skus.items()],
+                **({"fusion": count.fusion} if count.fusion else {}),
             }
             for count in result.locations.values()
         ],
         "readers": [
             {"name": o.name, "ok": o.ok, "reads": o.reads, "error": o.error}
             for o in result.readers.values()
+        ],
+        "cameras": [
+            {"name": o.name, "ok": o.ok, "frames": o.frames, "error": o.error}
+            for o in result.cameras.values()
         ],
     }
 
@@ -165,11 +171,14 @@ def print_table(report: dict[str, Any], out: TextIO) -> None:
     state = "complete" if report["complete"] else "INCOMPLETE"
     total = sum(loc["total"] for loc in report["locations"])
     out.write(f"scan {report['scan_id']} zone {report['zone']}: {state}, {total} items\n")
-    out.write(f"{'LOCATION':<16} {'COMPLETE':<8} {'TOTAL':>6}  SKUS\n")
+    out.write(f"{'LOCATION':<16} {'SOURCE':<7} {'COMPLETE':<8} {'TOTAL':>6}  SKUS\n")
     for loc in report["locations"]:
         skus = ", ".join(f"{item['sku']} x{item['qty']}" for item in loc["items"]) or "-"
         done = "yes" if loc["complete"] else "NO"
-        out.write(f"{loc['location']:<16} {done:<8} {loc['total']:>6}  {skus}\n")
-    for reader in report["readers"]:
-        if not reader["ok"]:
-            out.write(f"reader {reader['name']} failed: {reader['error']}\n")
+        if loc.get("fusion", {}).get("disagreement"):
+            fusion = loc["fusion"]
+            skus += f"  (RFID {fusion['rfid']['total']} vs vision {fusion['vision']['total']})"
+        out.write(f"{loc['location']:<16} {loc['source']:<7} {done:<8} {loc['total']:>6}  {skus}\n")
+    for device in [*report["readers"], *report["cameras"]]:
+        if not device["ok"]:
+            out.write(f"{device['name']} failed: {device['error']}\n")

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from croniter import croniter
 
@@ -21,8 +23,12 @@ from drivers.base import Reader
 from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.publisher import Publisher
-from gateway.runtime import open_publisher, started_readers
+from gateway.runtime import open_publisher, started_cameras, started_readers
 from gateway.scan import ZoneScan
+
+if TYPE_CHECKING:
+    from drivers.camera.driver import Camera
+    from gateway.vision.scan import DetectorCache
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,8 @@ class Gateway:
         self.requests: asyncio.Queue[ScanRequest] = asyncio.Queue()
         self._waiting: set[str] = set()
         self.rejected_commands = 0
+        self.detectors: DetectorCache | None = None
+        """Detectors loaded by the first scan with cameras, kept for the next ones."""
         self.scans_run = 0
         self.failed_scans = 0
         self.stopping = asyncio.Event()
@@ -103,7 +111,9 @@ class Gateway:
             "rejected command on %s: %s (%d rejected so far)", topic, why, self.rejected_commands
         )
 
-    async def worker(self, readers: dict[str, Reader]) -> None:
+    async def worker(
+        self, readers: dict[str, Reader], cameras: Mapping[str, Camera] | None = None
+    ) -> None:
         """Run queued scans one after another until stopping."""
         while not self.stopping.is_set():
             getter = asyncio.ensure_future(self.requests.get())
@@ -118,9 +128,13 @@ class Gateway:
             log.info(
                 "scanning zone %s (%s, by %s)", request.zone, request.reason, request.requested_by
             )
-            scan = ZoneScan(self.config, request.zone, readers, self.publisher)
+            scan = ZoneScan(
+                self.config, request.zone, readers, self.publisher,
+                cameras=cameras, detectors=self.detectors,
+            )  # fmt: skip
             try:
                 result = await scan.run(request_id=request.request_id)
+                self.detectors = scan.detectors
             except Exception:  # the worker outlives a failed scan; it is logged with its trace
                 self.failed_scans += 1
                 log.exception("zone %s: scan failed", request.zone)
@@ -164,8 +178,9 @@ async def serve(config: GatewayConfig, publisher: Publisher) -> int:
     publisher.subscribe(contract.cmd_scan_topic(config.site, config.gateway_id), gateway.on_command)
     await publisher.start()
     try:
-        async with started_readers(config) as readers:
-            tasks = [asyncio.create_task(gateway.worker(dict(readers)), name="scan-worker")]
+        async with started_readers(config) as readers, started_cameras(config) as cameras:
+            worker = gateway.worker(dict(readers), cameras)
+            tasks = [asyncio.create_task(worker, name="scan-worker")]
             tasks += [
                 asyncio.create_task(gateway.scheduler(name, zone.schedule), name=f"cron:{name}")
                 for name, zone in config.zones.items()

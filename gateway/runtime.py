@@ -1,4 +1,4 @@
-"""Wiring shared by the CLI and the daemon: publisher and readers from the configuration."""
+"""Wiring shared by the CLI and the daemon: publisher, readers and cameras from the config."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from drivers.base import Reader
 from edgecount.settings import mqtt_settings
@@ -14,6 +15,9 @@ from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 from gateway.readers import build_readers
 from gateway.scan import Progress, ScanResult, ZoneScan
+
+if TYPE_CHECKING:
+    from drivers.camera.driver import Camera
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +66,39 @@ async def started_readers(
         await asyncio.gather(*(reader.stop() for reader in readers.values()))
 
 
+@contextlib.asynccontextmanager
+async def started_cameras(
+    config: GatewayConfig, names: list[str] | None = None
+) -> AsyncIterator[dict[str, Camera]]:
+    """Start the cameras (each returns after its first connection attempt); stop them after.
+
+    The camera stack (OpenCV, ONNX Runtime) is imported only when cameras are configured.
+    """
+    wanted = names if names is not None else [camera.name for camera in config.cameras]
+    if not wanted:
+        yield {}
+        return
+    from gateway.vision.scan import build_cameras  # only when cameras are configured
+
+    cameras = build_cameras(config, wanted)
+    try:
+        await asyncio.gather(*(camera.start() for camera in cameras.values()))
+        yield cameras
+    finally:
+        await asyncio.gather(*(camera.stop() for camera in cameras.values()))
+
+
 async def scan_once(
     config: GatewayConfig, zone: str, *, progress: Progress | None = None
 ) -> tuple[ScanResult, bool]:
     """Connect, scan ``zone`` once, publish; returns the result and whether all was acked."""
+    zone_config = config.zones[zone]
     async with open_publisher(config) as publisher:
-        async with started_readers(config, config.zones[zone].readers) as readers:
-            result = await ZoneScan(config, zone, readers, publisher, progress=progress).run()
+        async with (
+            started_readers(config, zone_config.readers) as readers,
+            started_cameras(config, zone_config.cameras) as cameras,
+        ):
+            scan = ZoneScan(config, zone, readers, publisher, progress=progress, cameras=cameras)
+            result = await scan.run()
         delivered = await publisher.flush(FLUSH_SECONDS)
     return result, delivered
