@@ -15,7 +15,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from models.recipe import SHELF_ONNX, TrainRecipe, export_onnx, make_data, train
+from models.recipe import (
+    EXPORT_SHAPE,
+    SHELF_ONNX,
+    Shape,
+    TrainRecipe,
+    export_onnx,
+    make_data,
+    train,
+)
 
 EXIT_USAGE = 2
 
@@ -61,6 +69,25 @@ def add_models_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"ONNX file to write (default OUT/shelf.onnx; gateways use {SHELF_ONNX.name})",
     )
+    _shape_argument(parser)
+
+
+def _shape(text: str) -> Shape:
+    height, sep, width = text.lower().partition("x")
+    try:
+        return (int(height), int(width)) if sep else int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 480 or 288x480)") from None
+
+
+def _shape_argument(parser: argparse.ArgumentParser) -> None:
+    default = f"{EXPORT_SHAPE[0]}x{EXPORT_SHAPE[1]}"
+    parser.add_argument(
+        "--shape",
+        type=_shape,
+        default=EXPORT_SHAPE,
+        help=f"ONNX input, HEIGHTxWIDTH or one side of a square (default {default})",
+    )
 
 
 def run_models_train(args: argparse.Namespace) -> int:
@@ -88,7 +115,7 @@ def run_models_train(args: argparse.Namespace) -> int:
     data = make_data(out / "data", recipe, say=_say)
     _say(f"training {recipe.model} at {recipe.imgsz} px on {args.device}")
     best = train(recipe, data, out / "run", say=_say, device=args.device)
-    onnx = export_onnx(best, args.onnx or out / "shelf.onnx", imgsz=recipe.imgsz, run_dir=out)
+    onnx = export_onnx(best, args.onnx or out / "shelf.onnx", imgsz=args.shape, run_dir=out)
     summary = {
         "weights": str(best),
         "onnx": str(onnx),
@@ -104,7 +131,7 @@ def add_models_export_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``edgecount models export``."""
     parser.add_argument("weights", type=Path, help="trained ultralytics weights (.pt)")
     parser.add_argument("--out", type=Path, default=None, help="ONNX file (default: next to it)")
-    parser.add_argument("--imgsz", type=int, default=TrainRecipe().imgsz, help="input size")
+    _shape_argument(parser)
 
 
 def run_models_export(args: argparse.Namespace) -> int:
@@ -116,7 +143,7 @@ def run_models_export(args: argparse.Namespace) -> int:
         print(f"edgecount models export: {weights}: no such file", file=sys.stderr)
         return EXIT_USAGE
     out = args.out or weights.with_suffix(".onnx")
-    _say(f"exporting {weights} to {out} at {args.imgsz} px")
-    export_onnx(weights, out, imgsz=args.imgsz)
+    _say(f"exporting {weights} to {out} with input {args.shape}")
+    export_onnx(weights, out, imgsz=args.shape)
     _say(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
     return 0

@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from models.detections import Detections
 from models.postprocess import detections_from_output, input_tensor, letterbox, unletterbox
-from models.recipe import SHELF_ONNX, TrainRecipe, offline_ultralytics
+from models.recipe import EXPORT_SHAPE, SHELF_ONNX, Shape, offline_ultralytics
 from models.tiling import TileSettings, tiled_detect
 
 Image = npt.NDArray[np.uint8]
@@ -37,7 +37,7 @@ Backend = Literal["onnx", "ultralytics", "auto"]
 DEFAULT_CONF = 0.25
 DEFAULT_IOU = 0.6
 DEFAULT_MAX_DET = 1000
-DEFAULT_IMGSZ = TrainRecipe().imgsz
+DEFAULT_IMGSZ: Shape = EXPORT_SHAPE
 """Input size of the ultralytics back-end: the size the ONNX model is exported at."""
 TRAIN_EXTRA = "pip install 'edgecount[train]'"
 
@@ -217,14 +217,14 @@ def _ultralytics_quietly(run_dir: Path) -> Iterator[None]:
 class UltralyticsDetector(_LetterboxDetector):
     """A ``.pt`` checkpoint run by ultralytics on the CPU (needs the ``train`` extra).
 
-    The image is letterboxed here to ``imgsz x imgsz`` exactly as :class:`OnnxDetector` does,
+    The image is letterboxed here to ``imgsz`` exactly as :class:`OnnxDetector` does,
     and ultralytics predicts on that square, so both back-ends agree on the same weights.
 
     Args:
         path: The ``.pt`` weights.
         conf: Least score of a detection.
         iou: NMS IoU threshold.
-        imgsz: Square input size (the export size of the ONNX model).
+        imgsz: Input size, a square side or (height, width): the ONNX model's input.
         max_det: Most detections per image.
         tile: Tile images larger than a tile (``None``: never).
 
@@ -239,14 +239,14 @@ class UltralyticsDetector(_LetterboxDetector):
         *,
         conf: float = DEFAULT_CONF,
         iou: float = DEFAULT_IOU,
-        imgsz: int = DEFAULT_IMGSZ,
+        imgsz: Shape = DEFAULT_IMGSZ,
         max_det: int = DEFAULT_MAX_DET,
         tile: TileSettings | None = None,
     ) -> None:
         _check_thresholds(conf, iou, max_det)
         self.path = _existing(path)
         self.conf, self.iou, self.max_det, self.tile = conf, iou, max_det, tile
-        self.input_size = (imgsz, imgsz)
+        self.input_size = imgsz if isinstance(imgsz, tuple) else (imgsz, imgsz)
         self.name = f"ultralytics:{self.path.name}"
         self._settings = tempfile.TemporaryDirectory(prefix="edgecount-ultralytics-")
         with _ultralytics_quietly(Path(self._settings.name)):
@@ -296,7 +296,7 @@ def load_detector(
     max_det: int = DEFAULT_MAX_DET,
     tile: TileSettings | bool | None = None,
     threads: int | None = None,
-    imgsz: int = DEFAULT_IMGSZ,
+    imgsz: Shape = DEFAULT_IMGSZ,
 ) -> Detector:
     """Load a detector.
 

@@ -29,6 +29,13 @@ MODELS_DIR = Path(__file__).resolve().parent
 SHELF_ONNX = MODELS_DIR / "weights" / "shelf-yolo11n.onnx"
 """The committed detector every gateway uses by default."""
 
+EXPORT_SHAPE = (288, 480)
+"""Input (height, width) of the exported detector: a 16:9 camera frame letterboxed to 480 px
+wide fills it without the 40 % of padding a 480 x 480 square would add (and compute on)."""
+
+Shape = int | tuple[int, int]
+"""An input size: one side of a square, or (height, width)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TrainRecipe:
@@ -153,8 +160,10 @@ def train(
     return best
 
 
-def export_onnx(weights: Path, out: Path, *, imgsz: int = 480, run_dir: Path | None = None) -> Path:
-    """Export ``weights`` (.pt) to ONNX at ``out``: fixed 1x3xSxS input, opset 17, simplified.
+def export_onnx(
+    weights: Path, out: Path, *, imgsz: Shape = EXPORT_SHAPE, run_dir: Path | None = None
+) -> Path:
+    """Export ``weights`` (.pt) to ONNX at ``out``: fixed 1x3xHxW input, opset 17, simplified.
 
     ultralytics' settings go to ``run_dir`` (a temporary folder when not given).
     """
@@ -164,13 +173,18 @@ def export_onnx(weights: Path, out: Path, *, imgsz: int = 480, run_dir: Path | N
         return _export(weights, out, imgsz, run_dir)
 
 
-def _export(weights: Path, out: Path, imgsz: int, run_dir: Path) -> Path:
+def _export(weights: Path, out: Path, imgsz: Shape, run_dir: Path) -> Path:
     with offline_ultralytics(run_dir):
         from ultralytics import YOLO  # optional and heavy: imported here only
 
         exported = Path(
             YOLO(str(weights)).export(
-                format="onnx", imgsz=imgsz, opset=17, simplify=True, dynamic=False, verbose=False
+                format="onnx",
+                imgsz=list(imgsz) if isinstance(imgsz, tuple) else imgsz,
+                opset=17,
+                simplify=True,
+                dynamic=False,
+                verbose=False,
             )
         )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from models.postprocess import input_tensor, letterbox
-from models.recipe import export_onnx, offline_ultralytics
+from models.recipe import EXPORT_SHAPE, export_onnx, offline_ultralytics
 from simulators.camera.render import render_shelf
 
-IMGSZ = 480
+IMGSZ = EXPORT_SHAPE
 CLASS_BIAS = -1.0
 
 
