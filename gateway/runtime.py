@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from drivers.base import Reader
 from edgecount.settings import mqtt_settings
@@ -53,39 +53,44 @@ async def open_publisher(
         outbox.close()
 
 
+class _Device(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+D = TypeVar("D", bound=_Device)
+
+
 @contextlib.asynccontextmanager
-async def started_readers(
-    config: GatewayConfig, names: list[str] | None = None
-) -> AsyncIterator[dict[str, Reader]]:
-    """Start the readers (each returns after its first connection attempt); stop them after."""
-    readers = build_readers(config, names)
+async def _started(devices: dict[str, D]) -> AsyncIterator[dict[str, D]]:
+    """Start every device (each returns after its first connection attempt); stop them after."""
     try:
-        await asyncio.gather(*(reader.start() for reader in readers.values()))
-        yield readers
+        await asyncio.gather(*(device.start() for device in devices.values()))
+        yield devices
     finally:
-        await asyncio.gather(*(reader.stop() for reader in readers.values()))
+        await asyncio.gather(*(device.stop() for device in devices.values()))
 
 
-@contextlib.asynccontextmanager
-async def started_cameras(
+def started_readers(
     config: GatewayConfig, names: list[str] | None = None
-) -> AsyncIterator[dict[str, Camera]]:
-    """Start the cameras (each returns after its first connection attempt); stop them after.
+) -> contextlib.AbstractAsyncContextManager[dict[str, Reader]]:
+    """The readers (all, or ``names``), started; stopped when the context ends."""
+    return _started(build_readers(config, names))
+
+
+def started_cameras(
+    config: GatewayConfig, names: list[str] | None = None
+) -> contextlib.AbstractAsyncContextManager[dict[str, Camera]]:
+    """The cameras (all, or ``names``), started; stopped when the context ends.
 
     The camera stack (OpenCV, ONNX Runtime) is imported only when cameras are configured.
     """
     wanted = names if names is not None else [camera.name for camera in config.cameras]
     if not wanted:
-        yield {}
-        return
+        return _started({})
     from gateway.vision.scan import build_cameras  # only when cameras are configured
 
-    cameras = build_cameras(config, wanted)
-    try:
-        await asyncio.gather(*(camera.start() for camera in cameras.values()))
-        yield cameras
-    finally:
-        await asyncio.gather(*(camera.stop() for camera in cameras.values()))
+    return _started(build_cameras(config, wanted))
 
 
 async def scan_once(
