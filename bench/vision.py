@@ -47,9 +47,11 @@ def accuracy(model: Path, images: int, conf: float) -> dict[str, object]:
 
 def latency(onnx: Path, weights: Path, images: int, conf: float) -> dict[str, object]:
     """Median ms per image for both backends, measured alternately on the same images."""
+    floor = candidate_floor(conf)
     backends: dict[str, Detector] = {
-        "onnxruntime": OnnxDetector(onnx, conf=candidate_floor(conf)),
-        "ultralytics": UltralyticsDetector(weights, conf=candidate_floor(conf)),
+        "onnxruntime": OnnxDetector(onnx, conf=floor),
+        "onnxruntime-1-thread": OnnxDetector(onnx, conf=floor, threads=1),
+        "ultralytics": UltralyticsDetector(weights, conf=floor),
     }
     shelves = list(held_out(images, seed=2000))
     for detector in backends.values():  # warm-up: first calls allocate
@@ -66,15 +68,26 @@ def latency(onnx: Path, weights: Path, images: int, conf: float) -> dict[str, ob
             totals[name] = sum(
                 c.count for c in count_rois(found, rois_of(shelf), conf=conf).values()
             )
-        agree += totals["onnxruntime"] == totals["ultralytics"]
+        agree += len(set(totals.values())) == 1
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
     return {
         "images": len(shelves),
+        "torch_threads": torch_threads(),
         "median_ms": {name: round(ms, 1) for name, ms in medians.items()},
         "images_per_second": {name: round(1000 / ms, 1) for name, ms in medians.items()},
         "speedup_onnx_over_pytorch": round(medians["ultralytics"] / medians["onnxruntime"], 2),
+        "speedup_at_equal_threads": round(
+            medians["ultralytics"] / medians["onnxruntime-1-thread"], 2
+        ),
         "same_total_count": f"{agree}/{len(shelves)}",
     }
+
+
+def torch_threads() -> int:
+    """Threads ultralytics left PyTorch with (it sets CPU count - 1 on CPU)."""
+    import torch  # the train extra: only this comparison needs it
+
+    return int(torch.get_num_threads())
 
 
 def main() -> int:
@@ -96,10 +109,14 @@ def main() -> int:
         f" {acc['images_per_second']} images/s"
     )
     lat = latency(args.model, args.weights, args.latency_images, args.conf)
+    ms = lat["median_ms"]
+    assert isinstance(ms, dict)
     print(
-        f"latency: onnxruntime {lat['median_ms']['onnxruntime']} ms,"  # type: ignore[index]
-        f" ultralytics/PyTorch {lat['median_ms']['ultralytics']} ms"  # type: ignore[index]
-        f" -> ONNX {lat['speedup_onnx_over_pytorch']}x faster (goal >= 2x);"
+        f"latency per image: onnxruntime {ms['onnxruntime']} ms (default threads),"
+        f" {ms['onnxruntime-1-thread']} ms (1 thread); ultralytics/PyTorch {ms['ultralytics']} ms"
+        f" ({lat['torch_threads']} thread(s), ultralytics' CPU default)"
+        f" -> ONNX {lat['speedup_onnx_over_pytorch']}x faster (goal >= 2x),"
+        f" {lat['speedup_at_equal_threads']}x at equal threads;"
         f" same total count on {lat['same_total_count']} images"
     )
     print(
