@@ -86,6 +86,11 @@ class CameraConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_locations(self) -> CameraConfig:
+        if self.fps is not None and 1.0 / self.fps >= self.stall_seconds:
+            raise ValueError(
+                f"camera {self.name!r}: fps {self.fps} is too slow for stall_seconds"
+                f" {self.stall_seconds}: the watchdog would fire between frames"
+            )
         names = [roi.location for roi in self.rois]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:

@@ -122,3 +122,54 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
     bad = run_cli("gateway", "validate", "-c", str(bad_path))
     assert bad.returncode == 2
     assert f"{bad_path}:2: syte: unknown key" in bad.stderr
+
+
+def test_camera_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "site: s\n"
+        "gateway_id: g\n"
+        "cameras:\n"
+        "  - name: cam-1\n"
+        "    url: http://127.0.0.1:9/snapshot.jpg\n"
+        "    fps: 0.1\n"
+        "    rois:\n"
+        "      - {location: A-1, sku: X, polygon: [[0, 0], [10, 0]]}\n"
+        "      - {location: A-2, sku: X, polygon: [[0, 0], [10, 0], [10, 10]], colour: red}\n"
+        "zones:\n"
+        "  A: {cameras: [cam-1, cam-9]}\n"
+        "  B: {scan_seconds: 5}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_gateway_config(path)
+    text = str(caught.value)
+    assert f"{path}:8: cameras[0].rois[0].polygon:" in text  # fewer than 3 points
+    assert f"{path}:9: cameras[0].rois[1].colour: unknown key" in text
+    assert f"{path}:12: zones.B:" in text
+    assert "at least one reader or camera" in text
+
+
+@pytest.mark.parametrize(
+    ("camera", "zone", "message"),
+    [
+        ("fps: 0.05", "cameras: [cam-1]", "fps 0.05 is too slow for stall_seconds 10.0"),
+        ("frames: 3", "cameras: [cam-9]", "zone 'A' names unknown cameras: cam-9 (known: cam-1)"),
+        ("moving: true", "cameras: [cam-1]", ""),
+    ],
+)
+def test_camera_references_and_pacing(tmp_path: Path, camera: str, zone: str, message: str) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "site: s\ngateway_id: g\ncameras:\n  - name: cam-1\n    url: usb:0\n"
+        f"    {camera}\n"
+        "    rois:\n      - {location: A-1, sku: X, polygon: [[0, 0], [10, 0], [10, 10]]}\n"
+        f"zones:\n  A: {{{zone}}}\n"
+    )
+    if not message:
+        config = load_gateway_config(path)
+        assert config.camera("cam-1").moving
+        assert config.zone_locations("A") == config.vision_locations("A") == ["A-1"]
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_gateway_config(path)
+    assert message in str(caught.value)
