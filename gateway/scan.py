@@ -181,7 +181,7 @@ class ZoneScan:
         return result
 
     def _start_cameras(self) -> list[asyncio.Task[CameraCounts]]:
-        """One counting task per camera, until the window ends (plus a stall's grace if fixed)."""
+        """One counting task per camera over the scan window."""
         if not self.cameras:
             return []
         from gateway.vision.scan import CameraCounter, DetectorCache
@@ -191,9 +191,8 @@ class ZoneScan:
         tasks = []
         for name, camera in self.cameras.items():
             config = self.config.camera(name)
-            deadline = window_end + (0.0 if config.moving else config.stall_seconds)
             counter = CameraCounter(config, camera, self.detectors.get(config))
-            tasks.append(asyncio.create_task(counter.run(deadline), name=f"camera:{name}"))
+            tasks.append(asyncio.create_task(counter.run(window_end), name=f"camera:{name}"))
         return tasks
 
     def _add_vision(

@@ -109,15 +109,20 @@ class CameraCounter:
         self.detector = detector
         self.rois = rois_of(config)
 
-    async def run(self, deadline: float) -> CameraCounts:
-        """Count until ``deadline`` (``time.monotonic()``) or until enough frames were seen."""
+    async def run(self, window_end: float) -> CameraCounts:
+        """Count over the window ending at ``window_end`` (``time.monotonic()``).
+
+        A moving camera counts every frame until the window ends. A fixed camera takes its
+        frames spread over the window (the first now) and may take up to ``stall_seconds``
+        past its end to get them, the time its watchdog needs to reconnect once.
+        """
         outcome = CameraOutcome(self.config.name)
         _discard_queued(self.camera)
         try:
             if self.config.moving:
-                figures = await self._moving(deadline, outcome)
+                figures = await self._moving(window_end, outcome)
             else:
-                figures = await self._fixed(deadline, outcome)
+                figures = await self._fixed(window_end, outcome)
         except Exception as exc:
             log.exception("camera %s: counting failed", self.config.name)
             outcome.ok, outcome.error = False, f"{type(exc).__name__}: {exc}"
@@ -140,10 +145,17 @@ class CameraCounter:
         except TimeoutError:
             return None
 
-    async def _fixed(self, deadline: float, outcome: CameraOutcome) -> dict[str, Figure]:
+    async def _fixed(self, window_end: float, outcome: CameraOutcome) -> dict[str, Figure]:
         per_roi: dict[str, list[tuple[int, float]]] = {roi.name: [] for roi in self.rois}
         wanted = self.config.frames
+        start = time.monotonic()
+        spacing = max(window_end - start, 0.0) / wanted
+        deadline = window_end + self.config.stall_seconds
         while outcome.frames < wanted:
+            due = start + outcome.frames * spacing
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)  # pacing, not synchronisation: frames spread out
+                _discard_queued(self.camera)
             frame = await self._frames(deadline)
             if frame is None:
                 break
