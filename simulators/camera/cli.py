@@ -54,6 +54,11 @@ def add_sim_camera_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--step", type=float, default=24.0, metavar="PX", help="pan: pixels per frame (default 24)"
     )
+    serve.add_argument(
+        "--once",
+        action="store_true",
+        help="pan: one pass, then stay parked at the end of the aisle (default: loop)",
+    )
     faults = serve.add_argument_group("fault injection")
     faults.add_argument(
         "--stall-after",
@@ -156,7 +161,9 @@ def _provider(args: argparse.Namespace) -> tuple[FrameProvider, dict[str, Any]]:
 
         settings = _settings(args, args.bays or 8)
         aisle = render_aisle(rng, settings.bays, settings)
-        provider = pan_provider(aisle, width=args.width, step=args.step, rng=rng)
+        provider = pan_provider(
+            aisle, width=args.width, step=args.step, rng=rng, loop=not args.once
+        )
         truth = truth_record(aisle, "aisle")
         truth["pan"] = {"frame_width": args.width, "step": args.step}
         return provider, truth

@@ -216,10 +216,12 @@ def pan_provider(
     settings: RenderSettings | None = None,
     *,
     jitter: int = 2,
+    loop: bool = True,
 ) -> Callable[[int], tuple[Image, float]]:
     """A frame source for the camera simulator: frame index to (image, reported pose).
 
-    Frames are rendered on demand; the pass loops back to the aisle's start after its end.
+    Frames are rendered on demand; the pass loops back to the aisle's start after its end, or
+    with ``loop=False`` the cart stays parked at the end (one pass: what one scan should see).
 
     Args:
         aisle: The panorama from :func:`render_aisle`.
@@ -228,6 +230,7 @@ def pan_provider(
         rng: Random source for pose errors, lighting and noise; a fresh one when None.
         settings: Camera effects per frame; FRAME_SETTINGS if None.
         jitter: Largest vertical wobble of the mount, in pixels (not reported by the pose).
+        loop: Start over after the end of the aisle.
 
     Returns:
         A function of the frame index (any non-negative integer).
@@ -237,7 +240,7 @@ def pan_provider(
     offsets = _offsets(int(aisle.image.shape[1]), width, step)
 
     def frame(index: int) -> tuple[Image, float]:
-        offset = offsets[index % len(offsets)]
+        offset = offsets[index % len(offsets) if loop else min(index, len(offsets) - 1)]
         view = _view(source, index, offset, aisle, width=width, jitter=jitter, pose_noise=0.0)
         return render_view(source, aisle, view, step, camera).image, view.offset
 

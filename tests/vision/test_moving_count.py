@@ -160,6 +160,12 @@ def test_provider_loops_back_to_the_start(aisle: ShelfImage) -> None:
     assert image.dtype == np.uint8
 
 
+def test_provider_without_loop_parks_at_the_end(aisle: ShelfImage) -> None:
+    provider = pan_provider(aisle, WIDTH, 480.0, np.random.default_rng(2), loop=False)
+    poses = [provider(i)[1] for i in range(9)]
+    assert poses == [0.0, 480.0, 960.0, 1440.0, 1920.0, 2400.0, 2880.0, 2880.0, 2880.0]
+
+
 def test_a_pan_counts_every_item_once(aisle: ShelfImage) -> None:
     counter, views = run_pass(aisle, step=24, seed=1, pose_noise=1.5)
     assert frames_per_item(aisle, views).min() >= 10
