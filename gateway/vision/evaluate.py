@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gateway.vision.roi import Roi, candidate_floor, count_rois
-from models.detector import DEFAULT_CONF, Detector, load_detector
+from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
 from models.recipe import SHELF_ONNX
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
 
@@ -131,6 +131,7 @@ def add_models_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf", type=float, default=DEFAULT_CONF, help="least score of a counted item"
     )
+    parser.add_argument("--iou", type=float, default=DEFAULT_IOU, help="NMS IoU threshold")
     parser.add_argument("--tile", action="store_true", help="tiled inference")
     parser.add_argument("--images", type=int, default=100, help="held-out images to render")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="held-out set seed")
@@ -144,7 +145,11 @@ def run_models_eval(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         detector = load_detector(
-            args.model, backend=args.backend, conf=candidate_floor(args.conf), tile=args.tile
+            args.model,
+            backend=args.backend,
+            conf=candidate_floor(args.conf),
+            iou=args.iou,
+            tile=args.tile,
         )
     except (FileNotFoundError, ImportError, ValueError) as exc:
         print(f"edgecount models eval: {exc}", file=sys.stderr)
@@ -157,7 +162,12 @@ def run_models_eval(args: argparse.Namespace) -> int:
 
     shelves = held_out(args.images, args.seed)
     report = evaluate(detector, shelves, conf=args.conf, progress=progress)
-    summary = report.summary() | {"model": str(args.model), "seed": args.seed, "conf": args.conf}
+    summary = report.summary() | {
+        "model": str(args.model),
+        "seed": args.seed,
+        "conf": args.conf,
+        "iou": args.iou,
+    }
     if args.json:
         print(json.dumps(summary))
         return 0

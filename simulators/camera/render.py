@@ -7,9 +7,10 @@ racking colours, products (sizes, colours, label patterns), fill (empty, half-em
 price labels on the beams (look-alike distractors), partial occlusion, lighting, blur, noise
 and a perspective tilt, and returns the exact box of every item and the count per location.
 
-Locations are polygons in image coordinates (quadrilaterals once tilted). A bin's polygon runs
-from the underside of the beam above to half-way into its own beam, so the bottom-centre of
-every item on that beam lies strictly inside it: the rule the counter uses to assign a box.
+Locations are polygons in image coordinates (quadrilaterals once tilted). A bin's polygon is
+what a person would draw around it: from the underside of the beam above down to the bottom
+of its own beam, so the bottom-centre of every item standing on that beam lies inside it with
+a beam's height to spare: the rule the counter uses to assign a box.
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ def _draw_racking(
             boxes.extend(placed)
             owners.extend([location] * len(placed))
             polygon = np.array(
-                [[x0, y0], [x1, y0], [x1, y1 + _BEAM / 2], [x0, y1 + _BEAM / 2]], dtype=np.float32
+                [[x0, y0], [x1, y0], [x1, y1 + _BEAM], [x0, y1 + _BEAM]], dtype=np.float32
             )
             bins.append(Bin(location, product.sku, len(placed), polygon))
         y_beam = int(floor)
