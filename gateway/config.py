@@ -18,6 +18,7 @@ from pydantic import (
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import load_model
+from models import COUNT_CONF
 
 # Session / search presets. Session 2 with a tag population hint suits a stocktake of many
 # tags (each tag answers, then stays quiet so weaker tags get their turn); session 0 re-reads
@@ -76,7 +77,7 @@ class CameraConfig(StrictModel):
     model: Path | None = None
     """ONNX (or ultralytics .pt) detector; defaults to the shipped shelf detector."""
     backend: Literal["auto", "onnx", "ultralytics"] = "auto"
-    conf: float = Field(default=0.4, gt=0.0, lt=1.0)
+    conf: float = Field(default=COUNT_CONF, gt=0.0, lt=1.0)
     tile: bool = False
     fps: float | None = Field(default=None, gt=0.0, le=120.0)
     stall_seconds: float = Field(default=10.0, gt=0.0, le=600.0)

@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from models import COUNT_CONF
 from models.detections import Detections
 from models.postprocess import detections_from_output, input_tensor, letterbox, unletterbox
 from models.recipe import EXPORT_SHAPE, SHELF_ONNX, Shape, offline_ultralytics
@@ -34,8 +35,11 @@ from models.tiling import TileSettings, tiled_detect
 Image = npt.NDArray[np.uint8]
 Backend = Literal["onnx", "ultralytics", "auto"]
 
-DEFAULT_CONF = 0.25
-DEFAULT_IOU = 0.6
+DEFAULT_CONF = COUNT_CONF
+DEFAULT_IOU = 0.3
+"""Items on a shelf stand side by side and never overlap, while a duplicate box shifted by
+half an item overlaps its twin at IoU 1/3: NMS at 0.3 removes such duplicates (a common error
+on rows of identical items) and keeps every real neighbour."""
 DEFAULT_MAX_DET = 1000
 DEFAULT_IMGSZ: Shape = EXPORT_SHAPE
 """Input size of the ultralytics back-end: the size the ONNX model is exported at."""

@@ -15,6 +15,7 @@ import contextlib
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -174,7 +175,10 @@ def export_onnx(
 
 
 def _export(weights: Path, out: Path, imgsz: Shape, run_dir: Path) -> Path:
-    with offline_ultralytics(run_dir):
+    with offline_ultralytics(run_dir), warnings.catch_warnings():
+        # The tracer notes that the head's shape check becomes a constant: intended, as the
+        # exported input size is fixed.
+        warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean")
         from ultralytics import YOLO  # optional and heavy: imported here only
 
         exported = Path(
