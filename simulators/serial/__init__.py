@@ -1,0 +1,1 @@
+"""Simulated serial UHF module (M100 family) over ``socket://`` or a pty."""

@@ -1,0 +1,141 @@
+"""``edgecount sim serial``: serve a simulated serial UHF module from a scene file.
+
+Over TCP it prints ``listening on HOST:PORT`` (a host opens ``socket://HOST:PORT``); with
+``--pty`` it prints ``pty PATH`` (and ``link PATH`` with ``--pty-link``), the device a host
+opens. It then serves until SIGTERM or SIGINT (exit status 0). A bad scene or option exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from edgecount.yamlcfg import ConfigError
+from simulators.scene import load_scene
+from simulators.serial.module import SerialFaults
+from simulators.serial.server import SerialModuleSimulator
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def add_sim_serial_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's options to ``parser``."""
+    parser.add_argument("--scene", required=True, type=Path, help="scene file (YAML or JSON)")
+    parser.add_argument(
+        "--antenna", type=int, default=1, help="which scene antenna the module sees (default 1)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="RNG seed (default: the scene's)")
+    where = parser.add_argument_group("where to serve (TCP unless --pty)")
+    where.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    where.add_argument("--port", type=int, default=4001, help="TCP port (default 4001; 0 = free)")
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
+    where.add_argument(
+        "--pty-link", type=Path, metavar="PATH", help="keep a symlink to the pty here"
+    )
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--garbage", type=float, default=0.0, metavar="P", help="chance of noise before a frame"
+    )
+    faults.add_argument(
+        "--garbage-max", type=int, default=8, metavar="N", help="most noise bytes at a time"
+    )
+    faults.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write frames in random pieces of 1..N bytes (1: byte by byte)",
+    )
+    faults.add_argument(
+        "--bad-checksum", type=float, default=0.0, metavar="P", help="chance of a bad checksum"
+    )
+    faults.add_argument(
+        "--truncate", type=float, default=0.0, metavar="P", help="chance of a cut-short frame"
+    )
+    faults.add_argument(
+        "--disconnect-after", type=float, metavar="S", help="drop a connection after S seconds"
+    )
+    faults.add_argument(
+        "--disconnect-after-frames", type=int, metavar="N", help="drop after N frames sent"
+    )
+    faults.add_argument(
+        "--disconnect-times", type=int, default=1, metavar="N", help="drops in all (0 = every)"
+    )
+
+
+def _faults(args: argparse.Namespace) -> SerialFaults | str:
+    """The fault plan, or what is wrong with the options."""
+    for name in ("garbage", "bad_checksum", "truncate"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            return f"--{name.replace('_', '-')} is a probability between 0 and 1"
+    if args.split < 0 or args.garbage_max < 1 or args.disconnect_times < 0:
+        return "--split, --garbage-max and --disconnect-times must not be negative"
+    return SerialFaults(
+        garbage_prob=args.garbage,
+        garbage_max=args.garbage_max,
+        chunk_max=args.split,
+        bad_checksum_prob=args.bad_checksum,
+        truncate_prob=args.truncate,
+        disconnect_after_seconds=args.disconnect_after,
+        disconnect_after_frames=args.disconnect_after_frames,
+        disconnect_times=args.disconnect_times,
+    )
+
+
+def run_sim_serial(args: argparse.Namespace) -> int:
+    """Run the simulator; returns the exit status."""
+    try:
+        scene = load_scene(args.scene)
+    except ConfigError as exc:
+        print(f"invalid scene:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    faults = _faults(args)
+    if isinstance(faults, str):
+        print(faults, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.pty_link is not None and not args.pty:
+        print("--pty-link needs --pty", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        sim = SerialModuleSimulator(
+            scene,
+            antenna=args.antenna,
+            seed=args.seed,
+            faults=faults,
+            host=args.host,
+            port=args.port,
+            pty=args.pty,
+            pty_link=args.pty_link,
+        )
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return asyncio.run(_serve(sim))
+    except OSError as exc:
+        print(f"cannot serve: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(sim: SerialModuleSimulator) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await sim.start()
+    try:
+        if sim.use_pty:
+            print(f"pty {sim.pty_path}", flush=True)
+            if sim.pty_link is not None:
+                print(f"link {sim.pty_link}", flush=True)
+        else:
+            print(f"listening on {sim.host}:{sim.port}", flush=True)
+        await stop.wait()
+    finally:
+        await sim.stop()
+    return EXIT_OK
