@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("scan",), "gateway.cli", "run one zone scan now and print the counts"),
     (("sim", "llrp"), "simulators.llrp.cli", "run an LLRP reader simulator"),
     (("sim", "camera"), "simulators.camera.cli", "render shelf images or serve a shelf camera"),
+    (("sim", "serial"), "simulators.serial.cli", "run a serial UHF module simulator"),
     (("vision", "count"), "gateway.vision.cli", "count items per location in a shelf image"),
     (("models", "train"), "models.cli", "train the shelf detector on simulated shelves"),
     (("models", "export"), "models.cli", "export trained weights to ONNX"),
