@@ -315,7 +315,7 @@ class SerialReader(Reader):
     async def _watch(self) -> None:
         """Return when the link is lost: I/O error, EOF, or a probe left unanswered."""
         period = self.settings.watchdog_seconds
-        while not self._link_lost.is_set():
+        while not (self._link_lost.is_set() or self._stopping.is_set()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._link_lost.wait(), period / 4)
             silent = time.monotonic() - self._rx_time()

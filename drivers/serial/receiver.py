@@ -1,10 +1,14 @@
 """The reader thread of one serial connection: read, decode, hand over.
 
 pyserial reads block, so each connection gets one :class:`Receiver` thread. It reads what
-arrives, decodes it (:class:`~drivers.serial.codec.FrameDecoder`), turns tag notices into
-:class:`TagRead` batches and hands each chunk's items, in arrival order, to a callback that
-must bring them onto the event loop (the driver's single seam). It never touches the loop's
-state itself.
+arrives, decodes it (:class:`~drivers.serial.codec.FrameDecoder`), gathers tag notices into
+:class:`TagRead` batches and hands batches and other frames, in arrival order, to a callback
+that must bring them onto the event loop (the driver's single seam). It never touches the
+loop's state itself.
+
+A module sends one notice per tag read, so reads are gathered for up to ``batch_seconds`` (or
+``BATCH_MAX`` reads) rather than handed over one by one; any other frame (a response) goes
+at once, after the reads that came before it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from drivers.serial.transport import SerialLink, TransportError
 
 log = logging.getLogger(__name__)
 
-#: What one chunk yields: read batches and the other frames, in the order they arrived.
+#: What is handed over: read batches and the other frames, in the order they arrived.
 Item = list[TagRead] | Frame
+
+#: Most reads in one batch.
+BATCH_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,7 @@ class ReceiverSettings:
         idle_gap_seconds: A frame interrupted by a pause this long is dropped as truncated.
         verify_epc_crc: Drop notices whose tag CRC does not match PC + EPC.
         max_payload: Longest frame data the decoder accepts.
+        batch_seconds: Longest time reads are gathered before they are handed over.
     """
 
     reader: str
@@ -42,6 +50,7 @@ class ReceiverSettings:
     idle_gap_seconds: float
     verify_epc_crc: bool
     max_payload: int
+    batch_seconds: float = 0.05
 
 
 class Receiver:
@@ -90,9 +99,18 @@ class Receiver:
             log.warning("%s: reader thread still running", self.settings.reader)
 
     def _run(self) -> None:
-        gap = self.settings.idle_gap_seconds
+        batch: list[TagRead] = []
+        try:
+            self._receive(batch)
+        finally:
+            if batch:  # reads gathered before the end still count
+                self._deliver([batch])
+
+    def _receive(self, batch: list[TagRead]) -> None:
+        """Read until stopped or the link fails; ``batch`` holds reads not yet handed over."""
+        s = self.settings
         decoder = self.decoder
-        last_byte = time.monotonic()
+        last_byte = started = time.monotonic()
         while not self._stop.is_set():
             try:
                 data = self.link.read_some()
@@ -101,22 +119,27 @@ class Receiver:
                     self._lost(str(exc))
                 return
             now = time.monotonic()
+            frames: list[Frame] = []
             if data:
                 last_byte = self.last_rx = now
                 frames = decoder.feed(data)
-            elif decoder.pending and now - last_byte >= gap:
+            elif decoder.pending and now - last_byte >= s.idle_gap_seconds:
                 frames = decoder.idle()
-            else:
-                continue
-            if frames:
-                self._deliver(self._sort(frames))
+            if frames and not batch:
+                started = now
+            items = self._sort(frames, batch)
+            due = not data or len(batch) >= BATCH_MAX or now - started >= s.batch_seconds
+            if batch and (items or due):
+                items.append(batch[:])
+                batch.clear()
+            if items:
+                self._deliver(items)
 
-    def _sort(self, frames: list[Frame]) -> list[Item]:
-        """Turn notices into read batches, keeping their order relative to other frames."""
+    def _sort(self, frames: list[Frame], batch: list[TagRead]) -> list[Item]:
+        """Add notices to ``batch``; other frames come out, each after the reads before it."""
         s = self.settings
         now = time.time()
         items: list[Item] = []
-        batch: list[TagRead] = []
         for frame in frames:
             if isinstance(frame, TagNotice):
                 if s.verify_epc_crc and not frame.crc_ok:
@@ -125,11 +148,9 @@ class Receiver:
                 batch.append(TagRead(s.reader, s.antenna, frame.epc, float(frame.rssi), now))
                 continue
             if batch:
-                items.append(batch)
-                batch = []
+                items.append(batch[:])
+                batch.clear()
             items.append(frame)
-        if batch:
-            items.append(batch)
         return items
 
 
