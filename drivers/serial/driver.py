@@ -104,8 +104,12 @@ class SerialReaderSettings:
             problems.append("watchdog, command timeout and idle gap must be positive")
         if not 1 <= self.poll_count <= MAX_POLL_COUNT:
             problems.append("poll_count must be within 1..65535")
-        if self.queue_size < 1:
-            problems.append("queue_size must be at least 1")
+        if self.queue_size < 1 or self.antenna < 1 or self.baudrate < 1:
+            problems.append("queue_size, antenna and baudrate must be at least 1")
+        if self.tx_power_dbm is not None and not -100 <= self.tx_power_dbm <= 100:
+            problems.append("tx_power_dbm must be within -100..100")
+        if self.max_payload < 67:
+            problems.append("max_payload must hold a 496-bit EPC notice (67 bytes)")
         if problems:
             raise ValueError(f"serial reader {self.name}: " + "; ".join(problems))
 
@@ -247,6 +251,10 @@ class SerialReader(Reader):
             except (TransportError, ReaderError) as exc:
                 self._note_failure(f"connect failed: {exc}")
                 self._first_attempt.set()
+            except Exception as exc:  # a bug: loud, then supervised like any failure
+                log.exception("%s: connecting failed unexpectedly", self.name)
+                self._note_failure(f"connect failed: {exc!r}")
+                self._first_attempt.set()
             else:
                 self._first_attempt.set()
                 backoff.reset()
@@ -302,8 +310,15 @@ class SerialReader(Reader):
                 await self._start_polling()
 
     async def _read_module_info(self) -> None:
+        """Best effort: some clones lack a line; only a lost link fails the connect."""
         for kind in InfoKind:
-            answer = await self._exchange(GetModuleInfo(kind), Command.MODULE_INFO)
+            try:
+                answer = await self._exchange(GetModuleInfo(kind), Command.MODULE_INFO, 1)
+            except ReaderError as exc:
+                if self._link_lost.is_set():
+                    raise
+                log.warning("%s: no %s information: %s", self.name, kind.name.lower(), exc)
+                continue
             if isinstance(answer, ModuleInfo):
                 self._module_info[kind.name.lower()] = answer.text
 

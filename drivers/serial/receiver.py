@@ -101,13 +101,17 @@ class Receiver:
     def _run(self) -> None:
         batch: list[TagRead] = []
         try:
-            self._receive(batch)
-        finally:
-            if batch:  # reads gathered before the end still count
-                self._deliver([batch])
+            why = self._receive(batch)
+        except Exception as exc:  # a bug: loud, then the driver reconnects
+            log.exception("%s: reader thread failed", self.settings.reader)
+            why = f"reader thread failed: {exc!r}"
+        if batch:  # reads gathered before the end still count
+            self._deliver([batch])
+        if why is not None and not self._stop.is_set():
+            self._lost(why)
 
-    def _receive(self, batch: list[TagRead]) -> None:
-        """Read until stopped or the link fails; ``batch`` holds reads not yet handed over."""
+    def _receive(self, batch: list[TagRead]) -> str | None:
+        """Read until stopped (None) or the link fails (why); ``batch`` keeps undelivered reads."""
         s = self.settings
         decoder = self.decoder
         last_byte = started = time.monotonic()
@@ -115,9 +119,7 @@ class Receiver:
             try:
                 data = self.link.read_some()
             except TransportError as exc:
-                if not self._stop.is_set():
-                    self._lost(str(exc))
-                return
+                return str(exc)
             now = time.monotonic()
             frames: list[Frame] = []
             if data:
@@ -134,6 +136,7 @@ class Receiver:
                 batch.clear()
             if items:
                 self._deliver(items)
+        return None
 
     def _sort(self, frames: list[Frame], batch: list[TagRead]) -> list[Item]:
         """Add notices to ``batch``; other frames come out, each after the reads before it."""

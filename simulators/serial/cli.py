@@ -58,6 +58,13 @@ def add_sim_serial_arguments(parser: argparse.ArgumentParser) -> None:
         "--truncate", type=float, default=0.0, metavar="P", help="chance of a cut-short frame"
     )
     faults.add_argument(
+        "--blind-errors",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="chance of notice damage the checksum misses (the tag CRC catches it)",
+    )
+    faults.add_argument(
         "--disconnect-after", type=float, metavar="S", help="drop a connection after S seconds"
     )
     faults.add_argument(
@@ -70,7 +77,7 @@ def add_sim_serial_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _faults(args: argparse.Namespace) -> SerialFaults | str:
     """The fault plan, or what is wrong with the options."""
-    for name in ("garbage", "bad_checksum", "truncate"):
+    for name in ("garbage", "bad_checksum", "truncate", "blind_errors"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             return f"--{name.replace('_', '-')} is a probability between 0 and 1"
     if args.split < 0 or args.garbage_max < 1 or args.disconnect_times < 0:
@@ -81,6 +88,7 @@ def _faults(args: argparse.Namespace) -> SerialFaults | str:
         chunk_max=args.split,
         bad_checksum_prob=args.bad_checksum,
         truncate_prob=args.truncate,
+        blind_error_prob=args.blind_errors,
         disconnect_after_seconds=args.disconnect_after,
         disconnect_after_frames=args.disconnect_after_frames,
         disconnect_times=args.disconnect_times,

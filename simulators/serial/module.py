@@ -63,6 +63,8 @@ class SerialFaults:
             (1: one byte at a time), yielding between pieces.
         bad_checksum_prob: Chance of corrupting a frame's checksum.
         truncate_prob: Chance of sending only the first part of a frame.
+        blind_error_prob: Chance of damaging two adjacent EPC bytes of a tag notice so that the
+            frame checksum still matches (+d and -d); only the tag CRC can tell.
         disconnect_after_seconds: Drop a connection this long after it was accepted.
         disconnect_after_frames: Drop a connection after sending this many frames on it.
         disconnect_times: How many connections to drop that way (0: every one).
@@ -74,6 +76,7 @@ class SerialFaults:
     chunk_max: int = 0
     bad_checksum_prob: float = 0.0
     truncate_prob: float = 0.0
+    blind_error_prob: float = 0.0
     disconnect_after_seconds: float | None = None
     disconnect_after_frames: int | None = None
     disconnect_times: int = 1
@@ -103,6 +106,7 @@ class SerialSimStats:
         garbage_bytes: Noise bytes sent.
         corrupted_frames: Frames sent with a wrong checksum.
         truncated_frames: Frames sent cut short.
+        blind_errors: Tag notices sent with EPC damage the frame checksum cannot see.
         suppressed_frames: Frames not sent because the module was silent.
     """
 
@@ -124,6 +128,7 @@ class SerialSimStats:
     garbage_bytes: int = 0
     corrupted_frames: int = 0
     truncated_frames: int = 0
+    blind_errors: int = 0
     suppressed_frames: int = 0
 
     def copy(self) -> SerialSimStats:
@@ -347,7 +352,7 @@ class ModuleSession:
                 noise = rng.randbytes(rng.randint(1, max(1, faults.garbage_max)))
                 stats.garbage_bytes += len(noise)
                 await self._write(noise, faults.chunk_max)
-            data, intact = self._damage(frame)
+            data, intact = self._damage(frame, epc)
             await self._write(data, faults.chunk_max)
         stats.frames_out += 1
         if intact and epc is not None:
@@ -359,9 +364,19 @@ class ModuleSession:
         if limit is not None and self.frames_sent >= limit:
             self._drop()
 
-    def _damage(self, frame: bytes) -> tuple[bytes, bool]:
+    def _damage(self, frame: bytes, epc: bytes | None) -> tuple[bytes, bool]:
         """The bytes to send and whether they are the intact frame."""
         faults, stats, rng = self.module.faults, self.module.stats, self.module.rng
+        blind = faults.blind_error_prob
+        if epc is not None and len(epc) >= 2 and blind and rng.random() < blind:
+            # EPC bytes start at 8 (BB, type, cmd, PL, PL, RSSI, PC, PC). Two adjacent bytes
+            # changed by +d and -d keep the sum; a CRC-16 catches every 16-bit burst.
+            stats.blind_errors += 1
+            damaged = bytearray(frame)
+            at, delta = 8 + rng.randrange(len(epc) - 1), rng.randint(1, 255)
+            damaged[at] = (damaged[at] + delta) % 256
+            damaged[at + 1] = (damaged[at + 1] - delta) % 256
+            return bytes(damaged), False
         if faults.truncate_prob and rng.random() < faults.truncate_prob:
             stats.truncated_frames += 1
             return frame[: rng.randint(1, len(frame) - 1)], False

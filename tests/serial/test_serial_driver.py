@@ -33,7 +33,7 @@ WAIT = 15.0
 
 def scene() -> Scene:
     """12 tags on antenna 1 (plus strays from antenna 2), each read with probability 0.4."""
-    return generate_scene(24, antennas=2, seed=11, read_prob=0.4, rounds_per_second=100)
+    return generate_scene(24, antennas=2, seed=11, read_prob=0.4, rounds_per_second=200)
 
 
 def antenna_1(scene: Scene) -> set[bytes]:
@@ -274,3 +274,53 @@ def test_settings_are_checked() -> None:
         SerialReaderSettings("cart", "loop://", poll_count=0)
     with pytest.raises(ValueError, match="positive"):
         SerialReaderSettings("cart", "loop://", watchdog_seconds=0)
+
+
+async def test_tag_crc_catches_damage_the_frame_checksum_misses() -> None:
+    faults = SerialFaults(blind_error_prob=0.1)
+    truth = scene()
+    async with (
+        SerialModuleSimulator(truth, faults=faults, seed=5) as sim,
+        running(SerialReader(settings(sim.url))) as reader,
+    ):
+        reads = await scan(reader, sim, 100)
+        health = copy.deepcopy(reader.health())
+        stats = sim.stats.copy()
+    assert stats.blind_errors > 0
+    assert health.extra["epc_crc_errors"] == stats.blind_errors
+    assert health.extra["rejected_frames"] == 0  # the frame checksum saw nothing
+    assert Counter(r.epc for r in reads) == stats.reads_by_epc
+
+
+async def test_without_the_tag_crc_check_damaged_epcs_get_through() -> None:
+    faults = SerialFaults(blind_error_prob=0.1)
+    truth = scene()
+    async with (
+        SerialModuleSimulator(truth, faults=faults, seed=5) as sim,
+        running(SerialReader(settings(sim.url, verify_epc_crc=False))) as reader,
+    ):
+        reads = await scan(reader, sim, 100)
+        stats = sim.stats.copy()
+    assert stats.blind_errors > 0
+    assert len(reads) == stats.notices_sent + stats.blind_errors
+    assert {r.epc for r in reads} - antenna_1(truth)  # EPCs that are on no tag
+
+
+async def test_module_refusing_the_power_fails_the_connect() -> None:
+    truth = scene()  # power table 10..32.5 dBm
+    async with SerialModuleSimulator(truth) as sim:
+        reader = SerialReader(settings(sim.url, tx_power_dbm=40.0))
+        async with running(reader):
+            assert not reader.connected
+            assert reader.failures >= 1
+            assert "0xb6 failed with error 0x17" in (reader.health().last_error or "")
+            assert reader.health().extra["module_errors"] >= 1
+
+
+async def test_missing_module_information_is_tolerated() -> None:
+    async with SerialModuleSimulator(scene()) as sim:
+        del sim.module.info[c.InfoKind.MANUFACTURER]  # a clone without that line
+        async with running(SerialReader(settings(sim.url))) as reader:
+            assert reader.connected
+            assert set(reader.module_info) == {"hardware", "software"}
+            assert reader.failures == 0
