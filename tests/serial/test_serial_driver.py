@@ -324,3 +324,17 @@ async def test_missing_module_information_is_tolerated() -> None:
             assert reader.connected
             assert set(reader.module_info) == {"hardware", "software"}
             assert reader.failures == 0
+
+
+async def test_idle_module_is_probed_and_a_hung_one_is_noticed() -> None:
+    async with (
+        SerialModuleSimulator(scene()) as sim,
+        running(SerialReader(settings(sim.url))) as reader,
+    ):
+        await until(sim, "an idle probe", lambda s: s.commands[c.Command.GET_POWER] >= 2)
+        assert reader.failures == 0
+        assert sim.stats.polls_started == 0
+        sim.faults.silent = True
+        assert await reader.wait_for(lambda h: h.state == HealthState.RECONNECTING, WAIT)
+        assert reader.failures == 1
+        assert "watchdog" in (reader.health().last_error or "")
