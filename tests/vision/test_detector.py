@@ -35,6 +35,7 @@ from models.postprocess import (
     nms_per_class,
     unletterbox,
 )
+from models.recipe import SHELF_ONNX
 from models.tiling import TileSettings, plan_tiles, tiled_detect
 from simulators.camera.render import RenderSettings, render_shelf
 from tests.vision.conftest_vision import ThrowawayModel, shared_throwaway_model
@@ -365,10 +366,12 @@ def _match(a: Detections, b: Detections) -> None:
     assert np.abs(a.scores - b.scores[best]).max() < 0.02
 
 
-def test_onnx_and_ultralytics_agree(throwaway_model: ThrowawayModel) -> None:
-    onnx = OnnxDetector(throwaway_model.onnx, conf=0.3, iou=0.6)
-    torch_side = UltralyticsDetector(throwaway_model.pt, conf=0.3, iou=0.6, imgsz=480)
-    assert onnx.input_size == (480, 480)
+def test_onnx_and_ultralytics_agree() -> None:
+    # The shipped weights: a trained model scores items clearly, so the comparison is not at the
+    # mercy of near-ties in NMS (an untrained one scores hundreds of boxes alike).
+    onnx = OnnxDetector(SHELF_ONNX, conf=0.3, iou=0.6)
+    torch_side = UltralyticsDetector(SHELF_ONNX.with_suffix(".pt"), conf=0.3, iou=0.6)
+    assert onnx.input_size == torch_side.input_size == (288, 480)
     assert onnx.names == {0: "item"}
     rois = [
         Roi("left", np.array([[0, 0], [200, 0], [200, 700], [0, 700]], np.float32)),
@@ -378,7 +381,7 @@ def test_onnx_and_ultralytics_agree(throwaway_model: ThrowawayModel) -> None:
     try:
         for image in shelves:
             a, b = onnx.detect(image), torch_side.detect(image)
-            assert len(a) > 5  # the throw-away model finds things: the comparison means something
+            assert len(a) > 5  # the model finds things: the comparison means something
             _match(a, b)
             counts_a = count_rois(a, rois, conf=0.3)
             counts_b = count_rois(b, rois, conf=0.3)
