@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("vision", "count"), "gateway.vision.cli", "count items per location in a shelf image"),
     (("models", "train"), "models.cli", "train the shelf detector on simulated shelves"),
     (("models", "export"), "models.cli", "export trained weights to ONNX"),
+    (("models", "quantize"), "models.cli", "quantise an exported detector to INT8"),
     (("models", "eval"), "gateway.vision.evaluate", "measure counting accuracy on a held-out set"),
     (("reconcile", "serve"), "reconciler.cli", "run the reconciliation service"),
     (("reconcile", "list"), "reconciler.cli", "list discrepancies"),

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from models.recipe import (
     EXPORT_SHAPE,
-    SHELF_ONNX,
     Shape,
     TrainRecipe,
     export_onnx,
     make_data,
+    quantize_int8,
     train,
 )
 
@@ -67,7 +67,7 @@ def add_models_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--onnx",
         type=Path,
         default=None,
-        help=f"ONNX file to write (default OUT/shelf.onnx; gateways use {SHELF_ONNX.name})",
+        help="ONNX file to write (default OUT/shelf.onnx); then: edgecount models quantize",
     )
     _shape_argument(parser)
 
@@ -146,4 +146,36 @@ def run_models_export(args: argparse.Namespace) -> int:
     _say(f"exporting {weights} to {out} with input {args.shape}")
     export_onnx(weights, out, imgsz=args.shape)
     _say(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
+    return 0
+
+
+def add_models_quantize_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edgecount models quantize``."""
+    parser.add_argument("onnx", type=Path, help="the exported float model (.onnx)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="INT8 model to write (default: NAME-int8.onnx)"
+    )
+    parser.add_argument(
+        "--images", type=int, default=32, help="rendered shelves to calibrate on (default 32)"
+    )
+
+
+def run_models_quantize(args: argparse.Namespace) -> int:
+    """Quantise an exported detector to INT8."""
+    source: Path = args.onnx
+    if not source.is_file():
+        print(f"edgecount models quantize: {source}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.images < 1:
+        print("edgecount models quantize: --images must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if importlib.util.find_spec("onnx") is None:
+        print(
+            "edgecount models quantize: needs onnx; install the training extra:"
+            " pip install 'edgecount[train]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    out = args.out or source.with_name(f"{source.stem}-int8.onnx")
+    quantize_int8(source, out, calibration_images=args.images, say=_say)
     return 0

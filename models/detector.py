@@ -29,7 +29,7 @@ import numpy.typing as npt
 from models import COUNT_CONF
 from models.detections import Detections
 from models.postprocess import detections_from_output, input_tensor, letterbox, unletterbox
-from models.recipe import EXPORT_SHAPE, SHELF_ONNX, Shape, offline_ultralytics
+from models.recipe import EXPORT_SHAPE, SHELF_INT8, Shape, offline_ultralytics
 from models.tiling import TileSettings, tiled_detect
 
 Image = npt.NDArray[np.uint8]
@@ -321,7 +321,7 @@ def load_detector(
         ModelError: The file cannot be loaded by the chosen back-end.
         ValueError: Unknown back-end, or ``auto`` with a suffix that names none.
     """
-    path = Path(path) if path is not None else SHELF_ONNX
+    path = Path(path) if path is not None else SHELF_INT8
     settings = TileSettings() if tile is True else (tile or None)
     if backend == "auto":
         by_suffix = {".onnx": "onnx", ".pt": "ultralytics"}

@@ -29,7 +29,7 @@ from gateway.vision.roi import (
 )
 from models.detections import Detections
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, ModelError, load_detector
-from models.recipe import SHELF_ONNX
+from models.recipe import SHELF_INT8
 from models.tiling import TRAINING_FRAME, TileSettings
 
 EXIT_OK = 0
@@ -71,7 +71,7 @@ def add_vision_count_arguments(parser: argparse.ArgumentParser) -> None:
         help="regions (YAML/JSON: rois list or a simulator truth record); default: whole image",
     )
     parser.add_argument(
-        "--model", type=Path, default=SHELF_ONNX, help=f"weights (.onnx or .pt; {SHELF_ONNX.name})"
+        "--model", type=Path, default=SHELF_INT8, help=f"weights (.onnx or .pt; {SHELF_INT8.name})"
     )
     parser.add_argument(
         "--backend",

@@ -27,7 +27,7 @@ import numpy as np
 
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
-from models.recipe import SHELF_ONNX
+from models.recipe import SHELF_INT8
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
 
 HELD_OUT_SEED = 1000
@@ -124,7 +124,7 @@ def evaluate(
 
 def add_models_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``edgecount models eval``."""
-    parser.add_argument("--model", type=Path, default=SHELF_ONNX, help="ONNX or .pt weights")
+    parser.add_argument("--model", type=Path, default=SHELF_INT8, help="ONNX or .pt weights")
     parser.add_argument(
         "--backend", choices=("auto", "onnx", "ultralytics"), default="auto", help="inference"
     )

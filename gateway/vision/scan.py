@@ -29,7 +29,7 @@ from gateway.vision.moving import MovingCounter
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from gateway.vision.tracker import TrackerSettings
 from models.detector import Detector, load_detector
-from models.recipe import SHELF_ONNX
+from models.recipe import SHELF_INT8
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class DetectorCache:
 
     def get(self, config: CameraConfig) -> Detector:
         """The detector for ``config`` (loaded on first use)."""
-        key = (config.model or SHELF_ONNX, config.backend, config.conf, config.tile)
+        key = (config.model or SHELF_INT8, config.backend, config.conf, config.tile)
         if key not in self._detectors:
             self._detectors[key] = load_detector(
                 key[0], backend=config.backend, conf=candidate_floor(config.conf), tile=config.tile

@@ -1,19 +1,23 @@
 """The shipped detector counts held-out shelves accurately (a small, fixed slice of the benchmark).
 
 bench/vision.py measures 200 held-out images against the goal (exact >= 95 %, MAE <= 0.3);
-this keeps a fixed 16-image slice of the same set inside `make test`, so a change to the
-renderer, the post-processing or the counting rule that costs accuracy fails here.
+this keeps a fixed 16-image slice of the same set inside `make test`, for the INT8 model
+gateways run and the float model it was quantised from, so a change to the renderer, the
+post-processing, the quantisation or the counting rule that costs accuracy fails here.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from gateway.vision.evaluate import evaluate, held_out
 from gateway.vision.roi import candidate_floor
 from models.detections import Detections
 from models.detector import DEFAULT_CONF, OnnxDetector
-from models.recipe import SHELF_ONNX
+from models.recipe import SHELF_INT8, SHELF_ONNX
 from simulators.camera.render import ShelfImage
 
 IMAGES = 16
@@ -21,8 +25,9 @@ EXACT = 0.9
 MAE = 0.3
 
 
-def test_held_out_counts_are_accurate() -> None:
-    detector = OnnxDetector(SHELF_ONNX, conf=candidate_floor(DEFAULT_CONF))
+@pytest.mark.parametrize("model", [SHELF_INT8, SHELF_ONNX], ids=["int8", "float"])
+def test_held_out_counts_are_accurate(model: Path) -> None:
+    detector = OnnxDetector(model, conf=candidate_floor(DEFAULT_CONF))
     report = evaluate(detector, held_out(IMAGES), conf=DEFAULT_CONF)
     summary = report.summary()
     assert summary["locations"] == IMAGES * 6

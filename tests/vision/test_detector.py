@@ -435,7 +435,7 @@ def test_load_detector_picks_the_back_end_by_suffix(
     assert isinstance(pt, UltralyticsDetector)
     assert pt.name == "ultralytics:throwaway.pt"
     pt.close()
-    monkeypatch.setattr(detector_module, "SHELF_ONNX", throwaway_model.onnx)
+    monkeypatch.setattr(detector_module, "SHELF_INT8", throwaway_model.onnx)
     default = load_detector()
     assert isinstance(default, OnnxDetector)
     assert default.path == throwaway_model.onnx

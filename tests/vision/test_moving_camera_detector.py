@@ -22,7 +22,7 @@ from gateway.vision.scan import build_cameras
 from gateway.vision.tracker import TrackerSettings
 from models import COUNT_CONF
 from models.detector import OnnxDetector
-from models.recipe import SHELF_ONNX
+from models.recipe import SHELF_INT8
 from simulators.camera.pan import PanFrame, pan_frames, render_aisle
 from simulators.camera.render import RenderSettings, ShelfImage
 from simulators.camera.server import CameraServer
@@ -48,7 +48,7 @@ def tracking() -> TrackerSettings:
 
 def test_each_item_counts_once_across_the_pass() -> None:
     aisle, frames = aisle_and_pass(seed=21)
-    detector = OnnxDetector(SHELF_ONNX, conf=candidate_floor(CONF))
+    detector = OnnxDetector(SHELF_INT8, conf=candidate_floor(CONF))
     counter = MovingCounter(rois(aisle), settings=tracking(), conf=candidate_floor(CONF))
     for frame in frames:
         counter.add(detector.detect(frame.image), frame.offset, width=frame.width)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 EDGECOUNT = [sys.executable, "-m", "edgecount"]
@@ -26,10 +27,10 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_train_one_epoch_and_export(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    onnx = tmp_path / "tiny.onnx"
+    tiny = tmp_path / "tiny.onnx"
     done = _run(
         "models", "train", "--out", str(out), "--train-images", "4", "--val-images", "2",
-        "--epochs", "1", "--imgsz", "160", "--batch", "2", "--onnx", str(onnx),
+        "--epochs", "1", "--imgsz", "160", "--batch", "2", "--onnx", str(tiny),
         "--shape", "96x160",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -41,7 +42,7 @@ def test_train_one_epoch_and_export(tmp_path: Path) -> None:
     assert Path(summary["weights"]).is_file()
     assert len(list((out / "data" / "labels" / "train").glob("*.txt"))) == 4
 
-    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(tiny), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
     assert inp.shape == [1, 3, 96, 160]
     (output,) = session.run(None, {inp.name: np.zeros((1, 3, 96, 160), np.float32)})
@@ -52,6 +53,20 @@ def test_train_one_epoch_and_export(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     square = ort.InferenceSession(str(tmp_path / "again.onnx"), providers=["CPUExecutionProvider"])
     assert square.get_inputs()[0].shape == [1, 3, 160, 160]
+
+    quantised = _run("models", "quantize", str(tiny), "--images", "2")
+    assert quantised.returncode == 0, quantised.stderr[-3000:]
+    int8 = tmp_path / "tiny-int8.onnx"
+    model = onnx.load(str(int8))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # The head's decoding stays in float: the output is not a dequantised 8-bit tensor.
+    (output_name,) = [o.name for o in model.graph.output]
+    producer = next(node for node in model.graph.node if output_name in node.output)
+    assert producer.op_type == "Concat"
+    session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    (scores,) = session.run(None, {inp.name: np.zeros((1, 3, 96, 160), np.float32)})
+    assert scores.shape == output.shape
 
 
 def test_train_without_images_is_a_usage_error(tmp_path: Path) -> None:
