@@ -191,7 +191,7 @@ class ZoneScan:
         tasks = []
         for name, camera in self.cameras.items():
             config = self.config.camera(name)
-            counter = CameraCounter(config, camera, self.detectors.get(config))
+            counter = CameraCounter(config, camera, self.detectors)
             tasks.append(asyncio.create_task(counter.run(window_end), name=f"camera:{name}"))
         return tasks
 

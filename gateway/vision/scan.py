@@ -103,10 +103,10 @@ def build_cameras(config: GatewayConfig, names: list[str] | None = None) -> dict
 class CameraCounter:
     """Counts one camera's locations over one scan window."""
 
-    def __init__(self, config: CameraConfig, camera: Camera, detector: Detector) -> None:
+    def __init__(self, config: CameraConfig, camera: Camera, detectors: DetectorCache) -> None:
         self.config = config
         self.camera = camera
-        self.detector = detector
+        self.detectors = detectors
         self.rois = rois_of(config)
 
     async def run(self, window_end: float) -> CameraCounts:
@@ -117,12 +117,15 @@ class CameraCounter:
         past its end to get them, the time its watchdog needs to reconnect once.
         """
         outcome = CameraOutcome(self.config.name)
-        _discard_queued(self.camera)
         try:
+            # Loaded here (once per model, in a worker thread) so that a missing or broken
+            # model fails this camera's counts, not the scan.
+            detector = await asyncio.to_thread(self.detectors.get, self.config)
+            _discard_queued(self.camera)
             if self.config.moving:
-                figures = await self._moving(window_end, outcome)
+                figures = await self._moving(detector, window_end, outcome)
             else:
-                figures = await self._fixed(window_end, outcome)
+                figures = await self._fixed(detector, window_end, outcome)
         except Exception as exc:
             log.exception("camera %s: counting failed", self.config.name)
             outcome.ok, outcome.error = False, f"{type(exc).__name__}: {exc}"
@@ -145,7 +148,9 @@ class CameraCounter:
         except TimeoutError:
             return None
 
-    async def _fixed(self, window_end: float, outcome: CameraOutcome) -> dict[str, Figure]:
+    async def _fixed(
+        self, detector: Detector, window_end: float, outcome: CameraOutcome
+    ) -> dict[str, Figure]:
         per_roi: dict[str, list[tuple[int, float]]] = {roi.name: [] for roi in self.rois}
         wanted = self.config.frames
         start = time.monotonic()
@@ -159,7 +164,7 @@ class CameraCounter:
             frame = await self._frames(deadline)
             if frame is None:
                 break
-            detections = await asyncio.to_thread(self.detector.detect, frame.image)
+            detections = await asyncio.to_thread(detector.detect, frame.image)
             counted = count_rois(detections, self.rois, conf=self.config.conf)
             for name, count in counted.items():
                 if name in per_roi:
@@ -170,12 +175,14 @@ class CameraCounter:
             for roi in self.rois
         }
 
-    async def _moving(self, deadline: float, outcome: CameraOutcome) -> dict[str, Figure]:
+    async def _moving(
+        self, detector: Detector, deadline: float, outcome: CameraOutcome
+    ) -> dict[str, Figure]:
         conf = self.config.conf
         tracking = TrackerSettings(high=conf, start=conf, low=candidate_floor(conf))
         counter = MovingCounter(self.rois, settings=tracking, conf=candidate_floor(conf))
         while (frame := await self._frames(deadline)) is not None:
-            detections = await asyncio.to_thread(self.detector.detect, frame.image)
+            detections = await asyncio.to_thread(detector.detect, frame.image)
             counter.add(detections, frame.pose, width=frame.image.shape[1])
             outcome.frames += 1
         figures: dict[str, Figure] = {}

@@ -232,3 +232,24 @@ def test_edgecount_scan_of_a_camera_only_zone(
     assert {row["location"]: row["total"] for row in report["locations"]} == truth
     assert {row["source"] for row in report["locations"]} == {"vision"}
     assert len(recorder.wait_for(len(truth), timeout=10)) == len(truth)
+
+
+async def test_a_missing_model_fails_the_camera_not_the_scan(
+    broker: BrokerAddress, unique_site: str, tmp_path: Path
+) -> None:
+    scene_shelf = shelf()
+    missing = tmp_path / "no-such-model.onnx"
+    with still_camera(scene_shelf.image) as camera:
+        config = config_for(
+            unique_site, broker, tmp_path,
+            camera_config("cam-1", camera.snapshot_url, scene_shelf, model=str(missing)),
+            scan_seconds=0.5,
+        )  # fmt: skip
+        result = await run_scan(config)
+
+    outcome = result.cameras["cam-1"]
+    assert not outcome.ok
+    assert str(missing) in (outcome.error or "")
+    assert result.published
+    assert not result.complete
+    assert all(not count.complete for count in result.locations.values())
