@@ -99,8 +99,17 @@ def _format_key(loc: Sequence[int | str]) -> str:
 def _issues_from(exc: pydantic.ValidationError, doc: Any, file: str) -> Iterator[ConfigIssue]:
     for error in exc.errors(include_url=False):
         loc = list(error["loc"])
+        if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            # Point at the discriminator key itself (``readers[0].type``), not its mapping.
+            loc.append(str((error.get("ctx") or {}).get("discriminator", "")).strip("'"))
         line, matched = _line_of(doc, loc)
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "union_tag_invalid":
+            ctx = error.get("ctx") or {}
+            message = f"{ctx.get('tag')!r} is not a known type (one of {ctx.get('expected_tags')})"
+        elif error["type"] == "union_tag_not_found":
+            message = "required key is missing (it picks the kind of entry)"
+            matched = loc
+        elif error["type"] == "extra_forbidden":
             message = "unknown key (not allowed here)"
         elif error["type"] == "missing":
             message = "required key is missing"

@@ -46,7 +46,31 @@ class LlrpReaderConfig(StrictModel):
     queue_size: int = Field(default=1000, ge=1)
 
 
-ReaderConfig = LlrpReaderConfig
+class SerialReaderConfig(StrictModel):
+    """A serial UHF module (M100 / JRD-4035 / YRM100 family) with one antenna.
+
+    Opened by URL: ``/dev/ttyUSB0``, a pty path, or ``socket://HOST:PORT`` (a serial-to-TCP
+    bridge). Its antenna covers one location; mobile scanning (a module on a cart that moves
+    past many bays) assigns locations from reference tags instead (issue 5).
+    """
+
+    type: Literal["serial"]
+    name: Segment
+    url: str = Field(min_length=1)
+    location: Segment
+    baudrate: int = Field(default=115200, ge=1200, le=921600)
+    tx_power_dbm: float | None = Field(default=None, ge=-10.0, le=33.0)
+    watchdog_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
+    command_timeout_seconds: float = Field(default=1.0, gt=0.0, le=30.0)
+    queue_size: int = Field(default=1000, ge=1)
+
+    @property
+    def antennas(self) -> dict[int, str]:
+        """Antenna 1 → the location (the same shape as an LLRP reader's mapping)."""
+        return {1: self.location}
+
+
+ReaderConfig = Annotated[LlrpReaderConfig | SerialReaderConfig, Field(discriminator="type")]
 
 Point = tuple[float, float]
 

@@ -173,3 +173,17 @@ def test_camera_references_and_pacing(tmp_path: Path, camera: str, zone: str, me
     with pytest.raises(ConfigError) as caught:
         load_gateway_config(path)
     assert message in str(caught.value)
+
+
+def test_reader_type_missing_and_serial_readers(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, VALID.replace("  - type: llrp\n    name", "  - name")))
+    assert any("readers[0].type: required key is missing" in issue for issue in found)
+    serial = VALID.replace(
+        "readers:\n",
+        "readers:\n  - {type: serial, name: cart-1, url: 'socket://127.0.0.1:7000',"
+        " location: A-09-01}\n",
+    )
+    config = load_gateway_config(write(tmp_path, serial))
+    assert config.reader("cart-1").antennas == {1: "A-09-01"}
+    bad = serial.replace("location: A-09-01", "location: A-09-01, antennas: {1: X}")
+    assert any("readers[0].antennas: unknown key" in i for i in issues_of(write(tmp_path, bad)))

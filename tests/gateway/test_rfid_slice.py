@@ -15,7 +15,7 @@ from typing import Any
 
 from drivers.llrp.codec import AISpec
 from drivers.llrp.driver import LlrpReader
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, LlrpReaderConfig
 from gateway.readers import build_readers, llrp_settings
 from gateway.runtime import open_publisher
 from gateway.scan import ScanResult, ZoneScan
@@ -25,6 +25,12 @@ from simulators.shelf import shelf_scene, truth_by_antenna
 from tests.conftest import BrokerAddress, RecorderFactory
 
 LOCATIONS = {1: "A-01-01", 2: "A-01-02", 3: "A-01-03", 4: "A-01-04"}
+
+
+def llrp_reader(config: GatewayConfig) -> LlrpReaderConfig:
+    reader = config.reader("aisle-a")
+    assert isinstance(reader, LlrpReaderConfig)
+    return reader
 
 
 def truth_of(scene: Scene) -> dict[str, Counter[str]]:
@@ -144,7 +150,7 @@ async def test_keepalive_watchdog_detects_a_silent_reader_and_reconnects(
 ) -> None:
     async with LLRPSimulator(shelf_scene(tags_per_location=5)) as sim:
         config = gateway_config(unique_site, broker, sim.port, tmp_path)
-        reader = LlrpReader(llrp_settings(config.reader("aisle-a")))
+        reader = LlrpReader(llrp_settings(llrp_reader(config)))
         await reader.start()
         assert reader.connected
         loop = asyncio.get_running_loop()
@@ -169,7 +175,7 @@ async def test_full_read_queue_drops_and_counts(
     async with LLRPSimulator(shelf_scene(tags_per_location=50)) as sim:
         config = gateway_config(unique_site, broker, sim.port, tmp_path)
         settings = dataclasses.replace(
-            llrp_settings(config.reader("aisle-a")), queue_size=1, report_every_n_tags=10
+            llrp_settings(llrp_reader(config)), queue_size=1, report_every_n_tags=10
         )
         reader = LlrpReader(settings)
         await reader.start()
@@ -193,7 +199,7 @@ async def test_antennas_power_and_session_preset_reach_the_reader(
 ) -> None:
     async with LLRPSimulator(shelf_scene(tags_per_location=20)) as sim:
         config = gateway_config(unique_site, broker, sim.port, tmp_path)
-        reader_config = config.reader("aisle-a").model_copy(
+        reader_config = llrp_reader(config).model_copy(
             update={
                 "antennas": {1: "A-01-01", 3: "A-01-03"},
                 "tx_power_dbm": 27.0,

@@ -1,21 +1,21 @@
-"""The serial driver keeps the gateway's reader contract: a zone scan uses it like LLRP.
+"""A serial module configured as a gateway reader (``type: serial``) in a zone scan.
 
-The gateway configuration has no serial reader type yet (a later part of issue 5), so the
-zone's reader is declared as an LLRP reader named ``cart`` and a :class:`SerialReader` is put
-in its place: :class:`gateway.scan.ZoneScan` only sees the :class:`drivers.base.Reader`
-contract (start/stop inventory, the queue, ``failures``).
+The reader comes from the configuration through :func:`gateway.readers.build_readers`, like an
+LLRP reader; only the test's short watchdog and backoff are set on the driver settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from pathlib import Path
 
-from drivers.serial.driver import SerialReader, SerialReaderSettings
+from drivers.serial.driver import SerialReader
 from edgecount.backoff import Backoff
 from gateway.config import GatewayConfig
 from gateway.publisher import MemoryPublisher
+from gateway.readers import build_readers
 from gateway.scan import ScanResult, ZoneScan
 from simulators.serial.server import SerialModuleSimulator
 from simulators.shelf import shelf_scene, truth_by_antenna
@@ -23,7 +23,7 @@ from simulators.shelf import shelf_scene, truth_by_antenna
 LOCATION = "A-01-01"
 
 
-def config(state_dir: Path) -> GatewayConfig:
+def config(state_dir: Path, url: str) -> GatewayConfig:
     return GatewayConfig.model_validate(
         {
             "site": "dc1",
@@ -31,7 +31,15 @@ def config(state_dir: Path) -> GatewayConfig:
             "state_dir": str(state_dir),
             "mqtt": {"host": "127.0.0.1", "port": 1883},
             "readers": [
-                {"type": "llrp", "name": "cart", "host": "127.0.0.1", "antennas": {1: LOCATION}}
+                {
+                    "type": "serial",
+                    "name": "cart",
+                    "url": url,
+                    "location": LOCATION,
+                    "tx_power_dbm": 26.0,
+                    "watchdog_seconds": 0.4,
+                    "command_timeout_seconds": 0.3,
+                }
             ],
             "zones": {"A": {"readers": ["cart"], "scan_seconds": 1.0}},
         }
@@ -39,15 +47,13 @@ def config(state_dir: Path) -> GatewayConfig:
 
 
 async def scan(tmp_path: Path, sim: SerialModuleSimulator, drop: bool) -> ScanResult:
-    gateway = config(tmp_path)
-    settings = SerialReaderSettings(
-        "cart",
-        sim.url,
-        watchdog_seconds=0.4,
-        command_timeout_seconds=0.3,
-        backoff=Backoff(0.05, 0.1, random.Random(3)),
-    )
-    reader = SerialReader(settings)
+    gateway = config(tmp_path, sim.url)
+    assert gateway.zone_locations("A") == [LOCATION]
+    built = build_readers(gateway)["cart"]
+    assert isinstance(built, SerialReader)
+    assert built.settings.tx_power_dbm == 26.0
+    quick = dataclasses.replace(built.settings, backoff=Backoff(0.05, 0.1, random.Random(3)))
+    reader = SerialReader(quick)
     publisher = MemoryPublisher(site="dc1", gateway_id="gw-cart")
     await reader.start()
     try:
