@@ -22,8 +22,8 @@ Defaults of :class:`TwinSpec`:
 
   - ``miscount``: the book quantity is off by ±1..5 (never below 1);
   - ``misplaced``: the stock is booked at the neighbouring location (bay ± 1, else level
-    ± 1, else aisle ± 1) instead: two error entries, ``(L, sku, book 0, true q)`` and
-    ``(N, sku, book q, true 0)``, with the same ``event``;
+    ± 1, else aisle ± 1; at random within that tier) instead: two error entries,
+    ``(L, sku, book 0, true q)`` and ``(N, sku, book q, true 0)``, with the same ``event``;
   - ``missing``: a phantom record: the book has ``(L, sku, q)``, the shelf has none;
   - ``unexpected``: the shelf has a record the book lacks (book 0, true q).
 
@@ -40,7 +40,8 @@ Defaults of :class:`TwinSpec`:
 Files: :func:`write_book_csv` writes the reconciler's book import
 (``location,sku,qty,unit_cost,abc``, the snapshot); :func:`write_movements_csv` writes its
 movement log (``ts,location,sku,qty_delta,user,doc``; ISO-8601 UTC times); see
-:mod:`reconciler.store`.
+:mod:`reconciler.store`. :func:`write_errors_csv` writes the injected errors
+(``event,kind,location,sku,book_qty,true_qty``), the answer key of benchmarks.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from simulators.twin_book import (
     inject_errors,
     make_movements,
     write_book_csv,
+    write_errors_csv,
     write_movements_csv,
 )
 
@@ -75,6 +77,7 @@ __all__ = [
     "gtin_check_digit",
     "sgtin96",
     "write_book_csv",
+    "write_errors_csv",
     "write_movements_csv",
 ]
 
@@ -181,21 +184,25 @@ def sgtin96(item_reference: int, serial: int, *, company: str = COMPANY_PREFIX) 
     return f"{value | (item_reference << _SERIAL_BITS) | serial:024x}"
 
 
-def _neighbours(location: str, spec: TwinSpec) -> list[str]:
-    zone, aisle, bay, level = location.split("-")
-    a, b, lv = int(aisle), int(bay), int(level)
-    found: list[str] = []
-    for da, db, dl in ((0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1), (-1, 0, 0), (1, 0, 0)):
-        na, nb, nl = a + da, b + db, lv + dl
-        if (
-            1 <= na <= spec.aisles_per_zone
-            and 1 <= nb <= spec.bays_per_aisle
-            and 1 <= nl <= spec.levels_per_bay
-        ):
-            found.append(f"{zone}-{na:02d}-{nb:02d}-{nl}")
-        if found and dl == 0 and da == 0 and db == 1:
-            return found  # bay neighbours exist: that is the natural neighbour
-    return found
+def _neighbours(location: str, spec: TwinSpec) -> list[list[str]]:
+    """Neighbouring locations in tiers, nearest first: same shelf level (bay ± 1), same bay
+    (level ± 1), facing aisle (aisle ± 1)."""
+    zone, *numbers = location.split("-")
+    aisle, bay, level = (int(n) for n in numbers)
+    tiers = (
+        ((aisle, bay - 1, level), (aisle, bay + 1, level)),
+        ((aisle, bay, level - 1), (aisle, bay, level + 1)),
+        ((aisle - 1, bay, level), (aisle + 1, bay, level)),
+    )
+    limits = (spec.aisles_per_zone, spec.bays_per_aisle, spec.levels_per_bay)
+    return [
+        [
+            f"{zone}-{a:02d}-{b:02d}-{lv}"
+            for a, b, lv in tier
+            if all(1 <= x <= top for x, top in zip((a, b, lv), limits, strict=True))
+        ]
+        for tier in tiers
+    ]
 
 
 @dataclass(frozen=True)

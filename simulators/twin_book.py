@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 ERROR_KINDS = ("miscount", "misplaced", "missing", "unexpected")
 BOOK_HEADER = ("location", "sku", "qty", "unit_cost", "abc")
 MOVEMENT_HEADER = ("ts", "location", "sku", "qty_delta", "user", "doc")
+ERRORS_HEADER = ("event", "kind", "location", "sku", "book_qty", "true_qty")
 RECEIPT_SHARE = 0.4
 MOVEMENT_SPACING = timedelta(minutes=7)
 
@@ -72,7 +73,7 @@ class _Injector:
         self,
         truth: Mapping[Key, int],
         gtins: Sequence[str],
-        neighbours: Callable[[str], list[str]],
+        neighbours: Callable[[str], list[list[str]]],
         qty_range: tuple[int, int],
         rng: random.Random,
     ) -> None:
@@ -119,19 +120,20 @@ class _Injector:
         self._note("unexpected", key, 0, self.truth[key], event)
         return True
 
-    def _free_neighbour(self, key: Key) -> str | None:
-        for near in self.neighbours(key[0]):
-            other = (near, key[1])
-            if other not in self.truth and other not in self.used:
-                return near
-        return None
+    def _free_neighbours(self, key: Key) -> list[str]:
+        for tier in self.neighbours(key[0]):
+            free = [
+                n for n in tier if (n, key[1]) not in self.truth and (n, key[1]) not in self.used
+            ]
+            if free:
+                return free
+        return []
 
     def misplaced(self, event: int) -> bool:
-        key = self._take(lambda k: self._free_neighbour(k) is not None)
+        key = self._take(lambda k: bool(self._free_neighbours(k)))
         if key is None:
             return False
-        near = self._free_neighbour(key)
-        assert near is not None  # _take checked it
+        near = self.rng.choice(self._free_neighbours(key))
         qty = self.truth[key]
         self.used.add((near, key[1]))
         self._note("misplaced", key, 0, qty, event)
@@ -153,7 +155,7 @@ def inject_errors(
     *,
     rate: float,
     gtins: Sequence[str],
-    neighbours: Callable[[str], list[str]],
+    neighbours: Callable[[str], list[list[str]]],
     qty_range: tuple[int, int],
     rng: random.Random,
 ) -> tuple[dict[Key, int], list[InjectedError]]:
@@ -166,7 +168,8 @@ def inject_errors(
         truth: True quantity per (location, GTIN) at the snapshot (all > 0).
         rate: Error events per truth record.
         gtins: All GTINs (phantoms pick from them).
-        neighbours: Neighbouring locations of a location, nearest first.
+        neighbours: Neighbouring locations of a location in tiers, nearest first (one is
+            picked at random from the first tier with a free place).
         qty_range: Quantity range of phantom records.
         rng: The random source.
 
@@ -270,4 +273,20 @@ def write_movements_csv(twin: Twin, path: str | Path) -> None:
             (m.ts.isoformat().replace("+00:00", "Z"), m.location, m.sku, m.qty_delta, m.user, m.doc)
             for m in twin.movements
         ),
+    )
+
+
+def write_errors_csv(twin: Twin, path: str | Path) -> None:
+    """Write the injected errors (the true discrepancies of the book snapshot) as CSV.
+
+    Columns ``event,kind,location,sku,book_qty,true_qty``; a ``misplaced`` event has two rows.
+
+    Args:
+        twin: The twin.
+        path: Where (overwritten).
+    """
+    _write(
+        path,
+        ERRORS_HEADER,
+        ((e.event, e.kind, e.location, e.sku, e.book_qty, e.true_qty) for e in twin.errors),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import Counter
 from dataclasses import replace
@@ -25,6 +26,7 @@ from simulators.twin import (
     gtin_check_digit,
     sgtin96,
     write_book_csv,
+    write_errors_csv,
     write_movements_csv,
 )
 
@@ -239,3 +241,20 @@ def test_bad_specs_are_rejected() -> None:
         TwinSpec(zones=0)
     with pytest.raises(ValueError, match="site"):
         TwinSpec(site="a/b")
+
+
+def test_errors_csv_is_the_answer_key(twin: Twin, tmp_path: Path) -> None:
+    write_errors_csv(twin, tmp_path / "errors.csv")
+    with (tmp_path / "errors.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [
+        (
+            int(r["event"]),
+            r["kind"],
+            r["location"],
+            r["sku"],
+            int(r["book_qty"]),
+            int(r["true_qty"]),
+        )
+        for r in rows
+    ] == [(e.event, e.kind, e.location, e.sku, e.book_qty, e.true_qty) for e in twin.errors]
