@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.epc import EpcDecoder
 from reconciler.model import AbcClass
-from reconciler.rules import book_as_of
+from reconciler.rules import TolerancePolicy, book_as_of, compare
 from reconciler.store import read_book_csv, read_movements_csv
 from simulators.twin import (
     ERROR_KINDS,
@@ -258,3 +258,24 @@ def test_errors_csv_is_the_answer_key(twin: Twin, tmp_path: Path) -> None:
         )
         for r in rows
     ] == [(e.event, e.kind, e.location, e.sku, e.book_qty, e.true_qty) for e in twin.errors]
+
+
+def test_the_reconcilers_discrepancies_are_the_injected_errors(twin: Twin, tmp_path: Path) -> None:
+    """A perfect count of the shelf, compared by the reconciler, finds exactly the errors."""
+    write_book_csv(twin, tmp_path / "book.csv")
+    write_movements_csv(twin, tmp_path / "moves.csv")
+    moves = read_movements_csv(tmp_path / "moves.csv")
+    at = max(m.ts for m in moves)
+    book = book_as_of(read_book_csv(tmp_path / "book.csv"), twin.spec.book_at, moves, at)
+    counts = {
+        loc: ({s: float(q) for s, q in per.items()}, True)
+        for loc, per in twin.truth_counts().items()
+    }
+    rows = compare(book, counts, TolerancePolicy())
+    found = {(r.location, r.sku): (r.book_qty, r.counted_qty, r.status) for r in rows if r.diff}
+    expected = {(e.location, e.sku): (e.book_qty, e.true_qty, e.kind) for e in twin.errors}
+    assert found.keys() == expected.keys()
+    for key, (book_qty, counted, status) in found.items():
+        assert (book_qty, counted) == expected[key][:2]
+        if expected[key][2] == "unexpected":
+            assert status == "unexpected"
