@@ -22,6 +22,10 @@ test model (2 dB RSSI noise, 0.5 m/s, 20 rounds/s) it put 21 of 200 items 10 cm 
 edge in the wrong bay; the peak-time rule put 1, and none at 15 cm. Closer than that the
 RSSI noise decides: at 3 cm about a quarter go wrong, with the robot's pose too.
 
+Peak times stand in for positions, so the rule assumes a roughly steady speed between two
+reference tags: a robot that stops between them biases the items there towards where it
+stood. When the robot reports its pose, :func:`assign_by_pose` has no such assumption.
+
 Bays close as the reader passes them (:meth:`MobileAssigner.closed_bays`), so their counts can
 be published before the run ends; :meth:`MobileAssigner.finish` gives every bay, and marks the
 bays a run stopped early never finished ``complete: false``.
