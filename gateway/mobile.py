@@ -233,6 +233,8 @@ class MobileAssigner:
         self._refs: dict[str, _Tag] = {}
         self._decided: dict[bytes, str] = {}
         self._closed: dict[str, LocationCount] = {}
+        self.late: dict[bytes, str] = {}
+        """Item tags :meth:`finish` found in a bay already closed (and published) without them."""
 
     def add(self, batch: Iterable[TagRead]) -> None:
         """Account for a batch of reads (reference and item tags mixed), in time order."""
@@ -323,12 +325,16 @@ class MobileAssigner:
 
         Returns:
             Bay → count, for every bay given at construction or heard during the run. A bay
-            whose reference tag was never heard is incomplete (it was not scanned).
+            whose reference tag was never heard is incomplete (it was not scanned). A closed
+            bay keeps the count it was published with; items that would have joined it after
+            it closed are listed in :attr:`late`.
         """
         by_bay: defaultdict[str, list[bytes]] = defaultdict(list)
         for epc, bay in self.placements().items():
             if bay not in self._closed:
                 by_bay[bay].append(epc)
+            elif epc not in self._decided:
+                self.late[epc] = bay
         out: dict[str, LocationCount] = {}
         for bay in sorted(set(self.bays) | set(self._refs) | set(by_bay)):
             if bay in self._closed:

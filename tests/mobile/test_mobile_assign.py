@@ -279,3 +279,17 @@ def test_a_reference_function_and_antenna_offsets() -> None:
     assert by_function.placements() == offset.placements() == run.truth
     counts = offset.finish()
     assert sum(count.total for count in counts.values()) == len(run.truth)
+
+
+def test_an_item_first_heard_after_its_bay_closed_is_reported_late() -> None:
+    run = simulate(4)
+    assigner, closed_at = run_assigner(run)
+    assert BAYS[0] in closed_at
+    hidden = sgtin(99, 1)  # heard only now, strongly, next to the first reference tag
+    first_ref = next(epc for epc, x in REF_X.items() if x == 0.5 * WIDTH)
+    peak = assigner.reference_peaks()[0][0]
+    assert assigner.best_bay(first_ref) is None  # a reference tag is no item
+    assigner.add([TagRead("cart", 1, hidden, -42.0, peak), TagRead("cart", 1, hidden, -42.0, peak)])
+    counts = assigner.finish()
+    assert counts[BAYS[0]].skus == expected(run.truth, BAYS[0])  # as published
+    assert assigner.late == {hidden: BAYS[0]}
