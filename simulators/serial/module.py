@@ -13,7 +13,9 @@ the host's frames with the driver's own codec and answers like an M100-family mo
 
 Tags are those the scene puts on the module's antenna (:class:`~simulators.llrp.inventory.
 TagField`, the LLRP simulator's RF model: per round ``read_prob`` and RSSI per tag, lowered
-below the highest power). Faults (:class:`SerialFaults`) apply to everything the module sends.
+below the highest power), or those a :class:`RoundSource` given to :class:`SimModule` answers
+with (a moving scene: :class:`simulators.cart.CartProvider`). Faults (:class:`SerialFaults`)
+apply to everything the module sends.
 """
 
 from __future__ import annotations
@@ -181,14 +183,24 @@ class Wire(Protocol):
         """Wait until the queue is low."""
 
 
+class RoundSource(Protocol):
+    """What answers in one inventory round (:class:`~simulators.llrp.inventory.TagField` fits)."""
+
+    def read_round(self, antenna: int, power_below_max_db: float = 0.0) -> list[tuple[bytes, int]]:
+        """(EPC, RSSI dBm) of every tag read in one round on ``antenna``, now."""
+        ...
+
+
 class SimModule:
     """The module's persistent state, shared by its successive sessions.
 
     Args:
-        scene: What the module sees.
+        scene: What the module sees (its reader spec: antennas, pace, power table).
         antenna: Which of the scene's antennas is this module's view.
         seed: Seed of the RF and fault randomness (default: the scene's).
         faults: Faults to inject (a fresh :class:`SerialFaults` if None).
+        source: What answers each round instead of the scene's tags (a moving scene); the
+            scene's static :class:`~simulators.llrp.inventory.TagField` if None.
     """
 
     def __init__(
@@ -197,13 +209,14 @@ class SimModule:
         antenna: int = 1,
         seed: int | None = None,
         faults: SerialFaults | None = None,
+        source: RoundSource | None = None,
     ) -> None:
         if not 1 <= antenna <= scene.reader.antennas:
             raise ValueError(f"antenna {antenna} outside 1..{scene.reader.antennas}")
         self.scene = scene
         self.antenna = antenna
         self.faults = faults or SerialFaults()
-        self.field = TagField(scene, seed)
+        self.field: RoundSource = source if source is not None else TagField(scene, seed)
         self.rng = random.Random(scene.seed if seed is None else seed)  # noqa: S311
         self.power_centi_dbm = round(scene.reader.max_power_dbm * 100)
         self.stats = SerialSimStats()

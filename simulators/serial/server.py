@@ -29,6 +29,7 @@ from typing import Any, Self
 from simulators.scene import Scene
 from simulators.serial.module import (
     ModuleSession,
+    RoundSource,
     SerialFaults,
     SerialSimStats,
     SimModule,
@@ -85,6 +86,8 @@ class SerialModuleSimulator:
         port: Port to bind (TCP; 0 picks a free one, read :attr:`port` after start).
         pty: Serve on a pseudo-terminal instead of TCP.
         pty_link: With ``pty``, keep a symlink here pointing at the current pty.
+        source: What answers each inventory round instead of the scene's tags (a moving
+            scene, :class:`simulators.cart.CartProvider`).
     """
 
     def __init__(
@@ -98,8 +101,9 @@ class SerialModuleSimulator:
         port: int = 0,
         pty: bool = False,
         pty_link: Path | None = None,
+        source: RoundSource | None = None,
     ) -> None:
-        self.module = SimModule(scene, antenna, seed, faults)
+        self.module = SimModule(scene, antenna, seed, faults, source)
         self.host = host
         self.port = port
         self.use_pty = pty
