@@ -6,12 +6,14 @@ paths are resolved against the directory of the configuration file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import (
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -50,14 +52,15 @@ class SerialReaderConfig(StrictModel):
     """A serial UHF module (M100 / JRD-4035 / YRM100 family) with one antenna.
 
     Opened by URL: ``/dev/ttyUSB0``, a pty path, or ``socket://HOST:PORT`` (a serial-to-TCP
-    bridge). Its antenna covers one location; mobile scanning (a module on a cart that moves
-    past many bays) assigns locations from reference tags instead (issue 5).
+    bridge). Its antenna covers one location; in a mobile zone (a module on a cart that moves
+    past many bays) locations come from reference tags instead, and ``location`` may be left
+    out when the reader serves only mobile zones.
     """
 
     type: Literal["serial"]
     name: Segment
     url: str = Field(min_length=1)
-    location: Segment
+    location: Segment | None = None
     baudrate: int = Field(default=115200, ge=1200, le=921600)
     tx_power_dbm: float | None = Field(default=None, ge=-10.0, le=33.0)
     watchdog_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
@@ -66,8 +69,8 @@ class SerialReaderConfig(StrictModel):
 
     @property
     def antennas(self) -> dict[int, str]:
-        """Antenna 1 → the location (the same shape as an LLRP reader's mapping)."""
-        return {1: self.location}
+        """Antenna 1 → the location (the same shape as an LLRP reader's mapping); none if unset."""
+        return {} if self.location is None else {1: self.location}
 
 
 ReaderConfig = Annotated[LlrpReaderConfig | SerialReaderConfig, Field(discriminator="type")]
@@ -134,6 +137,39 @@ class FusionTolerance(StrictModel):
         return abs(rfid - vision) > max(self.abs, self.pct * max(rfid, vision))
 
 
+_EPC96_HEX = re.compile(r"[0-9a-f]{24}")
+
+
+class MobileConfig(StrictModel):
+    """A mobile zone: the readers move past the bays, which carry location reference tags.
+
+    Each item tag goes to the bay whose reference tag it was read with most strongly
+    (:class:`gateway.mobile.MobileAssigner`); bays are published as the reader passes them.
+    """
+
+    references: dict[str, Segment] = Field(min_length=1)
+    """Reference tag EPC (96 bits, 24 hex digits, any case) → the location it marks."""
+    window_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
+    """A tag not heard for this long has been passed (``W``)."""
+
+    @field_validator("references")
+    @classmethod
+    def _epcs(cls, value: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for epc, location in value.items():
+            key = epc.strip().lower()
+            if not _EPC96_HEX.fullmatch(key):
+                raise ValueError(f"reference EPC {epc!r} is not 24 hexadecimal digits")
+            if key in out:
+                raise ValueError(f"reference EPC {epc!r} is listed twice")
+            out[key] = location
+        return out
+
+    def locations(self) -> list[str]:
+        """The locations the reference tags mark, in configuration order, without repeats."""
+        return list(dict.fromkeys(self.references.values()))
+
+
 class ZoneConfig(StrictModel):
     """A zone: the readers and cameras scanned together, for how long, and when."""
 
@@ -143,6 +179,8 @@ class ZoneConfig(StrictModel):
     scan_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     min_reads: int = Field(default=2, ge=1)
     schedule: str | None = None
+    mobile: MobileConfig | None = None
+    """Set for a mobile zone: locations come from reference tags, not from antennas."""
 
     @field_validator("schedule")
     @classmethod
@@ -155,6 +193,8 @@ class ZoneConfig(StrictModel):
     def _devices(self) -> ZoneConfig:
         if not self.readers and not self.cameras:
             raise ValueError("a zone needs at least one reader or camera")
+        if self.mobile is not None and not self.readers:
+            raise ValueError("a mobile zone needs at least one reader")
         return self
 
 
@@ -170,6 +210,23 @@ class GatewayConfig(StrictModel):
     zones: dict[Segment, ZoneConfig] = Field(min_length=1)
 
     _paths = field_validator("state_dir")(resolve_path)
+
+    @field_validator("zones")
+    @classmethod
+    def _placed_readers(
+        cls, zones: dict[str, ZoneConfig], info: ValidationInfo
+    ) -> dict[str, ZoneConfig]:
+        """A reader in a fixed (not mobile) zone needs a location for its antenna."""
+        readers: list[ReaderConfig] = info.data.get("readers") or []
+        unplaced = {reader.name for reader in readers if not reader.antennas}
+        for zone_name, zone in zones.items():
+            missing = [name for name in zone.readers if name in unplaced]
+            if zone.mobile is None and missing:
+                raise ValueError(
+                    f"zone {zone_name!r} is not mobile, so its serial readers need a"
+                    f" location: {', '.join(missing)}"
+                )
+        return zones
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -201,7 +258,13 @@ class GatewayConfig(StrictModel):
         return next(camera for camera in self.cameras if camera.name == name)
 
     def rfid_locations(self, zone: str) -> list[str]:
-        """Every location the zone's readers cover, in configuration order, without repeats."""
+        """Every location the zone's readers cover, in configuration order, without repeats.
+
+        For a mobile zone: the locations its reference tags mark.
+        """
+        mobile = self.zones[zone].mobile
+        if mobile is not None:
+            return mobile.locations()
         seen: dict[str, None] = {}
         for name in self.zones[zone].readers:
             for location in self.reader(name).antennas.values():

@@ -24,7 +24,7 @@ from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.publisher import Publisher
 from gateway.runtime import open_publisher, started_cameras, started_readers
-from gateway.scan import ZoneScan
+from gateway.scan import create_zone_scan
 
 if TYPE_CHECKING:
     from drivers.camera.driver import Camera
@@ -128,7 +128,7 @@ class Gateway:
             log.info(
                 "scanning zone %s (%s, by %s)", request.zone, request.reason, request.requested_by
             )
-            scan = ZoneScan(
+            scan = create_zone_scan(
                 self.config, request.zone, readers, self.publisher,
                 cameras=cameras, detectors=self.detectors,
             )  # fmt: skip

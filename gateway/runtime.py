@@ -14,7 +14,7 @@ from gateway.config import GatewayConfig
 from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 from gateway.readers import build_readers
-from gateway.scan import Progress, ScanResult, ZoneScan
+from gateway.scan import Progress, ScanResult, create_zone_scan
 
 if TYPE_CHECKING:
     from drivers.camera.driver import Camera
@@ -103,7 +103,9 @@ async def scan_once(
             started_readers(config, zone_config.readers) as readers,
             started_cameras(config, zone_config.cameras) as cameras,
         ):
-            scan = ZoneScan(config, zone, readers, publisher, progress=progress, cameras=cameras)
+            scan = create_zone_scan(
+                config, zone, readers, publisher, progress=progress, cameras=cameras
+            )
             result = await scan.run()
         delivered = await publisher.flush(FLUSH_SECONDS)
     return result, delivered

@@ -101,6 +101,29 @@ def new_scan_id(gateway_id: str, zone: str, moment: datetime) -> str:
     return f"{gateway_id}.{zone}.{stamp}Z"
 
 
+def create_zone_scan(
+    config: GatewayConfig,
+    zone: str,
+    readers: Mapping[str, Reader],
+    publisher: Publisher,
+    **options: Any,
+) -> ZoneScan:
+    """A :class:`ZoneScan`, or a :class:`gateway.mobile_scan.MobileZoneScan` for a mobile zone.
+
+    Args:
+        config: The gateway configuration.
+        zone: The zone to scan.
+        readers: Started readers by name (at least the zone's).
+        publisher: Where counts and scan messages go.
+        **options: Keyword arguments of :class:`ZoneScan`.
+    """
+    if config.zones[zone].mobile is not None:
+        from gateway.mobile_scan import MobileZoneScan
+
+        return MobileZoneScan(config, zone, readers, publisher, **options)
+    return ZoneScan(config, zone, readers, publisher, **options)
+
+
 class ZoneScan:
     """Runs one scan of one zone with readers that are already started."""
 
@@ -132,6 +155,9 @@ class ZoneScan:
         }
         self.aggregator = WindowAggregator(locations, self.zone_config.min_reads)
         self.request_id: str | None = None
+        self.scan_id = ""
+        self.published: set[str] = set()
+        """Locations whose count this scan has published (each goes out once)."""
 
     async def run(self, scan_id: str | None = None, request_id: str | None = None) -> ScanResult:
         """Run the window, publish the counts and the scan outcome, return the result.
@@ -143,6 +169,7 @@ class ZoneScan:
         self.request_id = request_id
         started = datetime.now(UTC)
         scan_id = scan_id or new_scan_id(self.config.gateway_id, self.zone, started)
+        self.scan_id = scan_id
         outcomes = {name: ReaderOutcome(name) for name in self.readers}
         await self._publish_scan(
             scan_id=scan_id,
@@ -280,23 +307,29 @@ class ZoneScan:
             )
         return counts
 
+    async def _publish_count(self, count: LocationCount, observed: datetime) -> None:
+        """Publish one location's count, unless this scan has published it already."""
+        if count.location in self.published:
+            return
+        payload = contract.count_payload(
+            gateway=self.config.gateway_id,
+            site=self.config.site,
+            zone=self.zone,
+            location=count.location,
+            scan_id=self.scan_id,
+            observed_at=iso(observed),
+            source=count.source,
+            complete=count.complete,
+            items=count.payload_items(),
+            fusion=count.fusion,
+        )
+        topic = contract.count_topic(self.config.site, self.zone, count.location)
+        await self.publisher.publish(topic, payload, retain=True)
+        self.published.add(count.location)
+
     async def _publish_counts(self, result: ScanResult) -> None:
-        observed = iso(result.ended_at)
         for count in result.locations.values():
-            payload = contract.count_payload(
-                gateway=self.config.gateway_id,
-                site=self.config.site,
-                zone=self.zone,
-                location=count.location,
-                scan_id=result.scan_id,
-                observed_at=observed,
-                source=count.source,
-                complete=count.complete,
-                items=count.payload_items(),
-                fusion=count.fusion,
-            )
-            topic = contract.count_topic(self.config.site, self.zone, count.location)
-            await self.publisher.publish(topic, payload, retain=True)
+            await self._publish_count(count, result.ended_at)
         incomplete = [name for name, c in result.locations.items() if not c.complete]
         state = "completed" if result.complete else "incomplete"
         await self._publish_scan(
