@@ -25,7 +25,11 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgecount.yamlcfg import load_model
 from simulators.llrp.inventory import PROB_LOSS_PER_DB
 from simulators.scene import ReaderSpec, Scene
 
@@ -34,10 +38,12 @@ __all__ = [
     "CartPath",
     "CartProvider",
     "CartSim",
+    "CartSpec",
     "CartTag",
     "RfModel",
     "cart_scene",
     "encode_sgln96",
+    "load_cart_spec",
 ]
 
 COMPANY_PREFIX = "0614141"
@@ -400,3 +406,68 @@ def cart_scene(*, rounds_per_second: float = 100.0, seed: int = 0, antennas: int
     """
     reader = ReaderSpec(name="cart", antennas=antennas, rounds_per_second=rounds_per_second)
     return Scene(reader=reader, seed=seed)
+
+
+class CartSpec(BaseModel):
+    """A cart run as a file (``edgecount sim serial --cart SPEC.json``), YAML or JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bays: list[str] = Field(
+        default_factory=list, description="Bay locations in aisle order (synthetic items)."
+    )
+    contents: dict[str, list[str]] | None = Field(
+        default=None, description="Bay -> item EPCs (hex), in aisle order; replaces bays."
+    )
+    items_per_bay: int = Field(default=4, ge=0, description="Synthetic items per bay.")
+    bay_width: float = Field(default=0.8, gt=0, description="Bay width, metres.")
+    margin: float = Field(default=0.15, ge=0, description="Items this far inside bay edges.")
+    speed: float = Field(default=0.5, gt=0, description="Cart speed, m/s.")
+    x0: float | None = Field(default=None, description="Start x (default: -read_range).")
+    x1: float | None = Field(default=None, description="End x (default: aisle end + range).")
+    stop_at: float | None = Field(default=None, description="Where the cart stands still.")
+    stop_seconds: float = Field(default=0.0, ge=0, description="How long it stands there.")
+    rounds_per_second: float = Field(default=20.0, gt=0, le=1000, description="Round pace.")
+    seed: int = Field(default=0, description="Seed of item positions and reads.")
+    rf: RfModel = Field(default_factory=RfModel, description="The RF model.")
+
+    def layout(self) -> AisleLayout:
+        """The aisle this spec describes."""
+        if self.contents is not None:
+            return AisleLayout.build(
+                self.contents, bay_width=self.bay_width, margin=self.margin, seed=self.seed
+            )
+        return AisleLayout.synthetic(
+            self.bays,
+            items_per_bay=self.items_per_bay,
+            bay_width=self.bay_width,
+            margin=self.margin,
+            seed=self.seed,
+        )
+
+    def sim(self) -> CartSim:
+        """The moving scene.
+
+        Raises:
+            ValueError: The spec has no bays, or its path or margin is invalid.
+        """
+        layout = self.layout()
+        if not layout.bays:
+            raise ValueError("a cart spec needs bays or contents")
+        x0 = -self.rf.read_range if self.x0 is None else self.x0
+        x1 = layout.length + self.rf.read_range if self.x1 is None else self.x1
+        path = CartPath(x0, x1, self.speed, self.stop_at, self.stop_seconds)
+        return CartSim(layout, path, self.rf)
+
+    def scene(self) -> Scene:
+        """The reader spec the serial module runs the cart with."""
+        return cart_scene(rounds_per_second=self.rounds_per_second, seed=self.seed)
+
+
+def load_cart_spec(path: str | Path) -> CartSpec:
+    """Load and validate a cart spec file.
+
+    Raises:
+        ConfigError: Every problem, as ``FILE:LINE: key: why``.
+    """
+    return load_model(Path(path), CartSpec)

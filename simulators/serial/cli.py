@@ -1,4 +1,7 @@
-"""``edgecount sim serial``: serve a simulated serial UHF module from a scene file.
+"""``edgecount sim serial``: serve a simulated serial UHF module from a scene or a cart spec.
+
+With ``--cart SPEC`` (:class:`simulators.cart.CartSpec`) the module rides a cart along an
+aisle: the cart starts at the first inventory round and stays at its end once there.
 
 Over TCP it prints ``listening on HOST:PORT`` (a host opens ``socket://HOST:PORT``); with
 ``--pty`` it prints ``pty PATH`` (and ``link PATH`` with ``--pty-link``), the device a host
@@ -15,8 +18,9 @@ import sys
 from pathlib import Path
 
 from edgecount.yamlcfg import ConfigError
-from simulators.scene import load_scene
-from simulators.serial.module import SerialFaults
+from simulators.cart import CartProvider, load_cart_spec
+from simulators.scene import Scene, load_scene
+from simulators.serial.module import RoundSource, SerialFaults
 from simulators.serial.server import SerialModuleSimulator
 
 EXIT_OK = 0
@@ -25,7 +29,11 @@ EXIT_BAD_INPUT = 2
 
 def add_sim_serial_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to ``parser``."""
-    parser.add_argument("--scene", required=True, type=Path, help="scene file (YAML or JSON)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scene", type=Path, help="scene file (YAML or JSON)")
+    what.add_argument(
+        "--cart", type=Path, metavar="SPEC", help="moving cart spec (YAML or JSON) instead"
+    )
     parser.add_argument(
         "--antenna", type=int, default=1, help="which scene antenna the module sees (default 1)"
     )
@@ -95,13 +103,28 @@ def _faults(args: argparse.Namespace) -> SerialFaults | str:
     )
 
 
+def _scene(args: argparse.Namespace) -> tuple[Scene, RoundSource | None] | str:
+    """The scene and round source, or what is wrong with the file."""
+    if args.cart is None:
+        try:
+            return load_scene(args.scene), None
+        except ConfigError as exc:
+            return f"invalid scene:\n{exc}"
+    try:
+        spec = load_cart_spec(args.cart)
+        seed = spec.seed if args.seed is None else args.seed
+        return spec.scene(), CartProvider(spec.sim(), seed=seed)
+    except (ConfigError, ValueError) as exc:
+        return f"invalid cart spec:\n{exc}"
+
+
 def run_sim_serial(args: argparse.Namespace) -> int:
     """Run the simulator; returns the exit status."""
-    try:
-        scene = load_scene(args.scene)
-    except ConfigError as exc:
-        print(f"invalid scene:\n{exc}", file=sys.stderr)
+    loaded = _scene(args)
+    if isinstance(loaded, str):
+        print(loaded, file=sys.stderr)
         return EXIT_BAD_INPUT
+    scene, source = loaded
     faults = _faults(args)
     if isinstance(faults, str):
         print(faults, file=sys.stderr)
@@ -119,6 +142,7 @@ def run_sim_serial(args: argparse.Namespace) -> int:
             port=args.port,
             pty=args.pty,
             pty_link=args.pty_link,
+            source=source,
         )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)

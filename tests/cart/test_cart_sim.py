@@ -9,15 +9,22 @@ sit at least 15 cm inside their bay (the boundary margin the assigner documents)
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from drivers.base import TagRead
 from drivers.serial.driver import SerialReader, SerialReaderSettings
 from edgecount.backoff import Backoff
+from edgecount.yamlcfg import ConfigError
 from gateway.mobile import MobileAssigner, assign_by_pose, decode_sgln96
 from gateway.mobile import encode_sgln96 as gateway_encode
 from simulators.cart import (
@@ -25,9 +32,11 @@ from simulators.cart import (
     CartPath,
     CartProvider,
     CartSim,
+    CartSpec,
     RfModel,
     cart_scene,
     encode_sgln96,
+    load_cart_spec,
 )
 from simulators.serial.server import SerialModuleSimulator
 
@@ -147,3 +156,79 @@ async def test_a_cart_read_through_the_serial_simulator_and_driver() -> None:
     assert all(counts[bay].complete and counts[bay].total == 5 for bay in BAYS)
     by_pose = assign_by_pose(assigner.item_reads(), provider.poses, aisle.extents())
     assert by_pose == aisle.truth()
+
+
+def test_cart_spec_file_builds_the_run(tmp_path: Path) -> None:
+    spec_file = tmp_path / "cart.json"
+    spec_file.write_text(
+        json.dumps({"bays": BAYS[:3], "speed": 1.0, "stop_at": 1.0, "stop_seconds": 2.0}),
+        encoding="utf-8",
+    )
+    spec = load_cart_spec(spec_file)
+    sim = spec.sim()
+    assert sim.layout.bays == tuple(BAYS[:3])
+    assert sim.path.x0 == -1.6
+    assert sim.path.x1 == pytest.approx(4.0)
+    assert sim.path.duration == pytest.approx(5.6 + 2.0)
+    assert spec.scene().reader.rounds_per_second == 20.0
+    twin_like = CartSpec(contents={"Z-1": ["3034257bf7194e4000000001"]}).layout()
+    assert list(twin_like.truth().values()) == ["Z-1"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"bays": BAYS, "speed": -1}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="speed"):
+        load_cart_spec(bad)
+    with pytest.raises(ValueError, match="bays"):
+        CartSpec().sim()
+
+
+def test_sim_serial_cli_serves_a_cart(tmp_path: Path) -> None:
+    spec_file = tmp_path / "cart.json"
+    spec = {"bays": BAYS[:2], "speed": 2.0, "rounds_per_second": 200, "seed": 3}
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    command = [sys.executable, "-m", "edgecount", "sim", "serial", "--cart", str(spec_file)]
+    proc = subprocess.Popen(
+        [*command, "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        url = "socket://127.0.0.1:" + line.rsplit(":", 1)[1]
+        epcs = asyncio.run(read_until_references(url, load_cart_spec(spec_file)))
+        assert set(load_cart_spec(spec_file).layout().references()) <= {e.hex() for e in epcs}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    bad = subprocess.run(
+        [*command[:-1], str(tmp_path / "missing.json")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2
+    assert "invalid cart spec" in bad.stderr
+
+
+async def read_until_references(url: str, spec: CartSpec) -> set[bytes]:
+    """Scan until both reference tags were heard (the cart passes them in about 2.4 s)."""
+    wanted = {bytes.fromhex(epc) for epc in spec.layout().references()}
+    settings = SerialReaderSettings("cart", url, backoff=Backoff(0.05, 0.2, random.Random(1)))
+    reader = SerialReader(settings)
+    seen: set[bytes] = set()
+    await reader.start()
+    try:
+        await reader.start_inventory()
+        async with asyncio.timeout(15):
+            while not wanted <= seen:
+                seen |= {read.epc for read in await reader.queue.get()}
+        await reader.stop_inventory()
+    finally:
+        await reader.stop()
+    return seen
