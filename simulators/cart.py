@@ -41,6 +41,7 @@ __all__ = [
     "CartSpec",
     "CartTag",
     "RfModel",
+    "aisle_contents",
     "cart_scene",
     "encode_sgln96",
     "load_cart_spec",
@@ -88,6 +89,29 @@ def _sgtin96(item_reference: int, serial: int) -> bytes:
     """An SGTIN-96 EPC of company 0614141 (partition 5, filter 1)."""
     value = (0x30 << 88) | (1 << 85) | (5 << 82) | (614141 << 58) | (item_reference << 38)
     return (value | serial).to_bytes(12, "big")
+
+
+def aisle_contents(
+    truth: Mapping[str, Sequence[str]], zone: str, aisle: str, level: str
+) -> dict[str, list[str]]:
+    """One aisle and level of a warehouse twin's truth, as :meth:`AisleLayout.build` takes it.
+
+    Args:
+        truth: Location ``{zone}-{aisle}-{bay}-{level}`` → item EPCs (``Twin.truth``).
+        zone: The zone, e.g. ``Z1``.
+        aisle: The aisle, e.g. ``01``.
+        level: The shelf level, e.g. ``1``.
+
+    Returns:
+        Bay location → its EPCs (hex), bays in aisle order (by bay number).
+    """
+    picked: list[tuple[str, str]] = []
+    for location in truth:
+        parts = location.split("-")
+        if len(parts) == 4 and (parts[0], parts[1], parts[3]) == (zone, aisle, level):
+            picked.append((parts[2], location))
+    picked.sort(key=lambda pair: (len(pair[0]), pair[0]))
+    return {location: list(truth[location]) for _, location in picked}
 
 
 @dataclass(frozen=True, slots=True)

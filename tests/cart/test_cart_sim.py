@@ -34,11 +34,13 @@ from simulators.cart import (
     CartSim,
     CartSpec,
     RfModel,
+    aisle_contents,
     cart_scene,
     encode_sgln96,
     load_cart_spec,
 )
 from simulators.serial.server import SerialModuleSimulator
+from simulators.twin import TwinSpec, generate
 
 BAYS = [f"A-01-{n:02d}-1" for n in range(1, 7)]
 WIDTH = 0.8
@@ -120,6 +122,28 @@ def test_the_model_alone_puts_every_item_in_its_bay() -> None:
         assert assigner.placements() == aisle.truth(), seed
         by_pose = assign_by_pose(assigner.item_reads(), poses, aisle.extents())
         assert by_pose == aisle.truth(), seed
+
+
+def test_a_twin_aisle_scanned_by_the_cart_model() -> None:
+    """Items of one aisle and level of a generated twin, read in virtual time."""
+    spec = TwinSpec(zones=1, aisles_per_zone=2, bays_per_aisle=5, levels_per_bay=2, qty_max=4)
+    twin = generate(spec)
+    contents = aisle_contents(twin.truth, "Z1", "02", "2")
+    assert list(contents) == [f"Z1-02-{b:02d}-2" for b in range(1, 6)]
+    aisle = AisleLayout.build(contents, bay_width=1.0, seed=4)
+    truth = aisle.truth()
+    assert {epc.hex() for epc in truth} == {e for epcs in contents.values() for e in epcs}
+    sim = CartSim(aisle, CartPath.across(aisle, speed=SPEED))
+    rng = random.Random(4)
+    assigner = MobileAssigner(aisle.references(), bays=list(contents))
+    for n in range(int(sim.path.duration * RATE) + 1):
+        reads = sim.read_round(n / RATE, rng)
+        assigner.add(TagRead("cart", 1, epc, rssi, n / RATE) for epc, rssi in reads)
+    assert assigner.placements() == truth
+    counts = assigner.finish()
+    assert {bay: count.skus for bay, count in counts.items()} == {
+        bay: dict(sorted(twin.truth_counts()[bay].items())) for bay in contents
+    }
 
 
 async def test_a_cart_read_through_the_serial_simulator_and_driver() -> None:
