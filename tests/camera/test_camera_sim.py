@@ -80,7 +80,8 @@ def test_snapshot_carries_the_frame_and_pose_headers() -> None:
         image = decode(response.read())
         assert image.shape == (48, 64, 3)
         assert abs(float(image.mean()) - (10 * index) % 256) < 3
-        assert server.stats.snapshots == 1
+        # counted once the answer is written, which may be just after the client has it
+        assert server.wait_for(lambda s: s.snapshots == 1, WAIT)
 
 
 def test_no_pose_header_when_the_provider_gives_none() -> None:
