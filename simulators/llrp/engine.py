@@ -54,7 +54,7 @@ class RunnerHost(Protocol):
     buffer: ReportBuffer
     cap: RateCap
     stats: SimStats
-    watch: StatsWatch
+    watch: StatsWatch[SimStats]
     replay: Sequence[bytes] | None
 
     async def send_report(self, reads: list[TagRead], encoder: ReportEncoder) -> None:

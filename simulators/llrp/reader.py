@@ -105,7 +105,7 @@ class SimReader:
         self,
         scene: Scene,
         stats: SimStats,
-        watch: StatsWatch,
+        watch: StatsWatch[SimStats],
         replay: Sequence[bytes] | None = None,
         seed: int | None = None,
     ) -> None:

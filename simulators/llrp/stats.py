@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from simulators.watch import StatsWatch
+
 StatsPredicate = Callable[["SimStats"], bool]
+
+__all__ = ["SimStats", "StatsPredicate", "StatsWatch"]
 
 
 @dataclass(slots=True)
@@ -71,40 +74,3 @@ class SimStats:
     def copy(self) -> SimStats:
         """A snapshot."""
         return dataclasses.replace(self)
-
-
-class StatsWatch:
-    """Futures resolved when a predicate on the stats becomes true.
-
-    The simulator calls :meth:`check` after every change; waiting costs nothing otherwise.
-    """
-
-    def __init__(self, stats: SimStats) -> None:
-        self.stats = stats
-        self._waiters: list[tuple[StatsPredicate, asyncio.Future[None]]] = []
-
-    def check(self) -> None:
-        """Resolve the waiters whose predicate now holds."""
-        if not self._waiters:
-            return
-        keep = []
-        for predicate, future in self._waiters:
-            if future.done():
-                continue
-            if predicate(self.stats):
-                future.set_result(None)
-            else:
-                keep.append((predicate, future))
-        self._waiters = keep
-
-    async def wait(self, predicate: StatsPredicate) -> SimStats:
-        """Wait until ``predicate(stats)`` is true; returns a snapshot of the stats then.
-
-        Wrap it in :func:`asyncio.timeout` to bound the wait.
-        """
-        if predicate(self.stats):
-            return self.stats.copy()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, future))
-        await future
-        return self.stats.copy()

@@ -50,6 +50,7 @@ from drivers.serial.codec import (
 )
 from simulators.llrp.inventory import TagField
 from simulators.scene import Scene
+from simulators.watch import StatsWatch
 
 log = logging.getLogger(__name__)
 
@@ -141,36 +142,6 @@ class SerialSimStats:
 
 
 StatsPredicate = Callable[[SerialSimStats], bool]
-
-
-class StatsWatch:
-    """Futures resolved when a predicate on the stats becomes true (checked on every change)."""
-
-    def __init__(self, stats: SerialSimStats) -> None:
-        self.stats = stats
-        self._waiters: list[tuple[StatsPredicate, asyncio.Future[None]]] = []
-
-    def check(self) -> None:
-        """Resolve the waiters whose predicate now holds."""
-        if not self._waiters:
-            return
-        keep = []
-        for predicate, future in self._waiters:
-            if future.done():
-                continue
-            if predicate(self.stats):
-                future.set_result(None)
-            else:
-                keep.append((predicate, future))
-        self._waiters = keep
-
-    async def wait(self, predicate: StatsPredicate) -> SerialSimStats:
-        """Wait until ``predicate(stats)`` holds; a snapshot then. Bound it with a timeout."""
-        if not predicate(self.stats):
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append((predicate, future))
-            await future
-        return self.stats.copy()
 
 
 class Wire(Protocol):
