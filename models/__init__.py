@@ -7,3 +7,6 @@ Chosen on a tuning set of simulated shelves (seed 500: exact 96.0 / 96.7 / 96.3 
 at 0.4 / 0.5 / 0.6), apart from the held-out set the benchmark reports (seed 1000). Kept here,
 free of imports, so the gateway configuration can use it without loading OpenCV or ONNX
 Runtime."""
+
+TRAIN_EXTRA = "pip install 'edgecount[train]'"
+"""How to install what training, export and the ultralytics back-end need."""

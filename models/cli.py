@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from models import TRAIN_EXTRA
 from models.recipe import (
     EXPORT_SHAPE,
     Shape,
@@ -32,12 +33,12 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _need_ultralytics() -> bool:
-    if importlib.util.find_spec("ultralytics") is not None:
+def _need(package: str) -> bool:
+    """Whether ``package`` (of the training extra) is installed; says how to get it if not."""
+    if importlib.util.find_spec(package) is not None:
         return True
     print(
-        "edgecount models: ultralytics is not installed; install the training extra:"
-        " pip install 'edgecount[train]'",
+        f"edgecount models: {package} is not installed; install the training extra: {TRAIN_EXTRA}",
         file=sys.stderr,
     )
     return False
@@ -92,7 +93,7 @@ def _shape_argument(parser: argparse.ArgumentParser) -> None:
 
 def run_models_train(args: argparse.Namespace) -> int:
     """Render data, train, export; print progress and a JSON summary."""
-    if not _need_ultralytics():
+    if not _need("ultralytics"):
         return EXIT_USAGE
     for name in ("train_images", "val_images", "epochs", "imgsz", "batch"):
         if getattr(args, name) < 1:
@@ -136,7 +137,7 @@ def add_models_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_models_export(args: argparse.Namespace) -> int:
     """Export weights to ONNX."""
-    if not _need_ultralytics():
+    if not _need("ultralytics"):
         return EXIT_USAGE
     weights: Path = args.weights
     if not weights.is_file():
@@ -169,12 +170,7 @@ def run_models_quantize(args: argparse.Namespace) -> int:
     if args.images < 1:
         print("edgecount models quantize: --images must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if importlib.util.find_spec("onnx") is None:
-        print(
-            "edgecount models quantize: needs onnx; install the training extra:"
-            " pip install 'edgecount[train]'",
-            file=sys.stderr,
-        )
+    if not _need("onnx"):
         return EXIT_USAGE
     out = args.out or source.with_name(f"{source.stem}-int8.onnx")
     quantize_int8(source, out, calibration_images=args.images, say=_say)

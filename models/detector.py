@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from models import COUNT_CONF
+from models import COUNT_CONF, TRAIN_EXTRA
 from models.detections import Detections
 from models.postprocess import detections_from_output, input_tensor, letterbox, unletterbox
 from models.recipe import EXPORT_SHAPE, SHELF_INT8, Shape, offline_ultralytics
@@ -43,7 +43,6 @@ on rows of identical items) and keeps every real neighbour."""
 DEFAULT_MAX_DET = 1000
 DEFAULT_IMGSZ: Shape = EXPORT_SHAPE
 """Input size of the ultralytics back-end: the size the ONNX model is exported at."""
-TRAIN_EXTRA = "pip install 'edgecount[train]'"
 
 
 class ModelError(Exception):
