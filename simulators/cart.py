@@ -29,9 +29,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgecount.sgln import encode_sgln96
 from edgecount.yamlcfg import load_model
 from simulators.llrp.inventory import PROB_LOSS_PER_DB
 from simulators.scene import ReaderSpec, Scene
+from simulators.twin import sgtin96
 
 __all__ = [
     "AisleLayout",
@@ -48,47 +50,6 @@ __all__ = [
 ]
 
 COMPANY_PREFIX = "0614141"
-_SGLN96_HEADER = 0x32
-# partition → (company prefix bits, location reference bits) (GS1 TDS 14.5.4)
-_SGLN_BITS = ((40, 1), (37, 4), (34, 7), (30, 11), (27, 14), (24, 17), (20, 21))
-_EXTENSION_BITS = 41
-
-
-def encode_sgln96(
-    company_prefix: str, location_reference: str, extension: int = 0, filter_value: int = 0
-) -> bytes:
-    """Encode an SGLN-96 EPC (GS1 Tag Data Standard bit layout).
-
-    Args:
-        company_prefix: GS1 company prefix, 6 to 12 digits.
-        location_reference: Location reference digits; prefix + reference = 12 digits.
-        extension: GLN extension, 0 to 2**41 - 1.
-        filter_value: Filter value, 0 to 7.
-
-    Returns:
-        The 12 bytes of the EPC.
-
-    Raises:
-        ValueError: A field is out of range or not digits.
-    """
-    digits = company_prefix + location_reference
-    if not 6 <= len(company_prefix) <= 12 or len(digits) != 12 or not digits.isdigit():
-        raise ValueError("company prefix (6-12 digits) + location reference must be 12 digits")
-    if not (0 <= extension < 1 << _EXTENSION_BITS) or not 0 <= filter_value <= 7:
-        raise ValueError("extension or filter value out of range")
-    partition = 12 - len(company_prefix)
-    prefix_bits, ref_bits = _SGLN_BITS[partition]
-    value = (_SGLN96_HEADER << 3 | filter_value) << 3 | partition
-    value = value << prefix_bits | int(company_prefix)
-    value = value << ref_bits | int(location_reference or "0")
-    value = value << _EXTENSION_BITS | extension
-    return value.to_bytes(12, "big")
-
-
-def _sgtin96(item_reference: int, serial: int) -> bytes:
-    """An SGTIN-96 EPC of company 0614141 (partition 5, filter 1)."""
-    value = (0x30 << 88) | (1 << 85) | (5 << 82) | (614141 << 58) | (item_reference << 38)
-    return (value | serial).to_bytes(12, "big")
 
 
 def aisle_contents(
@@ -203,7 +164,7 @@ class AisleLayout:
             seed: Seed of the item positions.
         """
         contents = {
-            bay: [_sgtin96(100 + i, i * 1000 + k + 1) for k in range(items_per_bay)]
+            bay: [bytes.fromhex(sgtin96(100 + i, i * 1000 + k + 1)) for k in range(items_per_bay)]
             for i, bay in enumerate(bays)
         }
         return cls.build(contents, bay_width=bay_width, margin=margin, seed=seed)

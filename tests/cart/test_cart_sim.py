@@ -24,9 +24,10 @@ import pytest
 from drivers.base import TagRead
 from drivers.serial.driver import SerialReader, SerialReaderSettings
 from edgecount.backoff import Backoff
+from edgecount.sgln import decode_sgln96
+from edgecount.sgln import encode_sgln96 as gateway_encode
 from edgecount.yamlcfg import ConfigError
-from gateway.mobile import MobileAssigner, assign_by_pose, decode_sgln96
-from gateway.mobile import encode_sgln96 as gateway_encode
+from gateway.mobile import MobileAssigner, assign_by_pose
 from simulators.cart import (
     AisleLayout,
     CartPath,

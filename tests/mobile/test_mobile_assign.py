@@ -17,12 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.base import TagRead
-from gateway.mobile import (
-    MobileAssigner,
-    assign_by_pose,
-    decode_sgln96,
-    encode_sgln96,
-)
+from edgecount.sgln import decode_sgln96, encode_sgln96
+from gateway.mobile import MobileAssigner, assign_by_pose
 
 WIDTH = 1.0  # m, bay width
 OFFSET = 0.4  # m, reader antenna to the tags, across the aisle
