@@ -1,7 +1,12 @@
-"""``edgecount sim llrp``: serve simulated LLRP readers from a scene file.
+"""``edgecount sim llrp``: serve simulated LLRP readers from a scene file or a cart spec.
+
+With ``--cart SPEC`` (:class:`simulators.cart.CartSpec`, the file ``edgecount sim serial
+--cart`` takes) one reader rides a cart along an aisle: the cart starts at the first inventory
+round and stays at its end once there.
 
 Prints one ``listening on HOST:PORT`` line per reader on stdout, then serves until SIGTERM
-or SIGINT (exit status 0). Bad scene or replay files exit with status 2.
+or SIGINT (exit status 0). Bad scene, cart or replay files and options that do not go
+together exit with status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgecount.yamlcfg import ConfigError
+from simulators.cart import CartProvider, load_cart_spec
+from simulators.llrp.inventory import RoundSource
 from simulators.llrp.replay import ReplayError, load_replay, write_replay
 from simulators.llrp.server import FaultPlan, LLRPSimulator, start_readers
 from simulators.scene import Scene, load_scene
@@ -24,7 +31,14 @@ EXIT_BAD_INPUT = 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to ``parser``."""
-    parser.add_argument("--scene", required=True, type=Path, help="scene file (YAML or JSON)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scene", type=Path, help="scene file (YAML or JSON)")
+    what.add_argument(
+        "--cart",
+        type=Path,
+        metavar="SPEC",
+        help="moving cart spec (YAML or JSON) instead: one reader rides along an aisle",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=5084, help="port of the first reader; 0 picks free ports"
@@ -68,16 +82,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     maker.add_argument("--replay-tags-per-report", type=int, default=100, metavar="N")
 
 
+def _cart_conflict(args: argparse.Namespace) -> str | None:
+    """What in the options does not go with ``--cart``, if anything."""
+    if args.readers != 1:
+        return "--cart serves one reader (the one on the cart); leave out --readers"
+    if args.replay is not None:
+        return "--replay streams recorded reports; it does not go with --cart"
+    if args.write_replay is not None:
+        return "--write-replay simulates a scene; it needs --scene, not --cart"
+    return None
+
+
+def _scene(args: argparse.Namespace) -> tuple[Scene, RoundSource | None] | str:
+    """The scene and round source, or what is wrong with the file or the options."""
+    if args.cart is None:
+        try:
+            return load_scene(args.scene), None
+        except ConfigError as exc:
+            return f"invalid scene:\n{exc}"
+    conflict = _cart_conflict(args)
+    if conflict is not None:
+        return conflict
+    try:
+        spec = load_cart_spec(args.cart)
+        seed = spec.seed if args.seed is None else args.seed
+        return spec.scene(), CartProvider(spec.sim(), seed=seed)
+    except (ConfigError, ValueError) as exc:
+        return f"invalid cart spec:\n{exc}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the simulator; returns the exit status."""
-    try:
-        scene = load_scene(args.scene)
-    except ConfigError as exc:
-        print(f"invalid scene:\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     if args.readers < 1:
         print("--readers must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
+    loaded = _scene(args)
+    if isinstance(loaded, str):
+        print(loaded, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    scene, source = loaded
     if args.write_replay is not None:
         size = write_replay(
             args.write_replay, scene, args.replay_reports, args.replay_tags_per_report
@@ -99,28 +142,40 @@ def run(args: argparse.Namespace) -> int:
         garbage_bytes=args.garbage_bytes,
     )
     try:
-        return asyncio.run(_serve(scene, args, replay, faults))
+        return asyncio.run(_serve(scene, args, replay, faults, source))
     except OSError as exc:
         print(f"cannot listen: {exc}", file=sys.stderr)
         return 1
 
 
 async def _serve(
-    scene: Scene, args: argparse.Namespace, replay: Sequence[bytes] | None, faults: FaultPlan
+    scene: Scene,
+    args: argparse.Namespace,
+    replay: Sequence[bytes] | None,
+    faults: FaultPlan,
+    source: RoundSource | None,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    sims: list[LLRPSimulator] = await start_readers(
-        scene,
-        args.readers,
-        host=args.host,
-        port=args.port,
-        replay=replay,
-        seed=args.seed,
-        faults=faults,
-    )
+    sims: list[LLRPSimulator]
+    if source is None:
+        sims = await start_readers(
+            scene,
+            args.readers,
+            host=args.host,
+            port=args.port,
+            replay=replay,
+            seed=args.seed,
+            faults=faults,
+        )
+    else:
+        sim = LLRPSimulator(
+            scene, host=args.host, port=args.port, seed=args.seed, faults=faults, source=source
+        )
+        await sim.start()
+        sims = [sim]
     try:
         for sim in sims:
             print(f"listening on {sim.host}:{sim.port}", flush=True)

@@ -39,7 +39,7 @@ from drivers.llrp.codec import (
     TagRead,
 )
 from simulators.llrp.capabilities import power_levels
-from simulators.llrp.inventory import RateCap, ReportBuffer, TagField
+from simulators.llrp.inventory import RateCap, ReportBuffer, RoundSource
 from simulators.llrp.state import ReaderSettings
 from simulators.llrp.stats import SimStats, StatsWatch
 
@@ -50,7 +50,7 @@ class RunnerHost(Protocol):
     """What a runner needs from its reader."""
 
     settings: ReaderSettings
-    field: TagField
+    field: RoundSource
     buffer: ReportBuffer
     cap: RateCap
     stats: SimStats

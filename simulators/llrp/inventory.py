@@ -2,6 +2,10 @@
 
 Transmit power: at the table's highest power the scene applies as written. Each dB below it
 lowers every tag's ``read_prob`` by 3 % (relative; clamped at zero) and its RSSI by 1 dB.
+
+A :class:`RoundSource` answers the rounds: the scene's static :class:`TagField`, or a moving
+scene (:class:`simulators.cart.CartProvider`) that both reader simulators, LLRP and serial,
+take instead.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
+from typing import Protocol
 
 from drivers.llrp.codec import TagRead
 from simulators.scene import Scene
@@ -24,6 +29,14 @@ class _Sighting:
     rssi: float
     sd: float
     prob: float
+
+
+class RoundSource(Protocol):
+    """What answers in one inventory round (:class:`TagField` fits)."""
+
+    def read_round(self, antenna: int, power_below_max_db: float = 0.0) -> list[tuple[bytes, int]]:
+        """(EPC, RSSI dBm) of every tag read in one round on ``antenna``, now."""
+        ...
 
 
 class TagField:

@@ -60,7 +60,7 @@ from drivers.llrp.codec import (
 )
 from simulators.llrp.capabilities import MAX_ACCESS_SPECS, MAX_ROSPECS, capabilities_response
 from simulators.llrp.engine import ROSpecRunner
-from simulators.llrp.inventory import RateCap, ReportBuffer, TagField
+from simulators.llrp.inventory import RateCap, ReportBuffer, RoundSource, TagField
 from simulators.llrp.state import (
     ReaderSettings,
     check_access_spec,
@@ -99,6 +99,9 @@ class SimReader:
         watch: Notified after every change so tests can wait on the counters.
         replay: Pre-encoded RO_ACCESS_REPORT messages to stream instead of simulating.
         seed: RNG seed overriding the scene's.
+        source: What answers each inventory round instead of the scene's tags (a moving
+            scene such as :class:`simulators.cart.CartProvider`); the scene's
+            :class:`~simulators.llrp.inventory.TagField` if None.
     """
 
     def __init__(
@@ -108,10 +111,12 @@ class SimReader:
         watch: StatsWatch[SimStats],
         replay: Sequence[bytes] | None = None,
         seed: int | None = None,
+        *,
+        source: RoundSource | None = None,
     ) -> None:
         self.spec = scene.reader
         self.settings = ReaderSettings(scene.reader)
-        self.field = TagField(scene, seed)
+        self.field: RoundSource = source if source is not None else TagField(scene, seed)
         self.buffer = ReportBuffer()
         self.cap = RateCap(scene.reader.max_reads_per_second)
         self.stats = stats

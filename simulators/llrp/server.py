@@ -1,5 +1,11 @@
 """The LLRP reader simulator: an asyncio TCP server with fault injection and test hooks.
 
+A moving reader (a cart or drone along an aisle) is a ``source`` answering the inventory rounds
+instead of the scene's tags; the scene then gives only the reader spec and the round pace::
+
+    provider = CartProvider(spec.sim(), seed=1)   # its clock starts with the first round
+    async with LLRPSimulator(spec.scene(), source=provider) as sim: ...
+
 Example:
     >>> async def demo(scene):
     ...     async with LLRPSimulator(scene, port=0) as sim:
@@ -20,6 +26,7 @@ from types import TracebackType
 from typing import Self
 
 from drivers.llrp.codec import ConnectionAttemptStatus
+from simulators.llrp.inventory import RoundSource
 from simulators.llrp.reader import SimReader
 from simulators.llrp.session import Session, connection_event
 from simulators.llrp.stats import SimStats, StatsPredicate, StatsWatch
@@ -58,6 +65,9 @@ class LLRPSimulator:
             simulating the scene (see :mod:`simulators.llrp.replay`).
         seed: RNG seed (default: the scene's).
         faults: Faults to inject on schedule.
+        source: What answers each inventory round instead of the scene's tags, at the scene's
+            ``rounds_per_second`` (a moving scene: :class:`simulators.cart.CartProvider`,
+            whose clock starts with the first round).
     """
 
     def __init__(
@@ -69,13 +79,14 @@ class LLRPSimulator:
         replay: Sequence[bytes] | None = None,
         seed: int | None = None,
         faults: FaultPlan | None = None,
+        source: RoundSource | None = None,
     ) -> None:
         self.scene = scene
         self.host = host
         self.port = port
         self._stats = SimStats()
         self.watch = StatsWatch(self._stats)
-        self.reader = SimReader(scene, self._stats, self.watch, replay, seed)
+        self.reader = SimReader(scene, self._stats, self.watch, replay, seed, source=source)
         self.faults = faults or FaultPlan()
         self._rng = random.Random(seed if seed is not None else scene.seed)  # noqa: S311
         self._server: asyncio.Server | None = None

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from simulators.llrp.inventory import RoundSource
 from simulators.llrp.server import FaultPlan, LLRPSimulator
 from simulators.llrp.stats import SimStats, StatsPredicate
 from simulators.scene import Scene
@@ -35,6 +36,8 @@ class SimulatorThread:
         replay: Messages to replay (see :class:`LLRPSimulator`).
         seed: RNG seed.
         faults: Scheduled faults.
+        source: What answers the inventory rounds instead of the scene's tags (see
+            :class:`LLRPSimulator`); it is called on the simulator's thread.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class SimulatorThread:
         replay: Sequence[bytes] | None = None,
         seed: int | None = None,
         faults: FaultPlan | None = None,
+        source: RoundSource | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "host": host,
@@ -53,6 +57,7 @@ class SimulatorThread:
             "replay": replay,
             "seed": seed,
             "faults": faults,
+            "source": source,
         }
         self._scene = scene
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -48,6 +48,9 @@ from drivers.serial.codec import (
     StopMultiPoll,
     TagNotice,
 )
+from simulators.llrp.inventory import (  # RoundSource: re-exported, shared with the LLRP sim
+    RoundSource as RoundSource,  # noqa: PLC0414
+)
 from simulators.llrp.inventory import TagField
 from simulators.scene import Scene
 from simulators.watch import StatsWatch
@@ -152,14 +155,6 @@ class Wire(Protocol):
 
     async def drain(self) -> None:
         """Wait until the queue is low."""
-
-
-class RoundSource(Protocol):
-    """What answers in one inventory round (:class:`~simulators.llrp.inventory.TagField` fits)."""
-
-    def read_round(self, antenna: int, power_below_max_db: float = 0.0) -> list[tuple[bytes, int]]:
-        """(EPC, RSSI dBm) of every tag read in one round on ``antenna``, now."""
-        ...
 
 
 class SimModule:
