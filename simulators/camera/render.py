@@ -5,7 +5,9 @@ A shelf is pallet racking seen from the aisle: ``bays`` columns between uprights
 holds one planogram SKU, packed densely in stacks that stand on the beam. Each image varies the
 racking colours, products (sizes, colours, label patterns), fill (empty, half-empty, full),
 price labels on the beams (look-alike distractors), partial occlusion, lighting, blur, noise
-and a perspective tilt, and returns the exact box of every item and the count per location.
+and a perspective tilt, and returns the exact box of every item and the count per location. A
+caller can fix what each bin holds instead (``contents``: one or more SKUs per bin, the
+warehouse twin's truth in :mod:`simulators.camera.twin_render`).
 
 Locations are polygons in image coordinates (quadrilaterals once tilted). A bin's polygon is
 what a person would draw around it: from the underside of the beam above down to the bottom
@@ -16,6 +18,7 @@ a beam's height to spare: the rule the counter uses to assign a box.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -32,6 +35,10 @@ _UPRIGHT = 14
 _BEAM = 12
 _TOP = 8
 _HEADROOM = 6
+_SKU_GAP = 12
+"""Pixels between the stacks of two SKUs in one bin."""
+_MIN_ITEM = (22, 20)
+"""Smallest item (width, height) the random fill draws: 26 x 24 pixels at scale 0.85."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,34 @@ class RenderSettings:
     def clean(self) -> RenderSettings:
         """The same layout with no tilt, blur, noise, occlusion or lighting change."""
         return replace(self, occlusion=0.0, tilt=0.0, blur=0.0, noise=0.0, lighting=(1.0, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class BinContent:
+    """What one bin holds when the caller decides instead of the renderer.
+
+    Attributes:
+        location: The bin's location name in the rendered truth.
+        stock: ``(product, count)`` per SKU, drawn left to right; the first with the most
+            items is the planogram SKU.
+    """
+
+    location: str
+    stock: tuple[tuple[Product, int], ...]
+
+    @property
+    def sku(self) -> str:
+        """The planogram SKU: the one with the most items (the first of equals)."""
+        return max(self.stock, key=lambda entry: entry[1])[0].sku if self.stock else ""
+
+    @property
+    def count(self) -> int:
+        """Items over every SKU."""
+        return sum(count for _, count in self.stock)
+
+
+Contents = Mapping[tuple[int, int], BinContent]
+"""Given bins by ``(bay, level)``: bay 1 at the left, level 1 the bottom row of the image."""
 
 
 @dataclass(slots=True)
@@ -141,11 +176,21 @@ def render_shelf(
     rng: np.random.Generator,
     settings: RenderSettings | None = None,
     catalogue: list[Product] | None = None,
+    *,
+    contents: Contents | None = None,
 ) -> ShelfImage:
-    """Render one shelf image with its truth."""
+    """Render one shelf image with its truth.
+
+    Args:
+        rng: Source of every random choice.
+        settings: Layout and camera effects.
+        catalogue: Products the random fill picks from.
+        contents: Bins to draw with exactly these items instead of a random fill; bins not
+            in it are drawn empty and left out of the truth (``catalogue`` is then unused).
+    """
     settings = settings or RenderSettings()
-    catalogue = catalogue or make_catalogue(rng)
-    canvas, boxes, owners, bins = _draw_racking(rng, settings, catalogue)
+    catalogue = catalogue or ([] if contents is not None else make_catalogue(rng))
+    canvas, boxes, owners, bins = _draw_racking(rng, settings, catalogue, contents)
     boxes_arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     if rng.random() < settings.occlusion:
         _occlude(rng, canvas, boxes_arr)
@@ -201,7 +246,10 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def _draw_racking(
-    rng: np.random.Generator, s: RenderSettings, catalogue: list[Product]
+    rng: np.random.Generator,
+    s: RenderSettings,
+    catalogue: list[Product],
+    contents: Contents | None = None,
 ) -> tuple[Image, list[tuple[float, float, float, float]], list[str], list[Bin]]:
     canvas = np.empty((s.height, s.width, 3), dtype=np.uint8)
     canvas[:] = np.array(_colour(rng), dtype=np.uint8) // 3 + 40
@@ -221,14 +269,19 @@ def _draw_racking(
             x0, y0, x1, y1 = int(left), int(top), int(left + bay_w), int(floor)
             canvas[y0:y1, x0:x1] = back + rng.integers(0, 20, 3)
             location = f"{s.location_prefix}{bay + 1:02d}-L{s.levels - level}"
-            product = catalogue[int(rng.integers(len(catalogue)))]
-            placed = _pack(rng, canvas, (x0, y0, x1, y1), product, s)
+            if contents is None:
+                product = catalogue[int(rng.integers(len(catalogue)))]
+                placed, sku = _pack(rng, canvas, (x0, y0, x1, y1), product, s), product.sku
+            elif (given := contents.get((bay + 1, s.levels - level))) is not None:
+                placed, location, sku = _pack_given(rng, canvas, (x0, y0, x1, y1), given)
+            else:
+                continue
             boxes.extend(placed)
             owners.extend([location] * len(placed))
             polygon = np.array(
                 [[x0, y0], [x1, y0], [x1, y1 + _BEAM], [x0, y1 + _BEAM]], dtype=np.float32
             )
-            bins.append(Bin(location, product.sku, len(placed), polygon))
+            bins.append(Bin(location, sku, len(placed), polygon))
         y_beam = int(floor)
         cv2.rectangle(canvas, (0, y_beam), (s.width, y_beam + _BEAM), beam, -1)
         _price_labels(rng, canvas, y_beam, s)
@@ -275,6 +328,47 @@ def _pack(
             _draw_item(rng, canvas, (bx, by, w, h), product)
             boxes.append((float(bx), float(by), float(bx + w), float(by + h)))
     return boxes
+
+
+def _pack_given(
+    rng: np.random.Generator, canvas: Image, area: tuple[int, int, int, int], given: BinContent
+) -> tuple[list[tuple[float, float, float, float]], str, str]:
+    """Stack exactly the given items, each SKU's full stacks side by side from the left.
+
+    Products are drawn at a random scale of 0.85-1.15; while the stacks are too wide for the
+    bin, the SKU taking the most width shrinks by 5 %, never below the smallest size
+    :func:`make_catalogue` and :func:`_pack` draw (:data:`_MIN_ITEM`). Returns the boxes, the
+    location and the planogram SKU.
+    """
+    x0, y0, x1, y1 = area
+    room_w, room_h = x1 - x0 - 4, y1 - y0 - _HEADROOM
+    gap = int(rng.integers(0, 4))
+    scales = [float(rng.uniform(0.85, 1.15))] * len(given.stock)
+    while True:
+        sizes = [
+            (int(p.width * k), min(int(p.height * k), room_h))
+            for (p, _), k in zip(given.stock, scales, strict=True)
+        ]
+        rows = [max(1, room_h // (h + gap)) for _, h in sizes]
+        cols = [-(-n // r) for (_, n), r in zip(given.stock, rows, strict=True)]
+        widths = [c * (w + gap) + _SKU_GAP for c, (w, _) in zip(cols, sizes, strict=True)]
+        if sum(widths) - _SKU_GAP <= room_w:
+            break
+        shrinkable = [i for i, (w, h) in enumerate(sizes) if w > _MIN_ITEM[0] and h > _MIN_ITEM[1]]
+        if not shrinkable:
+            raise ValueError(f"{given.location}: {given.count} items do not fit one bin")
+        widest = max(shrinkable, key=lambda i: widths[i])
+        scales[widest] *= 0.95
+    x = x0 + 2 + int(rng.integers(0, room_w - sum(widths) + _SKU_GAP + 1))
+    boxes: list[tuple[float, float, float, float]] = []
+    for (product, n), (w, h), r, c in zip(given.stock, sizes, rows, cols, strict=True):
+        for col in range(c):
+            for row in range(min(r, n - col * r)):
+                bx, by = x + col * (w + gap), y1 - (row + 1) * (h + gap) + gap
+                _draw_item(rng, canvas, (bx, by, w, h), product)
+                boxes.append((float(bx), float(by), float(bx + w), float(by + h)))
+        x += c * (w + gap) + _SKU_GAP
+    return boxes, given.location, given.sku
 
 
 def _stacks(rng: np.random.Generator, cols: int, rows: int, count: int) -> list[int]:
