@@ -13,6 +13,7 @@ Topics live under ``edgecount/v1/{site}/``::
     discrepancy/{zone}/{location}  reconciler -> * edgecount.discrepancy/1  QoS 1, retained
     adjustment                     reconciler -> * edgecount.adjustment/1   QoS 1
     deadletter                     consumer -> *   edgecount.deadletter/1   QoS 1
+    pose/{robot}                   robot -> gateway edgecount.pose/1        QoS 0 (edgecount.pose)
 
 ``count`` and ``scan`` messages are *sequenced*: the gateway's outbox fills in ``seq``,
 ``msg_id`` (``"{gateway}:{seq}"``) and ``historical`` (see :func:`with_sequence`). Their
@@ -47,6 +48,7 @@ SCAN_REQUEST: Final = "edgecount.scan-request/1"
 DISCREPANCY: Final = "edgecount.discrepancy/1"
 ADJUSTMENT: Final = "edgecount.adjustment/1"
 DEADLETTER: Final = "edgecount.deadletter/1"
+POSE: Final = "edgecount.pose/1"
 
 SCHEMA_FILES: Final[Mapping[str, str]] = {
     COUNT: "count.json",
@@ -56,6 +58,7 @@ SCHEMA_FILES: Final[Mapping[str, str]] = {
     DISCREPANCY: "discrepancy.json",
     ADJUSTMENT: "adjustment.json",
     DEADLETTER: "deadletter.json",
+    POSE: "pose.json",
 }
 SEQUENCED: Final = frozenset({COUNT, SCAN})
 """Schemas whose payloads carry ``seq``, ``msg_id`` and ``historical`` (filled by the outbox)."""
@@ -75,6 +78,7 @@ TOPICS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
     "discrepancy": (("discrepancy", "{zone}", "{location}"), DISCREPANCY),
     "adjustment": (("adjustment",), ADJUSTMENT),
     "deadletter": (("deadletter",), DEADLETTER),
+    "pose": (("pose", "{robot}"), POSE),
 }
 
 

@@ -7,6 +7,7 @@ paths are resolved against the directory of the configuration file.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -143,14 +144,25 @@ _EPC96_HEX = re.compile(r"[0-9a-f]{24}")
 class MobileConfig(StrictModel):
     """A mobile zone: the readers move past the bays, which carry location reference tags.
 
-    Each item tag goes to the bay whose reference tag it was read with most strongly
-    (:class:`gateway.mobile.MobileAssigner`); bays are published as the reader passes them.
+    With ``assign: reference`` (the default) each item tag goes to the bay whose reference
+    tag it was read with most strongly (:class:`gateway.mobile.MobileAssigner`); with
+    ``assign: pose`` to the bay whose ``extents`` held the reader when it read the tag most
+    strongly, from the poses ``robot`` publishes (:class:`gateway.mobile.PoseAssigner`).
+    Either way bays are published as the reader passes them.
     """
 
     references: dict[str, Segment] = Field(min_length=1)
     """Reference tag EPC (96 bits, 24 hex digits, any case) → the location it marks."""
     window_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
     """A tag not heard for this long has been passed (``W``)."""
+    assign: Literal["reference", "pose"] = "reference"
+    """How item tags are placed: by the reference tags, or by the robot's reported pose."""
+    robot: Segment | None = None
+    """The robot whose poses (``edgecount/v1/{site}/pose/{robot}``) place the items."""
+    extents: dict[Segment, tuple[float, float]] | None = None
+    """Location → ``[x0, x1)``, metres along the aisle in the robot's pose frame."""
+    margin_metres: float = Field(default=1.0, ge=0.0, le=10.0)
+    """With poses: a bay closes once the reader is this far past its extent."""
 
     @field_validator("references")
     @classmethod
@@ -164,6 +176,39 @@ class MobileConfig(StrictModel):
                 raise ValueError(f"reference EPC {epc!r} is listed twice")
             out[key] = location
         return out
+
+    @field_validator("extents")
+    @classmethod
+    def _intervals(
+        cls, value: dict[str, tuple[float, float]] | None
+    ) -> dict[str, tuple[float, float]] | None:
+        if value is None:
+            return None
+        for location, (x0, x1) in value.items():
+            if not x0 < x1:
+                raise ValueError(f"extent of {location!r} is [{x0}, {x1}]: x0 must be below x1")
+        ordered = sorted(value.items(), key=lambda item: item[1][0])
+        for (left, (_, end)), (right, (start, _)) in pairwise(ordered):
+            if start < end:
+                raise ValueError(f"extents of {left!r} and {right!r} overlap")
+        return value
+
+    @model_validator(mode="after")
+    def _pose_keys(self) -> MobileConfig:
+        if self.assign == "reference":
+            if self.robot is not None or self.extents is not None:
+                raise ValueError("robot and extents are used only with assign: pose")
+            return self
+        if self.robot is None or self.extents is None:
+            raise ValueError("assign: pose needs robot and extents")
+        locations = self.locations()
+        missing = [location for location in locations if location not in self.extents]
+        if missing:
+            raise ValueError(f"extents miss referenced locations: {', '.join(missing)}")
+        unknown = [location for location in self.extents if location not in locations]
+        if unknown:
+            raise ValueError(f"extents name locations no reference tag marks: {', '.join(unknown)}")
+        return self
 
     def locations(self) -> list[str]:
         """The locations the reference tags mark, in configuration order, without repeats."""

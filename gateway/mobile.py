@@ -32,7 +32,9 @@ bays a run stopped early never finished ``complete: false``.
 
 The pose alternative, :func:`assign_by_pose`, puts an item in the bay that held the reader
 at the time of its strongest reads (the power-weighted mean position over the reads within
-``top_db`` of its strongest one).
+``top_db`` of its strongest one). :class:`PoseAssigner` runs it live from the poses the robot
+publishes: a bay closes once the robot has covered its extent and moved ``margin`` metres past
+it (in either direction); a bay the poses never covered is ``complete: false``.
 """
 
 from __future__ import annotations
@@ -234,9 +236,13 @@ class MobileAssigner:
             if bay in self._closed:
                 out[bay] = self._closed[bay]
                 continue
-            complete = not stopped_early and bay in self._refs
+            complete = not stopped_early and self._scanned(bay)
             out[bay] = self._count(bay, by_bay[bay], complete=complete)
         return out
+
+    def _scanned(self, bay: str) -> bool:
+        """Whether the reader went past ``bay``: its reference tag was heard."""
+        return bay in self._refs
 
     def _count(self, bay: str, epcs: Iterable[bytes], *, complete: bool) -> LocationCount:
         count = LocationCount(bay, complete=complete)
@@ -314,3 +320,98 @@ def assign_by_pose(
                 out[epc] = bay
                 break
     return out
+
+
+class PoseAssigner(MobileAssigner):
+    """Assigns item tags to bays by the robot's reported pose (:func:`assign_by_pose`).
+
+    Takes reads like :class:`MobileAssigner` (reference tags are told apart and left out of
+    the counts) and the robot's poses through :meth:`add_pose`, in any order. Times of poses
+    and reads must be on one clock (UNIX seconds).
+
+    Args:
+        references: Reference tag EPC → bay, as for :class:`MobileAssigner`.
+        extents: Bay → ``(x0, x1)`` along the aisle, in the poses' frame.
+        margin: A bay closes once the reader is this many metres past its extent: by then
+            its items' strongest reads are behind it.
+        pose_top_db: ``top_db`` of :func:`assign_by_pose`.
+        **options: The other arguments of :class:`MobileAssigner`.
+    """
+
+    def __init__(
+        self,
+        references: ReferenceMap,
+        extents: Mapping[str, tuple[float, float]],
+        *,
+        margin: float = 1.0,
+        pose_top_db: float = 6.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(references, **options)
+        self.extents = dict(extents)
+        self.margin = margin
+        self.pose_top_db = pose_top_db
+        self.poses: list[tuple[float, float]] = []
+        """(time, x) of every pose received, sorted by time."""
+        self._times: list[float] = []
+
+    def add_pose(self, t: float, x: float) -> None:
+        """Account for the robot being at ``x`` at time ``t`` (poses may come out of order)."""
+        at = bisect.bisect_right(self._times, t)
+        self._times.insert(at, t)
+        self.poses.insert(at, (t, x))
+
+    def _covered(self, until: float = float("inf")) -> set[str]:
+        """The bays whose whole extent the reader went over up to ``until``."""
+        seen = self.poses[: bisect.bisect_right(self._times, until)]
+        if not seen:
+            return set()
+        low, high = min(x for _, x in seen), max(x for _, x in seen)
+        return {bay for bay, (x0, x1) in self.extents.items() if low <= x0 and high >= x1}
+
+    def placements(self) -> dict[bytes, str]:
+        """Every counted item tag inside a bay's extent, with its bay."""
+        undecided = {
+            epc: reads for epc, reads in self.item_reads().items() if epc not in self._decided
+        }
+        out = {}
+        if self.poses:
+            out = assign_by_pose(undecided, self.poses, self.extents, top_db=self.pose_top_db)
+        out.update(self._decided)
+        return out
+
+    def closed_bays(self, now: float) -> dict[str, LocationCount]:
+        """The bays that became final since the last call, with their counts.
+
+        A bay is final once the poses up to ``now`` covered its extent and the reader is
+        :attr:`margin` past it; its items are then decided for good.
+
+        Args:
+            now: The current time on the clock of the reads (the newest read): poses newer
+                than the reads do not close anything, so a reader gone silent closes nothing.
+        """
+        covered = self._covered(now) - set(self._closed)
+        if not covered:
+            return {}
+        x = position_at(self.poses, now)
+        passed = {
+            bay
+            for bay in covered
+            if x >= self.extents[bay][1] + self.margin or x < self.extents[bay][0] - self.margin
+        }
+        if not passed:
+            return {}
+        pending: defaultdict[str, list[bytes]] = defaultdict(list)
+        for epc, bay in self.placements().items():
+            if bay in passed and epc not in self._decided:
+                pending[bay].append(epc)
+        out: dict[str, LocationCount] = {}
+        for bay in sorted(passed):
+            for epc in pending[bay]:
+                self._decided[epc] = bay
+            out[bay] = self._closed[bay] = self._count(bay, pending[bay], complete=True)
+        return out
+
+    def _scanned(self, bay: str) -> bool:
+        """Whether the poses covered ``bay``'s extent (no pose at all: nothing was)."""
+        return bay in self._covered()

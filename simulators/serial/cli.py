@@ -1,7 +1,10 @@
 """``edgecount sim serial``: serve a simulated serial UHF module from a scene or a cart spec.
 
 With ``--cart SPEC`` (:class:`simulators.cart.CartSpec`) the module rides a cart along an
-aisle: the cart starts at the first inventory round and stays at its end once there.
+aisle: the cart starts at the first inventory round and stays at its end once there. With
+``--pose-broker mqtt://HOST:PORT --site SITE --robot NAME`` the cart also publishes its pose
+on ``edgecount/v1/{SITE}/pose/{NAME}`` (:class:`simulators.pose.PosePublisher`), for a
+gateway zone with ``assign: pose``.
 
 Over TCP it prints ``listening on HOST:PORT`` (a host opens ``socket://HOST:PORT``); with
 ``--pty`` it prints ``pty PATH`` (and ``link PATH`` with ``--pty-link``), the device a host
@@ -16,9 +19,11 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from edgecount.yamlcfg import ConfigError
 from simulators.cart import CartProvider, load_cart_spec
+from simulators.pose import PosePublisher
 from simulators.scene import Scene, load_scene
 from simulators.serial.module import RoundSource, SerialFaults
 from simulators.serial.server import SerialModuleSimulator
@@ -44,6 +49,13 @@ def add_sim_serial_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     where.add_argument(
         "--pty-link", type=Path, metavar="PATH", help="keep a symlink to the pty here"
+    )
+    pose = parser.add_argument_group("the cart's pose on MQTT (with --cart)")
+    pose.add_argument("--pose-broker", metavar="URL", help="publish the pose to mqtt://HOST[:PORT]")
+    pose.add_argument("--site", help="site id of the pose topic")
+    pose.add_argument("--robot", default="cart", help="robot id of the pose topic (cart)")
+    pose.add_argument(
+        "--pose-rate", type=float, default=10.0, metavar="HZ", help="poses per second (10)"
     )
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
@@ -118,20 +130,56 @@ def _scene(args: argparse.Namespace) -> tuple[Scene, RoundSource | None] | str:
         return f"invalid cart spec:\n{exc}"
 
 
-def run_sim_serial(args: argparse.Namespace) -> int:
-    """Run the simulator; returns the exit status."""
+def _poses(args: argparse.Namespace, source: RoundSource | None) -> PosePublisher | str | None:
+    """The pose publisher the options ask for (None: none), or what is wrong with them."""
+    if args.pose_broker is None:
+        return None
+    if not isinstance(source, CartProvider):
+        return "--pose-broker needs --cart"
+    url = urlsplit(args.pose_broker)
+    if url.scheme != "mqtt" or not url.hostname:
+        return "--pose-broker must be mqtt://HOST[:PORT]"
+    if not args.site:
+        return "--pose-broker needs --site"
+    try:
+        return PosePublisher(
+            source,
+            host=url.hostname,
+            port=url.port or 1883,
+            site=args.site,
+            robot=args.robot,
+            rate=args.pose_rate,
+        )
+    except ValueError as exc:
+        return f"invalid pose options: {exc}"
+
+
+def _inputs(
+    args: argparse.Namespace,
+) -> tuple[Scene, RoundSource | None, SerialFaults, PosePublisher | None] | str:
+    """Everything the options describe, or what is wrong with them."""
     loaded = _scene(args)
     if isinstance(loaded, str):
-        print(loaded, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return loaded
     scene, source = loaded
     faults = _faults(args)
     if isinstance(faults, str):
-        print(faults, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return faults
     if args.pty_link is not None and not args.pty:
-        print("--pty-link needs --pty", file=sys.stderr)
+        return "--pty-link needs --pty"
+    poses = _poses(args, source)
+    if isinstance(poses, str):
+        return poses
+    return scene, source, faults, poses
+
+
+def run_sim_serial(args: argparse.Namespace) -> int:
+    """Run the simulator; returns the exit status."""
+    inputs = _inputs(args)
+    if isinstance(inputs, str):
+        print(inputs, file=sys.stderr)
         return EXIT_BAD_INPUT
+    scene, source, faults, poses = inputs
     try:
         sim = SerialModuleSimulator(
             scene,
@@ -148,13 +196,13 @@ def run_sim_serial(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return asyncio.run(_serve(sim))
+        return asyncio.run(_serve(sim, poses))
     except OSError as exc:
         print(f"cannot serve: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(sim: SerialModuleSimulator) -> int:
+async def _serve(sim: SerialModuleSimulator, poses: PosePublisher | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -167,7 +215,12 @@ async def _serve(sim: SerialModuleSimulator) -> int:
                 print(f"link {sim.pty_link}", flush=True)
         else:
             print(f"listening on {sim.host}:{sim.port}", flush=True)
+        if poses is not None:
+            await poses.start()
+            print(f"pose {poses.topic}", flush=True)
         await stop.wait()
     finally:
+        if poses is not None:
+            await poses.stop()
         await sim.stop()
     return EXIT_OK

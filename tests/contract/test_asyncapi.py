@@ -22,6 +22,7 @@ EXPECTED = {
     "discrepancy": (1, True, None),
     "adjustment": (1, False, None),
     "deadletter": (1, False, None),
+    "pose": (0, False, "receive"),
 }
 
 
@@ -46,7 +47,9 @@ def deref(doc: dict[str, Any], node: Any) -> Any:
 
 
 def kind_of(address: str) -> str:
-    topic = address.replace("{gateway_id}", "gw").format(site="s", zone="z", location="l")
+    topic = address.replace("{gateway_id}", "gw").format(
+        site="s", zone="z", location="l", robot="r"
+    )
     return contract.parse_topic(topic).kind
 
 

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from edgecount import contract
 from edgecount.contract import ContractError
+from edgecount.pose import pose_topic
 
 GW, SITE, ZONE = "gw-1", "dc-east", "zone-a"
 WHEN = datetime(2024, 5, 1, 2, 0, 0, 123000, tzinfo=UTC)
@@ -378,6 +379,7 @@ def test_parse_topic_covers_every_kind() -> None:
         "discrepancy": contract.discrepancy_topic(SITE, ZONE, "L"),
         "adjustment": contract.adjustment_topic(SITE),
         "deadletter": contract.deadletter_topic(SITE),
+        "pose": pose_topic(SITE, "cart-1"),
     }
     assert set(topics) == set(contract.TOPICS)
     for kind, topic in topics.items():

@@ -10,6 +10,7 @@ import fastjsonschema
 import pytest
 
 from edgecount import contract
+from edgecount.pose import pose_payload
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -48,7 +49,8 @@ def samples() -> list[dict[str, Any]]:
     status = contract.status_payload(gateway="gw", site="s", state="online")
     request = contract.scan_request_payload(reason="recount", requested_by="t", zone="Z")
     letter = contract.deadletter_payload(topic="t", raw=b"x", reason="bad", rejected_by="r")
-    return [count, scan, status, request, letter]
+    pose = pose_payload(robot="cart", x=1.5, at=NOW, aisle="A-01", y=0.4, heading=90.0)
+    return [count, scan, status, request, letter, pose]
 
 
 def mutations(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:

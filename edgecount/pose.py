@@ -1,0 +1,99 @@
+"""Robot poses on MQTT: ``edgecount/v1/{site}/pose/{robot}``, schema ``edgecount.pose/1``.
+
+A robot (cart, drone) that carries a reader along an aisle publishes where it is, about ten
+times a second, with QoS 0 and not retained: poses are a stream, and the gateway interpolates
+over a lost one (:func:`gateway.mobile.position_at`). A mobile zone configured with
+``assign: pose`` places each item tag at the position the reader had when it read the tag
+most strongly.
+
+``at`` is the robot's clock, and the gateway matches it to the time stamps of the tag reads
+(UNIX seconds: the gateway's clock for serial modules, the reader's for LLRP readers), so
+robot, gateway and readers must be kept in step by NTP; 10 ms of skew at 1 m/s moves an item
+by 1 cm.
+
+Example:
+    >>> payload = pose_payload(robot="cart-1", at=0.0, x=1.25)
+    >>> payload["at"], pose_topic("dc1", "cart-1")
+    ('1970-01-01T00:00:00.000Z', 'edgecount/v1/dc1/pose/cart-1')
+    >>> parse_pose(contract.encode(payload), topic="edgecount/v1/dc1/pose/cart-1").t
+    0.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from edgecount import contract
+
+__all__ = ["POSE", "Pose", "parse_pose", "pose_payload", "pose_topic"]
+
+POSE = contract.POSE
+QOS = 0
+"""Poses are published with QoS 0 and not retained."""
+
+
+def pose_topic(site: str, robot: str) -> str:
+    """``edgecount/v1/{site}/pose/{robot}``."""
+    return contract.site_root(site) + "pose/" + contract.check_segment(robot, "robot")
+
+
+def pose_payload(
+    *,
+    robot: str,
+    x: float,
+    at: str | datetime | float | None = None,
+    aisle: str | None = None,
+    y: float | None = None,
+    heading: float | None = None,
+) -> dict[str, Any]:
+    """A validated ``edgecount.pose/1`` payload.
+
+    Args:
+        robot: The robot's id (the topic's last level).
+        x: Position of the reader along the aisle, metres.
+        at: When it was there: an ISO-8601 UTC string, an aware datetime or UNIX seconds;
+            now by default.
+        aisle: The aisle it is in, when known.
+        y: Position across the aisle, metres.
+        heading: Direction of travel, degrees in [0, 360) from the aisle's +x direction.
+    """
+    when = contract.now_iso() if at is None else at if isinstance(at, str) else contract.to_iso(at)
+    payload: dict[str, Any] = {"schema": POSE, "robot": robot, "at": when, "x": float(x)}
+    optional = {"aisle": aisle, "y": y, "heading": heading}
+    payload.update({key: value for key, value in optional.items() if value is not None})
+    contract.validate(payload)
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class Pose:
+    """A received pose.
+
+    Attributes:
+        robot: The robot's id.
+        t: When, UNIX seconds (the clock of :attr:`drivers.base.TagRead.t`).
+        x: Position along the aisle, metres.
+    """
+
+    robot: str
+    t: float
+    x: float
+
+
+def parse_pose(raw: bytes, *, topic: str | None = None) -> Pose:
+    """Decode and validate a pose message.
+
+    Args:
+        raw: The MQTT payload.
+        topic: The topic it came on; when given, it must be a pose topic of the same robot.
+
+    Raises:
+        contract.ContractError: Not a valid ``edgecount.pose/1`` payload (for this topic).
+    """
+    payload = contract.decode(raw, topic=topic)
+    if payload["schema"] != POSE:
+        raise contract.ContractError(f"expected {POSE}, got {payload['schema']!r}")
+    moment = contract.parse_iso(payload["at"])
+    return Pose(payload["robot"], moment.timestamp(), float(payload["x"]))
