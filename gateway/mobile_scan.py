@@ -134,7 +134,10 @@ class MobileZoneScan(ZoneScan):
             pose = parse_pose(payload, topic=topic)
         except ContractError as exc:
             self.poses_rejected += 1
-            log.warning("zone %s: rejected pose on %s: %s", self.zone, topic, exc)
+            # The first one loudly; a robot that keeps sending bad poses would flood the log
+            # 10 times a second (the scan's summary counts them all).
+            level = logging.WARNING if self.poses_rejected == 1 else logging.DEBUG
+            log.log(level, "zone %s: rejected pose on %s: %s", self.zone, topic, exc)
             return
         self.assigner.add_pose(pose.t, pose.x)
         self.poses += 1
@@ -178,7 +181,8 @@ class MobileZoneScan(ZoneScan):
     def _counts(self, outcomes: Mapping[str, ReaderOutcome]) -> dict[str, LocationCount]:
         stopped_early = not all(outcome.ok for outcome in outcomes.values())
         if self.pose_topic is not None:
-            log.info(
+            log.log(
+                logging.WARNING if self.poses_rejected else logging.INFO,
                 "zone %s: %d poses on %s, %d rejected",
                 self.zone,
                 self.poses,
