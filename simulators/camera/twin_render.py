@@ -122,20 +122,16 @@ class CameraView:
     def camera_config(self, url: str, **extra: Any) -> dict[str, Any]:
         """The gateway's ``cameras`` entry for this view: a snapshot camera with its ROIs.
 
-        ROI corners are the bins' polygons held inside the image (a tilted view can push a
-        corner of an edge bin past the frame, where an installer could not draw it).
+        ROIs are the bins' polygons as rendered: a tilted view can put a corner of an edge
+        bin a few pixels past the frame. They are not clipped: a box the detector clips at
+        the image's bottom edge must still stand inside its bin's polygon.
 
         Args:
             url: The snapshot URL of a camera serving the view.
             extra: More keys of the entry (``frames``, ``fps``, ``stall_seconds``, ...).
         """
-        height, width = self.shelf.image.shape[:2]
         rois = [
-            {
-                "location": b.location,
-                "sku": b.sku,
-                "polygon": np.clip(b.polygon, 0, [width, height]).round(2).tolist(),
-            }
+            {"location": b.location, "sku": b.sku, "polygon": b.polygon.round(2).tolist()}
             for b in self.bins
         ]
         return {"name": self.name, "url": url, "kind": "snapshot", "rois": rois} | extra
