@@ -56,7 +56,14 @@ class Gateway:
         """Detectors loaded by the first scan with cameras, kept for the next ones."""
         self.scans_run = 0
         self.failed_scans = 0
+        self.scanning: str | None = None
+        """The zone being scanned now, if any."""
         self.stopping = asyncio.Event()
+
+    @property
+    def idle(self) -> bool:
+        """No scan running and none queued."""
+        return self.scanning is None and self.requests.empty()
 
     def request(self, request: ScanRequest) -> bool:
         """Queue a scan unless the zone already waits for one. Returns True when queued."""
@@ -132,6 +139,7 @@ class Gateway:
                 self.config, request.zone, readers, self.publisher,
                 cameras=cameras, detectors=self.detectors,
             )  # fmt: skip
+            self.scanning = request.zone
             try:
                 result = await scan.run(request_id=request.request_id)
                 self.detectors = scan.detectors
@@ -139,6 +147,8 @@ class Gateway:
                 self.failed_scans += 1
                 log.exception("zone %s: scan failed", request.zone)
                 continue
+            finally:
+                self.scanning = None
             self.scans_run += 1
             log.info(
                 "zone %s scan %s: %s",
@@ -165,13 +175,19 @@ async def run_daemon(config: GatewayConfig) -> int:
         return await serve(config, publisher)
 
 
-async def serve(config: GatewayConfig, publisher: Publisher) -> int:
+async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | None = None) -> int:
     """The daemon's body: subscribe to commands, start the publisher, scan until stopped.
 
     The publisher may be started already; if not, it is started after the subscription, so
     the retained ``online`` birth means "ready for commands".
+
+    Args:
+        config: The gateway configuration.
+        publisher: Where messages go (and commands come from).
+        gateway: The daemon's state, for a caller that watches it or stops it by setting
+            its ``stopping`` event (like SIGTERM does); a new one if None.
     """
-    gateway = Gateway(config, publisher)
+    gateway = gateway or Gateway(config, publisher)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.stopping.set)

@@ -90,14 +90,15 @@ class Engine:
         nothing (the common case of a nightly scan), so ingest stays fast.
         """
         complete = [p for p in payloads if p["complete"]]
+        out: list[Outgoing] = []
         for payload in payloads:
             if not payload["complete"]:
                 log.info("count of %s incomplete: nothing flagged", payload["location"])
+                out += self._recount_failed(payload)
         if not complete:
-            return []
+            return out
         ledger = BookLedger.load(self.store, (p["location"] for p in complete))
         flagged = self._open_locations({p["location"] for p in complete})
-        out: list[Outgoing] = []
         for payload in complete:
             rows = self._compare(payload, ledger)
             exceptions = [row for row in rows if row.is_exception]
@@ -215,6 +216,43 @@ class Engine:
         if state == "recount_requested" and recounts != current.recounts:
             out.append(self._request_recount(conn, current.id, payload, now))
         return out
+
+    def _recount_failed(self, payload: Mapping[str, Any]) -> list[Outgoing]:
+        """An incomplete count where a recount was asked for: the attempt counts, ask again.
+
+        Without this a recount that came back incomplete (a reader failed, a robot stopped
+        early) would leave its discrepancy waiting for a count that is never requested. After
+        ``max_recounts`` attempts it waits for a person, who sees the last complete count.
+        """
+        now = datetime.now(UTC)
+        with self.store.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(t.discrepancies).where(
+                    t.discrepancies.c.location == payload["location"],
+                    t.discrepancies.c.state == "recount_requested",
+                    t.discrepancies.c.scan_id != payload["scan_id"],
+                )
+            ).first()
+            if current is None:
+                return []
+            recounts = current.recounts + 1
+            state = "recount_requested" if recounts < self.max_recounts else "awaiting_approval"
+            conn.execute(
+                t.discrepancies.update()
+                .where(t.discrepancies.c.id == current.id)
+                .values(state=state, recounts=recounts, updated_at=now, scan_id=payload["scan_id"])
+            )
+            self.store._audit(
+                conn,
+                self.actor,
+                "discrepancy.recount_incomplete",
+                payload["location"],
+                {"id": current.id, "recounts": recounts, "scan_id": payload["scan_id"]},
+            )
+            out = [self._discrepancy_message(conn, current.id)]
+            if state == "recount_requested":
+                out.append(self._request_recount(conn, current.id, payload, now))
+            return out
 
     def _resolve(
         self, conn: sa.Connection, current: Any, payload: Mapping[str, Any], now: datetime

@@ -1,15 +1,25 @@
-"""``edgecount demo``: the newcomer's first command works and checks itself against truth."""
+"""``edgecount demo``: the newcomer's first command runs a night and scores it against truth.
+
+The tiny twin (20 locations: 10 under a fixed LLRP reader, 10 flown by a drone over two
+levels) runs the whole pipeline: simulators in a child process, the gateway daemon, the
+broker, the reconciler with recounts, approvals. The figures it reports are checked against
+the twin the test generates itself from the same spec.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+from edgecount.demo import SIZES
+from simulators.twin import TwinSpec, generate
 from tests.conftest import BrokerAddress
 
 
-def demo(*args: str) -> subprocess.CompletedProcess[str]:
+def demo(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -17,45 +27,71 @@ def demo(*args: str) -> subprocess.CompletedProcess[str]:
             "edgecount",
             "demo",
             "--json",
-            "--tags",
-            "40",
-            "--seconds",
-            "1",
+            "--size",
+            "tiny",
+            "--state-dir",
+            str(state_dir),
             *args,
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
 
 
-def check(report: dict[str, object]) -> None:
-    assert report["complete"] is True
-    demo_part = report["demo"]
-    assert isinstance(demo_part, dict)
-    assert demo_part["locations"] == 4
-    assert demo_part["counts_on_broker"] == 4
-    assert demo_part["locations_matching_truth"] == 4
-    assert demo_part["true_items"] == 160
-    assert demo_part["counted_items"] == 160
-    assert demo_part["invalid_payloads"] == []
-    reconciliation = report["reconciliation"]
-    assert isinstance(reconciliation, dict)
-    assert reconciliation["errors_found"] == 2
-    assert reconciliation["false_flags"] == 0
-    assert reconciliation["exceptions"] == 2
-    assert reconciliation["records_counted"] == 16
-    assert reconciliation["awaiting_approval"] == 2
+def check_against_the_twin(figures: dict[str, Any], seed: int) -> None:
+    """The demo's figures are those of the twin it ran on, and the night found every error."""
+    spec, _ = SIZES["tiny"]
+    twin = generate(TwinSpec(**{**spec.__dict__, "seed": seed}))
+    book = twin.book_counts()
+    shelf = twin.truth_counts()
+    records = {(loc, sku) for loc, per in book.items() for sku in per}
+    records |= {(loc, sku) for loc, per in shelf.items() for sku, qty in per.items() if qty}
+    errors = {(e.location, e.sku) for e in twin.errors}
+    assert errors, "the tiny twin must have book errors to find"
+    assert figures["locations"] == len(twin.locations) == 20
+    assert figures["records"] == len(records)
+    assert figures["true_discrepancies"] == len(errors)
+    assert figures["ira_before"] == (len(records) - len(errors)) / len(records)
+    assert figures["recall"] == 1.0, figures["missed"]
+    assert figures["precision"] == 1.0, figures["false_flags"]
+    assert figures["false_flag_rate"] == 0.0
+    assert figures["ira_after"] == 1.0
+    assert figures["found"] == figures["flagged"] == len(errors)
+    assert figures["reconciliation"]["adjustments"] == len(errors)
+    counting = figures["counting"]
+    assert counting["latest_count_exact"] == 20
+    assert (
+        counting["true_items"]
+        == counting["counted_items"]
+        == sum(len(epcs) for epcs in twin.truth.values())
+    )
+    assert counting["by_device"]["fixed"]["counts"] >= 10
+    assert counting["by_device"]["drone"]["counts"] >= 10
+    assert figures["scans"]["nightly"] == 3  # Z1, and the drone aisle's two levels
+    assert figures["invalid_payloads"] == []
+    report = Path(figures["report_html"])
+    assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
 
 
-def test_demo_on_the_embedded_broker() -> None:
-    done = demo()
+def test_demo_on_the_embedded_broker_matches_its_own_truth(tmp_path: Path) -> None:
+    done = demo(tmp_path / "state")
     assert done.returncode == 0, done.stderr
-    check(json.loads(done.stdout))
+    check_against_the_twin(json.loads(done.stdout), seed=1)
 
 
-def test_demo_on_an_external_broker(broker: BrokerAddress) -> None:
-    done = demo("--broker", f"mqtt://{broker.host}:{broker.port}")
+def test_demo_on_an_external_broker(broker: BrokerAddress, tmp_path: Path) -> None:
+    done = demo(
+        tmp_path / "state", "--seed", "5", "--broker", f"mqtt://{broker.host}:{broker.port}"
+    )
     assert done.returncode == 0, done.stderr
-    check(json.loads(done.stdout))
+    check_against_the_twin(json.loads(done.stdout), seed=5)
+
+
+def test_demo_refuses_a_state_dir_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    done = demo(tmp_path)
+    assert done.returncode == 2
+    assert "not made by the demo" in done.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -271,6 +271,9 @@ class ModuleSession:
         elif isinstance(frame, StopMultiPoll):
             if await self.stop_polling():
                 stats.polls_stopped += 1
+            stopped = getattr(module.field, "inventory_stopped", None)
+            if callable(stopped):  # a moving source ends its pass (simulators.site.PassSource)
+                stopped()
             await self.send(Ack(Command.STOP_MULTI_POLL).encode())
         elif isinstance(frame, SetPower):
             await self._set_power(frame)

@@ -146,6 +146,28 @@ def test_recounts_then_approval_then_one_adjustment_per_line(store: Store) -> No
     assert all(r.status.value == "match" for r in engine.compare_count(after))
 
 
+def test_an_incomplete_recount_counts_as_an_attempt_and_asks_again(store: Store) -> None:
+    engine = engine_on(store, "s", max_recounts=2)
+    engine.on_count(count("s", "A-02", {SKU_A: 9}, seq=1, scan="s1"))
+    # the recount came back incomplete (a reader failed): asked again, not left waiting
+    again = engine.on_count(count("s", "A-02", {}, seq=2, scan="s2", complete=False))
+    assert states(store) == [("A-02", "recount_requested", 1)]
+    assert [m.topic for m in again] == [
+        "edgecount/v1/s/discrepancy/A/A-02",
+        "edgecount/v1/s/cmd/gw-1/scan",
+    ]
+    # the same incomplete scan is one attempt, however many of its counts arrive
+    assert engine.on_count(count("s", "A-02", {}, seq=3, scan="s2", complete=False)) == []
+    # a second failed attempt: a person decides, from the last complete count
+    last = engine.on_count(count("s", "A-02", {}, seq=4, scan="s3", complete=False))
+    assert states(store) == [("A-02", "awaiting_approval", 2)]
+    assert [m.topic for m in last] == ["edgecount/v1/s/discrepancy/A/A-02"]
+    (item,) = engine.list_discrepancies()
+    assert [(line["sku"], line["counted_qty"]) for line in item["lines"]] == [(SKU_A, 9)]
+    # an incomplete count where nothing waits for a recount changes nothing
+    assert engine.on_count(count("s", "A-01", {}, seq=5, scan="s4", complete=False)) == []
+
+
 def test_a_good_recount_resolves_the_discrepancy(store: Store) -> None:
     engine = engine_on(store, "s")
     engine.on_count(count("s", "A-02", {SKU_A: 9}, seq=1, scan="s1"))
