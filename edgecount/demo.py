@@ -26,8 +26,9 @@ from simulators.twin import TwinSpec
 MARKER = ".edgecount-demo"
 """A file in the state directory that says the demo made it (and may empty it again)."""
 
-SIZES: dict[str, tuple[TwinSpec, tuple[tuple[str, int], ...]]] = {
-    # 10 fixed locations + a drone aisle of 5 bays x 2 levels; many errors, to have some
+Aisles = tuple[tuple[str, int], ...]
+SIZES: dict[str, tuple[TwinSpec, Aisles, Aisles]] = {
+    # 10 fixed locations (with cameras) + a drone aisle of 5 bays x 2 levels; many errors
     "tiny": (
         TwinSpec(
             site="demo",
@@ -40,8 +41,10 @@ SIZES: dict[str, tuple[TwinSpec, tuple[tuple[str, int], ...]]] = {
             movements=4,
         ),
         (("Z2", 1),),
+        (("Z1", 1),),
     ),
-    # 60 fixed locations in zone Z1, 30 in aisle Z2-02, a drone aisle Z2-01 of 10 bays x 3 levels
+    # 60 fixed locations in zone Z1 (aisle Z1-01 with cameras too), 30 in aisle Z2-02, and a
+    # drone aisle Z2-01 of 10 bays x 3 levels
     "small": (
         TwinSpec(
             site="demo",
@@ -53,6 +56,7 @@ SIZES: dict[str, tuple[TwinSpec, tuple[tuple[str, int], ...]]] = {
             movements=8,
         ),
         (("Z2", 1),),
+        (("Z1", 1),),
     ),
 }
 
@@ -100,13 +104,14 @@ def _prepare(state_dir: Path) -> str | None:
 
 
 def _plan(args: argparse.Namespace) -> SitePlan:
-    spec, drones = SIZES[args.size]
+    spec, drones, cameras = SIZES[args.size]
     changes: dict[str, Any] = {"seed": args.seed}
     if args.broker:  # a shared broker may hold other runs' retained messages: a site of our own
         changes["site"] = f"demo-{uuid.uuid4().hex[:6]}"
     if args.error_rate is not None:
         changes["error_rate"] = args.error_rate
-    return SitePlan(twin=TwinSpec(**{**spec.__dict__, **changes}), drone_aisles=drones)
+    twin = TwinSpec(**{**spec.__dict__, **changes})
+    return SitePlan(twin=twin, drone_aisles=drones, camera_aisles=cameras)
 
 
 def _print(figures: dict[str, Any]) -> None:

@@ -151,6 +151,9 @@ class SiteWatcher:
         self.retained: set[str] = set()
         """Topics the gateway publishes retained (counts, its status): cleared by :meth:`close`
         on an external broker."""
+        self.vision_totals: list[tuple[str, int]] = []
+        """(location, items the cameras saw) of every fused count with a complete vision
+        figure."""
         self.all_counts: list[tuple[str, str, dict[str, int]]] = []
         """(zone, location, SKU quantities) of every complete count, in arrival order."""
         self.online = threading.Event()
@@ -194,6 +197,9 @@ class SiteWatcher:
                 self.latest_counts[payload["location"]] = items
                 if payload["complete"]:
                     self.all_counts.append((payload["zone"], payload["location"], items))
+                vision = (payload.get("fusion") or {}).get("vision")
+                if vision is not None and vision["complete"]:
+                    self.vision_totals.append((payload["location"], int(vision["total"])))
             elif schema == contract.SCAN and payload["state"] != "started":
                 scan = _Scan(
                     payload["scan_id"],
@@ -373,8 +379,8 @@ class Night:
             self.say(f"embedded MQTT broker (amqtt) on {host}:{port}")
         ports = await stack.enter_async_context(site_simulators(self.options.plan))
         self.say(
-            f"simulators: {len(ports.llrp)} fixed LLRP readers, "
-            f"{len(ports.serial)} drone passes (serial modules)"
+            f"simulators: {len(ports.llrp)} fixed LLRP readers, {len(ports.serial)} drone "
+            f"passes (serial modules), {sum(map(len, ports.cameras.values()))} shelf cameras"
         )
         await self._start_reconciler(stack, host, port)
         await self._start_gateway(stack, host, port, ports)
@@ -571,6 +577,12 @@ def _counting(
             kind = kinds["drone" if zone in drone_zones else "fixed"]
             kind["counts"] += 1
             kind["exact"] += items == dict(truth[location])
+    cameras = [(loc, seen) for loc, seen in watcher.vision_totals if loc in truth]
+    if cameras:  # the cameras' own figure (the published count is RFID's where it is complete)
+        kinds["camera"] = {
+            "counts": len(cameras),
+            "exact": sum(seen == sum(truth[loc].values()) for loc, seen in cameras),
+        }
     return {
         "locations": len(truth),
         "first_count_exact": exact(watcher.first_counts),

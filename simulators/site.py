@@ -67,6 +67,10 @@ class SitePlan:
         drone_speed: The drones' speed along the aisle, m/s.
         drone_rounds_per_second: Inventory rounds per second of the drones' modules.
         bay_width: Width of a bay, metres (drone aisles).
+        camera_aisles: ``(zone, aisle)`` pairs of fixed aisles that also have shelf cameras
+            (:mod:`simulators.camera.twin_render`: one per 2 bays x 3 levels, with
+            occluders, blur, noise and lighting changes); their counts are ``fused``.
+        camera_fps: Frames per second each camera serves (and the gateway polls).
     """
 
     twin: TwinSpec = field(default_factory=TwinSpec)
@@ -78,6 +82,8 @@ class SitePlan:
     drone_speed: float = 2.0
     drone_rounds_per_second: float = 100.0
     bay_width: float = 0.8
+    camera_aisles: tuple[tuple[str, int], ...] = ()
+    camera_fps: float = 2.0
 
     def __post_init__(self) -> None:
         """Reject plans that cannot be built."""
@@ -87,12 +93,15 @@ class SitePlan:
             raise ValueError("read_prob must be in (0, 1]")
         if self.twin.zones > 9 or self.twin.levels_per_bay > 9:
             raise ValueError("reference tags number at most 9 zones and 9 levels")
-        for zone, aisle in self.drone_aisles:
-            number = zone[1:]
-            if not number.isdigit() or not 1 <= int(number) <= self.twin.zones:
-                raise ValueError(f"drone aisle in unknown zone {zone!r}")
-            if not 1 <= aisle <= self.twin.aisles_per_zone:
-                raise ValueError(f"drone aisle {zone}-{aisle:02d} does not exist")
+        for kind, aisles in (("drone", self.drone_aisles), ("camera", self.camera_aisles)):
+            for zone, aisle in aisles:
+                number = zone[1:]
+                if not number.isdigit() or not 1 <= int(number) <= self.twin.zones:
+                    raise ValueError(f"{kind} aisle in unknown zone {zone!r}")
+                if not 1 <= aisle <= self.twin.aisles_per_zone:
+                    raise ValueError(f"{kind} aisle {zone}-{aisle:02d} does not exist")
+        if set(self.drone_aisles) & set(self.camera_aisles):
+            raise ValueError("a drone aisle cannot have fixed cameras too")
 
     def drone_pass_seconds(self) -> float:
         """How long one pass down an aisle takes (leads before and after included)."""
@@ -205,10 +214,12 @@ class PassSource:
 
 @dataclass(frozen=True)
 class SitePorts:
-    """Where the simulators listen: fixed reader name → port, drone zone → port."""
+    """Where the simulators listen: fixed reader name → port, drone zone → port, and the
+    gateway's camera entries (snapshot URL, ROIs) per zone."""
 
     llrp: dict[str, int]
     serial: dict[str, int]
+    cameras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def reader_name(zone: str, index: int) -> str:
@@ -245,7 +256,18 @@ async def _serve(plan: SitePlan, conn: Connection) -> None:
             await module.start()
             stack.push_async_callback(module.stop)
             serial[zone] = module.port
-        conn.send(SitePorts(llrp, serial))
+        cameras: dict[str, list[dict[str, Any]]] = {}
+        if plan.camera_aisles:
+            from simulators.camera.twin_render import camera_views, serve_views
+
+            for zone, aisle in plan.camera_aisles:
+                views = list(camera_views(twin, zone, [aisle], seed=plan.twin.seed))
+                entries = stack.enter_context(
+                    serve_views(views, fps=plan.camera_fps, seed=plan.twin.seed)
+                )
+                # the gateway polls each snapshot camera at the rate it serves
+                cameras.setdefault(zone, []).extend(e | {"fps": plan.camera_fps} for e in entries)
+        conn.send(SitePorts(llrp, serial, cameras))
         await asyncio.to_thread(conn.recv)  # any message (or the parent's end) means stop
 
 
@@ -313,6 +335,7 @@ def gateway_config(
         host: The simulators' address.
     """
     readers: list[dict[str, Any]] = []
+    cameras: list[dict[str, Any]] = []
     zones: dict[str, Any] = {}
     for zone, groups in fixed_groups(twin, plan).items():
         names = []
@@ -330,6 +353,10 @@ def gateway_config(
             )
             names.append(name)
         zones[zone] = {"readers": names, "scan_seconds": scan_seconds}
+        entries = ports.cameras.get(zone, [])
+        if entries:
+            cameras.extend(entries)
+            zones[zone]["cameras"] = [entry["name"] for entry in entries]
     pass_seconds = plan.drone_pass_seconds() + 1.0
     for zone, layout in drone_layouts(twin, plan, items=False).items():
         name = f"drone-{zone}"
@@ -347,5 +374,6 @@ def gateway_config(
         "state_dir": state_dir,
         "mqtt": mqtt,
         "readers": readers,
+        **({"cameras": cameras} if cameras else {}),
         "zones": zones,
     }

@@ -42,7 +42,7 @@ def demo(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def check_against_the_twin(figures: dict[str, Any], seed: int) -> None:
     """The demo's figures are those of the twin it ran on, and the night found every error."""
-    spec, _ = SIZES["tiny"]
+    spec, _, _ = SIZES["tiny"]
     twin = generate(TwinSpec(**{**spec.__dict__, "seed": seed}))
     book = twin.book_counts()
     shelf = twin.truth_counts()

@@ -336,8 +336,8 @@ class Camera:
             if self.queue.full():
                 self.queue.get_nowait()
                 health.dropped += 1
-                if not self._dropping:
-                    log.warning("%s: frame queue full, dropping the oldest frames", self.name)
+                if not self._dropping:  # normal between scans, when nothing reads the frames
+                    log.info("%s: frame queue full, keeping the newest frames", self.name)
                 self._dropping = True
             else:
                 self._dropping = False
