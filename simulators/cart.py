@@ -30,9 +30,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgecount.sgln import encode_sgln96
-from edgecount.yamlcfg import load_model
+from edgecount.yamlcfg import ConfigError, load_model
 from simulators.llrp.inventory import PROB_LOSS_PER_DB
-from simulators.scene import ReaderSpec, Scene
+from simulators.scene import ReaderSpec, Scene, load_scene
 from simulators.twin import sgtin96
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "cart_scene",
     "encode_sgln96",
     "load_cart_spec",
+    "scene_or_cart",
 ]
 
 COMPANY_PREFIX = "0614141"
@@ -456,3 +457,30 @@ def load_cart_spec(path: str | Path) -> CartSpec:
         ConfigError: Every problem, as ``FILE:LINE: key: why``.
     """
     return load_model(Path(path), CartSpec)
+
+
+def scene_or_cart(
+    scene: str | Path | None, cart: str | Path | None, seed: int | None = None
+) -> tuple[Scene, CartProvider | None] | str:
+    """What a simulator command line serves: a scene file, or a cart spec with its provider.
+
+    Args:
+        scene: A scene file (used when ``cart`` is None).
+        cart: A cart spec file.
+        seed: Seed of the cart's reads (default: the spec's).
+
+    Returns:
+        The scene and, for a cart, the provider of its rounds; or what is wrong with the file.
+    """
+    if cart is None:
+        if scene is None:
+            return "give a scene file or a cart spec"
+        try:
+            return load_scene(scene), None
+        except ConfigError as exc:
+            return f"invalid scene:\n{exc}"
+    try:
+        spec = load_cart_spec(cart)
+        return spec.scene(), CartProvider(spec.sim(), seed=spec.seed if seed is None else seed)
+    except (ConfigError, ValueError) as exc:
+        return f"invalid cart spec:\n{exc}"

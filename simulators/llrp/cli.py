@@ -18,12 +18,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgecount.yamlcfg import ConfigError
-from simulators.cart import CartProvider, load_cart_spec
+from simulators.cart import scene_or_cart
 from simulators.llrp.inventory import RoundSource
 from simulators.llrp.replay import ReplayError, load_replay, write_replay
 from simulators.llrp.server import FaultPlan, LLRPSimulator, start_readers
-from simulators.scene import Scene, load_scene
+from simulators.scene import Scene
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -95,20 +94,8 @@ def _cart_conflict(args: argparse.Namespace) -> str | None:
 
 def _scene(args: argparse.Namespace) -> tuple[Scene, RoundSource | None] | str:
     """The scene and round source, or what is wrong with the file or the options."""
-    if args.cart is None:
-        try:
-            return load_scene(args.scene), None
-        except ConfigError as exc:
-            return f"invalid scene:\n{exc}"
-    conflict = _cart_conflict(args)
-    if conflict is not None:
-        return conflict
-    try:
-        spec = load_cart_spec(args.cart)
-        seed = spec.seed if args.seed is None else args.seed
-        return spec.scene(), CartProvider(spec.sim(), seed=seed)
-    except (ConfigError, ValueError) as exc:
-        return f"invalid cart spec:\n{exc}"
+    conflict = None if args.cart is None else _cart_conflict(args)
+    return conflict if conflict is not None else scene_or_cart(args.scene, args.cart, args.seed)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,10 +21,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from edgecount.yamlcfg import ConfigError
-from simulators.cart import CartProvider, load_cart_spec
+from simulators.cart import CartProvider, scene_or_cart
 from simulators.pose import PosePublisher
-from simulators.scene import Scene, load_scene
+from simulators.scene import Scene
 from simulators.serial.module import RoundSource, SerialFaults
 from simulators.serial.server import SerialModuleSimulator
 
@@ -117,17 +116,7 @@ def _faults(args: argparse.Namespace) -> SerialFaults | str:
 
 def _scene(args: argparse.Namespace) -> tuple[Scene, RoundSource | None] | str:
     """The scene and round source, or what is wrong with the file."""
-    if args.cart is None:
-        try:
-            return load_scene(args.scene), None
-        except ConfigError as exc:
-            return f"invalid scene:\n{exc}"
-    try:
-        spec = load_cart_spec(args.cart)
-        seed = spec.seed if args.seed is None else args.seed
-        return spec.scene(), CartProvider(spec.sim(), seed=seed)
-    except (ConfigError, ValueError) as exc:
-        return f"invalid cart spec:\n{exc}"
+    return scene_or_cart(args.scene, args.cart, args.seed)
 
 
 def _poses(args: argparse.Namespace, source: RoundSource | None) -> PosePublisher | str | None:

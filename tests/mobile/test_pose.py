@@ -27,7 +27,7 @@ from gateway.mobile_scan import MobileZoneScan
 from gateway.publisher import MemoryPublisher
 from gateway.scan import ScanResult, create_zone_scan
 from tests.mobile.test_mobile_assign import BAYS, REFS, WIDTH, Run, expected, simulate
-from tests.mobile.test_mobile_scan import SPEEDUP, ReplayReader, published_counts, skus
+from tests.mobile.test_mobile_scan import SPEEDUP, ReplayReader, config, published_counts, skus
 
 EXTENTS = {bay: (i * WIDTH, (i + 1) * WIDTH) for i, bay in enumerate(BAYS)}
 TOPIC = "edgecount/v1/dc1/pose/cart-1"
@@ -97,20 +97,7 @@ def test_malformed_poses_are_rejected_with_a_reason(raw: bytes, words: str) -> N
 
 
 def gateway(**mobile: Any) -> GatewayConfig:
-    return GatewayConfig.model_validate(
-        {
-            "site": "dc1",
-            "gateway_id": "gw-cart",
-            "readers": [{"type": "serial", "name": "cart", "url": "socket://cart:4001"}],
-            "zones": {
-                "A": {
-                    "readers": ["cart"],
-                    "scan_seconds": 3.0,
-                    "mobile": {"references": REFS, "window_seconds": 0.05, **mobile},
-                }
-            },
-        }
-    )
+    return config(mobile={"references": REFS, "window_seconds": 0.05, **mobile})
 
 
 def pose_config(**overrides: Any) -> GatewayConfig:
