@@ -78,6 +78,7 @@ class NightOptions:
         max_recounts: Recounts before a discrepancy waits for approval.
         timeout: Seconds the night may take at most.
         say: Where progress lines go (None: nowhere).
+        policy: The site's tolerances (the reconciler's, and the scoring's).
     """
 
     plan: SitePlan
