@@ -243,6 +243,20 @@ class ZoneConfig(StrictModel):
         return self
 
 
+class MetricsConfig(StrictModel):
+    """The HTTP endpoint for Prometheus (``/metrics``) and health checks (``/healthz``).
+
+    ``readers_down_seconds`` also sets when the daemon stops feeding the systemd watchdog:
+    when every reader has been disconnected for that long (see docs/operations.md).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+    """TCP port; 0 picks a free one (logged, and useful in tests)."""
+    readers_down_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
+    """Unhealthy once no reader has been connected for this long (gateways with readers)."""
+
+
 class GatewayConfig(StrictModel):
     """The whole gateway configuration file."""
 
@@ -253,6 +267,8 @@ class GatewayConfig(StrictModel):
     readers: list[ReaderConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
     zones: dict[Segment, ZoneConfig] = Field(min_length=1)
+    metrics: MetricsConfig | None = None
+    """The metrics and health endpoint; none when left out."""
 
     _paths = field_validator("state_dir")(resolve_path)
 
