@@ -16,7 +16,7 @@ Topics live under ``edgecount/v1/{site}/``::
     pose/{robot}                   robot -> gateway edgecount.pose/1        QoS 0 (edgecount.pose)
 
 ``count`` and ``scan`` messages are *sequenced*: the gateway's outbox fills in ``seq``,
-``msg_id`` (``"{gateway}:{seq}"``) and ``historical`` (see :func:`with_sequence`). Their
+``msg_id`` (``"{gateway}:{epoch}:{seq}"``) and ``historical`` (see :func:`with_sequence`). Their
 builders therefore return *drafts* without those three fields; :func:`validate_draft` checks
 a draft, :func:`validate` checks what goes on the wire.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -62,6 +63,9 @@ SCHEMA_FILES: Final[Mapping[str, str]] = {
 }
 SEQUENCED: Final = frozenset({COUNT, SCAN})
 """Schemas whose payloads carry ``seq``, ``msg_id`` and ``historical`` (filled by the outbox)."""
+
+EPOCH_PATTERN: Final = re.compile(r"[0-9a-f]{8,32}")
+"""An outbox epoch: random lowercase hex made with the outbox file (see :func:`msg_id`)."""
 
 UNKNOWN_SKU: Final = "unknown"
 """The sku under which tags that are not SGTIN are counted (their EPCs go in ``epcs``)."""
@@ -390,17 +394,34 @@ def validate_draft(payload: Mapping[str, Any]) -> None:
     validate(filled)
 
 
+def msg_id(gateway: str, seq: int, epoch: str | None = None) -> str:
+    """The ``msg_id`` of a sequenced message: ``"{gateway}:{epoch}:{seq}"``.
+
+    The epoch is a random id the gateway's outbox creates with its file. A gateway whose
+    outbox file was lost starts its sequence again at 1 under a new epoch, so its new
+    messages never reuse an old ``msg_id`` (consumers would drop them as duplicates).
+    Without an epoch (publishers with no outbox file, older gateways) it is
+    ``"{gateway}:{seq}"``.
+    """
+    if epoch is None:
+        return f"{gateway}:{seq}"
+    if not EPOCH_PATTERN.fullmatch(epoch):
+        raise ContractError(f"epoch {epoch!r} is not 8-32 lowercase hexadecimal digits")
+    return f"{gateway}:{epoch}:{seq}"
+
+
 def with_sequence(
-    payload: Mapping[str, Any], seq: int, *, historical: bool = False
+    payload: Mapping[str, Any], seq: int, *, historical: bool = False, epoch: str | None = None
 ) -> dict[str, Any]:
     """A copy of a sequenced draft with ``seq``, ``msg_id`` and ``historical`` filled in.
 
-    Payloads of schemas outside :data:`SEQUENCED` are copied unchanged.
+    ``epoch`` goes into the ``msg_id`` (see :func:`msg_id`). Payloads of schemas outside
+    :data:`SEQUENCED` are copied unchanged.
     """
     result = dict(payload)
     if result.get("schema") in SEQUENCED:
         result["seq"] = seq
-        result["msg_id"] = f"{result.get('gateway')}:{seq}"
+        result["msg_id"] = msg_id(str(result.get("gateway")), seq, epoch)
         result["historical"] = historical
     return result
 
@@ -424,12 +445,30 @@ def _no_constants(name: str) -> Any:
     raise ContractError(f"{name} is not valid JSON")
 
 
+#: Longest integer literal :func:`decode` accepts: every integer of contract v1 fits a double.
+MAX_INT_DIGITS: Final = 300
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON allows it, no double holds it
+        raise ContractError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:  # int() of thousands of digits is slow, then refused
+        raise ContractError(f"integer of {len(text)} digits is out of range")
+    return int(text)
+
+
 def decode(raw: bytes, *, topic: str | None = None) -> dict[str, Any]:
     """UTF-8 bytes -> validated payload dict; with ``topic``, also :func:`check_topic`.
 
     Raises:
         ContractError: For an empty payload (a retained clear), bad UTF-8, bad JSON (including
-            duplicate keys, NaN and Infinity), a non-object, or a schema violation.
+            duplicate keys, NaN and Infinity, numbers no double holds, nesting deeper than
+            Python's recursion limit), a non-object, or a schema violation.
     """
     if not raw:
         raise ContractError("empty payload (a cleared retained message)")
@@ -438,11 +477,19 @@ def decode(raw: bytes, *, topic: str | None = None) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ContractError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
     try:
-        payload = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        payload = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except json.JSONDecodeError as exc:
         raise ContractError(
             f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise ContractError("not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict):
         raise ContractError(f"a payload must be a JSON object, got {type(payload).__name__}")
     validate(payload)
@@ -455,13 +502,22 @@ def decode(raw: bytes, *, topic: str | None = None) -> dict[str, Any]:
 
 
 def _check_sequence(payload: Mapping[str, Any]) -> None:
-    expected = f"{payload['gateway']}:{payload['seq']}"
-    if payload["msg_id"] != expected:
-        raise ContractError(
-            f"msg_id {payload['msg_id']!r} should be {expected!r} (gateway:seq)",
-            schema=payload["schema"],
-            path="msg_id",
-        )
+    gateway, seq, given = payload["gateway"], payload["seq"], payload["msg_id"]
+    head, tail = f"{gateway}:", f":{seq}"
+    middle = given[len(head) : -len(tail)] if len(given) > len(head) + len(tail) else None
+    if given == f"{gateway}:{seq}" or (
+        given.startswith(head)
+        and given.endswith(tail)
+        and middle is not None
+        and EPOCH_PATTERN.fullmatch(middle)
+    ):
+        return
+    raise ContractError(
+        f"msg_id {given!r} should be '{gateway}:{seq}' or '{gateway}:EPOCH:{seq}' "
+        "(EPOCH: 8-32 lowercase hex digits)",
+        schema=payload["schema"],
+        path="msg_id",
+    )
 
 
 def _check_count(payload: Mapping[str, Any]) -> None:

@@ -257,6 +257,25 @@ class MetricsConfig(StrictModel):
     """Unhealthy once no reader has been connected for this long (gateways with readers)."""
 
 
+class OutboxConfig(StrictModel):
+    """The outbox's bound and how its publisher drains it (see docs/outbox.md)."""
+
+    max_rows: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Messages waiting for a broker acknowledgement, at most; then new ones are refused."""
+    max_inflight: int = Field(default=20, ge=1, le=65_535)
+    """Messages published and not yet acknowledged, at most (the in-flight window)."""
+    reconnect_min_seconds: float = Field(default=0.5, gt=0.0, le=3600.0)
+    """First delay before reconnecting to the broker; it doubles on every failure."""
+    reconnect_max_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
+    """Cap on the reconnect delay."""
+
+    @model_validator(mode="after")
+    def _delays(self) -> OutboxConfig:
+        if self.reconnect_min_seconds > self.reconnect_max_seconds:
+            raise ValueError("reconnect_min_seconds must not exceed reconnect_max_seconds")
+        return self
+
+
 class GatewayConfig(StrictModel):
     """The whole gateway configuration file."""
 
@@ -264,6 +283,7 @@ class GatewayConfig(StrictModel):
     gateway_id: Segment
     state_dir: Path = Path("/var/lib/edgecount")
     mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
     readers: list[ReaderConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
     zones: dict[Segment, ZoneConfig] = Field(min_length=1)

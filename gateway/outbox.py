@@ -7,7 +7,11 @@ validates the result against the contract and commits before returning. It leave
 
 Sequence numbers come from a persisted counter, so they are never reused: not after rows are
 deleted, not after a restart. A gap in a gateway's sequence therefore means a message was
-lost downstream, never that the gateway reused a number.
+lost downstream, never that the gateway reused a number. The counter lives in the file, so a
+gateway whose outbox file is lost (a wiped ``state_dir``, a replaced SD card) starts again at
+1; every file therefore also holds an *epoch*, a random id made with it, and ``msg_id`` is
+``"{gateway}:{epoch}:{seq}"``: a new file never repeats a ``msg_id`` of an old one, so
+consumers (idempotent on ``msg_id``) never drop its counts as duplicates.
 
 The ``historical`` rule. A sequenced message is sent with ``"historical": true`` exactly when
 its row
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 import time
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_ROWS = 100_000
+EPOCH_BYTES = 6  # the epoch is 12 hex digits: 48 random bits
 _LOW_WATER = 0.9  # the full alarm clears below this fraction of max_rows
 _ACK_CHUNK = 500  # stays under SQLite's bound-parameter limit
 
@@ -200,11 +206,17 @@ class Outbox:
                 f"outbox {self.path} belongs to gateway {owner!r}, not {self.gateway_id!r}; "
                 "drain it with that gateway id or move it away"
             )
-        if owner is None:
+        epoch = meta.get("epoch")
+        if owner is None or epoch is None:
+            # A new file (or one from before epochs): its epoch is made once and kept.
+            epoch = secrets.token_hex(EPOCH_BYTES)
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('last_seq', '0')")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (epoch,))
             db.execute("COMMIT")
+            epoch = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+        self.epoch: str = epoch
         self._last_seq = int(meta.get("last_seq", "0"))
         self._recovered_upto = self._last_seq
         self._depth: int = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -238,7 +250,9 @@ class Outbox:
             if self._depth >= self.max_rows:
                 self._reject_full(topic)
             seq = self._last_seq + 1
-            final = None if payload is None else contract.with_sequence(payload, seq)
+            final = (
+                None if payload is None else contract.with_sequence(payload, seq, epoch=self.epoch)
+            )
             self._check(topic, final, retain)
             data = b"" if final is None else _dumps(final)
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -35,10 +36,20 @@ async def open_publisher(
     command subscription exists before its ``online`` birth tells anyone it is there).
     """
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(config.state_dir / OUTBOX_FILE, gateway_id=config.gateway_id)
+    settings = dataclasses.replace(
+        mqtt_settings(config.mqtt, f"edgecount-{config.gateway_id}"),
+        max_inflight=config.outbox.max_inflight,
+        reconnect_min_delay=config.outbox.reconnect_min_seconds,
+        reconnect_max_delay=config.outbox.reconnect_max_seconds,
+    )
+    outbox = Outbox(
+        config.state_dir / OUTBOX_FILE,
+        gateway_id=config.gateway_id,
+        max_rows=config.outbox.max_rows,
+    )
     try:
         publisher = MqttPublisher(
-            mqtt_settings(config.mqtt, f"edgecount-{config.gateway_id}"),
+            settings,
             outbox,
             site=config.site,
             gateway_id=config.gateway_id,

@@ -107,7 +107,7 @@ async def test_count_is_delivered_retained_with_qos1_and_birth(
     async with running(tmp_path, settings(broker, protocol), site, gateway) as (publisher, outbox):
         assert await publisher.wait_connected(5)
         sent = await publish(publisher, site, "A-1", qty=3)
-        assert sent["msg_id"] == f"{gateway}:1"
+        assert sent["msg_id"] == f"{gateway}:{outbox.epoch}:1"
         assert await publisher.flush(5)
         assert outbox.depth == 0
         (message,) = await live.await_for(1, contract.count_topic(site, "z", "A-1"))

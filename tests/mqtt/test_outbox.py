@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -44,7 +45,7 @@ def test_put_sequences_validates_and_stores(tmp_path: Path) -> None:
         second = outbox.put(topic(2), draft(2), True)
         assert (first.seq, second.seq) == (1, 2)
         assert first.payload is not None
-        assert first.payload["msg_id"] == "gw-1:1"
+        assert first.payload["msg_id"] == f"gw-1:{outbox.epoch}:1"
         assert first.payload["historical"] is False
         rows = outbox.pending()
         assert [row.seq for row in rows] == [1, 2]
@@ -74,13 +75,15 @@ def test_survives_reopen_sequence_continues_and_survivors_are_historical(tmp_pat
         for n in range(3):
             put(outbox, n)
         outbox.ack([1])
+        epoch = outbox.epoch
     with Outbox(path, gateway_id=GW) as outbox:
+        assert outbox.epoch == epoch
         rows = outbox.pending()
         assert [r.seq for r in rows] == [2, 3]
         assert all(r.historical for r in rows)
         replayed = json.loads(rows[0].wire_payload())
         assert replayed["historical"] is True
-        assert replayed["msg_id"] == "gw-1:2"
+        assert replayed["msg_id"] == f"gw-1:{epoch}:2"
         assert put(outbox, 9) == 4
         assert outbox.pending(after=3)[0].historical is False
 
@@ -95,6 +98,36 @@ def test_sequence_is_never_reused_after_all_rows_are_gone(tmp_path: Path) -> Non
     with Outbox(path, gateway_id=GW) as outbox:
         assert outbox.oldest_seq() is None
         assert put(outbox) == 3
+
+
+def test_a_new_outbox_file_never_repeats_a_msg_id_of_a_lost_one(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "outbox.sqlite3"
+    with Outbox(path, gateway_id=GW) as outbox:
+        old = outbox.put(topic(1), draft(1), True).payload
+    for leftover in path.parent.iterdir():  # the state_dir is lost
+        leftover.unlink()
+    with Outbox(path, gateway_id=GW) as outbox:
+        new = outbox.put(topic(1), draft(1), True).payload
+    assert old is not None
+    assert new is not None
+    assert (old["seq"], new["seq"]) == (1, 1)
+    assert old["msg_id"] != new["msg_id"]
+    assert contract.EPOCH_PATTERN.fullmatch(new["msg_id"].split(":")[1])
+
+
+def test_an_outbox_from_before_epochs_gets_one_and_keeps_it(tmp_path: Path) -> None:
+    path = tmp_path / "ob.sqlite3"
+    with Outbox(path, gateway_id=GW) as outbox:
+        put(outbox)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'epoch'")
+    db.close()
+    with Outbox(path, gateway_id=GW) as outbox:
+        epoch = outbox.epoch
+        assert outbox.pending()[0].historical
+        assert put(outbox) == 2
+    with Outbox(path, gateway_id=GW) as outbox:
+        assert outbox.epoch == epoch
 
 
 def test_historical_rule_within_one_process(tmp_path: Path) -> None:
