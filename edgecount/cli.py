@@ -37,6 +37,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("book", "import"), "reconciler.cli", "replace the book with a CSV snapshot"),
     (("book", "movements"), "reconciler.cli", "append a movement log CSV"),
     (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),
+    (("security", "acl"), "edgecount.security", "generate the Mosquitto ACL (per-gateway topics)"),
 )
 
 EXIT_USAGE = 2

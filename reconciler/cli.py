@@ -33,7 +33,14 @@ def make_engine(config: ReconcilerConfig) -> Engine:
     if config.database is None:
         config.state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.database_url)
-    return Engine(store, config.site, config.tolerances, config.max_recounts, dict(config.gateways))
+    return Engine(
+        store,
+        config.site,
+        config.tolerances,
+        config.max_recounts,
+        dict(config.gateways),
+        authorized=config.authorization(),
+    )
 
 
 # -- serve ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import load_model
@@ -39,10 +39,31 @@ class ReconcilerConfig(StrictModel):
     tolerances: TolerancePolicy = TolerancePolicy()
     max_recounts: int = Field(default=2, ge=0, le=10)
     gateways: dict[Segment, Segment] = Field(default_factory=dict)
+    authorized_gateways: dict[Segment, list[Segment]] | None = None
     api: ApiConfig | None = None
     planning: PlanningConfig = PlanningConfig()
 
     _paths = field_validator("state_dir")(resolve_path)
+
+    @model_validator(mode="after")
+    def _routes_are_authorized(self) -> ReconcilerConfig:
+        """A zone's recounts go to a gateway that may report that zone."""
+        auth = self.authorization()
+        if auth is None:
+            return self
+        for zone, gateway in self.gateways.items():
+            if zone not in auth.get(gateway, frozenset()):
+                raise ValueError(
+                    f"gateways routes zone {zone!r} to {gateway!r}, which "
+                    f"authorized_gateways does not allow to report {zone!r}"
+                )
+        return self
+
+    def authorization(self) -> dict[str, frozenset[str]] | None:
+        """Gateway → the zones it may report (``authorized_gateways``); None: any gateway."""
+        if self.authorized_gateways is None:
+            return None
+        return {gw: frozenset(zones) for gw, zones in self.authorized_gateways.items()}
 
     @property
     def database_url(self) -> str:

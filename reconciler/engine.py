@@ -61,6 +61,31 @@ class Engine:
     max_recounts: int = 2
     gateways: Mapping[str, str] = field(default_factory=dict)  # zone → gateway (config)
     actor: str = "reconciler"
+    authorized: Mapping[str, frozenset[str]] | None = None  # gateway → zones; None: anyone
+    unauthorized_total: int = 0  # counts and scans refused by :meth:`unauthorized`
+
+    # -- authorisation ---------------------------------------------------------------------
+
+    def unauthorized(self, payload: Mapping[str, Any]) -> str | None:
+        """Why a count or scan must not be applied, or None when its gateway may report it.
+
+        With ``authorized`` set (``authorized_gateways:`` in the configuration) only the
+        listed gateways may report, and only for their zones: a second check behind the
+        broker's ACL, so a too-wide ACL or a gateway writing another's id into its payload
+        cannot change the book. The reason names gateway and zone, never payload contents.
+        """
+        if self.authorized is None:
+            return None
+        gateway, zone = payload["gateway"], payload["zone"]
+        zones = self.authorized.get(gateway)
+        if zones is None:
+            reason = f"unauthorized: gateway {gateway!r} is not in authorized_gateways"
+        elif zone not in zones:
+            reason = f"unauthorized: gateway {gateway!r} may not report zone {zone!r}"
+        else:
+            return None
+        self.unauthorized_total += 1
+        return reason
 
     # -- counts ----------------------------------------------------------------------------
 

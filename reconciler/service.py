@@ -272,6 +272,11 @@ class ReconcileService:
             except contract.ContractError as exc:
                 out.append(self._reject(topic, raw, str(exc)))
                 continue
+            if payload["schema"] in (contract.COUNT, contract.SCAN) and (
+                denied := self.engine.unauthorized(payload)
+            ):
+                out.append(self._reject(topic, raw, denied))  # never applied
+                continue
             if payload["schema"] == contract.COUNT:
                 counts.append(payload)
             elif payload["schema"] == contract.STATUS:

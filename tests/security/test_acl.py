@@ -1,0 +1,105 @@
+"""The generated ACL and the reconciler's ``authorized_gateways`` key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgecount.cli import main
+from edgecount.security import AclSpec, acl_text
+from edgecount.yamlcfg import ConfigError
+from reconciler.config import load_reconciler_config
+
+
+def blocks(text: str) -> dict[str, list[str]]:
+    """User → its topic lines."""
+    out: dict[str, list[str]] = {}
+    user = ""
+    for line in text.splitlines():
+        if line.startswith("user "):
+            user = line.removeprefix("user ")
+            out[user] = []
+        elif line.startswith("topic "):
+            assert user, f"a topic line for anonymous clients: {line}"
+            out[user].append(line.removeprefix("topic "))
+    return out
+
+
+def test_each_role_gets_only_its_topics() -> None:
+    spec = AclSpec.model_validate(
+        {
+            "site": "dc1",
+            "gateways": {"gw-1": ["A", "B"], "gw-2": {"zones": ["C"], "robots": ["cart-1"]}},
+            "wms": ["wms"],
+            "robots": ["cart-1"],
+        }
+    )
+    acl = blocks(acl_text(spec))
+    r = "edgecount/v1/dc1/"
+    assert acl["gw-1"] == [
+        f"write {r}count/A/#", f"write {r}count/B/#", f"write {r}scan/A", f"write {r}scan/B",
+        f"write {r}status/gw-1", f"read {r}cmd/gw-1/scan",
+    ]  # fmt: skip
+    assert f"read {r}pose/cart-1" in acl["gw-2"]
+    assert all(line.startswith("read ") for line in acl["wms"])
+    assert acl["cart-1"] == [f"write {r}pose/cart-1"]
+    assert f"write {r}cmd/+/scan" in acl["reconciler"]
+    assert f"read {r}count/#" in acl["reconciler"]
+    assert acl_text(spec) == acl_text(spec)  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ({"wms": ["gw-1"]}, "both gateway and wms"),
+        ({"gateways": {"gw-1": {"zones": ["A"], "robots": ["r9"]}}}, "robots not in robots"),
+        ({"gateways": {"gw-1": ["A/#"]}}, "pattern"),
+        ({"gateways": {"gw-1": []}}, "at least 1"),
+    ],
+)
+def test_spec_mistakes_are_errors(extra: dict[str, object], why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        AclSpec.model_validate({"site": "dc1", "gateways": {"gw-1": ["A"]}, **extra})
+
+
+RECONCILER = """\
+site: dc1
+state_dir: state
+mqtt: {username: rec-1, password_file: /run/credentials/edgecount-reconciler/mqtt}
+authorized_gateways: {gw-1: [A, B], gw-2: [C]}
+"""
+
+
+def test_cli_generates_from_the_reconciler_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "reconciler.yaml"
+    config.write_text(RECONCILER + "gateways: {C: gw-2}\n", encoding="utf-8")
+    out = tmp_path / "acl"
+    assert (
+        main(["security", "acl", "--reconciler", str(config), "--wms", "wms", "-o", str(out)]) == 0
+    )
+    acl = blocks(out.read_text(encoding="utf-8"))
+    assert list(acl) == ["gw-1", "gw-2", "rec-1", "wms"]
+    assert load_reconciler_config(config).authorization() == {
+        "gw-1": frozenset({"A", "B"}),
+        "gw-2": frozenset({"C"}),
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("site: dc1\ngateways: {gw-1: [A]}\nwms: [gw-1]\n", encoding="utf-8")
+    assert main(["security", "acl", "-c", str(spec)]) == 2
+    assert "both gateway and wms" in capsys.readouterr().err
+
+
+def test_recounts_may_only_be_routed_to_an_authorised_gateway(tmp_path: Path) -> None:
+    config = tmp_path / "reconciler.yaml"
+    config.write_text(RECONCILER + "gateways: {A: gw-2}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="routes zone 'A' to 'gw-2'"):
+        load_reconciler_config(config)
+
+
+def test_without_the_key_every_gateway_is_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "reconciler.yaml"
+    config.write_text("site: dc1\nstate_dir: state\n", encoding="utf-8")
+    assert load_reconciler_config(config).authorization() is None
