@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from edgecount import __version__
+from edgecount import __version__, logs
 
 # (command path, module, help). The module provides add_arguments() and run().
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -41,11 +41,19 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 
 EXIT_USAGE = 2
+VALUE_OPTIONS = frozenset({"--log-format"})
+"""Global options whose value is the next word (not a command name)."""
 
 
 def _chosen(argv: Sequence[str]) -> tuple[str, ...] | None:
     """The command path named in ``argv`` (options skipped), if any."""
-    words = [word for word in argv if not word.startswith("-")]
+    words: list[str] = []
+    skip = False
+    for word in argv:
+        if skip or word.startswith("-"):
+            skip = word in VALUE_OPTIONS  # the next word is this option's value
+            continue
+        words.append(word)
     for path, _module, _help in COMMANDS:
         if tuple(words[: len(path)]) == path:
             return path
@@ -66,6 +74,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgecount {__version__}")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None,
+        help="text, or json: one object per line for journald"
+        " (default: $EDGECOUNT_LOG_FORMAT, else text)",
     )
     groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     root = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -93,14 +108,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbosity: int) -> None:
-    """Log to stderr; -v for INFO, -vv for DEBUG."""
+def configure_logging(verbosity: int, log_format: logs.LogFormat | None = None) -> None:
+    """Log to stderr; -v for INFO, -vv for DEBUG; as text or JSON lines."""
     level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(level, log_format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     try:
         status: int = args.handler(args)
     except KeyboardInterrupt:

@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
 from drivers.base import Reader
 from edgecount import contract
+from edgecount.sdnotify import Notifier
 from gateway.config import GatewayConfig
+from gateway.health import GatewayMonitor
+from gateway.metrics_http import Endpoint, serve_metrics
 from gateway.publisher import Publisher
 from gateway.runtime import open_publisher, started_cameras, started_readers
 from gateway.scan import create_zone_scan
@@ -59,6 +62,12 @@ class Gateway:
         self.scanning: str | None = None
         """The zone being scanned now, if any."""
         self.stopping = asyncio.Event()
+        self.notifier = Notifier()
+        """systemd notifications (a no-op outside systemd)."""
+        self.monitor: GatewayMonitor | None = None
+        """Health and metrics, once :func:`serve` has started the devices."""
+        self.metrics_port: int | None = None
+        """The port ``/metrics`` and ``/healthz`` listen on, once listening."""
 
     @property
     def idle(self) -> bool:
@@ -140,6 +149,7 @@ class Gateway:
                 cameras=cameras, detectors=self.detectors,
             )  # fmt: skip
             self.scanning = request.zone
+            self.notifier.status(f"scanning zone {request.zone} ({request.reason})")
             try:
                 result = await scan.run(request_id=request.request_id)
                 self.detectors = scan.detectors
@@ -150,6 +160,11 @@ class Gateway:
             finally:
                 self.scanning = None
             self.scans_run += 1
+            self.notifier.status(
+                f"idle; last scan {result.scan_id} of zone {request.zone}"
+                f" {'complete' if result.complete else 'incomplete'}; {self.scans_run} run,"
+                f" {self.failed_scans} failed"
+            )
             log.info(
                 "zone %s scan %s: %s",
                 request.zone,
@@ -179,7 +194,10 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
     """The daemon's body: subscribe to commands, start the publisher, scan until stopped.
 
     The publisher may be started already; if not, it is started after the subscription, so
-    the retained ``online`` birth means "ready for commands".
+    the retained ``online`` birth means "ready for commands". Under systemd it then says
+    ``READY=1`` (once readers and cameras had their first connection attempt), feeds the
+    watchdog while healthy (:mod:`gateway.health`) and says ``STOPPING=1`` on the way out;
+    with a ``metrics`` section it serves ``/metrics`` and ``/healthz``.
 
     Args:
         config: The gateway configuration.
@@ -202,10 +220,75 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
                 for name, zone in config.zones.items()
                 if zone.schedule
             ]
+            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras)
+            monitor.tasks = list(tasks)
+            gateway.monitor = monitor
+            tasks += await _start_observing(config, gateway, monitor)
+            _ready(gateway, publisher)
             await gateway.stopping.wait()
             log.info("stopping: letting the running scan finish")
+            gateway.notifier.stopping("stopping: letting the running scan finish")
             await asyncio.gather(*tasks)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return 0
+
+
+def _ready(gateway: Gateway, publisher: Publisher) -> None:
+    """Tell systemd the daemon is up, and whether the broker has its birth yet.
+
+    A broker that is down does not hold READY back: counts wait in the outbox, and holding
+    it would only get the daemon killed at ``TimeoutStartSec``.
+    """
+    health = publisher.health()
+    if health.connected:
+        status = "ready: subscribed to commands, online"
+    else:
+        status = f"ready: broker unreachable ({health.last_error}); counts buffer in the outbox"
+    log.info("%s", status)
+    gateway.notifier.ready(status)
+
+
+async def _start_observing(
+    config: GatewayConfig, gateway: Gateway, monitor: GatewayMonitor
+) -> list[asyncio.Task[None]]:
+    """The watchdog feeder and the metrics endpoint (when configured), as owned tasks."""
+    tasks = [
+        asyncio.create_task(_until_stopped(gateway, gateway.notifier.feed_watchdog(
+            monitor.reasons)), name="watchdog")
+    ]  # fmt: skip
+    if config.metrics is None:
+        return tasks
+    listening = asyncio.Event()
+
+    def bound(port: int) -> None:
+        gateway.metrics_port = port
+        listening.set()
+
+    endpoint = Endpoint(monitor.registry, monitor.reasons)
+    server = asyncio.create_task(
+        serve_metrics(
+            endpoint, config.metrics.host, config.metrics.port, gateway.stopping,
+            on_listening=bound,
+        ),
+        name="metrics-http",
+    )  # fmt: skip
+    waiter = asyncio.ensure_future(listening.wait())
+    await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if server.done():
+        gateway.stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        server.result()  # OSError (port in use): the daemon fails, systemd restarts it
+    return [*tasks, server]
+
+
+async def _until_stopped(gateway: Gateway, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until it ends or the gateway is stopping (then cancel it)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(gateway.stopping.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopper):
+        pending.cancel()
+    await asyncio.gather(task, stopper, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""The reconciler's REST API: discrepancies, approvals, book snapshots, movement logs.
+"""The reconciler's REST API: discrepancies, approvals, book snapshots, movement logs, metrics.
 
 :func:`create_app` builds a FastAPI application around an :class:`~reconciler.engine.Engine`;
 :func:`serve_api` runs it with uvicorn inside the service's event loop. Every engine or store
@@ -6,6 +6,10 @@ call blocks on the database, so it runs in a worker thread and the loop (MQTT in
 waits for it. Approving only records the decision in the store: the running service publishes
 the adjustment from there (``ReconcileService._poll_store``), exactly as after ``edgecount
 reconcile approve``.
+
+``GET /metrics`` answers in Prometheus' text format: discrepancies by state and adjustments not
+yet acknowledged (from the database), plus the running service's ingest counters when the
+service hosts the API (:func:`metrics_registry`).
 
 Errors are JSON ``{"detail": ...}``: 404 unknown discrepancy, 409 decision on a discrepancy
 not awaiting approval, 422 invalid request (``detail`` lists each error's ``type``, ``loc`` and
@@ -20,7 +24,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -28,11 +32,12 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
+from edgecount.metrics import CONTENT_TYPE, Registry
 from reconciler import schema as t
 from reconciler.engine import OPEN_STATES, DecisionError, Engine
 from reconciler.model import AbcClass, BookLine, Movement
@@ -236,15 +241,76 @@ def _add_movements(engine: Engine, body: MovementsIn) -> int:
     return engine.store.add_movements(moves, actor="api")
 
 
+# -- metrics -------------------------------------------------------------------------------------
+
+DISCREPANCY_STATES = (*OPEN_STATES, "approved", "rejected", "resolved")
+"""States always exported (0 when none), so dashboards see every series from the start."""
+
+
+def metrics_registry(
+    engine: Engine,
+    counters: Callable[[], Mapping[str, float]] | None = None,
+    gauges: Callable[[], Mapping[str, float]] | None = None,
+) -> Registry:
+    """The reconciler's metrics: database figures, and the service's own when given.
+
+    Args:
+        engine: Its store answers discrepancies by state and adjustments pending.
+        counters: Totals since start, by short name (``received`` →
+            ``edgecount_reconciler_received_total``), read at each scrape.
+        gauges: Current values by short name (``inbox_depth`` →
+            ``edgecount_reconciler_inbox_depth``), read at each scrape.
+
+    Returns:
+        A registry whose rendering queries the database (call it from a worker thread).
+    """
+    registry = Registry()
+    by_state = registry.gauge(
+        "edgecount_reconciler_discrepancies", "Discrepancies by state.", ["state"]
+    )
+    pending = registry.gauge(
+        "edgecount_reconciler_adjustments_pending",
+        "Approved adjustments the broker has not acknowledged yet.",
+    )
+    dynamic: dict[str, Any] = {}
+
+    def collect() -> None:
+        states = dict.fromkeys(DISCREPANCY_STATES, 0)
+        counted = sa.select(t.discrepancies.c.state, sa.func.count()).group_by(
+            t.discrepancies.c.state
+        )
+        waiting = (
+            sa.select(sa.func.count())
+            .select_from(t.adjustments)
+            .where(t.adjustments.c.published_at.is_(None))
+        )
+        with engine.store.engine.connect() as conn:
+            states.update({row[0]: row[1] for row in conn.execute(counted)})
+            pending.set(conn.execute(waiting).scalar_one())
+        for state, number in states.items():
+            by_state.set(number, state=state)
+        for kind, source in (("counter", counters), ("gauge", gauges)):
+            for name, value in (source() if source else {}).items():
+                full = f"edgecount_reconciler_{name}" + ("_total" if kind == "counter" else "")
+                if full not in dynamic:
+                    make = registry.counter if kind == "counter" else registry.gauge
+                    dynamic[full] = make(full, f"Service figure {name!r} (see docs/operations.md).")
+                dynamic[full].set(value)
+
+    registry.collector(collect)
+    return registry
+
+
 # -- the application -----------------------------------------------------------------------------
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, *, metrics: Registry | None = None) -> FastAPI:
     """Build the REST API around an engine.
 
     Args:
         engine: The engine (and its store) every request works on; it is shared with the
             running service, and the caller closes its store.
+        metrics: What ``/metrics`` renders; the database figures alone when None.
 
     Returns:
         The FastAPI application; serve it with :func:`serve_api`.
@@ -258,6 +324,14 @@ def create_app(engine: Engine) -> FastAPI:
     _add_error_handlers(app)
     _add_discrepancy_routes(app, engine)
     _add_upload_routes(app, engine)
+    registry = metrics or metrics_registry(engine)
+
+    @app.get("/metrics", response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus text exposition (discrepancies by state, ingest counters, ...)."""
+        text = await run_in_threadpool(registry.render)
+        return Response(text, media_type=CONTENT_TYPE)
+
     return app
 
 
@@ -423,5 +497,6 @@ __all__ = [
     "MovementsIn",
     "RowsOut",
     "create_app",
+    "metrics_registry",
     "serve_api",
 ]

@@ -9,6 +9,10 @@ shared subscriptions (``$share/<group>/…``) and several instances split the lo
 The connection is supervised: reconnect with backoff and jitter; on every (re)connect the
 retained messages of open discrepancies are published again and adjustments not yet
 acknowledged are re-sent, so a broker restart loses nothing the store knows.
+
+Under systemd (``Type=notify``) the service says ``READY=1`` once its first subscriptions are
+acknowledged, keeps ``STATUS=`` current, feeds the watchdog while its ingest worker and store
+publisher run (a broker that is away is not unhealthy) and says ``STOPPING=1`` on the way out.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgecount import contract
 from edgecount.backoff import Backoff
 from edgecount.mqtt import MqttConnection, MqttSettings
+from edgecount.sdnotify import Notifier
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
 
@@ -85,6 +90,40 @@ class ReconcileService:
         self._pending_subs: set[str] = set()
         self._handled = asyncio.Event()  # set after every batch handled
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=INBOX)
+        self.notifier = Notifier()
+        """systemd notifications (a no-op outside systemd)."""
+        self._tasks: list[asyncio.Task[None]] = []  # must keep running (health)
+        self._announced_ready = False
+
+    def health_reasons(self) -> list[str]:
+        """Why the service is unhealthy (a task that should run has ended); empty if healthy."""
+        if self.stopping.is_set():
+            return []
+        return [f"task {task.get_name()} ended" for task in self._tasks if task.done()]
+
+    def counters(self) -> dict[str, float]:
+        """Totals since start for ``/metrics`` (``rejected`` is the dead letters sent)."""
+        stats = self.stats
+        return {
+            "messages_received": stats.received,
+            "messages_applied": stats.applied,
+            "messages_duplicate": stats.duplicates,
+            "messages_dropped": stats.dropped,
+            "deadletters": stats.rejected,
+            "adjustments_published": stats.adjustments_published,
+            "decisions_announced": stats.decisions_announced,
+            "connects": stats.connects,
+            "batches": stats.batches,
+            "statuses": stats.statuses,
+        }
+
+    def gauges(self) -> dict[str, float]:
+        """Current values for ``/metrics``."""
+        return {
+            "inbox_depth": self._inbox.qsize(),
+            "subscribed": 1.0 if self.ready.is_set() else 0.0,
+            "healthy": 0.0 if self.health_reasons() else 1.0,
+        }
 
     def filters(self) -> list[str]:
         """Topic filters to subscribe to."""
@@ -102,6 +141,10 @@ class ReconcileService:
         api_task = await self._start_api()
         poller = asyncio.create_task(self._poll_store(), name="store-publisher")
         worker = asyncio.create_task(self._work(), name="ingest")
+        self._tasks = [poller, worker]
+        watchdog = asyncio.create_task(
+            self.notifier.feed_watchdog(self.health_reasons), name="watchdog"
+        )
         try:
             while not self.stopping.is_set():
                 self._closed.clear()
@@ -121,9 +164,10 @@ class ReconcileService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), backoff.next_delay())
         finally:
-            for task in (poller, worker):
+            self.notifier.stopping("stopping")
+            for task in (poller, worker, watchdog):
                 task.cancel()
-            await asyncio.gather(poller, worker, return_exceptions=True)
+            await asyncio.gather(poller, worker, watchdog, return_exceptions=True)
             if api_task is not None:
                 self.stopping.set()
                 await asyncio.gather(api_task, return_exceptions=True)
@@ -132,7 +176,7 @@ class ReconcileService:
         """Start the REST API in this loop (when configured); fails loudly if the port is taken."""
         if self.api is None:
             return None
-        from reconciler.api import create_app, serve_api
+        from reconciler.api import create_app, metrics_registry, serve_api
 
         listening = asyncio.Event()
 
@@ -142,7 +186,10 @@ class ReconcileService:
 
         task = asyncio.create_task(
             serve_api(
-                create_app(self.engine),
+                create_app(
+                    self.engine,
+                    metrics=metrics_registry(self.engine, self.counters, self.gauges),
+                ),
                 self.api.host,
                 self.api.port,
                 self.stopping,
@@ -203,11 +250,18 @@ class ReconcileService:
         self._pending_subs.discard(topic_filter)
         if not self._pending_subs:
             self.ready.set()
+            status = f"subscribed on {self.settings.describe()}; {self.stats.received} received"
+            if self._announced_ready:
+                self.notifier.status(status)
+            else:
+                self._announced_ready = True
+                self.notifier.ready(status)
 
     def connection_closed(self, _conn: MqttConnection, reason: str) -> None:
         """Reconnect (the supervisor loop does)."""
         if not self.stopping.is_set():
             log.warning("connection to the broker closed: %s", reason)
+            self.notifier.status(f"broker connection lost ({reason}); reconnecting")
         self._closed.set()
 
     def message_acked(self, _conn: MqttConnection, mid: int, reason: ReasonCode) -> None:

@@ -1,0 +1,234 @@
+"""The gateway's health rule and its Prometheus metrics, read from live figures.
+
+**Healthy** (what ``/healthz`` answers and what the systemd watchdog is fed on) means all of:
+
+* the event loop runs: the watchdog pings and the HTTP answers come from it, so a loop
+  blocked for longer than ``WatchdogSec`` gets the daemon restarted;
+* the publisher is alive: its supervisor task has not failed (a broker that is merely away is
+  not unhealthy: the outbox keeps the counts and a restart would not bring the broker back);
+* the scan worker (and every cron scheduler) is running;
+* some reader has been connected within the last ``metrics.readers_down_seconds`` (only for a
+  gateway with readers): when every reader fails for that long a restart is worth a try.
+
+The figures of drivers and publisher are copied into the registry at each scrape. Counters
+are totals since the daemon started (Prometheus' ``rate()`` turns them into reads per second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from drivers.base import DeviceHealth, HealthState
+from edgecount import __version__
+from edgecount.metrics import Metric, Registry
+from gateway.config import GatewayConfig, MetricsConfig
+from gateway.publisher import Publisher
+
+__all__ = ["GatewayMonitor"]
+
+
+class _Device(Protocol):
+    name: str
+
+    def health(self) -> DeviceHealth: ...
+
+    @property
+    def failures(self) -> int: ...
+
+
+class _Queued(Protocol):
+    def qsize(self) -> int: ...
+
+
+class _State(Protocol):
+    """The parts of :class:`gateway.daemon.Gateway` watched here."""
+
+    scans_run: int
+    failed_scans: int
+    rejected_commands: int
+    scanning: str | None
+    stopping: asyncio.Event
+
+    @property
+    def requests(self) -> _Queued: ...
+
+
+class GatewayMonitor:
+    """Health reasons and metrics of one running gateway.
+
+    Args:
+        config: The gateway configuration (``metrics.readers_down_seconds`` is the rule's X).
+        gateway: The daemon's state (scans, rejected commands, the request queue).
+        publisher: The publisher (outbox depth, acknowledgements, latency).
+        readers: The started readers, by name.
+        cameras: The started cameras, by name.
+        clock: Monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        gateway: _State,
+        publisher: Publisher,
+        readers: Mapping[str, _Device],
+        cameras: Mapping[str, _Device],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.gateway = gateway
+        self.publisher = publisher
+        self.readers = readers
+        self.cameras = cameras
+        self.tasks: list[asyncio.Task[None]] = []
+        """Tasks that must keep running (the scan worker, the schedulers)."""
+        self.readers_down_seconds = (config.metrics or MetricsConfig()).readers_down_seconds
+        self._clock = clock
+        self._reader_up_at = clock()
+        self.registry = Registry()
+        self._define()
+        self.registry.collector(self._collect)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def reasons(self) -> list[str]:
+        """Why the gateway is unhealthy; empty when healthy."""
+        reasons: list[str] = []
+        state = self.publisher.health().state
+        if state == "failed":
+            reasons.append(f"publisher failed: {self.publisher.health().last_error}")
+        stopping = self.gateway.stopping.is_set()
+        if not stopping:
+            reasons += [f"task {task.get_name()} ended" for task in self.tasks if task.done()]
+        now = self._clock()
+        if not self.readers or any(_up(r.health()) for r in self.readers.values()):
+            self._reader_up_at = now
+        down = now - self._reader_up_at
+        if down >= self.readers_down_seconds:
+            reasons.append(f"no reader connected for {down:.0f} s")
+        return reasons
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def _define(self) -> None:
+        r = self.registry
+        about = ["gateway", "site", "version"]
+        self.m: dict[str, Metric] = {
+            "info": r.gauge("edgecount_gateway_info", "The gateway.", about),
+            "healthy": r.gauge("edgecount_gateway_healthy", "1 when healthy (see /healthz)."),
+            "scanning": r.gauge("edgecount_gateway_scanning", "1 while a zone scan runs."),
+            "requests": r.gauge("edgecount_scan_requests_queued", "Scan requests waiting."),
+            "scans": r.counter("edgecount_scans_total", "Zone scans run to their end."),
+            "failed": r.counter("edgecount_scans_failed_total", "Zone scans that raised."),
+            "rejected": r.counter(
+                "edgecount_commands_rejected_total", "Invalid or unknown scan commands."
+            ),
+        }  # fmt: skip
+        for kind, unit in (("reader", "Tag reads"), ("camera", "Frames")):
+            self.m[f"{kind}_reads"] = r.counter(
+                f"edgecount_{kind}_{'reads' if kind == 'reader' else 'frames'}_total",
+                f"{unit} received.",
+                [kind],
+            )
+            self.m[f"{kind}_dropped"] = r.counter(
+                f"edgecount_{kind}_dropped_total", f"{unit} dropped (queue full).", [kind]
+            )
+            self.m[f"{kind}_connects"] = r.counter(
+                f"edgecount_{kind}_connects_total", "Successful connections.", [kind]
+            )
+            self.m[f"{kind}_failures"] = r.counter(
+                f"edgecount_{kind}_failures_total",
+                "Failed connection attempts and lost connections (camera stalls included).",
+                [kind],
+            )
+            self.m[f"{kind}_connected"] = r.gauge(
+                f"edgecount_{kind}_connected", "1 while connected.", [kind]
+            )
+            self.m[f"{kind}_queue"] = r.gauge(
+                f"edgecount_{kind}_queue_depth", "Items waiting in the driver's queue.", [kind]
+            )
+        self.m["camera_age"] = r.gauge(
+            "edgecount_camera_seconds_since_frame", "Age of the newest frame.", ["camera"]
+        )
+        self._define_publisher()
+
+    def _define_publisher(self) -> None:
+        r = self.registry
+        gauges = {
+            "connected": ("edgecount_mqtt_connected", "1 while a broker session is up."),
+            "outbox_depth": ("edgecount_outbox_depth", "Messages waiting for a PUBACK."),
+            "outbox_full": ("edgecount_outbox_full", "1 while the outbox's full alarm is on."),
+            "inflight": ("edgecount_mqtt_inflight", "Messages sent, not yet acknowledged."),
+        }
+        counters = {
+            "published": "PUBLISH packets sent (re-sends included).",
+            "acked": "Messages acknowledged by the broker.",
+            "replayed": "Messages sent again as historical after an outage.",
+            "rejected": "Messages not accepted: outbox full or breaking the contract.",
+            "refused": "Messages the broker refused.",
+            "connects": "Broker connections.",
+            "connect_failures": "Failed broker connection attempts.",
+            "disconnects": "Broker connections lost or closed.",
+            "dropped_incoming": "Incoming messages dropped (loop behind).",
+        }
+        for key, (name, text) in gauges.items():
+            self.m[f"mqtt_{key}"] = r.gauge(name, text)
+        self._publisher_counters = tuple(counters)
+        for key, text in counters.items():
+            self.m[f"mqtt_{key}"] = r.counter(f"edgecount_mqtt_{key}_total", text)
+        self.m["ack_latency"] = r.gauge(
+            "edgecount_publish_ack_latency_seconds",
+            "Send-to-PUBACK time: last, mean of the last 256, max since start.",
+            ["stat"],
+        )
+        self.m["delivery_latency"] = r.gauge(
+            "edgecount_publish_delivery_latency_seconds",
+            "Enqueue-to-PUBACK time of the last acknowledged message.",
+        )
+
+    def _collect(self) -> None:
+        m, g = self.m, self.gateway
+        m["info"].set(1, gateway=self.config.gateway_id, site=self.config.site, version=__version__)
+        m["healthy"].set(0 if self.reasons() else 1)
+        m["scanning"].set(0 if g.scanning is None else 1)
+        m["requests"].set(g.requests.qsize())
+        m["scans"].set(g.scans_run)
+        m["failed"].set(g.failed_scans)
+        m["rejected"].set(g.rejected_commands)
+        m["camera_age"].clear()  # only cameras connected now have a newest frame
+        for kind, devices in (("reader", self.readers), ("camera", self.cameras)):
+            for name, device in devices.items():
+                self._collect_device(kind, name, device)
+        health = self.publisher.health()
+        for key in ("connected", "outbox_depth", "outbox_full", "inflight"):
+            m[f"mqtt_{key}"].set(float(getattr(health, key)))
+        for key in self._publisher_counters:
+            m[f"mqtt_{key}"].set(getattr(health, key))
+        for stat in ("last", "mean", "max"):
+            value = getattr(health, f"ack_latency_{stat}_s")
+            if value is not None:
+                m["ack_latency"].set(value, stat=stat)
+        if health.delivery_latency_last_s is not None:
+            m["delivery_latency"].set(health.delivery_latency_last_s)
+
+    def _collect_device(self, kind: str, name: str, device: _Device) -> None:
+        m, health = self.m, device.health()
+        labels = {kind: name}
+        m[f"{kind}_reads"].set(health.reads, **labels)
+        m[f"{kind}_dropped"].set(health.dropped, **labels)
+        m[f"{kind}_connects"].set(health.connects, **labels)
+        m[f"{kind}_failures"].set(device.failures, **labels)
+        m[f"{kind}_connected"].set(1 if _up(health) else 0, **labels)
+        queue = getattr(device, "queue", None)
+        if queue is not None:
+            m[f"{kind}_queue"].set(queue.qsize(), **labels)
+        age = health.extra.get("seconds_since_frame")
+        if kind == "camera" and age is not None:
+            m["camera_age"].set(age, **labels)
+
+
+def _up(health: DeviceHealth) -> bool:
+    return health.state is HealthState.CONNECTED
