@@ -92,3 +92,16 @@ def test_client_without_the_ca_cannot_connect(secure_broker: SecureBroker, tmp_p
         mqtt_client(secure_broker, "gw-a", ca=stranger)
     broker = secure_broker.broker
     assert not mqtt_ping(broker.host, broker.port, accepted=False)  # plain MQTT: no CONNACK
+
+
+def test_gateway_receives_only_its_own_commands(connect: Connect) -> None:
+    # Mosquitto 2.0 grants the SUBACK of any filter and checks read access per message.
+    gw_a = connect("gw-a", subscribe=f"{contract.site_root(SITE)}#")
+    reconciler = connect("reconciler")
+    body = contract.encode(
+        contract.scan_request_payload(reason="recount", requested_by="t", locations=["B-01"])
+    )
+    assert not reconciler.publish(contract.cmd_scan_topic(SITE, "gw-b"), body).is_failure
+    assert not reconciler.publish(contract.cmd_scan_topic(SITE, "gw-a"), body).is_failure
+    (only,) = gw_a.wait_messages(1)
+    assert only.topic == contract.cmd_scan_topic(SITE, "gw-a")
