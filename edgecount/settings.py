@@ -6,6 +6,7 @@ configured the same way everywhere (see docs/configuration.md).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,6 +39,31 @@ def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
     return (Path(base) / value) if base else value
 
 
+CREDENTIAL_PREFIX = "credential:"
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+
+
+def credential_path(value: Any) -> Any:
+    """Turn ``credential:NAME`` into ``$CREDENTIALS_DIRECTORY/NAME``; other values unchanged.
+
+    systemd's ``LoadCredential=NAME:SOURCE`` copies SOURCE to a private directory that only the
+    service can read, and names it in ``$CREDENTIALS_DIRECTORY``. To check a configuration
+    outside the unit, point the variable at the sources' folder (``/etc/edgecount/credentials``).
+    """
+    if not isinstance(value, str) or not value.startswith(CREDENTIAL_PREFIX):
+        return value
+    name = value.removeprefix(CREDENTIAL_PREFIX)
+    if not _CREDENTIAL_NAME.match(name) or name in (".", ".."):
+        raise ValueError(f"{value!r}: a credential name is letters, digits, '.', '_' or '-'")
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ValueError(
+            f"{value!r} needs $CREDENTIALS_DIRECTORY (set by the unit's LoadCredential=);"
+            " outside systemd give a plain path, or set the variable"
+        )
+    return Path(directory) / name
+
+
 class TlsConfig(StrictModel):
     """TLS for the MQTT connection. Paths are PEM files."""
 
@@ -67,6 +93,7 @@ class MqttConfig(StrictModel):
     keepalive: int = Field(default=30, ge=5, le=3600)
 
     _paths = field_validator("password_file")(resolve_path)
+    _credential = field_validator("password_file", mode="before")(credential_path)
 
     @field_validator("protocol", mode="before")
     @classmethod
