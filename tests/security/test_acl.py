@@ -9,6 +9,7 @@ import pytest
 from edgecount.cli import main
 from edgecount.security import AclSpec, acl_text
 from edgecount.yamlcfg import ConfigError
+from reconciler.cli import make_engine
 from reconciler.config import load_reconciler_config
 
 
@@ -103,3 +104,14 @@ def test_without_the_key_every_gateway_is_accepted(tmp_path: Path) -> None:
     config = tmp_path / "reconciler.yaml"
     config.write_text("site: dc1\nstate_dir: state\n", encoding="utf-8")
     assert load_reconciler_config(config).authorization() is None
+
+
+def test_reconcile_serve_builds_its_engine_with_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "reconciler.yaml"
+    config.write_text(RECONCILER, encoding="utf-8")
+    engine = make_engine(load_reconciler_config(config))
+    try:
+        assert engine.unauthorized({"gateway": "gw-2", "zone": "A"}) is not None
+        assert engine.unauthorized({"gateway": "gw-2", "zone": "C"}) is None
+    finally:
+        engine.store.close()
