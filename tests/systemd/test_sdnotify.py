@@ -26,7 +26,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgecount.mqtt import MqttSettings
 from edgecount.sdnotify import Notifier, watchdog_interval
+from reconciler.engine import Engine
+from reconciler.rules import TolerancePolicy
+from reconciler.service import ReconcileService
+from reconciler.store import open_store
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene
 from tests.conftest import BrokerAddress, free_port
@@ -211,3 +216,30 @@ async def test_daemon_notifies_ready_feeds_the_watchdog_while_healthy_and_stops(
     assert {"ts", "level", "logger", "msg"} <= set(entries[0])
     assert any(entry["level"] == "DEBUG" for entry in entries)
     assert PASSWORD not in log_path.read_text()
+
+
+async def test_reconciler_is_ready_once_subscribed_and_says_stopping(
+    tmp_path: Path, broker: BrokerAddress, unique_site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'rec.sqlite3'}")
+    with notify_socket() as (sock, name):
+        monkeypatch.setenv("NOTIFY_SOCKET", name)
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        monkeypatch.delenv("WATCHDOG_PID", raising=False)
+        client_id = f"rec-{unique_site}"
+        service = ReconcileService(
+            Engine(store, unique_site, TolerancePolicy()),
+            MqttSettings(host=broker.host, port=broker.port, client_id=client_id),
+            client_id=client_id,
+        )
+        task = asyncio.create_task(service.run())
+        try:
+            ready = await message_with(sock, "READY", 10.0)
+            assert service.ready.is_set()
+            assert ready["STATUS"].startswith("subscribed on")
+            assert await message_with(sock, "WATCHDOG", 2.0) == {"WATCHDOG": "1"}
+        finally:
+            service.stopping.set()
+            await asyncio.wait_for(task, 10)
+            store.close()
+        assert "STOPPING" in await message_with(sock, "STOPPING", 2.0)
