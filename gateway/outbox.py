@@ -26,8 +26,11 @@ consumer "you may have seen this msg_id before"; freshness is what ``observed_at
 
 The outbox is bounded (``max_rows``). When full, :meth:`Outbox.put` raises
 :class:`OutboxFullError` and counts the rejection, and :attr:`OutboxStats.full` stays raised as an
-alarm until the depth falls below 90 % of the bound. (Dropping the oldest rows instead is a
-policy decision left for later; rejecting keeps every accepted count intact.)
+alarm until the depth falls below 90 % of the bound. The policy is deliberate: refusing the
+new message keeps every message already accepted (the gateway promised to deliver those),
+where dropping the oldest would lose counts silently; the scan that hits the bound fails
+loudly instead. Durability (why ``synchronous = FULL``), the policy and the fault tests are
+described in ``docs/outbox.md``.
 """
 
 from __future__ import annotations
