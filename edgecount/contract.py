@@ -315,9 +315,9 @@ def _schema_of(payload: Mapping[str, Any]) -> str:
     schema = payload.get("schema")
     if schema is None:
         raise ContractError("has no 'schema' field")
-    if schema not in SCHEMA_FILES:
+    if not isinstance(schema, str) or schema not in SCHEMA_FILES:
         raise ContractError(f"unknown schema {schema!r}; this build knows {sorted(SCHEMA_FILES)}")
-    return str(schema)
+    return schema
 
 
 def _inline(node: Any, root: Mapping[str, Any]) -> Any:
@@ -456,6 +456,25 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: A \\u escape of a UTF-16 surrogate: JSON allows one alone, no UTF-8 text holds it.
+_LONE_SURROGATE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_scalar_values(payload: Any) -> None:
+    """Reject strings holding a lone surrogate (escaped pairs decode to one character)."""
+    stack = [payload]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for item in items:
+            stack.extend(item if isinstance(node, dict) else (item,))
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ContractError(f"string {node[:40]!r} holds a lone surrogate") from None
+
+
 def _bounded_int(text: str) -> int:
     if len(text) > MAX_INT_DIGITS:  # int() of thousands of digits is slow, then refused
         raise ContractError(f"integer of {len(text)} digits is out of range")
@@ -492,7 +511,12 @@ def decode(raw: bytes, *, topic: str | None = None) -> dict[str, Any]:
         raise ContractError("not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict):
         raise ContractError(f"a payload must be a JSON object, got {type(payload).__name__}")
-    validate(payload)
+    if _LONE_SURROGATE.search(text):
+        _check_scalar_values(payload)
+    try:
+        validate(payload)
+    except RecursionError:  # nesting shallow enough for json.loads, too deep for the validator
+        raise ContractError("nested too deeply") from None
     if topic is not None:
         check_topic(topic, payload)
     return payload

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
+from sllurp.llrp_errors import ReaderConfigurationError
 
 from drivers.base import DeviceHealth, HealthState, Reader, TagRead
+from drivers.llrp.codec import FrameBuffer, LLRPFramingError
 from edgecount.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -65,22 +67,75 @@ class LlrpSettings:
     backoff: Backoff = field(default_factory=Backoff)
 
 
+@dataclass(slots=True)
+class ParseCounts:
+    """What reached sllurp's decoder through :class:`_Client` (written on sllurp's thread).
+
+    Attributes:
+        messages: Complete LLRP messages handed to sllurp.
+        malformed: Messages sllurp could not decode or handle; each is dropped and the stream
+            goes on with the next message (its length field was sound).
+        framing_errors: Headers whose length is impossible (below 10 bytes or above
+            :data:`~drivers.llrp.codec.DEFAULT_MAX_MESSAGE`); the bytes buffered then are
+            dropped, as the stream cannot be split any more.
+    """
+
+    messages: int = 0
+    malformed: int = 0
+    framing_errors: int = 0
+
+
 class _Client(LLRPReaderClient):  # type: ignore[misc]
-    """sllurp's client with a receive timestamp and a lock around message handling.
+    """sllurp's client with a receive timestamp, our framing and a lock around message handling.
 
     The lock makes commands we send from the event loop (which also change sllurp's state
     machine) atomic with respect to replies handled on sllurp's socket thread.
+
+    sllurp's own loop over received bytes lets anything its decoder raises on a malformed
+    message (``struct.error``, ``KeyError``, ...) end its socket thread, and drops the rest of
+    a chunk after a message it could not decode. So the stream is split here
+    (:class:`~drivers.llrp.codec.FrameBuffer`), sllurp gets one whole message at a time, and
+    what it cannot take is counted in :class:`ParseCounts` and dropped. sllurp's
+    ``ReaderConfigurationError`` (a refused configuration) still ends the connection.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, counts: ParseCounts | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lock = threading.Lock()
         self.last_rx = time.monotonic()
+        self.counts = counts if counts is not None else ParseCounts()
+        self._stream = FrameBuffer()
+        self._decoded = False
 
     def raw_data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
+        try:
+            frames = self._stream.feed(data)
+        except LLRPFramingError as exc:
+            frames = exc.frames
+            self.counts.framing_errors += 1
+            log.warning("LLRP stream out of step, buffered bytes dropped: %s", exc)
+        for frame in frames:
+            self._message_received(frame.data)
+
+    def _message_received(self, message: bytes) -> None:
+        self.counts.messages += 1
+        self._decoded = False
         with self.lock:
-            super().raw_data_received(data)
+            try:
+                super().raw_data_received(message)
+            except ReaderConfigurationError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sllurp raises what struct and dicts raise
+                self.counts.malformed += 1
+                log.warning("dropped a malformed LLRP message: %r", exc)
+                return
+        if not self._decoded:  # sllurp logged an LLRPError and dropped the message
+            self.counts.malformed += 1
+
+    def _on_llrp_message_received(self, lmsg: Any) -> None:
+        self._decoded = True
+        super()._on_llrp_message_received(lmsg)
 
 
 def _tag_reads(reader: str, tags: Iterable[Mapping[str, Any]]) -> list[TagRead]:
@@ -171,6 +226,8 @@ class LlrpReader(Reader):
         self.failed = asyncio.Event()
         """Set at the first link failure (connect, keepalive or socket); never cleared."""
         self._waiters: dict[str, asyncio.Future[bool]] = {}
+        self.parse_counts = ParseCounts()
+        """Messages handed to sllurp, and those it could not take (all connections)."""
 
     # -- public API -------------------------------------------------------------------------
 
@@ -188,6 +245,10 @@ class LlrpReader(Reader):
         """Current health figures."""
         if self._client is not None:
             self._health.extra["seconds_since_rx"] = time.monotonic() - self._client.last_rx
+        counts = self.parse_counts
+        self._health.extra["llrp_messages"] = counts.messages
+        self._health.extra["llrp_malformed"] = counts.malformed
+        self._health.extra["llrp_framing_errors"] = counts.framing_errors
         return self._health
 
     async def start(self) -> None:
@@ -282,7 +343,13 @@ class LlrpReader(Reader):
         )
         self._link_lost.clear()
         ready = self._expect("ready")
-        client = _Client(s.host, s.port, self._sllurp_config(), timeout=s.connect_timeout_seconds)
+        client = _Client(
+            s.host,
+            s.port,
+            self._sllurp_config(),
+            timeout=s.connect_timeout_seconds,
+            counts=self.parse_counts,
+        )
         client.add_tag_report_callback(self._on_tags)
         client.add_disconnected_callback(self._on_disconnected)
         seen: set[int] = set()
