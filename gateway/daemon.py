@@ -213,6 +213,9 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
     await publisher.start()
     try:
         async with started_readers(config) as readers, started_cameras(config) as cameras:
+            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras)
+            gateway.monitor = monitor
+            observers = await _start_observing(config, gateway, monitor)  # may fail: port taken
             worker = gateway.worker(dict(readers), cameras)
             tasks = [asyncio.create_task(worker, name="scan-worker")]
             tasks += [
@@ -220,10 +223,8 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
                 for name, zone in config.zones.items()
                 if zone.schedule
             ]
-            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras)
             monitor.tasks = list(tasks)
-            gateway.monitor = monitor
-            tasks += await _start_observing(config, gateway, monitor)
+            tasks += observers
             _ready(gateway, publisher)
             await gateway.stopping.wait()
             log.info("stopping: letting the running scan finish")
@@ -253,35 +254,36 @@ def _ready(gateway: Gateway, publisher: Publisher) -> None:
 async def _start_observing(
     config: GatewayConfig, gateway: Gateway, monitor: GatewayMonitor
 ) -> list[asyncio.Task[None]]:
-    """The watchdog feeder and the metrics endpoint (when configured), as owned tasks."""
-    tasks = [
-        asyncio.create_task(_until_stopped(gateway, gateway.notifier.feed_watchdog(
-            monitor.reasons)), name="watchdog")
-    ]  # fmt: skip
-    if config.metrics is None:
-        return tasks
-    listening = asyncio.Event()
+    """The metrics endpoint (when configured) and the watchdog feeder, as owned tasks.
 
-    def bound(port: int) -> None:
-        gateway.metrics_port = port
-        listening.set()
+    Raises:
+        OSError: The metrics address cannot be bound (the daemon fails; systemd restarts it).
+    """
+    tasks: list[asyncio.Task[None]] = []
+    if config.metrics is not None:
+        listening = asyncio.Event()
 
-    endpoint = Endpoint(monitor.registry, monitor.reasons)
-    server = asyncio.create_task(
-        serve_metrics(
-            endpoint, config.metrics.host, config.metrics.port, gateway.stopping,
-            on_listening=bound,
-        ),
-        name="metrics-http",
-    )  # fmt: skip
-    waiter = asyncio.ensure_future(listening.wait())
-    await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if server.done():
-        gateway.stopping.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        server.result()  # OSError (port in use): the daemon fails, systemd restarts it
-    return [*tasks, server]
+        def bound(port: int) -> None:
+            gateway.metrics_port = port
+            listening.set()
+
+        endpoint = Endpoint(monitor.registry, monitor.reasons)
+        server = asyncio.create_task(
+            serve_metrics(
+                endpoint, config.metrics.host, config.metrics.port, gateway.stopping,
+                on_listening=bound,
+            ),
+            name="metrics-http",
+        )  # fmt: skip
+        waiter = asyncio.ensure_future(listening.wait())
+        await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if server.done():
+            server.result()  # raises the bind error
+        tasks.append(server)
+    feeder = _until_stopped(gateway, gateway.notifier.feed_watchdog(monitor.reasons))
+    tasks.append(asyncio.create_task(feeder, name="watchdog"))
+    return tasks
 
 
 async def _until_stopped(gateway: Gateway, work: Coroutine[Any, Any, None]) -> None:

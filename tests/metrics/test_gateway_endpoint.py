@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 from edgecount.metrics import parse
 from gateway.config import GatewayConfig
 from gateway.daemon import Gateway, ScanRequest, serve
+from gateway.publisher import MemoryPublisher
 from gateway.runtime import open_publisher
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene
-from tests.conftest import BrokerAddress, eventually
+from tests.conftest import BrokerAddress, eventually, free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -112,3 +116,31 @@ async def test_metrics_grow_with_a_scan_and_health_is_ok(
             finally:
                 gateway.stopping.set()
                 assert await asyncio.wait_for(daemon, 20) == 0
+
+
+async def test_a_taken_metrics_port_fails_the_daemon(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = GatewayConfig.model_validate(
+            {
+                "site": "s",
+                "gateway_id": "gw",
+                "state_dir": str(tmp_path / "gw"),
+                "readers": [
+                    {
+                        "type": "llrp",
+                        "name": "r1",
+                        "host": "127.0.0.1",
+                        "port": free_port(),  # nobody there: the reader keeps retrying
+                        "antennas": {1: "A-1"},
+                        "connect_timeout_seconds": 0.5,
+                    }
+                ],
+                "zones": {"A": {"readers": ["r1"]}},
+                "metrics": {"host": "127.0.0.1", "port": taken.getsockname()[1]},
+            }
+        )
+        publisher = MemoryPublisher(site="s", gateway_id="gw")
+        with pytest.raises(OSError, match="address already in use"):
+            await asyncio.wait_for(serve(config, publisher), 20)
