@@ -164,7 +164,7 @@ def _expected_session(data: bytes) -> tuple[int, int, int]:
             errors += exc.status not in unsupported
             continue
         if isinstance(msg, llrp.CloseConnection) and not closing:
-            break
+            return seen, errors, 0  # the session reads no further: what follows is not looked at
     if not closing and buf.pending:
         framing = 1
     return seen, errors, framing

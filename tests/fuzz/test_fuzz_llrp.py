@@ -5,7 +5,7 @@ Inputs are golden messages with bytes flipped, cut, repeated and glued, and arbi
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.targets import (
@@ -53,6 +53,7 @@ def test_codec_raises_only_its_documented_errors(data: bytes) -> None:
 
 @FUZZ
 @given(INPUTS)
+@example(bytes.fromhex("040e0000000a0000a80005"))  # CLOSE_CONNECTION, then a stray byte
 def test_simulator_session_counts_every_malformed_message(data: bytes) -> None:
     llrp_sim_session(data)
 
