@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP     := $(VENV)/.stamp-dev
 
-.PHONY: demo test lint typecheck unit bench clean mosquitto venv
+.PHONY: demo test lint typecheck unit bench clean mosquitto system-tools venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,19 @@ venv: $(RUNTIME_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/edgecount demo
 
-## mosquitto: make sure the mosquitto binary exists (tests start their own brokers)
-mosquitto:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-	  echo "installing mosquitto with apt-get"; \
+## system-tools: the programs the tests run (mosquitto, openssl, systemd-analyze), via apt-get
+system-tools:
+	@missing=""; \
+	{ command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || missing="$$missing mosquitto"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mosquitto; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+mosquitto: system-tools
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -42,7 +49,7 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(DEV_STAMP) mosquitto
+unit: $(DEV_STAMP) system-tools
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest
 
 ## test: install what tests need, then lint, type-check and run the whole suite

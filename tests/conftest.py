@@ -256,7 +256,7 @@ MosquittoFactory = Callable[..., MosquittoBroker]
 def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoFactory]:
     """Start private brokers: ``mosquitto_factory(config_extra="", port=None, ping_tls=None)``."""
     if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (make mosquitto)")
+        pytest.fail("mosquitto is not installed: `make test` installs it (make system-tools)")
     brokers: list[MosquittoBroker] = []
 
     def make(
@@ -281,7 +281,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerAddress]:
         yield address
         return
     if not Path(MOSQUITTO).exists():
-        pytest.skip(f"no broker at {address.host}:{address.port} and no mosquitto binary")
+        pytest.fail(
+            f"no broker at {address.host}:{address.port} and no mosquitto binary: "
+            "`make test` installs it (make system-tools)"
+        )
     private = MosquittoBroker(tmp_path_factory.mktemp("shared-mosquitto"), free_port()).start()
     try:
         yield private.address
@@ -318,7 +321,7 @@ def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """Make :class:`TlsFiles` with the ``openssl`` command (EC P-256, valid two days)."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed")
+        pytest.fail("openssl is not installed: `make test` installs it (make system-tools)")
     d = tmp_path_factory.mktemp("tls")
     files = TlsFiles(
         d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key"

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from edgecount import contract
-from edgecount.cli import COMMANDS
 from reconciler.cli_report import (
     add_plan_arguments,
     add_reconcile_report_arguments,
@@ -41,7 +40,6 @@ from tests.reconciler.test_queries import (
 )
 
 HEADER = "location,sku,book_qty,counted_qty,diff,diff_value,status"
-REGISTERED = {path for path, _module, _help in COMMANDS}
 
 
 def write_config(
@@ -259,13 +257,9 @@ def test_publish_without_a_broker_fails(
     assert "cannot reach the broker" in capsys.readouterr().err
 
 
-# -- as real processes (once edgecount.cli registers the commands) --------------------------------
+# -- as real processes -----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not {("reconcile", "report"), ("plan",)} <= REGISTERED,
-    reason="edgecount.cli does not register `reconcile report` and `plan` yet",
-)
 def test_commands_as_processes(config: Path) -> None:
     def edgecount(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

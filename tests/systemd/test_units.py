@@ -26,7 +26,11 @@ SERVICES = [
 ]
 EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
 
-pytestmark = pytest.mark.skipif(not Path(ANALYZE).exists(), reason="no systemd-analyze")
+
+@pytest.fixture(autouse=True)
+def _analyze_installed() -> None:
+    if not Path(ANALYZE).exists():
+        pytest.fail("systemd-analyze is not installed: `make test` installs it (make system-tools)")
 
 
 def render(tmp_path: Path, name: str, instance: str = "Z1", extra: str = "") -> Path:
