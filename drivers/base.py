@@ -1,12 +1,19 @@
-"""Types shared by every driver: observations, health and the reader contract."""
+"""Types shared by every driver: observations, health, the reader contract and the link
+supervisor."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+
+from edgecount.backoff import Backoff
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -97,3 +104,60 @@ class Reader(ABC):
     @abstractmethod
     def failures(self) -> int:
         """How many times the link failed since start (a scan compares it before and after)."""
+
+
+@dataclass(slots=True)
+class LinkSupervisor:
+    """Keeps a device's link up: connect, watch it until it drops, disconnect, back off, again.
+
+    Both reader drivers run one as their supervisor task. A failure of a kind listed in
+    ``expected`` (the link's own errors) is noted through ``on_failure``; anything else is a
+    bug: it is logged with its trace, noted the same way and supervised like any failure, so a
+    reader never stops for good while the gateway runs.
+
+    Attributes:
+        name: The device, for the log.
+        backoff: Delays between attempts (reset after a successful connect).
+        expected: Exception types a connect attempt may fail with.
+        connect: Opens the link (raises on failure).
+        watch: Returns when the link is lost.
+        disconnect: Closes what ``connect`` opened (also after a failed connect).
+        on_failure: Notes a failed attempt: ``on_failure(why)``.
+        stopping: Set to end the loop.
+        first_attempt: Set once the first attempt succeeded or failed.
+    """
+
+    name: str
+    backoff: Backoff
+    expected: tuple[type[BaseException], ...]
+    connect: Callable[[], Awaitable[None]]
+    watch: Callable[[], Awaitable[None]]
+    disconnect: Callable[[], Awaitable[None]]
+    on_failure: Callable[[str], None]
+    stopping: asyncio.Event
+    first_attempt: asyncio.Event
+
+    async def run(self) -> None:
+        """Supervise until ``stopping`` is set."""
+        while not self.stopping.is_set():
+            try:
+                await self.connect()
+            except self.expected as exc:
+                self.on_failure(f"connect failed: {exc}")
+                self.first_attempt.set()
+            except Exception as exc:  # a bug: loud, then supervised like any failure
+                log.exception("%s: connecting failed unexpectedly", self.name)
+                self.on_failure(f"connect failed: {exc!r}")
+                self.first_attempt.set()
+            else:
+                self.first_attempt.set()
+                self.backoff.reset()
+                await self.watch()
+            finally:
+                await self.disconnect()
+            if self.stopping.is_set():
+                break
+            delay = self.backoff.next_delay()
+            log.warning("%s: reconnecting in %.2f s", self.name, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)

@@ -25,7 +25,7 @@ from typing import Any
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 
-from drivers.base import DeviceHealth, HealthState, Reader, TagRead
+from drivers.base import DeviceHealth, HealthState, LinkSupervisor, Reader, TagRead
 from drivers.llrp.codec import FrameBuffer, LLRPFramingError
 from edgecount.backoff import Backoff
 
@@ -254,7 +254,18 @@ class LlrpReader(Reader):
     async def start(self) -> None:
         """Start the supervisor; returns after the first connection attempt (either way)."""
         self._loop = asyncio.get_running_loop()
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"llrp:{self.name}")
+        supervisor = LinkSupervisor(
+            self.name,
+            self.settings.backoff,
+            (OSError, TimeoutError, ReaderError),
+            connect=self._connect,
+            watch=self._watch,
+            disconnect=self._disconnect,
+            on_failure=self._note_failure,
+            stopping=self._stopping,
+            first_attempt=self._first_attempt,
+        )
+        self._supervisor = asyncio.create_task(supervisor.run(), name=f"llrp:{self.name}")
         await self._first_attempt.wait()
 
     async def wait_connected(self, timeout: float) -> bool:  # noqa: ASYNC109
@@ -291,27 +302,6 @@ class LlrpReader(Reader):
         self._health.state = HealthState.STOPPED
 
     # -- supervisor -------------------------------------------------------------------------
-
-    async def _supervise(self) -> None:
-        backoff = self.settings.backoff
-        while not self._stopping.is_set():
-            try:
-                await self._connect()
-            except (OSError, TimeoutError, ReaderError) as exc:
-                self._note_failure(f"connect failed: {exc}")
-                self._first_attempt.set()
-            else:
-                self._first_attempt.set()
-                backoff.reset()
-                await self._watch()
-            finally:
-                await self._disconnect()
-            if self._stopping.is_set():
-                break
-            delay = backoff.next_delay()
-            log.warning("%s: reconnecting in %.1f s", self.name, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
 
     def _note_failure(self, why: str) -> None:
         self._failures += 1

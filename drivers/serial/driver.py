@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.base import DeviceHealth, HealthState, Reader, TagRead
+from drivers.base import DeviceHealth, HealthState, LinkSupervisor, Reader, TagRead
 from drivers.serial.codec import (
     DEFAULT_MAX_PAYLOAD,
     MAX_POLL_COUNT,
@@ -187,7 +187,18 @@ class SerialReader(Reader):
         if self._supervisor is not None:
             raise RuntimeError(f"serial reader {self.name} already started")
         self._loop = asyncio.get_running_loop()
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"serial:{self.name}")
+        supervisor = LinkSupervisor(
+            self.name,
+            self.settings.backoff,
+            (TransportError, ReaderError),
+            connect=self._connect,
+            watch=self._watch,
+            disconnect=self._disconnect,
+            on_failure=self._note_failure,
+            stopping=self._stopping,
+            first_attempt=self._first_attempt,
+        )
+        self._supervisor = asyncio.create_task(supervisor.run(), name=f"serial:{self.name}")
         await self._first_attempt.wait()
 
     async def wait_for(
@@ -242,31 +253,6 @@ class SerialReader(Reader):
         self._notify()
 
     # -- supervisor -------------------------------------------------------------------------
-
-    async def _supervise(self) -> None:
-        backoff = self.settings.backoff
-        while not self._stopping.is_set():
-            try:
-                await self._connect()
-            except (TransportError, ReaderError) as exc:
-                self._note_failure(f"connect failed: {exc}")
-                self._first_attempt.set()
-            except Exception as exc:  # a bug: loud, then supervised like any failure
-                log.exception("%s: connecting failed unexpectedly", self.name)
-                self._note_failure(f"connect failed: {exc!r}")
-                self._first_attempt.set()
-            else:
-                self._first_attempt.set()
-                backoff.reset()
-                await self._watch()
-            finally:
-                await self._disconnect()
-            if self._stopping.is_set():
-                break
-            delay = backoff.next_delay()
-            log.warning("%s: reconnecting in %.2f s", self.name, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
 
     def _note_failure(self, why: str) -> None:
         self._failures += 1
