@@ -317,10 +317,25 @@ def serial_receiver(chunks: list[bytes], verify_crc: bool = True) -> Outcome:
     return Outcome(d.frames + d.rejected_total, rejected, {"skipped_bytes": d.skipped_bytes})
 
 
-def quiet_logs() -> None:
-    """The targets log every rejection; a fuzz run would drown in them."""
-    for name in ("sllurp", "drivers", "simulators", "gateway", "edgecount", "reconciler"):
+QUIETED = ("sllurp", "drivers", "simulators", "gateway", "edgecount", "reconciler")
+
+
+def quiet_logs() -> dict[str, int]:
+    """The targets log every rejection; a fuzz run would drown in them.
+
+    Returns:
+        The levels the loggers had, for :func:`restore_logs`.
+    """
+    before = {name: logging.getLogger(name).level for name in QUIETED}
+    for name in QUIETED:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    return before
+
+
+def restore_logs(levels: dict[str, int]) -> None:
+    """Give the loggers back the levels :func:`quiet_logs` found."""
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 __all__ = [
@@ -332,5 +347,6 @@ __all__ = [
     "llrp_driver",
     "llrp_sim_session",
     "quiet_logs",
+    "restore_logs",
     "serial_receiver",
 ]

@@ -15,7 +15,6 @@ from tests.fuzz.targets import (
     llrp_corpus,
     llrp_driver,
     llrp_sim_session,
-    quiet_logs,
 )
 
 FUZZ = settings(
@@ -26,7 +25,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 CORPUS = llrp_corpus()
-quiet_logs()
 
 
 @st.composite

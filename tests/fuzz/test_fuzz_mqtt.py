@@ -22,7 +22,6 @@ from tests.fuzz.mqtt_targets import (
     pose,
     valid_payloads,
 )
-from tests.fuzz.targets import quiet_logs
 
 FUZZ = settings(
     max_examples=300,
@@ -32,7 +31,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 VALID = valid_payloads()
-quiet_logs()
 
 MUTATED = st.tuples(st.sampled_from(VALID), st.randoms(use_true_random=False), st.integers(1, 3))
 JSONISH = st.recursive(
