@@ -67,14 +67,27 @@ def peak_time(reads: Sequence[tuple[float, float]], top_db: float = 12.0) -> flo
         reads: (time, RSSI) reads of one tag, at least one.
         top_db: Reads within this many dB of the strongest one count.
     """
+    return strongest_mean(reads, lambda t: t, top_db)
+
+
+def strongest_mean(
+    reads: Sequence[tuple[float, float]], value: Callable[[float], float], top_db: float
+) -> float:
+    """The power-weighted mean of ``value(t)`` over a tag's reads within ``top_db`` of its best.
+
+    Args:
+        reads: (time, RSSI) reads of one tag, at least one.
+        value: What is averaged, from a read's time (the time itself, the reader's position).
+        top_db: Reads within this many dB of the strongest one count.
+    """
     best = max(rssi for _, rssi in reads)
-    weight_sum = time_sum = 0.0
+    weight_sum = value_sum = 0.0
     for t, rssi in reads:
         if rssi >= best - top_db:
             weight = 10.0 ** ((rssi - best) / 10.0)
             weight_sum += weight
-            time_sum += weight * t
-    return time_sum / weight_sum
+            value_sum += weight * value(t)
+    return value_sum / weight_sum
 
 
 @dataclass(slots=True)
@@ -307,14 +320,7 @@ def assign_by_pose(
     for epc, item_reads in reads.items():
         if not item_reads:
             continue
-        best = max(rssi for _, rssi in item_reads)
-        weight_sum = position_sum = 0.0
-        for t, rssi in item_reads:
-            if rssi >= best - top_db:
-                weight = 10.0 ** ((rssi - best) / 10.0)
-                weight_sum += weight
-                position_sum += weight * _interpolate(times, poses, t)
-        x = position_sum / weight_sum
+        x = strongest_mean(item_reads, lambda t: _interpolate(times, poses, t), top_db)
         for bay, (x0, x1) in extents.items():
             if x0 <= x < x1:
                 out[epc] = bay
