@@ -209,13 +209,13 @@ def reconcile(rows: int, work: Path) -> dict[str, float]:
     locations = rows // per_location
     skus = [f"0861414112{j:04d}" for j in range(per_location)]
     book = {
-        (f"L{i:07d}", sku): BookLine(f"L{i:07d}", sku, 10.0, 3.0, AbcClass("ABC"[i % 3]))
+        (f"L{i:07d}", sku): BookLine(f"L{i:07d}", sku, 10, 3.0, AbcClass("ABC"[i % 3]))
         for i in range(locations)
         for sku in skus
     }
     counts = {
         f"L{i:07d}": (
-            {sku: (9.0 if i % 50 == 0 and j == 0 else 10.0) for j, sku in enumerate(skus)},
+            {sku: (9 if i % 50 == 0 and j == 0 else 10) for j, sku in enumerate(skus)},
             True,
         )
         for i in range(locations)

@@ -112,7 +112,7 @@ def score(
     Returns:
         The figures (see the module docstring) and the counts they come from.
     """
-    counts = {loc: ({sku: float(q) for sku, q in per.items()}, True) for loc, per in truth.items()}
+    counts = {loc: (dict(per), True) for loc, per in truth.items()}
     before = compare(book_before, counts, policy, locations=truth)
     after = compare(book_after, counts, policy, locations=truth)
     true = {(row.location, row.sku) for row in before if row.is_exception}

@@ -48,7 +48,9 @@ SHUTDOWN_GRACE_SECONDS = 5
 
 Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=128)]
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Delta = Annotated[float, Field(allow_inf_nan=False)]
+Units = Annotated[int, Field(ge=0)]
+"""A quantity in whole units (``3`` or ``3.0``; ``3.5`` is refused)."""
+UnitDelta = int
 Abc = Annotated[AbcClass, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
 
 
@@ -76,7 +78,7 @@ class BookLineIn(StrictBody):
 
     location: Name
     sku: Name
-    qty: Amount
+    qty: Units
     unit_cost: Amount
     abc: Abc
 
@@ -95,7 +97,7 @@ class MovementIn(StrictBody):
     ts: AwareDatetime
     location: Name
     sku: Name
-    qty_delta: Delta
+    qty_delta: UnitDelta
     user: Name
     doc: Annotated[str, Text(strip_whitespace=True, max_length=256)] = ""
 
@@ -121,9 +123,9 @@ class LineOut(BaseModel):
     """One exception line of a discrepancy."""
 
     sku: str
-    book_qty: float
-    counted_qty: float
-    diff: float
+    book_qty: int
+    counted_qty: int
+    diff: int
     diff_value: float
     status: str
 
@@ -133,7 +135,7 @@ class MovementOut(BaseModel):
 
     ts: str
     sku: str
-    qty_delta: float
+    qty_delta: int
     user: str
     doc: str
 

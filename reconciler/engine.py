@@ -96,7 +96,7 @@ class Engine:
     def _compare(self, payload: Mapping[str, Any], ledger: BookLedger) -> list[Row]:
         location = payload["location"]
         book = ledger.book(location, _ts(payload["observed_at"]))
-        counted = {item["sku"]: float(item["qty"]) for item in payload["items"]}
+        counted = {item["sku"]: int(item["qty"]) for item in payload["items"]}
         unknown = [sku for sku in counted if sku not in book]
         info = self.store.sku_info(unknown) if unknown else {}
         return compare_location(
@@ -164,7 +164,7 @@ class Engine:
             {
                 "sku": r.sku,
                 "book_qty": r.book_qty,
-                "counted_qty": r.counted_qty or 0.0,
+                "counted_qty": r.counted_qty or 0,
                 "diff": r.diff,
                 "diff_value": round(r.diff_value, 2),
                 "status": r.status.value,

@@ -15,6 +15,8 @@ class Status(enum.StrEnum):
     * ``unexpected``: counted at a location whose book does not hold the SKU.
     * ``not_scanned``: in the book, but its location was not counted.
     * ``incomplete``: the location's count was not complete; it is never flagged short.
+    * ``accepted``: outside tolerance, but a person rejected this very difference before
+      (same counted figure against the same book, no movement since): not flagged again.
     """
 
     MATCH = "match"
@@ -23,12 +25,13 @@ class Status(enum.StrEnum):
     UNEXPECTED = "unexpected"
     NOT_SCANNED = "not_scanned"
     INCOMPLETE = "incomplete"
+    ACCEPTED = "accepted"
 
 
 EXCEPTIONS = frozenset({Status.OVER, Status.SHORT, Status.UNEXPECTED})
 """Statuses that open a discrepancy."""
 
-COUNTED = frozenset({Status.MATCH, Status.OVER, Status.SHORT, Status.UNEXPECTED})
+COUNTED = frozenset({Status.MATCH, Status.OVER, Status.SHORT, Status.UNEXPECTED, Status.ACCEPTED})
 """Statuses of records that were really counted (the denominator of accuracy)."""
 
 
@@ -42,25 +45,30 @@ class AbcClass(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BookLine:
-    """What the book says about one SKU at one location."""
+    """What the book says about one SKU at one location (``qty`` in whole units)."""
 
     location: str
     sku: str
-    qty: float
+    qty: int
     unit_cost: float
     abc: AbcClass
 
 
 @dataclass(frozen=True, slots=True)
 class Movement:
-    """A stock movement from the WMS log: ``qty_delta`` added at ``ts``."""
+    """A stock movement from the WMS log: ``qty_delta`` units added at ``ts``.
+
+    ``movement_id`` is the WMS's own id of the movement (None when the feed has none): a
+    movement whose id was imported before is not applied again.
+    """
 
     ts: datetime
     location: str
     sku: str
-    qty_delta: float
+    qty_delta: int
     user: str
     doc: str
+    movement_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +77,9 @@ class Row:
 
     location: str
     sku: str
-    book_qty: float
-    counted_qty: float | None
-    diff: float
+    book_qty: int
+    counted_qty: int | None
+    diff: int
     diff_value: float
     status: Status
     unit_cost: float = 0.0

@@ -65,7 +65,7 @@ class CountRecord:
     location: str
     observed_at: datetime
     complete: bool
-    items: dict[str, float]
+    items: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ def _count(row: Any) -> CountRecord:
         location=row.location,
         observed_at=utc(row.observed_at),
         complete=bool(row.complete),
-        items={str(item["sku"]): float(item["qty"]) for item in row.items},
+        items={str(item["sku"]): int(item["qty"]) for item in row.items},
     )
 
 
@@ -373,7 +373,7 @@ def compare_selections(
                 c.location, by_msg[c.msg_id], c.items, complete, policy, sku_info=info
             )
         for location in s.unscanned:
-            counted: dict[str, float] | None = {} if location in s.incomplete else None
+            counted: dict[str, int] | None = {} if location in s.incomplete else None
             rows += compare_location(
                 location, ledger.book(location, s.book_at), counted, False, policy
             )

@@ -13,17 +13,16 @@ both of these pass:
   either ``0 < diff <= over_pct / 100 * book`` or ``0 < -diff <= short_pct / 100 * book``.
 
 With a book of 0 only ``abs_qty`` can admit a difference (a percentage of nothing is
-nothing). Comparisons allow a relative slack of 1e-9 (plus 1e-9 absolute), so float
-arithmetic on fractional quantities (weighed goods) never turns a limit into a miss; a
-``diff`` that small is stored as exactly 0.
+nothing). Quantities are whole units; the percentage limits allow a relative slack of 1e-9
+(plus 1e-9 absolute), so float arithmetic never turns a limit into a miss.
 
 Statuses (see :class:`~reconciler.model.Status`), decided per record in this order:
 
 1. the location was not scanned: ``not_scanned`` (``counted_qty`` None, ``diff`` 0);
 2. the location's count is not complete: ``incomplete``, never short or over. SKUs seen
    show their count and ``diff``; book SKUs not seen yet show ``counted_qty`` None, ``diff`` 0;
-3. ``diff`` is 0 (within the slack): ``match``;
-4. the book does not hold the SKU here (no line, or a quantity of at most 1e-9) and some was
+3. ``diff`` is 0: ``match``;
+4. the book does not hold the SKU here (no line, or a quantity of 0 or less) and some was
    counted: ``unexpected``, always an exception whatever ``abs_qty`` says (stock where the
    book has none is a location error, not a counting error);
 5. within tolerance: ``match``; otherwise ``over`` or ``short`` by the sign of ``diff``.
@@ -46,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +61,9 @@ __all__ = [
 
 _EPS = 1e-9
 _SLACK = 1.0 + _EPS
+
+AcceptedFigures: TypeAlias = Mapping[tuple[str, str], set[tuple[int, int]]]
+"""(location, SKU) -> the (book_qty, counted_qty) figures people accepted there."""
 
 _MATCH = Status.MATCH
 _OVER = Status.OVER
@@ -254,7 +256,7 @@ def book_as_of(
 
     forward = at >= snapshot_at
     lo, hi = (snapshot_at, at) if forward else (at, snapshot_at)
-    deltas: defaultdict[tuple[str, str], float] = defaultdict(float)
+    deltas: defaultdict[tuple[str, str], int] = defaultdict(int)
     for move in movements:
         if lo < move.ts <= hi:
             deltas[move.location, move.sku] += move.qty_delta if forward else -move.qty_delta
@@ -275,7 +277,7 @@ def book_as_of(
 def compare_location(
     location: str,
     book: Mapping[str, BookLine],
-    counted: Mapping[str, float] | None,
+    counted: Mapping[str, int] | None,
     complete: bool,
     policy: TolerancePolicy,
     *,
@@ -304,7 +306,7 @@ def compare_location(
 
 def compare(
     book: Mapping[tuple[str, str], BookLine],
-    counts: Mapping[str, tuple[Mapping[str, float], bool]],
+    counts: Mapping[str, tuple[Mapping[str, int], bool]],
     policy: TolerancePolicy,
     *,
     locations: Iterable[str] | None = None,
@@ -358,12 +360,12 @@ def _compare_one(
     lookup: _Lookup,
     location: str,
     book: Mapping[str, BookLine],
-    counted: Mapping[str, float] | None,
+    counted: Mapping[str, int] | None,
     complete: bool,
 ) -> list[Row]:
     if counted is None:
         return [
-            Row(location, s, ln.qty, None, 0.0, 0.0, _NOT_SCANNED, ln.unit_cost, ln.abc)
+            Row(location, s, ln.qty, None, 0, 0.0, _NOT_SCANNED, ln.unit_cost, ln.abc)
             for s, ln in sorted(book.items())
         ]
     if not complete:
@@ -372,25 +374,24 @@ def _compare_one(
     loc_limits = lookup.locations.get(location)
     sku_limits = lookup.skus
     classes = lookup.classes
-    eps = _EPS
     rows: list[Row] = []
     append = rows.append
     for sku in sorted(book.keys() | counted.keys()):
         line = book.get(sku)
-        qty = counted.get(sku, 0.0)
+        qty = counted.get(sku, 0)
         if not qty >= 0:  # also catches NaN
             raise _bad_count(location, sku, qty)
         if line is None:
             cost, abc = lookup.sku_info(sku)
             status = _MATCH if qty == 0 else _UNEXPECTED
-            append(Row(location, sku, 0.0, qty, qty, qty * cost, status, cost, abc))
+            append(Row(location, sku, 0, qty, qty, qty * cost, status, cost, abc))
             continue
         bq = line.qty
         cost = line.unit_cost
         diff = qty - bq
-        if diff == 0.0 or -eps * (1.0 + abs(bq)) <= diff <= eps * (1.0 + abs(bq)):
-            diff, status = 0.0, _MATCH
-        elif bq <= eps and qty > 0:
+        if diff == 0:
+            status = _MATCH
+        elif bq <= 0 and qty > 0:
             status = _UNEXPECTED
         else:
             lim = loc_limits or sku_limits.get(sku) or classes[line.abc]
@@ -400,14 +401,14 @@ def _compare_one(
     return rows
 
 
-def _bad_count(location: str, sku: str, qty: float) -> ValueError:
+def _bad_count(location: str, sku: str, qty: int) -> ValueError:
     return ValueError(f"negative or invalid count {qty!r} for location {location!r} SKU {sku!r}")
 
 
 def _incomplete(
     location: str,
     book: Mapping[str, BookLine],
-    counted: Mapping[str, float],
+    counted: Mapping[str, int],
     sku_info: Callable[[str], _Facts],
 ) -> list[Row]:
     rows: list[Row] = []
@@ -416,8 +417,34 @@ def _incomplete(
         qty = counted.get(sku)
         if qty is not None and not qty >= 0:
             raise _bad_count(location, sku, qty)
-        bq = 0.0 if line is None else line.qty
+        bq = 0 if line is None else line.qty
         cost, abc = sku_info(sku) if line is None else (line.unit_cost, line.abc)
-        diff = 0.0 if qty is None or _is_zero(qty - bq, bq) else qty - bq
+        diff = 0 if qty is None or qty == bq else qty - bq
         rows.append(Row(location, sku, bq, qty, diff, diff * cost, _INCOMPLETE, cost, abc))
     return rows
+
+
+def apply_accepted(rows: list[Row], accepted: AcceptedFigures) -> list[Row]:
+    """Mark exceptions a person already accepted as ``accepted`` (no longer exceptions).
+
+    A row is accepted when its location x SKU had a rejected discrepancy with the very same
+    book and counted quantities (and nothing moved there since: the store's query checks
+    that). A different count or book figure is flagged again.
+
+    Args:
+        rows: Compared rows.
+        accepted: From :meth:`reconciler.store.Store.accepted_variances`.
+
+    Returns:
+        The rows, the accepted ones with status ``accepted`` (others unchanged).
+    """
+    if not accepted:
+        return rows
+
+    def judged(row: Row) -> Row:
+        figures = accepted.get((row.location, row.sku))
+        if row.is_exception and figures and (row.book_qty, row.counted_qty) in figures:
+            return replace(row, status=Status.ACCEPTED)
+        return row
+
+    return [judged(row) for row in rows]

@@ -1,7 +1,7 @@
 """The reconciler's tables (SQLAlchemy Core). Alembic migrations create and evolve them.
 
 The same definitions serve SQLite (the default, in WAL mode) and PostgreSQL (at scale).
-Timestamps are stored as timezone-aware UTC; quantities as floats (weighed goods).
+Timestamps are stored as timezone-aware UTC; quantities as whole units (integers), money as floats.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ book = Table(
     metadata,
     Column("location", NAME, primary_key=True),
     Column("sku", NAME, primary_key=True),
-    Column("qty", Float, nullable=False),
+    Column("qty", Integer, nullable=False),
     Column("unit_cost", Float, nullable=False),
     Column("abc", String(1), nullable=False),
 )
@@ -58,10 +58,13 @@ movements = Table(
     Column("ts", TS, nullable=False),
     Column("location", NAME, nullable=False),
     Column("sku", NAME, nullable=False),
-    Column("qty_delta", Float, nullable=False),
+    Column("qty_delta", Integer, nullable=False),
     Column("user", NAME, nullable=False),
     Column("doc", String(256), nullable=False),
+    # The WMS's own id: a feed imported twice applies once (unique when given).
+    Column("movement_id", NAME),
     Index("ix_movements_location_ts", "location", "ts"),
+    Index("uq_movements_movement_id", "movement_id", unique=True),
 )
 
 counts = Table(
@@ -177,4 +180,37 @@ audit = Table(
     Column("action", String(64), nullable=False),
     Column("subject", String(256), nullable=False),
     Column("detail", JSON, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    # The id is the cursor of ``GET /decisions?after=``: ascending in the order decided.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("discrepancy_id", Integer, ForeignKey("discrepancies.id"), nullable=False),
+    Column("zone", NAME, nullable=False),
+    Column("location", NAME, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("decided_by", NAME, nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("note", String(1024), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("payload", JSON, nullable=False),  # the edgecount.decision/1 message
+    Column("published_at", TS),  # when the broker acknowledged it; None: still to send
+    Index("ix_decisions_published_at", "published_at"),
+)
+
+accepted_variances = Table(
+    "accepted_variances",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("location", NAME, nullable=False),
+    Column("sku", NAME, nullable=False),
+    Column("book_qty", Integer, nullable=False),
+    Column("counted_qty", Integer, nullable=False),
+    Column("discrepancy_id", Integer, ForeignKey("discrepancies.id"), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("decided_by", NAME, nullable=False),
+    Column("decided_at", TS, nullable=False),
+    Index("ix_accepted_variances_location_sku", "location", "sku"),
 )

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 import reconciler.migrations
 from reconciler import schema as t
 from reconciler.model import AbcClass, BookLine, Movement
-from reconciler.rules import book_as_of
+from reconciler.rules import AcceptedFigures, book_as_of
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,13 @@ def _number(text: str, where: str, column: str) -> float:
     return value
 
 
+def _whole(text: str, where: str, column: str) -> int:
+    value = _number(text, where, column)
+    if value != int(value):
+        raise CsvImportError(f"{where}: {column}: not a whole number of units: {text!r}")
+    return int(value)
+
+
 def _read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -110,7 +117,7 @@ def read_book_csv(path: Path) -> list[BookLine]:
         if key in seen:
             raise CsvImportError(f"{where}: {key[0]}/{key[1]} appears twice")
         seen.add(key)
-        qty = _number(row["qty"], where, "qty")
+        qty = _whole(row["qty"], where, "qty")
         cost = _number(row["unit_cost"], where, "unit_cost")
         if qty < 0 or cost < 0:
             raise CsvImportError(f"{where}: qty and unit_cost must not be negative")
@@ -126,7 +133,7 @@ def read_movements_csv(path: Path) -> list[Movement]:
             ts = utc(datetime.fromisoformat(row["ts"].replace("Z", "+00:00")))
         except ValueError:
             raise CsvImportError(f"{where}: ts: not an ISO-8601 time: {row['ts']!r}") from None
-        delta = _number(row["qty_delta"], where, "qty_delta")
+        delta = _whole(row["qty_delta"], where, "qty_delta")
         found.append(Movement(ts, row["location"], row["sku"], delta, row["user"], row["doc"]))
     return found
 
@@ -178,6 +185,7 @@ class Store:
                 "qty_delta": m.qty_delta,
                 "user": m.user,
                 "doc": m.doc,
+                "movement_id": m.movement_id,
             }
             for m in moves
         ]
@@ -234,9 +242,7 @@ class Store:
                 query = query.where(t.movements.c.ts > after)
             with self.engine.connect() as conn:
                 for r in conn.execute(query):
-                    found.setdefault(r.location, []).append(
-                        Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc)
-                    )
+                    found.setdefault(r.location, []).append(_movement(r))
         return found
 
     def sku_info(self, skus: Iterable[str]) -> dict[str, tuple[float, AbcClass]]:
@@ -266,10 +272,7 @@ class Store:
         if after is not None:
             query = query.where(t.movements.c.ts > after)
         with self.engine.connect() as conn:
-            return [
-                Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc)
-                for r in conn.execute(query)
-            ]
+            return [_movement(r) for r in conn.execute(query)]
 
     # -- messages --------------------------------------------------------------------------
 
@@ -452,6 +455,35 @@ class Store:
         with self.engine.begin() as conn:
             self._audit(conn, actor, action, subject, detail)
 
+    def accepted_variances(self, locations: Iterable[str]) -> AcceptedFigures:
+        """Differences people accepted (rejected discrepancies) that still stand, by record.
+
+        A rejected line stands until a movement of its location x SKU is booked after the
+        decision; a new count or book changes the figures themselves, so
+        :func:`reconciler.rules.apply_accepted` no longer finds them.
+
+        Args:
+            locations: The locations wanted.
+
+        Returns:
+            (location, SKU) -> the set of (book_qty, counted_qty) figures accepted there.
+        """
+        av, m = t.accepted_variances.c, t.movements.c
+        moved_since = (
+            sa.select(m.id)
+            .where(m.location == av.location, m.sku == av.sku, m.ts > av.decided_at)
+            .exists()
+        )
+        found: dict[tuple[str, str], set[tuple[int, int]]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(locations):
+                query = sa.select(av.location, av.sku, av.book_qty, av.counted_qty).where(
+                    av.location.in_(chunk), ~moved_since
+                )
+                for location, sku, book_qty, counted_qty in conn.execute(query):
+                    found.setdefault((location, sku), set()).add((book_qty, counted_qty))
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class BookLedger:
@@ -496,6 +528,10 @@ def chunks(values: Iterable[str]) -> Iterator[list[str]]:
     ordered = sorted(set(values))
     for start in range(0, len(ordered), IN_CHUNK):
         yield ordered[start : start + IN_CHUNK]
+
+
+def _movement(r: Any) -> Movement:
+    return Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc, r.movement_id)
 
 
 def _parse(text: str) -> datetime:

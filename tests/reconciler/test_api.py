@@ -207,14 +207,14 @@ def test_book_snapshot_replaces_the_book(store: Store) -> None:
     lines = [
         {"location": "B-01", "sku": SKU_A, "qty": 3, "unit_cost": 2.5, "abc": "a"},
         {"location": "B-01", "sku": SKU_B, "qty": 0, "unit_cost": 0, "abc": "C"},
-        {"location": "B-02", "sku": SKU_A, "qty": 1.5, "unit_cost": 2.5, "abc": "B"},
+        {"location": "B-02", "sku": SKU_A, "qty": 2.0, "unit_cost": 2.5, "abc": "B"},
     ]
     body = {"snapshot_at": "2026-11-22T23:00:00+01:00", "source": "wms-export", "lines": lines}
     assert client.post("/book", json=body).json() == {"rows": 3}
     assert sorted(store.book_lines(), key=lambda b: (b.location, b.sku)) == [
         BookLine("B-01", SKU_A, 3, 2.5, AbcClass.A),
         BookLine("B-01", SKU_B, 0, 0, AbcClass.C),
-        BookLine("B-02", SKU_A, 1.5, 2.5, AbcClass.B),
+        BookLine("B-02", SKU_A, 2, 2.5, AbcClass.B),
     ]
     assert store.book_snapshot_at() == datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
 
@@ -225,6 +225,7 @@ def test_book_snapshot_replaces_the_book(store: Store) -> None:
         (2, {"location": "A-01", "sku": SKU_A}, ["body", "lines", 2]),
         (1, {"qty": -1}, ["body", "lines", 1, "qty"]),
         (0, {"unit_cost": -0.5}, ["body", "lines", 0, "unit_cost"]),
+        (1, {"qty": 1.5}, ["body", "lines", 1, "qty"]),
         (2, {"abc": "D"}, ["body", "lines", 2, "abc"]),
         (1, {"sku": ""}, ["body", "lines", 1, "sku"]),
         (0, {"colour": "red"}, ["body", "lines", 0, "colour"]),

@@ -62,7 +62,7 @@ def test_ira_never_nets_positive_against_negative() -> None:
 def test_top_exception_skus_keeps_five_largest_ties_by_sku() -> None:
     values = {"S6": 5.0, "S4": 9.0, "S1": 1.0, "S2": 9.0, "S3": 5.0, "S5": 7.0, "S7": 0.0}
     rows = [Row("L1", sku, 10, 11, 1, -v, S.SHORT, v, A) for sku, v in values.items()]
-    rows.append(Row("L1", "S0", 10, 10.5, 0.5, 99.0, S.MATCH, 198.0, A))  # not an exception
+    rows.append(Row("L1", "S0", 200, 201, 1, 198.0, S.MATCH, 198.0, A))  # not an exception
     s = summarize(rows)
     assert s.top_exception_skus == [
         ("S2", 9.0),

@@ -103,7 +103,7 @@ def test_a_new_pass_starts_after_the_inventory_stopped() -> None:
     assert source.read_round(2) == []
 
 
-def line(location: str, sku: str, qty: float) -> BookLine:
+def line(location: str, sku: str, qty: int) -> BookLine:
     return BookLine(location, sku, qty, 10.0, AbcClass.A)
 
 
