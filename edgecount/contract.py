@@ -12,6 +12,7 @@ Topics live under ``edgecount/v1/{site}/``::
     cmd/{gateway_id}/scan          * -> gateway    edgecount.scan-request/1 QoS 1
     discrepancy/{zone}/{location}  reconciler -> * edgecount.discrepancy/1  QoS 1, retained
     adjustment                     reconciler -> * edgecount.adjustment/1   QoS 1
+    decision                       reconciler -> * edgecount.decision/1     QoS 1
     deadletter                     consumer -> *   edgecount.deadletter/1   QoS 1
     pose/{robot}                   robot -> gateway edgecount.pose/1        QoS 0 (edgecount.pose)
 
@@ -48,6 +49,7 @@ STATUS: Final = "edgecount.status/1"
 SCAN_REQUEST: Final = "edgecount.scan-request/1"
 DISCREPANCY: Final = "edgecount.discrepancy/1"
 ADJUSTMENT: Final = "edgecount.adjustment/1"
+DECISION: Final = "edgecount.decision/1"
 DEADLETTER: Final = "edgecount.deadletter/1"
 POSE: Final = "edgecount.pose/1"
 
@@ -58,6 +60,7 @@ SCHEMA_FILES: Final[Mapping[str, str]] = {
     SCAN_REQUEST: "scan-request.json",
     DISCREPANCY: "discrepancy.json",
     ADJUSTMENT: "adjustment.json",
+    DECISION: "decision.json",
     DEADLETTER: "deadletter.json",
     POSE: "pose.json",
 }
@@ -81,6 +84,7 @@ TOPICS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
     "cmd_scan": (("cmd", "{gateway}", "scan"), SCAN_REQUEST),
     "discrepancy": (("discrepancy", "{zone}", "{location}"), DISCREPANCY),
     "adjustment": (("adjustment",), ADJUSTMENT),
+    "decision": (("decision",), DECISION),
     "deadletter": (("deadletter",), DEADLETTER),
     "pose": (("pose", "{robot}"), POSE),
 }
@@ -173,6 +177,11 @@ def discrepancy_topic(site: str, zone: str, location: str) -> str:
 def adjustment_topic(site: str) -> str:
     """``edgecount/v1/{site}/adjustment``."""
     return site_root(site) + "adjustment"
+
+
+def decision_topic(site: str) -> str:
+    """``edgecount/v1/{site}/decision``."""
+    return site_root(site) + "decision"
 
 
 def deadletter_topic(site: str) -> str:
@@ -610,11 +619,26 @@ def _check_adjustment(payload: Mapping[str, Any]) -> None:
         raise ContractError("diff should be counted_qty - book_qty", schema=ADJUSTMENT, path="diff")
 
 
+def _check_decision(payload: Mapping[str, Any]) -> None:
+    for index, line in enumerate(payload["lines"]):
+        if line["diff"] != line["counted_qty"] - line["book_qty"]:
+            raise ContractError(
+                "diff should be counted_qty - book_qty",
+                schema=DECISION,
+                path=f"lines[{index}].diff",
+            )
+    if ("adjustments" in payload) != (payload["outcome"] == "approved"):
+        raise ContractError(
+            "adjustments go with outcome approved, and only with it", schema=DECISION
+        )
+
+
 _SEMANTIC_CHECKS: Final[Mapping[str, Callable[[Mapping[str, Any]], None]]] = {
     COUNT: _check_count,
     SCAN: _check_scan,
     DISCREPANCY: _check_discrepancy,
     ADJUSTMENT: _check_adjustment,
+    DECISION: _check_decision,
 }
 
 

@@ -6,8 +6,9 @@ Each MQTT user gets exactly the topics of its role (see docs/security.md):
   own zones and ``status/{gateway}``, and reads ``cmd/{gateway}/scan`` and the ``pose/{robot}``
   of the robots that carry its readers;
 * the **reconciler** reads counts, scans and statuses, and writes discrepancies,
-  adjustments, dead letters and scan requests;
-* the **WMS** reads counts, scans, statuses, discrepancies, adjustments and dead letters;
+  adjustments, decisions, dead letters and scan requests;
+* the **WMS** reads counts, scans, statuses, discrepancies, adjustments, decisions and dead
+  letters;
 * a **robot** writes only its own ``pose/{robot}``.
 
 Anonymous clients get nothing (the broker runs with ``allow_anonymous false``). The input is
@@ -147,11 +148,12 @@ def acl_text(spec: AclSpec) -> str:
         out += ["# gateway: reports its zones only", *_block(gateway, lines)]
     reads = [("read", f"{root}{t}") for t in ("count/#", "scan/#", "status/+")]
     writes = [
-        ("write", f"{root}{t}") for t in ("discrepancy/#", "adjustment", "deadletter", "cmd/+/scan")
+        ("write", f"{root}{t}")
+        for t in ("discrepancy/#", "adjustment", "decision", "deadletter", "cmd/+/scan")
     ]
     for user in spec.reconciler:
         out += ["# reconciler", *_block(user, reads + writes)]
-    consumer = reads + [("read", f"{root}{t}") for t in ("discrepancy/#", "adjustment")]
+    consumer = reads + [("read", f"{root}{t}") for t in ("discrepancy/#", "adjustment", "decision")]
     for user in spec.wms:
         out += ["# WMS: reads only", *_block(user, [*consumer, ("read", f"{root}deadletter")])]
     for robot in spec.robots:

@@ -25,6 +25,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -37,10 +38,13 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
+from edgecount import contract
 from edgecount.metrics import CONTENT_TYPE, Registry
+from reconciler import decisions
 from reconciler import schema as t
 from reconciler.engine import OPEN_STATES, DecisionError, Engine
 from reconciler.model import AbcClass, BookLine, Movement
+from reconciler.store import BookLedger
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +144,16 @@ class MovementOut(BaseModel):
     doc: str
 
 
+class DecisionSummaryOut(BaseModel):
+    """How a closed discrepancy ended (see ``edgecount.decision/1``)."""
+
+    outcome: str
+    by: str
+    reason: str
+    note: str
+    at: str
+
+
 class DiscrepancyOut(BaseModel):
     """A discrepancy, its lines, and the movements since the last good count.
 
@@ -160,6 +174,44 @@ class DiscrepancyOut(BaseModel):
     observed_at: str
     lines: list[LineOut]
     movements: list[MovementOut]
+    decision: DecisionSummaryOut | None = None
+
+
+class CursorItemOut(BaseModel):
+    """One message of a cursor page: its cursor, the payload as published, whether acked."""
+
+    cursor: int
+    published: bool
+    payload: dict[str, Any]
+
+
+class CursorPageOut(BaseModel):
+    """A page of decisions or adjustments, oldest first.
+
+    Pass ``next_after`` as ``after`` to read on; ``more`` says whether another page waits.
+    """
+
+    items: list[CursorItemOut]
+    next_after: int
+    more: bool
+
+
+class BookLineOut(BaseModel):
+    """One SKU of a location's book as it stands now (snapshot plus movements since)."""
+
+    sku: str
+    qty: int
+    unit_cost: float
+    abc: str
+
+
+class BookOut(BaseModel):
+    """A location's current book."""
+
+    location: str
+    snapshot_at: str | None
+    as_of: str
+    lines: list[BookLineOut]
 
 
 class RowsOut(BaseModel):
@@ -245,7 +297,7 @@ def _add_movements(engine: Engine, body: MovementsIn) -> int:
 
 # -- metrics -------------------------------------------------------------------------------------
 
-DISCREPANCY_STATES = (*OPEN_STATES, "approved", "rejected", "resolved")
+DISCREPANCY_STATES = (*OPEN_STATES, "approved", "rejected", "resolved", "superseded")
 """States always exported (0 when none), so dashboards see every series from the start."""
 
 
@@ -326,6 +378,7 @@ def create_app(engine: Engine, *, metrics: Registry | None = None) -> FastAPI:
     _add_error_handlers(app)
     _add_discrepancy_routes(app, engine)
     _add_upload_routes(app, engine)
+    _add_wms_routes(app, engine)
     registry = metrics or metrics_registry(engine)
 
     @app.get("/metrics", response_class=Response)
@@ -405,6 +458,51 @@ def _add_upload_routes(app: FastAPI, engine: Engine) -> None:
     async def add_movements(body: MovementsIn) -> RowsOut:
         """Append movements to the log (compared counts use them from their ``ts`` on)."""
         return RowsOut(rows=await run_in_threadpool(_add_movements, engine, body))
+
+
+def _page(engine: Engine, table: sa.Table, after: int, limit: int) -> CursorPageOut:
+    found = decisions.page(engine.store.engine, table, after, limit)
+    return CursorPageOut(
+        items=[CursorItemOut(cursor=c, published=p, payload=d) for c, d, p in found.items],
+        next_after=found.next_after,
+        more=found.more,
+    )
+
+
+def _book(engine: Engine, location: str) -> BookOut:
+    now = datetime.now(UTC)
+    ledger = BookLedger.load(engine.store, [location], now)
+    lines = ledger.book(location, now)
+    return BookOut(
+        location=location,
+        snapshot_at=None if ledger.snapshot_at is None else contract.to_iso(ledger.snapshot_at),
+        as_of=contract.to_iso(now),
+        lines=[
+            BookLineOut(sku=sku, qty=ln.qty, unit_cost=ln.unit_cost, abc=ln.abc.value)
+            for sku, ln in sorted(lines.items())
+        ],
+    )
+
+
+After = Annotated[int, Query(ge=0, description="cursor: the last one already read")]
+Limit = Annotated[int, Query(ge=1, le=decisions.PAGE_LIMIT)]
+
+
+def _add_wms_routes(app: FastAPI, engine: Engine) -> None:
+    @app.get("/decisions")
+    async def list_decisions(after: After = 0, limit: Limit = 100) -> CursorPageOut:
+        """Every end of a discrepancy (``edgecount.decision/1``) after a cursor, oldest first."""
+        return await run_in_threadpool(_page, engine, t.decisions, after, limit)
+
+    @app.get("/adjustments")
+    async def list_adjustments(after: After = 0, limit: Limit = 100) -> CursorPageOut:
+        """Approved adjustments (``edgecount.adjustment/1``) after a cursor, oldest first."""
+        return await run_in_threadpool(_page, engine, t.adjustments, after, limit)
+
+    @app.get("/book")
+    async def book(location: Annotated[str, Query(min_length=1, max_length=128)]) -> BookOut:
+        """A location's book now: the snapshot plus the movements booked since."""
+        return await run_in_threadpool(_book, engine, location)
 
 
 # -- serving -------------------------------------------------------------------------------------
@@ -489,7 +587,9 @@ async def serve_api(
 
 __all__ = [
     "BookLineIn",
+    "BookOut",
     "BookSnapshotIn",
+    "CursorPageOut",
     "DecisionIn",
     "DiscrepancyOut",
     "HealthOut",

@@ -12,8 +12,13 @@ For each count of a location the book is taken **as of the moment the count was 
 * an incomplete count changes nothing (a location not fully scanned is never flagged).
 
 Approval turns each exception line into an adjustment (published for the WMS, written to the
-audit log, and applied to the local book as a movement); rejection closes the discrepancy.
-The engine returns the MQTT messages to send; the service publishes them.
+audit log, and applied to the local book as a movement); rejection closes the discrepancy and
+accepts its difference: the same figures are ``accepted``, not flagged, until the book, the
+count or a movement changes them. A discrepancy awaiting approval whose location is counted
+again with a *different* difference is ``superseded`` by a new discrepancy. Every end
+(approved, rejected, resolved, superseded) is recorded as an ``edgecount.decision/1``
+(:mod:`reconciler.decisions`). The engine returns the MQTT messages to send; the service
+publishes them, and the outboxes of decisions and adjustments from the store.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
+from reconciler import decisions
 from reconciler import schema as t
+from reconciler.decisions import Ended, Outcome
 from reconciler.model import Movement, Row, Status
-from reconciler.rules import TolerancePolicy, compare_location
+from reconciler.rules import AcceptedFigures, TolerancePolicy, apply_accepted, compare_location
 from reconciler.store import BookLedger, Store, utc
 
 log = logging.getLogger(__name__)
@@ -90,18 +97,30 @@ class Engine:
     # -- counts ----------------------------------------------------------------------------
 
     def compare_count(self, payload: Mapping[str, Any]) -> list[Row]:
-        """Compare one count with the book as it was when the count was observed."""
-        return self._compare(payload, BookLedger.load(self.store, [payload["location"]]))
+        """Compare one count with the book as it was when the count was observed.
 
-    def _compare(self, payload: Mapping[str, Any], ledger: BookLedger) -> list[Row]:
+        Differences a person accepted before (a rejected discrepancy with the same figures)
+        come back as ``accepted``.
+        """
+        locations = [payload["location"]]
+        return self._compare(
+            payload,
+            BookLedger.load(self.store, locations),
+            self.store.accepted_variances(locations),
+        )
+
+    def _compare(
+        self, payload: Mapping[str, Any], ledger: BookLedger, accepted: AcceptedFigures
+    ) -> list[Row]:
         location = payload["location"]
         book = ledger.book(location, _ts(payload["observed_at"]))
         counted = {item["sku"]: int(item["qty"]) for item in payload["items"]}
         unknown = [sku for sku in counted if sku not in book]
         info = self.store.sku_info(unknown) if unknown else {}
-        return compare_location(
+        rows = compare_location(
             location, book, counted, bool(payload["complete"]), self.policy, sku_info=info
         )
+        return apply_accepted(rows, accepted)
 
     def on_count(self, payload: Mapping[str, Any]) -> list[Outgoing]:
         """React to a new (not duplicate) count; returns the messages to publish."""
@@ -122,10 +141,12 @@ class Engine:
                 out += self._recount_failed(payload)
         if not complete:
             return out
-        ledger = BookLedger.load(self.store, (p["location"] for p in complete))
-        flagged = self._open_locations({p["location"] for p in complete})
+        locations = {p["location"] for p in complete}
+        ledger = BookLedger.load(self.store, locations)
+        accepted = self.store.accepted_variances(locations)
+        flagged = self._open_locations(locations)
         for payload in complete:
-            rows = self._compare(payload, ledger)
+            rows = self._compare(payload, ledger, accepted)
             exceptions = [row for row in rows if row.is_exception]
             if not exceptions and payload["location"] not in flagged:
                 continue
@@ -157,7 +178,54 @@ class Engine:
                 return self._resolve(conn, current, payload, now)
             if current is None:
                 return self._open(conn, payload, exceptions, now)
+            if (
+                current.state == "awaiting_approval"
+                and payload["scan_id"] != current.scan_id
+                and _figures(self._lines(exceptions)) != _figures(current.lines)
+            ):
+                return self._supersede(conn, current, payload, exceptions, now)
             return self._again(conn, current, payload, exceptions, now)
+
+    def _supersede(
+        self,
+        conn: sa.Connection,
+        current: Any,
+        payload: Mapping[str, Any],
+        rows: list[Row],
+        now: datetime,
+    ) -> list[Outgoing]:
+        """A new count differs otherwise than the one awaiting a person: start over.
+
+        The old discrepancy ends as ``superseded`` (a person cannot approve figures that are
+        no longer what the shelf shows); a new one opens for the new difference, with its
+        own recounts. Its retained message replaces the old one on the same topic.
+        """
+        conn.execute(
+            t.discrepancies.update()
+            .where(t.discrepancies.c.id == current.id)
+            .values(state=Outcome.SUPERSEDED.value, updated_at=now, closed_at=now)
+        )
+        decisions.record(
+            conn,
+            self.site,
+            Ended(
+                current,
+                Outcome.SUPERSEDED,
+                self.actor,
+                decisions.SUPERSEDED_BY_COUNT,
+                now,
+                scan_id=payload["scan_id"],
+                count_msg_id=payload["msg_id"],
+            ),
+        )
+        self.store.audit_in(
+            conn,
+            self.actor,
+            "discrepancy.superseded",
+            payload["location"],
+            {"id": current.id, "by_scan": payload["scan_id"]},
+        )
+        return self._open(conn, payload, rows, now)
 
     def _lines(self, rows: list[Row]) -> list[dict[str, Any]]:
         return [
@@ -192,7 +260,7 @@ class Engine:
             )
         ).inserted_primary_key
         assert new_id is not None
-        self.store._audit(
+        self.store.audit_in(
             conn,
             self.actor,
             "discrepancy.open",
@@ -230,7 +298,7 @@ class Engine:
                 lines=self._lines(rows),
             )
         )
-        self.store._audit(
+        self.store.audit_in(
             conn,
             self.actor,
             f"discrepancy.{state}",
@@ -267,7 +335,7 @@ class Engine:
                 .where(t.discrepancies.c.id == current.id)
                 .values(state=state, recounts=recounts, updated_at=now, scan_id=payload["scan_id"])
             )
-            self.store._audit(
+            self.store.audit_in(
                 conn,
                 self.actor,
                 "discrepancy.recount_incomplete",
@@ -289,7 +357,25 @@ class Engine:
             .where(t.discrepancies.c.id == current.id)
             .values(state="resolved", updated_at=now, closed_at=now, scan_id=payload["scan_id"])
         )
-        self.store._audit(
+        reason = (
+            decisions.RESOLVED_BY_RECOUNT
+            if current.state == "recount_requested"
+            else decisions.RESOLVED_BY_COUNT
+        )
+        decisions.record(
+            conn,
+            self.site,
+            Ended(
+                current,
+                Outcome.RESOLVED,
+                self.actor,
+                reason,
+                now,
+                scan_id=payload["scan_id"],
+                count_msg_id=payload["msg_id"],
+            ),
+        )
+        self.store.audit_in(
             conn,
             self.actor,
             "discrepancy.resolved",
@@ -383,17 +469,26 @@ class Engine:
                     note=note,
                 )
             )
-            self.store._audit(
+            self.store.audit_in(
                 conn,
                 approver,
                 f"discrepancy.{decision}",
                 row.location,
                 {"id": discrepancy_id, "reason_code": reason_code, "note": note},
             )
-            if approve:
+            made = (
                 self._adjust(
                     conn, row, reason_code=reason_code, approver=approver, note=note, now=now
                 )
+                if approve
+                else []
+            )
+            outcome = Outcome.APPROVED if approve else Outcome.REJECTED
+            decisions.record(
+                conn,
+                self.site,
+                Ended(row, outcome, approver, reason_code, now, note=note, adjustments=made),
+            )
         # Adjustments are published from their table (see pending_adjustments), so one made
         # by the CLI while the service or the broker is down still reaches the WMS once.
         return [
@@ -411,8 +506,9 @@ class Engine:
         approver: str,
         note: str,
         now: datetime,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         info = self.store.sku_info(line["sku"] for line in row.lines)
+        made: list[dict[str, Any]] = []
         for line in row.lines:
             adjustment_id = f"adj-{row.id}-{line['sku']}"
             unit_cost = info.get(line["sku"], (0.0, None))[0]
@@ -456,19 +552,28 @@ class Engine:
                     doc=adjustment_id,
                 )
             )
+            made.append(payload)
+        return made
 
     def pending_adjustments(self) -> list[tuple[int, Outgoing]]:
         """Adjustments not yet acknowledged by the broker, oldest first."""
-        query = (
-            sa.select(t.adjustments.c.id, t.adjustments.c.payload)
-            .where(t.adjustments.c.published_at.is_(None))
-            .order_by(t.adjustments.c.id)
-        )
-        with self.store.engine.connect() as conn:
-            return [
-                (r.id, Outgoing(contract.adjustment_topic(self.site), r.payload, retain=False))
-                for r in conn.execute(query)
-            ]
+        topic = contract.adjustment_topic(self.site)
+        return [
+            (row_id, Outgoing(topic, payload, retain=False))
+            for row_id, payload in decisions.unpublished(self.store.engine, t.adjustments)
+        ]
+
+    def pending_decisions(self) -> list[tuple[int, Outgoing]]:
+        """Decisions (``edgecount.decision/1``) not yet acknowledged by the broker, oldest first."""
+        topic = contract.decision_topic(self.site)
+        return [
+            (row_id, Outgoing(topic, payload, retain=False))
+            for row_id, payload in decisions.unpublished(self.store.engine, t.decisions)
+        ]
+
+    def decision_published(self, decision_id: int) -> None:
+        """The broker acknowledged a decision message."""
+        decisions.mark_published(self.store.engine, t.decisions, decision_id, datetime.now(UTC))
 
     def recount_requests_for(self, gateway: str) -> list[Outgoing]:
         """The outstanding recount requests addressed to a gateway, to send again.
@@ -542,12 +647,7 @@ class Engine:
 
     def adjustment_published(self, adjustment_id: int) -> None:
         """The broker acknowledged an adjustment."""
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                t.adjustments.update()
-                .where(t.adjustments.c.id == adjustment_id)
-                .values(published_at=datetime.now(UTC))
-            )
+        decisions.mark_published(self.store.engine, t.adjustments, adjustment_id, datetime.now(UTC))
 
     def open_discrepancy_messages(self) -> list[Outgoing]:
         """The retained message of every open discrepancy (re-published on each connect)."""
@@ -583,6 +683,11 @@ class Engine:
         for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
             if item[key] is not None:
                 item[key] = contract.to_iso(utc(item[key]))
+        item["decision"] = (
+            None
+            if row["state"] in OPEN_STATES
+            else decisions.last_decision(self.store.engine, row["id"])
+        )
         item["movements"] = [
             {
                 "ts": contract.to_iso(m.ts),
@@ -606,6 +711,11 @@ class Engine:
             ).scalar()
         after = utc(last_good) if last_good is not None else None
         return self.store.movements(location, after=after, sku=sku)
+
+
+def _figures(lines: list[dict[str, Any]]) -> frozenset[tuple[str, int, int]]:
+    """What a discrepancy's lines claim: (SKU, book, counted) of each, order aside."""
+    return frozenset((ln["sku"], ln["book_qty"], ln["counted_qty"]) for ln in lines)
 
 
 def _ts(text: str) -> datetime:

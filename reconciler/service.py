@@ -55,6 +55,7 @@ class ServiceStats:
     rejected: int = 0
     adjustments_published: int = 0
     decisions_announced: int = 0
+    decisions_published: int = 0
     connects: int = 0
     dropped: int = 0
     batches: int = 0
@@ -112,6 +113,7 @@ class ReconcileService:
             "deadletters": stats.rejected,
             "adjustments_published": stats.adjustments_published,
             "decisions_announced": stats.decisions_announced,
+            "decisions_published": stats.decisions_published,
             "connects": stats.connects,
             "batches": stats.batches,
             "statuses": stats.statuses,
@@ -383,6 +385,9 @@ class ReconcileService:
                 self._send_from_store(
                     conn, "decision", self.engine.unannounced(), self._decision_done
                 )
+                self._send_from_store(
+                    conn, "decision-out", self.engine.pending_decisions(), self._decision_out_done
+                )
             await asyncio.sleep(POLL_SECONDS)
 
     def _adjustment_done(self, row_id: int) -> None:
@@ -392,6 +397,10 @@ class ReconcileService:
     def _decision_done(self, row_id: int) -> None:
         self.engine.announced(row_id)
         self.stats.decisions_announced += 1
+
+    def _decision_out_done(self, row_id: int) -> None:
+        self.engine.decision_published(row_id)
+        self.stats.decisions_published += 1
 
     def _send_from_store(
         self,

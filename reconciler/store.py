@@ -172,7 +172,7 @@ class Store:
                     id=1, snapshot_at=utc(at), source=source, rows=len(rows)
                 )
             )
-            self._audit(conn, "import", "book.import", source, {"rows": len(rows)})
+            self.audit_in(conn, "import", "book.import", source, {"rows": len(rows)})
         return len(rows)
 
     def add_movements(self, moves: Iterable[Movement], *, actor: str = "import") -> int:
@@ -192,7 +192,7 @@ class Store:
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(t.movements.insert(), rows)
-                self._audit(conn, actor, "movements.add", "movements", {"rows": len(rows)})
+                self.audit_in(conn, actor, "movements.add", "movements", {"rows": len(rows)})
         return len(rows)
 
     def book_snapshot_at(self) -> datetime | None:
@@ -437,9 +437,10 @@ class Store:
             value = conn.execute(query).scalar()
         return str(value) if value is not None else None
 
-    def _audit(
+    def audit_in(
         self, conn: Connection, actor: str, action: str, subject: str, detail: Mapping[str, Any]
     ) -> None:
+        """Write one audit log entry inside the caller's transaction."""
         conn.execute(
             t.audit.insert().values(
                 at=datetime.now(UTC),
@@ -453,7 +454,7 @@ class Store:
     def audit(self, actor: str, action: str, subject: str, detail: Mapping[str, Any]) -> None:
         """Write one audit log entry."""
         with self.engine.begin() as conn:
-            self._audit(conn, actor, action, subject, detail)
+            self.audit_in(conn, actor, action, subject, detail)
 
     def accepted_variances(self, locations: Iterable[str]) -> AcceptedFigures:
         """Differences people accepted (rejected discrepancies) that still stand, by record.

@@ -378,6 +378,7 @@ def test_parse_topic_covers_every_kind() -> None:
         "cmd_scan": contract.cmd_scan_topic(SITE, GW),
         "discrepancy": contract.discrepancy_topic(SITE, ZONE, "L"),
         "adjustment": contract.adjustment_topic(SITE),
+        "decision": contract.decision_topic(SITE),
         "deadletter": contract.deadletter_topic(SITE),
         "pose": pose_topic(SITE, "cart-1"),
     }
