@@ -216,6 +216,45 @@ def test_reconciler_payloads_via_build() -> None:
         contract.build(contract.DISCREPANCY, {**discrepancy, "lines": [bad_line]})
 
 
+def test_decision_payload_rules() -> None:
+    line = {
+        "sku": "x",
+        "book_qty": 5,
+        "counted_qty": 3,
+        "diff": -2,
+        "diff_value": -4.0,
+        "status": "short",
+    }
+    decision = {
+        "decision_id": "7",
+        "discrepancy_id": "d1",
+        "site": SITE,
+        "zone": ZONE,
+        "location": "L",
+        "outcome": "rejected",
+        "by": "kim",
+        "reason": "ACCEPTED_VARIANCE",
+        "at": contract.now_iso(),
+        "scan_id": "s1",
+        "count_msg_id": "gw-1:ab12cd34:5",
+        "lines": [line],
+    }
+    contract.validate(contract.build(contract.DECISION, decision))
+    adjustments = [{"adjustment_id": "adj-1-x", "sku": "x", "diff": -2, "diff_value": -4.0}]
+    approved = {**decision, "outcome": "approved", "adjustments": adjustments}
+    contract.validate(contract.build(contract.DECISION, approved))
+    with pytest.raises(ContractError, match="adjustments go with outcome approved"):
+        contract.build(contract.DECISION, {**decision, "adjustments": adjustments})
+    with pytest.raises(ContractError, match="adjustments go with outcome approved"):
+        contract.build(contract.DECISION, {**decision, "outcome": "approved"})
+    with pytest.raises(ContractError, match=r"lines\[0\]\.diff"):
+        contract.build(contract.DECISION, {**decision, "lines": [{**line, "diff": -1}]})
+    with pytest.raises(ContractError, match="outcome"):
+        contract.build(contract.DECISION, {**decision, "outcome": "forgotten"})
+    with pytest.raises(ContractError):
+        contract.build(contract.DECISION, {**decision, "lines": [{**line, "book_qty": 5.5}]})
+
+
 # --- rejections are readable ----------------------------------------------------------------
 
 
