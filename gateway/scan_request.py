@@ -240,7 +240,7 @@ async def _subscribe(
     conn: MqttConnection, events: _Events, site: str, zone: str, limit: float
 ) -> None:
     root = contract.site_root(site)
-    for flt in (contract.scan_topic(site, zone), f"{root}/count/{zone}/+"):
+    for flt in (contract.scan_topic(site, zone), f"{root}count/{zone}/+"):
         events.subacks[flt] = asyncio.get_running_loop().create_future()
         conn.subscribe(flt)
         reasons = await _within(events.subacks[flt], events, limit, f"SUBACK for {flt}")

@@ -83,9 +83,10 @@ def test_reader_type_is_checked(tmp_path: Path) -> None:
 
 
 def test_zone_must_name_known_readers(tmp_path: Path) -> None:
-    found = issues_of(write(tmp_path, VALID.replace("readers: [dock-a]", "readers: [dock-b]")))
-    assert len(found) == 1
-    assert "unknown readers: dock-b" in found[0]
+    path = write(tmp_path, VALID.replace("readers: [dock-a]", "readers: [dock-b]"))
+    assert issues_of(path) == [
+        f"{path}:14: zones.A.readers[0]: unknown reader 'dock-b' (known: dock-a)"
+    ]
 
 
 def test_missing_key_and_bad_yaml(tmp_path: Path) -> None:
@@ -153,7 +154,11 @@ def test_camera_errors_name_file_line_and_key(tmp_path: Path) -> None:
     ("camera", "zone", "message"),
     [
         ("fps: 0.05", "cameras: [cam-1]", "fps 0.05 is too slow for stall_seconds 10.0"),
-        ("frames: 3", "cameras: [cam-9]", "zone 'A' names unknown cameras: cam-9 (known: cam-1)"),
+        (
+            "frames: 3",
+            "cameras: [cam-9]",
+            "zones.A.cameras[0]: unknown camera 'cam-9' (known: cam-1)",
+        ),
         ("moving: true", "cameras: [cam-1]", ""),
     ],
 )
