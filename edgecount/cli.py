@@ -19,6 +19,7 @@ from edgecount import __version__, logs
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("gateway", "validate"), "gateway.cli", "check a gateway configuration file"),
     (("gateway", "run"), "gateway.cli", "run the gateway daemon"),
+    (("gateway", "scan-request"), "gateway.scan_request", "ask the running daemon for a scan"),
     (("scan",), "gateway.cli", "run one zone scan now and print the counts"),
     (("sim", "llrp"), "simulators.llrp.cli", "run an LLRP reader simulator"),
     (("sim", "camera"), "simulators.camera.cli", "render shelf images or serve a shelf camera"),

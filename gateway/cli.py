@@ -1,4 +1,10 @@
-"""``edgecount gateway validate|run`` and ``edgecount scan``."""
+"""``edgecount gateway validate|run`` and ``edgecount scan``.
+
+Exit codes (``scan`` and ``gateway scan-request`` share them): 0 complete; 1 failed;
+2 bad configuration or usage, or the state directory is held by another process (the daemon);
+3 the scan was incomplete; 4 not every message reached the broker (they stay in the outbox);
+5 ``scan-request --wait`` gave up waiting.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,20 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import GatewayConfig, load_gateway_config
+
+if TYPE_CHECKING:
+    from gateway.runtime import StateDirBusyError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_INCOMPLETE = 3
+EXIT_UNDELIVERED = 4
+EXIT_TIMEOUT = 5
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +70,20 @@ def add_gateway_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_gateway_run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
     from gateway.daemon import run_daemon
+    from gateway.runtime import StateDirBusyError
 
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
-    return asyncio.run(run_daemon(config))
+    try:
+        return asyncio.run(run_daemon(config))
+    except StateDirBusyError as exc:
+        print(
+            f"{args.config}: state_dir {config.state_dir} is in use ({exc.holder or 'locked'},"
+            f" lock {exc.lock_file}); one daemon per state_dir",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
 
 
 # -- scan -------------------------------------------------------------------------------------
@@ -101,22 +121,31 @@ class ProgressBar:
         self.stream.flush()
 
 
-def run_scan(args: argparse.Namespace) -> int:
-    """Run one zone scan; exit 0 when complete, 3 when incomplete."""
-    from gateway.runtime import scan_once
-
-    config = _load(args.config)
+def load_with_zone(path: Path, zone: str) -> GatewayConfig | None:
+    """The configuration, if it loads and has ``zone``; else print why and return None."""
+    config = _load(path)
     if config is None:
-        return EXIT_CONFIG
-    if args.zone not in config.zones:
-        print(
-            f"{args.config}: no zone {args.zone!r}; zones: {', '.join(config.zones)}",
-            file=sys.stderr,
-        )
+        return None
+    if zone not in config.zones:
+        print(f"{path}: no zone {zone!r}; zones: {', '.join(config.zones)}", file=sys.stderr)
+        return None
+    return config
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """Run one zone scan; exit 0 complete, 3 incomplete, 4 not delivered, 2 daemon running."""
+    from gateway.runtime import StateDirBusyError, scan_once, state_lock
+
+    config = load_with_zone(args.config, args.zone)
+    if config is None:
         return EXIT_CONFIG
     bar = None if args.no_progress else ProgressBar(f"scan {args.zone}")
     try:
-        result, delivered = asyncio.run(scan_once(config, args.zone, progress=bar))
+        with state_lock(config, "scan"):
+            result, delivered = asyncio.run(scan_once(config, args.zone, progress=bar))
+    except StateDirBusyError as exc:
+        print(_busy(args, exc), file=sys.stderr)
+        return EXIT_CONFIG
     finally:
         if bar is not None:
             bar.close()
@@ -125,13 +154,26 @@ def run_scan(args: argparse.Namespace) -> int:
         print(json.dumps(report | {"delivered": delivered}, indent=2))
     else:
         print_table(report, sys.stdout)
-        if not delivered:
-            print(
-                "warning: not every message was acknowledged by the broker yet; they stay in "
-                "the outbox and are sent when the gateway next connects",
-                file=sys.stderr,
-            )
+    if not delivered:
+        print(
+            "error: not every message was acknowledged by the broker; they stay in the outbox"
+            f" under {config.state_dir} and are sent by the daemon or the next scan",
+            file=sys.stderr,
+        )
+        return EXIT_UNDELIVERED
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _busy(args: argparse.Namespace, exc: StateDirBusyError) -> str:
+    """The one line ``scan`` prints when the state directory is held."""
+    holder = exc.holder or "another process"
+    if exc.by_daemon:
+        return (
+            f"{args.config}: the gateway daemon is running for this config ({holder}); ask it"
+            f" for the scan: edgecount gateway scan-request -c {args.config}"
+            f" --zone {args.zone} --wait"
+        )
+    return f"{args.config}: the state_dir is in use ({holder}); try again when it has finished"
 
 
 def result_json(result: Any) -> dict[str, Any]:

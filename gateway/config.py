@@ -21,6 +21,7 @@ from pydantic import (
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import load_model
+from gateway.config_checks import camera_problems, raise_problems, reference_problems
 from models import COUNT_CONF
 
 # Session / search presets. Session 2 with a tag population hint suits a stocktake of many
@@ -124,6 +125,13 @@ class CameraConfig(StrictModel):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"camera {self.name!r} repeats ROI locations: {', '.join(repeated)}")
+        return self
+
+    @model_validator(mode="after")
+    def _files(self, info: ValidationInfo) -> CameraConfig:
+        """With ``check_files`` in the context: the source as the driver sees it, the model."""
+        if (info.context or {}).get("check_files"):
+            raise_problems("CameraConfig", camera_problems(self))
         return self
 
 
@@ -311,23 +319,8 @@ class GatewayConfig(StrictModel):
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
-        names = [reader.name for reader in self.readers]
-        cameras = [camera.name for camera in self.cameras]
-        for kind, listed in (("reader", names), ("camera", cameras)):
-            duplicates = sorted({name for name in listed if listed.count(name) > 1})
-            if duplicates:
-                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
-        for zone_name, zone in self.zones.items():
-            for kind, wanted, known in (
-                ("readers", zone.readers, names),
-                ("cameras", zone.cameras, cameras),
-            ):
-                unknown = [name for name in wanted if name not in known]
-                if unknown:
-                    raise ValueError(
-                        f"zone {zone_name!r} names unknown {kind}: {', '.join(unknown)}"
-                        f" (known: {', '.join(known) or 'none'})"
-                    )
+        """Names unique and known, each location in one zone; every problem, each at its key."""
+        raise_problems("GatewayConfig", reference_problems(self))
         return self
 
     def reader(self, name: str) -> ReaderConfig:
@@ -366,9 +359,15 @@ class GatewayConfig(StrictModel):
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
-    """Load and validate a gateway configuration file.
+    """Load and validate a gateway configuration file, with everything that needs no hardware.
+
+    Beyond the model: camera sources as the camera driver reads them (URL scheme, kind, a
+    path that exists) and detector models loaded by ONNX Runtime. The daemon and ``scan``
+    load through here too, so a bad file fails at start with the message ``gateway
+    validate`` prints, never later with a traceback.
 
     Raises:
         edgecount.yamlcfg.ConfigError: Every problem, each with file, line and key.
     """
-    return load_model(path, GatewayConfig, context={"base_dir": path.parent})
+    context = {"base_dir": path.parent, "check_files": True}
+    return load_model(path, GatewayConfig, context=context)

@@ -26,7 +26,7 @@ from gateway.config import GatewayConfig
 from gateway.health import GatewayMonitor
 from gateway.metrics_http import Endpoint, serve_metrics
 from gateway.publisher import Publisher
-from gateway.runtime import open_publisher, started_cameras, started_readers
+from gateway.runtime import open_publisher, started_cameras, started_readers, state_lock
 from gateway.scan import create_zone_scan
 
 if TYPE_CHECKING:
@@ -185,9 +185,16 @@ class Gateway:
 
 
 async def run_daemon(config: GatewayConfig) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit status."""
-    async with open_publisher(config, start=False) as publisher:
-        return await serve(config, publisher)
+    """Run until SIGTERM/SIGINT; returns the exit status.
+
+    Holds the lock on ``state_dir`` for its lifetime (:func:`gateway.runtime.state_lock`).
+
+    Raises:
+        gateway.runtime.StateDirBusyError: Another daemon or a scan holds ``state_dir``.
+    """
+    with state_lock(config, "daemon"):
+        async with open_publisher(config, start=False) as publisher:
+            return await serve(config, publisher)
 
 
 async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | None = None) -> int:

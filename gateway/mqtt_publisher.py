@@ -98,6 +98,9 @@ class MqttPublisher(Publisher):
         site: Site identifier, for the status topic and payloads.
         gateway_id: Must equal ``outbox.gateway_id`` (default: taken from it).
         version: Reported in status payloads.
+        announce: Speak for the gateway on its status topic (``online`` birth, ``offline``
+            Will, ``stopped``). Only the daemon does; ``edgecount scan`` publishes counts
+            without claiming the gateway is up and listening for commands.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class MqttPublisher(Publisher):
         site: str,
         gateway_id: str | None = None,
         version: str = __version__,
+        announce: bool = True,
     ) -> None:
         if gateway_id is not None and gateway_id != outbox.gateway_id:
             raise ValueError(f"gateway_id {gateway_id!r} != outbox's {outbox.gateway_id!r}")
@@ -116,6 +120,7 @@ class MqttPublisher(Publisher):
         self.site = contract.check_segment(site, "site")
         self.gateway_id = outbox.gateway_id
         self.version = version
+        self.announce = announce
         self.client_id = settings.client_id or f"edgecount-{self.gateway_id}"
         self.status_topic = contract.status_topic(self.site, self.gateway_id)
         self._db_exec = ThreadPoolExecutor(1, thread_name_prefix=f"outbox-{self.gateway_id}")
@@ -211,7 +216,8 @@ class MqttPublisher(Publisher):
         self._wake.set()
         session = self._session
         if session is not None and session.connected:
-            await self._say_stopped(session)
+            if self.announce:
+                await self._say_stopped(session)
             session.conn.disconnect()
         await self._end_tasks()
         await self._commit_acks()
@@ -271,7 +277,7 @@ class MqttPublisher(Publisher):
 
     async def _open_session(self) -> _Session | None:
         self._health.state = "connecting"
-        will = (self.status_topic, self._status_bytes("offline"))
+        will = (self.status_topic, self._status_bytes("offline")) if self.announce else None
         assert self._loop is not None
         try:
             conn = MqttConnection(self.settings, self.client_id, self, loop=self._loop, will=will)
@@ -446,7 +452,8 @@ class MqttPublisher(Publisher):
         # connection's packets in order.
         for topic_filter in dict.fromkeys(flt for flt, _ in self._subscriptions):
             conn.subscribe(topic_filter)
-        self._send_control(session, "online")
+        if self.announce:
+            self._send_control(session, "online")
         self._wake.set()
 
     def connection_closed(self, conn: MqttConnection, reason: str) -> None:

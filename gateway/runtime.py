@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from drivers.base import Reader
@@ -24,20 +27,89 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 10.0
 OUTBOX_FILE = "outbox.sqlite3"
+LOCK_FILE = "gateway.lock"
+
+
+class StateDirBusyError(RuntimeError):
+    """Another process (the daemon, or a scan) holds the gateway's ``state_dir``.
+
+    Attributes:
+        lock_file: The lock file.
+        holder: What the holder wrote there: its role (``daemon`` or ``scan``) and pid.
+    """
+
+    def __init__(self, lock_file: Path, holder: str) -> None:
+        self.lock_file = lock_file
+        self.holder = holder
+        super().__init__(f"{lock_file} is held by {holder or 'another process'}")
+
+    @property
+    def by_daemon(self) -> bool:
+        """Whether the holder is the gateway daemon."""
+        return self.holder.startswith("daemon")
+
+
+@contextlib.contextmanager
+def state_lock(config: GatewayConfig, role: str) -> Iterator[Path]:
+    """Hold the exclusive lock on ``state_dir`` (``flock`` on ``gateway.lock``) for the block.
+
+    The daemon holds it for its lifetime and ``edgecount scan`` for its scan, so two of them
+    never share the outbox or the reader connections. The kernel releases it when the holder
+    exits, even by ``kill -9``: a stale lock file is harmless.
+
+    Args:
+        config: The gateway configuration.
+        role: Written into the lock file (with the pid) to name the holder to others.
+
+    Raises:
+        StateDirBusyError: Another process holds the lock.
+        OSError: The state directory or the lock file cannot be created.
+    """
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    path = config.state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            raise StateDirBusyError(path, holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{role} pid {os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def client_id(config: GatewayConfig, role: str | None = None) -> str:
+    """The MQTT client id of a process: the daemon's, or one derived from it per process.
+
+    The daemon uses ``mqtt.client_id`` (default ``edgecount-{gateway_id}``); every other
+    process (``scan``, ``scan-request``) appends ``-{role}-{pid}``, so it never takes the
+    daemon's session over.
+    """
+    base = config.mqtt.client_id or f"edgecount-{config.gateway_id}"
+    return base if role is None else f"{base}-{role}-{os.getpid()}"
 
 
 @contextlib.asynccontextmanager
 async def open_publisher(
-    config: GatewayConfig, *, start: bool = True
+    config: GatewayConfig, *, start: bool = True, role: str | None = None
 ) -> AsyncIterator[MqttPublisher]:
     """Open the outbox under ``state_dir`` and the MQTT publisher; stop and close after.
 
     With ``start=False`` the caller subscribes first and starts it (the daemon does, so its
     command subscription exists before its ``online`` birth tells anyone it is there).
+
+    Args:
+        config: The gateway configuration.
+        start: Start the publisher before yielding it.
+        role: None for the daemon (its client id, and the gateway's status messages);
+            otherwise a derived client id (:func:`client_id`) and no status messages.
     """
     config.state_dir.mkdir(parents=True, exist_ok=True)
     settings = dataclasses.replace(
-        mqtt_settings(config.mqtt, f"edgecount-{config.gateway_id}"),
+        mqtt_settings(config.mqtt, client_id(config, role)),
         max_inflight=config.outbox.max_inflight,
         reconnect_min_delay=config.outbox.reconnect_min_seconds,
         reconnect_max_delay=config.outbox.reconnect_max_seconds,
@@ -53,6 +125,7 @@ async def open_publisher(
             outbox,
             site=config.site,
             gateway_id=config.gateway_id,
+            announce=role is None,
         )
         if start:
             await publisher.start()
@@ -107,9 +180,12 @@ def started_cameras(
 async def scan_once(
     config: GatewayConfig, zone: str, *, progress: Progress | None = None
 ) -> tuple[ScanResult, bool]:
-    """Connect, scan ``zone`` once, publish; returns the result and whether all was acked."""
+    """Connect, scan ``zone`` once, publish; returns the result and whether all was acked.
+
+    The caller holds :func:`state_lock` (the outbox is the daemon's too).
+    """
     zone_config = config.zones[zone]
-    async with open_publisher(config) as publisher:
+    async with open_publisher(config, role="scan") as publisher:
         async with (
             started_readers(config, zone_config.readers) as readers,
             started_cameras(config, zone_config.cameras) as cameras,

@@ -83,9 +83,10 @@ def test_reader_type_is_checked(tmp_path: Path) -> None:
 
 
 def test_zone_must_name_known_readers(tmp_path: Path) -> None:
-    found = issues_of(write(tmp_path, VALID.replace("readers: [dock-a]", "readers: [dock-b]")))
-    assert len(found) == 1
-    assert "unknown readers: dock-b" in found[0]
+    path = write(tmp_path, VALID.replace("readers: [dock-a]", "readers: [dock-b]"))
+    assert issues_of(path) == [
+        f"{path}:14: zones.A.readers[0]: unknown reader 'dock-b' (known: dock-a)"
+    ]
 
 
 def test_missing_key_and_bad_yaml(tmp_path: Path) -> None:
@@ -153,7 +154,11 @@ def test_camera_errors_name_file_line_and_key(tmp_path: Path) -> None:
     ("camera", "zone", "message"),
     [
         ("fps: 0.05", "cameras: [cam-1]", "fps 0.05 is too slow for stall_seconds 10.0"),
-        ("frames: 3", "cameras: [cam-9]", "zone 'A' names unknown cameras: cam-9 (known: cam-1)"),
+        (
+            "frames: 3",
+            "cameras: [cam-9]",
+            "zones.A.cameras[0]: unknown camera 'cam-9' (known: cam-1)",
+        ),
         ("moving: true", "cameras: [cam-1]", ""),
     ],
 )
@@ -187,3 +192,67 @@ def test_reader_type_missing_and_serial_readers(tmp_path: Path) -> None:
     assert config.reader("cart-1").antennas == {1: "A-09-01"}
     bad = serial.replace("location: A-09-01", "location: A-09-01, antennas: {1: X}")
     assert any("readers[0].antennas: unknown key" in i for i in issues_of(write(tmp_path, bad)))
+
+
+CAMERAS = """\
+site: s
+gateway_id: g
+cameras:
+  - name: cam-1
+    url: htp://10.0.0.7/stream
+    model: missing.onnx
+    rois:
+      - {location: A-1, sku: X, polygon: [[0, 0], [10, 0], [10, 10]]}
+  - name: cam-2
+    url: rtsp://10.0.0.8/stream
+    model: corrupt.onnx
+    rois:
+      - {location: A-2, sku: X, polygon: [[0, 0], [10, 0], [10, 10]]}
+zones:
+  A: {cameras: [cam-1, cam-2]}
+"""
+
+
+def test_validate_reports_every_camera_source_and_model_error_at_its_key(tmp_path: Path) -> None:
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x01not a protobuf model" * 20)
+    path = write(tmp_path, CAMERAS)
+    done = run_cli("gateway", "validate", "-c", str(path))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 3, done.stderr
+    assert lines[0].startswith(f"{path}:5: cameras[0].url: htp://10.0.0.7/stream: unknown camera")
+    assert lines[1] == (
+        f"{path}:6: cameras[0].model: no model file at {tmp_path / 'missing.onnx'}"
+        " (No such file or directory)"
+    )
+    assert lines[2].startswith(f"{path}:11: cameras[1].model: {tmp_path / 'corrupt.onnx'}: not a")
+    # The daemon loads the same way: it refuses to start with the same lines, no traceback.
+    run = run_cli("gateway", "run", "-c", str(path))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == lines
+
+
+def test_zone_references_are_all_reported_at_their_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        VALID.replace(
+            "zones:\n",
+            "  - {type: llrp, name: dock-a, host: 10.0.0.6, antennas: {1: C-01}}\n"
+            "  - {type: llrp, name: dock-c, host: 10.0.0.7, antennas: {1: A-02}}\n"
+            "zones:\n  B: {readers: [dock-c, dock-x]}\n",
+        ),
+    )
+    assert issues_of(path) == [
+        f"{path}:12: readers[1].name: 'dock-a' is already the name of readers[0]",
+        f"{path}:15: zones.B.readers[1]: unknown reader 'dock-x' (known: dock-a, dock-c)",
+    ]
+    shared = write(
+        tmp_path,
+        path.read_text()
+        .replace(", dock-x", "")
+        .replace("dock-a, host: 10.0.0.6", "dock-b, host: 10.0.0.6"),
+    )
+    assert issues_of(shared) == [
+        f"{shared}:17: zones.A.readers[0]: location 'A-02' is already in zone 'B';"
+        " a location belongs to one zone"
+    ]

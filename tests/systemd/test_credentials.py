@@ -20,7 +20,7 @@ zones:
   A: {cameras: [c]}
 cameras:
   - name: c
-    url: /nonexistent.png
+    url: usb:0
     rois: [{location: A-1, polygon: [[0, 0], [1, 0], [1, 1]], sku: X}]
 """
 
