@@ -93,12 +93,18 @@ def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
     scope = parser.add_mutually_exclusive_group(required=True)
     scope.add_argument("--scan", metavar="ID", help="one scan: its counts and unscanned locations")
-    scope.add_argument("--zone", metavar="Z", help="the latest count of each location of a zone")
+    scope.add_argument(
+        "--zone",
+        metavar="Z",
+        help=f"the latest count of each location of a zone ({UNKNOWN_ZONE!r}: the book's"
+        " locations no gateway reported)",
+    )
     scope.add_argument(
         "--since",
         type=_since,
         metavar="DATE",
-        help="the latest count per location observed since DATE (YYYY-MM-DD, UTC, or ISO-8601)",
+        help="the latest count per location observed since DATE (YYYY-MM-DD, UTC, or ISO-8601),"
+        " and the book's locations no count of the period covered",
     )
     parser.add_argument("--format", required=True, choices=sorted(RENDERERS), help="output format")
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="file (default stdout)")
