@@ -161,6 +161,8 @@ def get_scan(store: Store, scan_id: str) -> ScanRecord | None:
 def scan_selections(store: Store, scans: Sequence[ScanRecord]) -> list[Selection]:
     """The selection of each scan: its latest count per location, the rest unscanned.
 
+    A complete count of a location wins over a later incomplete one of the same scan.
+
     One query over ``counts`` by ``scan_id`` (index ``ix_counts_scan``): O(counts of the scans).
 
     Args:

@@ -252,11 +252,18 @@ def test_since_report_coverage_by_hand(store: Store) -> None:
 
 def test_a_complete_count_covers_a_location_a_later_partial_read_does_not(store: Store) -> None:
     world = fill(store)
-    later = T1 + timedelta(hours=3)
+    later, minute = T1 + timedelta(hours=3), timedelta(minutes=1)
     # A-01 read again, in part: its complete count of s2 still covers it
     _count(world, store, "a01-part", "s4", "A-01", {SKU_A: 1}, at=later, complete=False)
     # A-03 only read in part in the period: its rows are incomplete, not covered
     _count(world, store, "a03-part", "s4", "A-03", {SKU_B: 2}, at=later, complete=False)
+    # and within scan s2 itself, a partial read after its complete count
+    _count(world, store, "a01-s2-part", "s2", "A-01", {SKU_A: 2}, at=T1 + 2 * minute,
+           complete=False)  # fmt: skip
+    s2 = get_scan(store, "s2")
+    assert s2 is not None
+    (in_s2,) = scan_selections(store, [s2])
+    assert [c.msg_id for c in in_s2.counts] == [world.counts["a01-again"]["msg_id"]]
     selection = since_selection(store, T1, NOW)
     chosen = {c.location: c.msg_id for c in selection.counts}
     assert chosen == {"A-01": world.counts["a01-again"]["msg_id"],
