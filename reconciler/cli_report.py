@@ -11,7 +11,7 @@ import argparse
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from reconciler.queries import (
     zone_selection,
 )
 from reconciler.report import ReportData, render_csv, render_html, render_json
+from reconciler.report_decisions import row_decisions
 from reconciler.rules import TolerancePolicy
 from reconciler.store import Store
 
@@ -92,12 +93,18 @@ def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
     scope = parser.add_mutually_exclusive_group(required=True)
     scope.add_argument("--scan", metavar="ID", help="one scan: its counts and unscanned locations")
-    scope.add_argument("--zone", metavar="Z", help="the latest count of each location of a zone")
+    scope.add_argument(
+        "--zone",
+        metavar="Z",
+        help=f"the latest count of each location of a zone ({UNKNOWN_ZONE!r}: the book's"
+        " locations no gateway reported)",
+    )
     scope.add_argument(
         "--since",
         type=_since,
         metavar="DATE",
-        help="the latest count per location observed since DATE (YYYY-MM-DD, UTC, or ISO-8601)",
+        help="the latest count per location observed since DATE (YYYY-MM-DD, UTC, or ISO-8601),"
+        " and the book's locations no count of the period covered",
     )
     parser.add_argument("--format", required=True, choices=sorted(RENDERERS), help="output format")
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="file (default stdout)")
@@ -131,13 +138,26 @@ def _scope(
         if chosen is None:
             raise UnknownScopeError(f"zone {zone!r} has no reported location and no count")
         history = trend_scans(store, [zone])
-        return _Scope(f"zone {zone}", chosen, zone_locations(store, [zone]), history)
+        return _Scope(f"zone {zone}", chosen, _heat_zones(store, [zone], chosen), history)
     if since is None:
         raise ValueError("a report needs a scan, a zone or a start time")
-    selection = since_selection(store, since)
-    zones = {c.zone for c in selection.counts}
-    history = trend_scans(store, zones, since=since)
-    return _Scope(f"since {since.isoformat()}", selection, zone_locations(store, zones), history)
+    selection = since_selection(store, since, now)
+    counted = {c.zone for c in selection.counts}
+    where = coverage(store)
+    zones = counted | {where[loc].zone for loc in selection.unscanned if loc in where}
+    history = trend_scans(store, counted, since=since)
+    text = f"since {since.isoformat()}"
+    return _Scope(text, selection, _heat_zones(store, zones, selection), history)
+
+
+def _heat_zones(store: Store, zones: Iterable[str], selection: Selection) -> dict[str, list[str]]:
+    """The heat map's zones: their reported locations, the selection's others as unknown."""
+    out = zone_locations(store, zones)
+    listed = {loc for locations in out.values() for loc in locations}
+    rest = sorted(selection.locations - listed)
+    if rest:
+        out.setdefault(UNKNOWN_ZONE, []).extend(rest)
+    return out
 
 
 def build_report(
@@ -159,12 +179,17 @@ def build_report(
         zone: A zone.
         since: Earliest ``observed_at`` (aware).
         now: When the report is made (default now); the book time of unscanned locations
-            of a zone.
+            of a zone or a period.
         title: Heading.
 
     Returns:
-        Rows, summary (with the approved adjustments on the counts shown and, for a scan,
-        its duration), the trend of the last scans of the zones in scope, and the heat map.
+        Rows (exceptions already rejected with the same figures as ``accepted``), summary
+        (coverage, the approved adjustments on the counts shown and, for a scan, its
+        duration), the decision on each exception or accepted row, the trend of the last
+        scans of the zones in scope, and the heat map. A period report lists every location
+        whose book (as of ``now``) holds stock and that no count of the period covered as
+        ``not_scanned``; the zone :data:`~reconciler.queries.UNKNOWN_ZONE` holds the book's
+        locations that no gateway ever reported.
 
     Raises:
         UnknownScopeError: The scan or zone is not in the store.
@@ -186,6 +211,7 @@ def build_report(
         summary=summarize(rows, adjustments_value=spent, scan_seconds=scope.scan_seconds),
         zones=scope.zones,
         trend=points,
+        decisions=row_decisions(store, scope.selection.counts, rows),
     )
 
 

@@ -36,7 +36,9 @@ def summarize(
     within tolerance, rows with ``diff`` 0 (within 1e-9) are exact matches, and rows whose
     status is in :data:`~reconciler.model.EXCEPTIONS` are exceptions. Rates divide by the
     records counted and are 0 when nothing was counted. Variances (net, absolute, and in
-    value) and the book value are summed over counted rows only.
+    value) and the book value counted are summed over counted rows only; ``accepted`` rows
+    are counted but neither within tolerance nor exceptions. Coverage (see
+    :class:`~reconciler.model.Summary`) is taken over every row, counted or not.
 
     Args:
         rows: Compared rows (from :func:`reconciler.rules.compare`).
@@ -54,11 +56,17 @@ def summarize(
     if not adjustments_value >= 0:
         raise ValueError(f"adjustments_value must be >= 0, got {adjustments_value!r}")
     counted = within = exact = exceptions = 0
-    net = absolute = net_value = abs_value = book_value = 0.0
+    net = absolute = net_value = abs_value = book_value = total_value = 0.0
     by_sku: defaultdict[str, float] = defaultdict(float)
+    stocked: set[str] = set()  # locations whose book holds stock
+    covered: set[str] = set()  # locations a complete count covered
     for row in rows:
+        total_value += row.book_qty * row.unit_cost
+        if row.book_qty > 0:
+            stocked.add(row.location)
         if row.status not in COUNTED:
             continue
+        covered.add(row.location)
         counted += 1
         diff = row.diff
         within += row.status is Status.MATCH
@@ -89,6 +97,11 @@ def summarize(
         gross_adjustment_rate=adjustments_value / book_value if book_value > 0 else 0.0,
         scan_seconds=scan_seconds,
         top_exception_skus=top,
+        locations_in_book=len(stocked),
+        locations_counted=len(stocked & covered),
+        location_coverage=_rate(len(stocked & covered), len(stocked)),
+        book_value=total_value,
+        value_coverage=book_value / total_value if total_value > 0 else 0.0,
     )
 
 

@@ -97,6 +97,11 @@ class Summary:
 
     Rates are fractions 0-1. ``ira`` is inventory record accuracy: records within tolerance
     divided by records counted (never netting positive against negative variances).
+
+    Coverage is over the report's scope: a location is *in the book* when one of its rows
+    has a book quantity above 0, and *counted* when a complete count covered it (its rows
+    are counted records, not ``not_scanned`` or ``incomplete``). ``book_value`` is Σ book
+    quantity x unit cost over every row, of which ``book_value_counted`` was counted.
     """
 
     records_counted: int
@@ -115,3 +120,13 @@ class Summary:
     scan_seconds: float | None
     top_exception_skus: list[tuple[str, float]] = field(default_factory=list)
     """Up to five (SKU, absolute variance value) of exception records, largest first."""
+    locations_in_book: int = 0
+    """Locations in scope whose book holds stock."""
+    locations_counted: int = 0
+    """Of those, the locations a complete count covered."""
+    location_coverage: float = 0.0
+    """``locations_counted / locations_in_book`` (0 when the book holds nothing)."""
+    book_value: float = 0.0
+    """Book value of every record in scope, counted or not."""
+    value_coverage: float = 0.0
+    """``book_value_counted / book_value`` (0 when the book value is 0)."""

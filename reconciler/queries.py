@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from reconciler import schema as t
 from reconciler.model import AbcClass, Row
 from reconciler.plan import PlanInput
-from reconciler.rules import TolerancePolicy, compare_location
+from reconciler.rules import TolerancePolicy, apply_accepted, compare_location
 from reconciler.store import BookLedger, Store, chunks, utc
 
 """Most values bound in one ``IN (...)``."""
@@ -161,6 +161,8 @@ def get_scan(store: Store, scan_id: str) -> ScanRecord | None:
 def scan_selections(store: Store, scans: Sequence[ScanRecord]) -> list[Selection]:
     """The selection of each scan: its latest count per location, the rest unscanned.
 
+    A complete count of a location wins over a later incomplete one of the same scan.
+
     One query over ``counts`` by ``scan_id`` (index ``ix_counts_scan``): O(counts of the scans).
 
     Args:
@@ -176,7 +178,12 @@ def scan_selections(store: Store, scans: Sequence[ScanRecord]) -> list[Selection
         for ids in chunks(latest):
             query = sa.select(t.counts).where(t.counts.c.scan_id.in_(ids)).order_by(*_COUNT_ORDER)
             for row in conn.execute(query):
-                latest[row.scan_id][row.location] = _count(row)  # later rows win
+                found = _count(row)
+                mine = latest[row.scan_id]
+                earlier = mine.get(row.location)
+                # later rows win, but an incomplete count does not undo a complete one
+                if earlier is None or found.complete or not earlier.complete:
+                    mine[row.location] = found
     out = []
     for scan in scans:
         counted = latest[scan.scan_id]
@@ -192,23 +199,54 @@ def scan_selections(store: Store, scans: Sequence[ScanRecord]) -> list[Selection
 
 
 def _latest_counts(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[CountRecord]:
-    """The latest count per location among counts matching ``where`` (a window function)."""
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=t.counts.c.location, order_by=[c.desc() for c in _COUNT_ORDER])
-        .label("rank")
-    )
+    """The latest count per location among counts matching ``where`` (a window function).
+
+    A complete count wins over any incomplete one: a location a later scan read only in part
+    stays covered by its last complete count.
+    """
+    order = [t.counts.c.complete.desc(), *(c.desc() for c in _COUNT_ORDER)]
+    rank = sa.func.row_number().over(partition_by=t.counts.c.location, order_by=order).label("rank")
     inner = sa.select(t.counts, rank).where(where).subquery()
     query = sa.select(inner).where(inner.c.rank == 1).order_by(inner.c.location)
     return [_count(row) for row in conn.execute(query)]
 
 
+def book_locations(store: Store, at: datetime) -> set[str]:
+    """Locations whose book as of ``at`` holds stock (some SKU with a quantity above 0).
+
+    The snapshot's lines plus the movements booked after the snapshot up to ``at``, summed
+    per (location, SKU) in one grouped query. Empty when no book was imported.
+
+    Args:
+        store: The store.
+        at: The moment (at or after the snapshot; movements after ``at`` are left out).
+    """
+    snapshot_at = store.book_snapshot_at()
+    if snapshot_at is None:
+        return set()
+    b, m = t.book.c, t.movements.c
+    lines = sa.select(b.location, b.sku, b.qty.label("qty"))
+    moved = sa.select(m.location, m.sku, m.qty_delta.label("qty")).where(
+        m.ts > snapshot_at, m.ts <= at
+    )
+    both = sa.union_all(lines, moved).subquery()
+    stocked = (
+        sa.select(both.c.location)
+        .group_by(both.c.location, both.c.sku)
+        .having(sa.func.sum(both.c.qty) > 0)
+    )
+    with store.engine.connect() as conn:
+        return set(conn.execute(stocked).scalars())
+
+
 def zone_selection(store: Store, zone: str, now: datetime) -> Selection | None:
     """The latest count of each location of a zone; its uncounted locations unscanned.
 
-    The zone's locations are those the coverage table lists for it plus those counted in it.
-    Cost: one pass over the zone's counts (no index on ``zone``: a scan of ``counts``) and
-    one over its coverage rows.
+    The zone's locations are those the coverage table lists for it plus those counted in it;
+    for :data:`UNKNOWN_ZONE` also every location whose book holds stock that no gateway ever
+    reported. Cost: one pass over the zone's counts (no index on ``zone``: a scan of
+    ``counts``) and one over its coverage rows (all of them, and the book, for the unknown
+    zone).
 
     Args:
         store: The store.
@@ -225,25 +263,35 @@ def zone_selection(store: Store, zone: str, now: datetime) -> Selection | None:
             .scalars()
             .all()
         )
+    if zone == UNKNOWN_ZONE:
+        covered |= book_locations(store, now) - coverage(store).keys()
     if not counts and not covered:
         return None
     counted = {c.location for c in counts}
     return Selection(counts=counts, unscanned=sorted(covered - counted), book_at=now)
 
 
-def since_selection(store: Store, since: datetime) -> Selection:
-    """The latest count per location observed at or after ``since`` (nothing unscanned).
+def since_selection(store: Store, since: datetime, now: datetime | None = None) -> Selection:
+    """The latest count per location observed at or after ``since``, and the book's rest.
+
+    Per location the latest complete count, else the latest incomplete one (its rows show
+    ``incomplete``). Every location whose book as of ``now`` holds stock and that has no
+    count in the period is unscanned: a period report shows what was *not* counted too.
 
     Args:
         store: The store.
         since: Earliest ``observed_at``.
+        now: End of the period, when to take the book of unscanned locations (default now).
 
     Returns:
-        The selection (empty when nothing was counted since then).
+        The selection (only unscanned locations when nothing was counted since then).
     """
+    end = now or datetime.now(UTC)
     with store.engine.connect() as conn:
         counts = _latest_counts(conn, t.counts.c.observed_at >= since)
-    return Selection(counts=counts, unscanned=[], book_at=since)
+    counted = {c.location for c in counts}
+    unscanned = sorted(book_locations(store, end) - counted)
+    return Selection(counts=counts, unscanned=unscanned, book_at=end)
 
 
 def trend_scans(
@@ -337,7 +385,9 @@ def compare_selections(
     Each count as :meth:`reconciler.engine.Engine.compare_count` does (SKUs its location's
     book lacks get cost and class from the whole book), as incomplete where the selection
     says so; unscanned locations give ``not_scanned`` (or ``incomplete``) rows from the book
-    as of ``book_at``. Book and movements loaded once: O(lines + movements + items + rows).
+    as of ``book_at``. Exceptions a person already rejected with the same figures show as
+    ``accepted`` (:func:`reconciler.rules.apply_accepted`). Book, movements and accepted
+    variances loaded once: O(lines + movements + items + rows).
 
     Args:
         store: The store.
@@ -364,6 +414,7 @@ def compare_selections(
         if sku not in by_msg[c.msg_id]
     }
     info = store.sku_info(strangers)
+    accepted = store.accepted_variances({c.location for s in selections for c in s.counts})
     out = []
     for s, by_msg in zip(selections, books, strict=True):
         rows: list[Row] = []
@@ -378,7 +429,7 @@ def compare_selections(
                 location, ledger.book(location, s.book_at), counted, False, policy
             )
         rows.sort(key=lambda r: (r.location, r.sku))
-        out.append(rows)
+        out.append(apply_accepted(rows, accepted))
     return out
 
 

@@ -3,8 +3,9 @@
 Everything here renders data that is already computed (compared :class:`~reconciler.model.Row` s,
 a :class:`~reconciler.model.Summary`, a trend); nothing reads a database or the network.
 
-* :func:`render_csv` -- the discrepancy report CSV of ``docs/design.md`` ("Book and report
-  formats"): ``location,sku,book_qty,counted_qty,diff,diff_value,status``.
+* :func:`render_csv` -- the discrepancy report CSV: the columns of ``docs/design.md`` ("Book
+  and report formats") first, ``location,sku,book_qty,counted_qty,diff,diff_value,status``,
+  then ``zone,abc,unit_cost,decision,decided_by,reason`` (:data:`CSV_HEADER`).
 * :func:`render_json` -- the same report as one JSON object, with the summary and the trend.
 * :func:`render_html` -- one offline HTML page (inline CSS and SVG, no JavaScript); see
   :mod:`reconciler.report_html`.
@@ -18,15 +19,32 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.model import Row, Summary
 from reconciler.report_html import render_html
 
-__all__ = ["CSV_HEADER", "ReportData", "render_csv", "render_html", "render_json"]
+__all__ = ["CSV_HEADER", "Decision", "ReportData", "render_csv", "render_html", "render_json"]
 
-CSV_HEADER = ("location", "sku", "book_qty", "counted_qty", "diff", "diff_value", "status")
-"""Columns of the discrepancy report CSV, in order."""
+CSV_HEADER = (
+    *("location", "sku", "book_qty", "counted_qty", "diff", "diff_value", "status"),
+    *("zone", "abc", "unit_cost", "decision", "decided_by", "reason"),
+)
+"""Columns of the discrepancy report CSV, in order: design.md's seven, then the extras."""
+
+
+class Decision(NamedTuple):
+    """How a person (or the reconciler) ended the discrepancy of a row.
+
+    Attributes:
+        outcome: ``approved``, ``rejected``, ``resolved`` or ``superseded``.
+        decided_by: Who decided (an approver, or the reconciler for a good recount).
+        reason: The reason code.
+    """
+
+    outcome: str
+    decided_by: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +60,8 @@ class ReportData:
         zones: Zone -> its locations in display order (``A-01-03``); drives the heat map.
         trend: Past scans in time order, items ``{"scan_id": str, "at": ISO-8601 str,
             "ira": float 0-1, "exceptions": int}``.
+        decisions: (location, SKU) -> the decision on that row (exception and ``accepted``
+            rows that have one).
     """
 
     title: str
@@ -51,6 +71,15 @@ class ReportData:
     summary: Summary
     zones: dict[str, list[str]] = field(default_factory=dict)
     trend: list[dict[str, Any]] = field(default_factory=list)
+    decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
+
+    def zone_of(self) -> dict[str, str]:
+        """Location -> its zone, from :attr:`zones` (the first zone listing it)."""
+        out: dict[str, str] = {}
+        for zone, locations in self.zones.items():
+            for location in locations:
+                out.setdefault(location, zone)
+        return out
 
 
 def format_number(value: float) -> str:
@@ -71,9 +100,10 @@ def render_csv(data: ReportData) -> str:
     """Render the discrepancy report CSV.
 
     The header is exactly :data:`CSV_HEADER`; one line per row, in the order of ``data.rows``.
-    Quantities have no needless decimals, ``diff_value`` has two, ``counted_qty`` is empty
-    when the record was not counted. Lines end with ``\\n``; fields are quoted by the
-    :mod:`csv` module only where needed.
+    Quantities and the unit cost have no needless decimals, ``diff_value`` has two,
+    ``counted_qty`` is empty when the record was not counted; ``zone`` (from ``data.zones``),
+    ``abc`` and the decision columns are empty where unknown. Lines end with ``\\n``;
+    fields are quoted by the :mod:`csv` module only where needed.
 
     Args:
         data: The report.
@@ -84,7 +114,9 @@ def render_csv(data: ReportData) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_HEADER)
+    zone_of = data.zone_of()
     for row in data.rows:
+        decision = data.decisions.get((row.location, row.sku), Decision("", "", ""))
         writer.writerow(
             (
                 row.location,
@@ -94,6 +126,10 @@ def render_csv(data: ReportData) -> str:
                 format_number(row.diff),
                 f"{row.diff_value + 0.0:.2f}",
                 row.status.value,
+                zone_of.get(row.location, ""),
+                "" if row.abc is None else row.abc.value,
+                format_number(row.unit_cost),
+                *decision,
             )
         )
     return buffer.getvalue()
@@ -110,7 +146,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _row_json(row: Row) -> dict[str, Any]:
+def _row_json(row: Row, zone: str | None, decision: Decision | None) -> dict[str, Any]:
     return {
         "location": row.location,
         "sku": row.sku,
@@ -121,6 +157,8 @@ def _row_json(row: Row) -> dict[str, Any]:
         "status": row.status.value,
         "unit_cost": row.unit_cost,
         "abc": None if row.abc is None else row.abc.value,
+        "zone": zone,
+        "decision": None if decision is None else decision._asdict(),
     }
 
 
@@ -144,8 +182,10 @@ def render_json(data: ReportData) -> str:
     """Render the report as one JSON object.
 
     Keys: ``title``, ``generated_at`` (ISO-8601), ``scope``, ``summary`` (every
-    :class:`~reconciler.model.Summary` field), ``rows`` (every :class:`~reconciler.model.Row`
-    field, ``status`` and ``abc`` as their letters/names) and ``trend`` (as given).
+    :class:`~reconciler.model.Summary` field, coverage included), ``rows`` (every
+    :class:`~reconciler.model.Row` field, ``status`` and ``abc`` as their letters/names, plus
+    ``zone`` and ``decision``: ``{"outcome", "decided_by", "reason"}`` or null) and ``trend``
+    (as given).
     Non-finite numbers become ``null`` so the output is strict JSON.
 
     Args:
@@ -154,12 +194,16 @@ def render_json(data: ReportData) -> str:
     Returns:
         The JSON text (UTF-8 safe; non-ASCII characters are kept as they are).
     """
+    zone_of = data.zone_of()
     document = {
         "title": data.title,
         "generated_at": data.generated_at.isoformat(),
         "scope": data.scope,
         "summary": summary_json(data.summary),
-        "rows": [_row_json(row) for row in data.rows],
+        "rows": [
+            _row_json(row, zone_of.get(row.location), data.decisions.get((row.location, row.sku)))
+            for row in data.rows
+        ],
         "trend": list(data.trend),
     }
     return json.dumps(_finite(document), ensure_ascii=False, indent=2, allow_nan=False)

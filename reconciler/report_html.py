@@ -4,9 +4,10 @@ Inline CSS and inline SVG only: no JavaScript, no fonts, no images, nothing fetc
 is also well-formed XML (void elements are self-closed, only numeric or XML entities), so tools
 and tests can parse it with :mod:`xml.etree`.
 
-Sections: a header (title, scope, time); the summary as a table; a heat map per zone (one cell
-per location, coloured by variance, a mark and a ``<title>`` tooltip in each cell so colour is
-never the only cue); the accuracy trend over past scans (SVG line chart); the exception rows.
+Sections: a header (title, scope, time); the summary as a table (coverage included); a heat
+map per zone (one cell per location, coloured by variance, a mark and a ``<title>`` tooltip in
+each cell so colour is never the only cue); the accuracy trend over past scans (SVG line
+chart); the exception rows with their decisions; the accepted differences.
 Every text that comes from data goes through :func:`html.escape`.
 """
 
@@ -24,7 +25,7 @@ from reconciler.model import COUNTED, EXCEPTIONS, Row, Status, Summary
 from reconciler.report_trend import trend_section
 
 if TYPE_CHECKING:
-    from reconciler.report import ReportData
+    from reconciler.report import Decision, ReportData
 
 __all__ = ["render_html"]
 
@@ -59,6 +60,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .st-over,.st-short,.st-unexpected{color:#a01e12}
 .st-match{color:#1d6b36}
 .st-not_scanned,.st-incomplete{color:#555}
+.st-accepted{color:#1f5fa8}
 figure{margin:8px 0 16px}
 figcaption{font-weight:600;margin-bottom:4px}
 svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#1b1b1b}
@@ -70,6 +72,7 @@ svg .cell rect{stroke:#fff;stroke-width:1}
 .hm-var3 rect{fill:#c62828}
 .hm-var3 text{fill:#fff}
 .hm-grey rect{fill:#b0b0b0}
+.hm-acc rect{fill:#91bfdb}
 .hm-empty rect{fill:#f2f2f2;stroke:#999;stroke-dasharray:3 2}
 svg .rowlabel{font-weight:600}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;padding:0;margin:4px 0;list-style:none}
@@ -77,6 +80,7 @@ svg .rowlabel{font-weight:600}
 .swatch{display:inline-block;width:14px;height:14px;border:1px solid #777}
 .sw-hm-ok{background:#1a9850}.sw-hm-var1{background:#fee08b}.sw-hm-var2{background:#f39c12}
 .sw-hm-var3{background:#c62828}.sw-hm-grey{background:#b0b0b0}.sw-hm-empty{background:#f2f2f2}
+.sw-hm-acc{background:#91bfdb}
 .axis{stroke:#333;stroke-width:1}
 .grid{stroke:#ddd;stroke-width:1}
 .target{stroke:#1a9850;stroke-width:1;stroke-dasharray:6 4}
@@ -174,13 +178,23 @@ def _summary_section(summary: Summary, rows: Sequence[Row]) -> str:
         ("Absolute variance (units)", fmt_qty(summary.absolute_variance)),
         ("Net variance value", fmt_money(summary.net_variance_value, signed=True)),
         ("Absolute variance value", fmt_money(summary.absolute_variance_value)),
-        ("Book value counted", fmt_money(summary.book_value_counted)),
+        (
+            "Locations counted",
+            f"{summary.locations_counted:,} of {summary.locations_in_book:,} in the book"
+            f" ({fmt_pct(summary.location_coverage)})",
+        ),
+        (
+            "Book value counted",
+            f"{fmt_money(summary.book_value_counted)} of {fmt_money(summary.book_value)}"
+            f" ({fmt_pct(summary.value_coverage)})",
+        ),
         ("Gross adjustment rate", fmt_pct(summary.gross_adjustment_rate, 2)),
         ("Scan duration", fmt_duration(summary.scan_seconds)),
         (
             "Not scanned / incomplete records",
             f"{statuses[Status.NOT_SCANNED]:,} / {statuses[Status.INCOMPLETE]:,}",
         ),
+        ("Accepted records (rejected before)", f"{statuses[Status.ACCEPTED]:,}"),
     ]
     body = "".join(
         f'<tr><th scope="row">{esc(name)}</th><td class="num">{esc(value)}</td></tr>\n'
@@ -238,7 +252,8 @@ def _cells(rows: Sequence[Row]) -> dict[str, _Cell]:
 
 
 def _cell_class(cell: _Cell, max_value: float) -> str:
-    """Colour class: exceptions scale amber -> red by value; grey = not (fully) scanned."""
+    """Colour class: exceptions scale amber -> red by value; grey = not (fully) scanned;
+    blue = differences a person accepted before."""
     if not cell.statuses:
         return "hm-empty"
     if any(cell.statuses[status] for status in EXCEPTIONS):
@@ -246,6 +261,8 @@ def _cell_class(cell: _Cell, max_value: float) -> str:
         return "hm-var1" if share < 1 / 3 else "hm-var2" if share < 2 / 3 else "hm-var3"
     if cell.statuses[Status.NOT_SCANNED] or cell.statuses[Status.INCOMPLETE]:
         return "hm-grey"
+    if cell.statuses[Status.ACCEPTED]:
+        return "hm-acc"
     return "hm-ok"
 
 
@@ -255,6 +272,7 @@ _MARKS = {
     "hm-var2": "!!",
     "hm-var3": "!!!",
     "hm-grey": "?",
+    "hm-acc": "\u2248",
     "hm-empty": "\u00b7",
 }
 
@@ -347,6 +365,7 @@ def _legend(max_value: float) -> str:
         ("hm-var2", f"exceptions, value {fmt_money(third)}\u2013{fmt_money(2 * third)}"),
         ("hm-var3", f"exceptions, value {fmt_money(2 * third)} or more"),
         ("hm-grey", "not scanned or incomplete"),
+        ("hm-acc", "differences accepted before, no exception"),
         ("hm-empty", "no records"),
     ]
     lis = "".join(
@@ -380,7 +399,13 @@ def _heatmap_section(zones: dict[str, list[str]], rows: Sequence[Row]) -> str:
 # --- exceptions and page ---------------------------------------------------------------------
 
 
-def _exceptions_section(rows: Sequence[Row]) -> str:
+def _decision_cells(decision: Decision | None) -> tuple[str, str, str]:
+    if decision is None:
+        return DASH, DASH, DASH
+    return esc(decision.outcome), esc(decision.decided_by), esc(decision.reason)
+
+
+def _exceptions_section(rows: Sequence[Row], decisions: dict[tuple[str, str], Decision]) -> str:
     exceptions = sorted(
         (row for row in rows if row.is_exception),
         key=lambda row: (-abs(row.diff_value), row.location, row.sku),
@@ -389,7 +414,8 @@ def _exceptions_section(rows: Sequence[Row]) -> str:
         return '<section id="exceptions"><h2>Exceptions</h2><p>None.</p></section>\n'
     table = _table(
         f"{len(exceptions):,} exception records, largest value first",
-        ("Location", "SKU", "Book", "Counted", "Difference", "Value", "Status"),
+        ("Location", "SKU", "Book", "Counted", "Difference", "Value", "Status", "Decision", "By",
+         "Reason"),
         (
             (
                 esc(row.location),
@@ -399,12 +425,37 @@ def _exceptions_section(rows: Sequence[Row]) -> str:
                 esc(fmt_signed(row.diff)),
                 esc(fmt_money(row.diff_value, signed=True)),
                 _status(row.status),
+                *_decision_cells(decisions.get((row.location, row.sku))),
             )
             for row in exceptions
         ),
         frozenset({2, 3, 4, 5}),
-    )
+    )  # fmt: skip
     return f'<section id="exceptions"><h2>Exceptions</h2>{table}</section>\n'
+
+
+def _accepted_section(rows: Sequence[Row], decisions: dict[tuple[str, str], Decision]) -> str:
+    accepted = [row for row in rows if row.status is Status.ACCEPTED]
+    if not accepted:
+        return ""
+    table = _table(
+        f"{len(accepted):,} records a person accepted before (not exceptions)",
+        ("Location", "SKU", "Book", "Counted", "Difference", "Value", "Decision", "By", "Reason"),
+        (
+            (
+                esc(row.location),
+                esc(row.sku),
+                esc(fmt_qty(row.book_qty)),
+                DASH if row.counted_qty is None else esc(fmt_qty(row.counted_qty)),
+                esc(fmt_signed(row.diff)),
+                esc(fmt_money(row.diff_value, signed=True)),
+                *_decision_cells(decisions.get((row.location, row.sku))),
+            )
+            for row in accepted
+        ),
+        frozenset({2, 3, 4, 5}),
+    )
+    return f'<section id="accepted"><h2>Accepted differences</h2>{table}</section>\n'
 
 
 def render_html(data: ReportData) -> str:
@@ -427,5 +478,6 @@ def render_html(data: ReportData) -> str:
         f"<main>\n{_summary_section(data.summary, data.rows)}"
         f"{_heatmap_section(data.zones, data.rows)}"
         f"{trend_section(data.trend)}"
-        f"{_exceptions_section(data.rows)}</main>\n</body>\n</html>\n"
+        f"{_exceptions_section(data.rows, data.decisions)}"
+        f"{_accepted_section(data.rows, data.decisions)}</main>\n</body>\n</html>\n"
     )

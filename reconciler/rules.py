@@ -27,7 +27,10 @@ Statuses (see :class:`~reconciler.model.Status`), decided per record in this ord
    book has none is a location error, not a counting error);
 5. within tolerance: ``match``; otherwise ``over`` or ``short`` by the sign of ``diff``.
 
-In a complete count, a book SKU that was not seen counts as 0.
+In a complete count, a book SKU that was not seen counts as 0. A SKU counted 0 where the
+book has no line gives **no row**: nothing booked and nothing found is not a record whose
+accuracy was checked, so it must not raise the accuracy figures (a location counted empty
+with an empty book has no rows at all).
 
 Default tolerances
 ------------------
@@ -295,7 +298,8 @@ def compare_location(
             ``unexpected`` rows (unknown SKUs get cost 0 and no class).
 
     Returns:
-        One row per SKU in the book or the count, sorted by SKU.
+        One row per SKU in the book or the count (none for a SKU counted 0 that the book
+        lacks here), sorted by SKU.
 
     Raises:
         ValueError: A counted quantity is negative or not a number.
@@ -382,9 +386,10 @@ def _compare_one(
         if not qty >= 0:  # also catches NaN
             raise _bad_count(location, sku, qty)
         if line is None:
+            if qty == 0:  # nothing booked, nothing found: no record (module docstring)
+                continue
             cost, abc = lookup.sku_info(sku)
-            status = _MATCH if qty == 0 else _UNEXPECTED
-            append(Row(location, sku, 0, qty, qty, qty * cost, status, cost, abc))
+            append(Row(location, sku, 0, qty, qty, qty * cost, _UNEXPECTED, cost, abc))
             continue
         bq = line.qty
         cost = line.unit_cost

@@ -33,13 +33,19 @@ from tests.reconciler.test_queries import (
     SCAN_S2,
     SKU_A,
     SKU_B,
+    SKU_C,
     T0,
     ZONE_ROWS,
     fill,
     store,  # noqa: F401 - the fixture
 )
 
-HEADER = "location,sku,book_qty,counted_qty,diff,diff_value,status"
+HEADER = (
+    "location,sku,book_qty,counted_qty,diff,diff_value,status"
+    ",zone,abc,unit_cost,decision,decided_by,reason"
+)
+FACTS = {SKU_A: "A,2", SKU_B: "B,10", SKU_C: "C,1"}  # class and unit cost in the book
+NOT_SCANNED_B01 = ("B-01", SKU_C, 20, None, 0, 0.0, "not_scanned")  # never reported: unknown
 
 
 def write_config(
@@ -75,13 +81,24 @@ def plan(*argv: str) -> int:
 
 
 def csv_lines(rows: Sequence[tuple[object, ...]]) -> list[str]:
-    """Expected CSV lines of hand-computed rows."""
+    """Expected CSV lines of hand-computed rows, with zone, class, cost and decision.
+
+    The only decided discrepancy of :func:`fill` is A-02's (approved by kim, ``MISCOUNT``):
+    its exception rows carry that decision.
+    """
 
     def number(value: object) -> str:
         return "" if value is None else f"{value:g}"
 
+    def extra(loc: object, sku: object, status: object) -> str:
+        zone = "unknown" if loc == "B-01" else "A"
+        decided = loc == "A-02" and status in ("over", "short", "unexpected")
+        decision = "approved,kim,MISCOUNT" if decided else ",,"
+        return f"{zone},{FACTS[str(sku)]},{decision}"
+
     return [
-        f"{loc},{sku},{number(book)},{number(counted)},{number(diff)},{value:.2f},{status}"
+        f"{loc},{sku},{number(book)},{number(counted)},{number(diff)},{value:.2f},{status},"
+        + extra(loc, sku, status)
         for loc, sku, book, counted, diff, value, status in rows
     ]
 
@@ -134,11 +151,52 @@ def test_zone_report_json(config: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_since_report_csv(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report("-c", str(config), "--since", T0.date().isoformat(), "--format", "csv") == 0
-    expected = SCAN_S2 + SCAN_S1[2:4] + SCAN_S1[5:]  # no unscanned rows in a period report
+    # the latest count of A-01, A-02 and A-04 (incomplete) in the period; A-03 and B-01, in
+    # the book but never counted in the period, as not_scanned (B-01: no gateway, zone unknown)
+    expected = [*SCAN_S2, *SCAN_S1[2:], NOT_SCANNED_B01]
     assert capsys.readouterr().out.splitlines() == [HEADER, *csv_lines(expected)]
     later = (T0 + timedelta(hours=12)).isoformat()
     assert report("-c", str(config), "--since", later, "--format", "csv") == 0
-    assert capsys.readouterr().out.splitlines() == [HEADER, *csv_lines(SCAN_S2)]
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["location"], r["status"]) for r in rows] == [
+        ("A-01", "match"),
+        ("A-01", "match"),
+        ("A-02", "not_scanned"),  # its counts were before the period
+        ("A-02", "not_scanned"),  # SKU_B booked there by the approved adjustment
+        ("A-03", "not_scanned"),
+        ("A-04", "not_scanned"),  # its incomplete count was before the period too
+        ("B-01", "not_scanned"),
+    ]
+
+
+def test_since_report_json_has_coverage(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert report("-c", str(config), "--since", T0.date().isoformat(), "--format", "json") == 0
+    document = json.loads(capsys.readouterr().out)
+    summary = document["summary"]
+    # in the book: A-01..A-04 and B-01; covered by a complete count: A-01, A-02
+    assert (summary["locations_counted"], summary["locations_in_book"]) == (2, 5)
+    assert summary["location_coverage"] == pytest.approx(2 / 5)
+    # counted: A-01 as of s2 (7 * 2 + 5 * 10 = 64) + A-02 as of its count (4 * 2 + 0 = 8);
+    # not counted: A-03 6 * 10, A-04 3 * 1 (incomplete), B-01 20 * 1
+    assert summary["book_value_counted"] == pytest.approx(72.0)
+    assert summary["book_value"] == pytest.approx(72.0 + 60 + 3 + 20)
+    assert summary["value_coverage"] == pytest.approx(72 / 155)
+    decided = {(r["location"], r["sku"]): r["decision"] for r in document["rows"]}
+    approved = {"outcome": "approved", "decided_by": "kim", "reason": "MISCOUNT"}
+    assert decided == {
+        **dict.fromkeys(decided),
+        ("A-02", SKU_A): approved,
+        ("A-02", SKU_B): approved,
+    }
+    zones = {r["location"]: r["zone"] for r in document["rows"]}
+    assert (zones["A-03"], zones["B-01"]) == ("A", "unknown")
+
+
+def test_unknown_zone_report_lists_locations_no_gateway_reported(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report("-c", str(config), "--zone", "unknown", "--format", "csv") == 0
+    assert capsys.readouterr().out.splitlines() == [HEADER, *csv_lines([NOT_SCANNED_B01])]
 
 
 def test_html_report_to_a_file(config: Path, tmp_path: Path) -> None:
@@ -273,6 +331,13 @@ def test_commands_as_processes(config: Path) -> None:
     done = edgecount("reconcile", "report", "-c", str(config), "--scan", "s1", "--format", "csv")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [HEADER, *csv_lines(SCAN_S1)]
+    since = T0.date().isoformat()
+    done = edgecount("reconcile", "report", "-c", str(config), "--since", since, "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        HEADER,
+        *csv_lines([*SCAN_S2, *SCAN_S1[2:], NOT_SCANNED_B01]),
+    ]
     done = edgecount("reconcile", "report", "-c", str(config), "--scan", "x", "--format", "csv")
     assert done.returncode == 1
     done = edgecount("reconcile", "report", "-c", str(config), "--format", "csv")

@@ -74,16 +74,20 @@ def test_top_exception_skus_keeps_five_largest_ties_by_sku() -> None:
 
 
 @pytest.mark.parametrize(
-    "rows",
+    ("rows", "in_book", "book_value"),
     [
-        [],
-        [
-            Row("L1", "S1", 5, None, 0, 0, S.NOT_SCANNED, 2.0, A),
-            Row("L1", "S2", 5, 1, -4, -8.0, S.INCOMPLETE, 2.0, A),
-        ],
+        ([], 0, 0.0),
+        (
+            [
+                Row("L1", "S1", 5, None, 0, 0, S.NOT_SCANNED, 2.0, A),
+                Row("L1", "S2", 5, 1, -4, -8.0, S.INCOMPLETE, 2.0, A),
+            ],
+            1,
+            20.0,
+        ),
     ],
 )
-def test_nothing_counted_gives_zeros(rows: list[Row]) -> None:
+def test_nothing_counted_gives_zeros(rows: list[Row], in_book: int, book_value: float) -> None:
     s = summarize(rows, adjustments_value=10.0)
     assert s == Summary(
         records_counted=0,
@@ -101,7 +105,43 @@ def test_nothing_counted_gives_zeros(rows: list[Row]) -> None:
         gross_adjustment_rate=0.0,
         scan_seconds=None,
         top_exception_skus=[],
+        locations_in_book=in_book,
+        locations_counted=0,
+        location_coverage=0.0,
+        book_value=book_value,
+        value_coverage=0.0,
     )
+
+
+def test_coverage_of_hand_made_rows() -> None:
+    s = summarize(ROWS)
+    # in the book: L1, L2 (counted), L3 (not scanned), L4 (incomplete: not covered)
+    assert (s.locations_counted, s.locations_in_book) == (2, 4)
+    assert s.location_coverage == 0.5
+    # 295 counted + L3 7 * 100 + L4 9 * 5
+    assert s.book_value == pytest.approx(295 + 700 + 45)
+    assert s.value_coverage == pytest.approx(295 / 1040)
+
+
+def test_a_location_holding_nothing_in_the_book_is_not_in_the_coverage() -> None:
+    rows = [
+        Row("L1", "S1", 4, 4, 0, 0.0, S.MATCH, 1.0, A),
+        Row("L2", "S2", 0, 3, 3, 3.0, S.UNEXPECTED, 1.0, A),  # counted, but nothing booked
+    ]
+    s = summarize(rows)
+    assert (s.locations_counted, s.locations_in_book, s.location_coverage) == (1, 1, 1.0)
+    assert (s.book_value, s.value_coverage) == (4.0, 1.0)
+
+
+def test_accepted_rows_are_counted_but_neither_within_tolerance_nor_exceptions() -> None:
+    rows = [
+        Row("L1", "S1", 10, 10, 0, 0.0, S.MATCH, 1.0, A),
+        Row("L1", "S2", 10, 7, -3, -3.0, S.ACCEPTED, 1.0, A),
+    ]
+    s = summarize(rows)
+    assert (s.records_counted, s.records_within_tolerance, s.exceptions) == (2, 1, 0)
+    assert (s.ira, s.exception_rate, s.top_exception_skus) == (0.5, 0.0, [])
+    assert s.absolute_variance == 3
 
 
 def test_unexpected_only_has_no_book_value_and_no_rate() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from edgecount import contract
 from reconciler.engine import Engine
+from reconciler.metrics import summarize
 from reconciler.model import AbcClass, BookLine, Movement, Row
 from reconciler.plan import PlanInput
 from reconciler.queries import (
@@ -165,6 +166,14 @@ SCAN_S1 = [
 ]
 SCAN_S2 = [("A-01", SKU_A, 7, 7, 0, 0.0, "match"), ("A-01", SKU_B, 5, 5, 0, 0.0, "match")]
 ZONE_ROWS = SCAN_S2 + SCAN_S1[2:]
+# A period report after s1: the book as of NOW (before the approval's adjustment) of every
+# stocked location no count of the period covered: A-02 4 + 1 put away, A-03 8 - 2, A-04, B-01.
+SINCE_NOT_SCANNED = [
+    ("A-02", SKU_A, 5, None, 0, 0.0, "not_scanned"),
+    ("A-03", SKU_B, 6, None, 0, 0.0, "not_scanned"),
+    ("A-04", SKU_C, 3, None, 0, 0.0, "not_scanned"),
+    ("B-01", SKU_C, 20, None, 0, 0.0, "not_scanned"),
+]
 
 
 def test_scan_rows_use_the_latest_count_and_the_book_as_of_each_count(store: Store) -> None:
@@ -212,13 +221,83 @@ def test_zone_rows_take_the_latest_count_of_each_location(store: Store) -> None:
 
 def test_since_takes_counts_observed_since_then(store: Store) -> None:
     fill(store)
-    (rows,) = compare_selections(
-        store, TolerancePolicy(), [since_selection(store, T0 + timedelta(hours=12))]
-    )
-    assert table(rows) == SCAN_S2
-    everything = since_selection(store, SNAPSHOT)
+    selection = since_selection(store, T0 + timedelta(hours=12), NOW)
+    assert [c.location for c in selection.counts] == ["A-01"]
+    # every other location whose book holds stock at the end of the period (A-05 holds none)
+    assert selection.unscanned == ["A-02", "A-03", "A-04", "B-01"]
+    (rows,) = compare_selections(store, TolerancePolicy(), [selection])
+    assert table(rows) == SCAN_S2 + SINCE_NOT_SCANNED
+    everything = since_selection(store, SNAPSHOT, NOW)
     assert [c.location for c in everything.counts] == ["A-01", "A-02", "A-04"]
-    assert since_selection(store, NOW).counts == []
+    assert everything.unscanned == ["A-03", "B-01"]
+    assert since_selection(store, NOW, NOW).counts == []
+
+
+def test_since_report_coverage_by_hand(store: Store) -> None:
+    fill(store)
+    (rows,) = compare_selections(
+        store, TolerancePolicy(), [since_selection(store, T0 + timedelta(hours=12), NOW)]
+    )
+    summary = summarize(rows)
+    # in the book at NOW: A-01, A-02, A-03, A-04, B-01; only A-01 counted (in s2)
+    assert (summary.locations_counted, summary.locations_in_book) == (1, 5)
+    assert summary.location_coverage == pytest.approx(1 / 5)
+    # A-01 as of its count: 7 * 2.00 + 5 * 10.00 = 64.00 of 64 + A-02 5 * 2.00 + A-03 6 *
+    # 10.00 + A-04 3 * 1.00 + B-01 20 * 1.00 = 157.00
+    assert summary.book_value_counted == pytest.approx(64.0)
+    assert summary.book_value == pytest.approx(157.0)
+    assert summary.value_coverage == pytest.approx(64 / 157)
+    assert (summary.records_counted, summary.ira) == (2, 1.0)  # not_scanned rows: not counted
+
+
+def test_a_complete_count_covers_a_location_a_later_partial_read_does_not(store: Store) -> None:
+    world = fill(store)
+    later, minute = T1 + timedelta(hours=3), timedelta(minutes=1)
+    # A-01 read again, in part: its complete count of s2 still covers it
+    _count(world, store, "a01-part", "s4", "A-01", {SKU_A: 1}, at=later, complete=False)
+    # A-03 only read in part in the period: its rows are incomplete, not covered
+    _count(world, store, "a03-part", "s4", "A-03", {SKU_B: 2}, at=later, complete=False)
+    # and within scan s2 itself, a partial read after its complete count
+    _count(world, store, "a01-s2-part", "s2", "A-01", {SKU_A: 2}, at=T1 + 2 * minute,
+           complete=False)  # fmt: skip
+    s2 = get_scan(store, "s2")
+    assert s2 is not None
+    (in_s2,) = scan_selections(store, [s2])
+    assert [c.msg_id for c in in_s2.counts] == [world.counts["a01-again"]["msg_id"]]
+    selection = since_selection(store, T1, NOW)
+    chosen = {c.location: c.msg_id for c in selection.counts}
+    assert chosen == {"A-01": world.counts["a01-again"]["msg_id"],
+                      "A-03": world.counts["a03-part"]["msg_id"]}  # fmt: skip
+    (rows,) = compare_selections(store, TolerancePolicy(), [selection])
+    assert [r for r in table(rows) if r[0] == "A-03"] == [
+        ("A-03", SKU_B, 6, 2, -4, -40.0, "incomplete")
+    ]
+    summary = summarize(rows)
+    assert (summary.locations_counted, summary.locations_in_book) == (1, 5)
+    zone = zone_selection(store, "A", NOW)
+    assert zone is not None
+    assert {c.location: c.complete for c in zone.counts}["A-01"]  # the zone report agrees
+
+
+def test_unknown_zone_lists_book_locations_no_gateway_reported(store: Store) -> None:
+    fill(store)
+    selection = zone_selection(store, UNKNOWN_ZONE, NOW)
+    assert selection is not None
+    assert (selection.counts, selection.unscanned) == ([], ["B-01"])
+    (rows,) = compare_selections(store, TolerancePolicy(), [selection])
+    assert table(rows) == [SINCE_NOT_SCANNED[-1]]
+    assert summarize(rows).location_coverage == 0.0
+
+
+def test_an_empty_location_counted_empty_is_no_record(store: Store) -> None:
+    world = fill(store)
+    # A-05: nothing in the book; the gateway reports a SKU with 0 (a camera's planogram slot)
+    _count(world, store, "a05", "s4", "A-05", {SKU_A: 0}, at=T1 + timedelta(hours=3))
+    selection = since_selection(store, T1, NOW)
+    assert "A-05" in {c.location for c in selection.counts}
+    (rows,) = compare_selections(store, TolerancePolicy(), [selection])
+    assert "A-05" not in {r.location for r in rows}
+    assert summarize(rows).records_counted == 2  # A-01's two records only
 
 
 def test_trend_is_ended_scans_of_the_zone_oldest_first(store: Store) -> None:
@@ -267,3 +346,4 @@ def test_empty_store_gives_nothing(store: Store) -> None:
     assert plan_inputs(store, NOW.date()) == []
     assert get_scan(store, "s1") is None
     assert compare_selections(store, TolerancePolicy(), [since_selection(store, NOW)]) == [[]]
+    assert zone_selection(store, UNKNOWN_ZONE, NOW) is None

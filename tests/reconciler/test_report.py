@@ -15,6 +15,7 @@ import pytest
 from reconciler.model import AbcClass, Row, Status, Summary
 from reconciler.report import (
     CSV_HEADER,
+    Decision,
     ReportData,
     format_number,
     render_csv,
@@ -44,7 +45,16 @@ def sample_rows() -> list[Row]:
         _row("A-02-01", "04012345000055", 0, 2, Status.UNEXPECTED),
         _row("A-02-02", "04012345000062", 4, None, Status.NOT_SCANNED),
         _row("A-02-03", "04012345000079", 6, None, Status.INCOMPLETE),
+        _row("A-02-04", "04012345000086", 9, 7, Status.ACCEPTED),
     ]
+
+
+APPROVED = Decision("approved", "kim", "MISCOUNT")
+REJECTED = Decision("rejected", "lee", "KNOWN, DAMAGED")  # a comma: quoted in the CSV
+
+
+def sample_decisions() -> dict[tuple[str, str], Decision]:
+    return {("A-01-02", "04012345000024"): APPROVED, ("A-02-04", "04012345000086"): REJECTED}
 
 
 def sample_summary() -> Summary:
@@ -64,6 +74,11 @@ def sample_summary() -> Summary:
         gross_adjustment_rate=0.269,
         scan_seconds=252.0,
         top_exception_skus=[("04012345000024", 300.0), ("04012345000055", 5.0)],
+        locations_in_book=6,
+        locations_counted=4,
+        location_coverage=4 / 6,
+        book_value=1500.0,
+        value_coverage=1137.5 / 1500,
     )
 
 
@@ -86,8 +101,9 @@ def sample_data(**changes: object) -> ReportData:
         scope="scan gw-01.A.20261105",
         rows=sample_rows(),
         summary=sample_summary(),
-        zones={"A": ["A-01-01", "A-01-02", "A-01-03", "A-01-04", "A-02-01", "A-02-02", "A-02-03"]},
+        zones={"A": [f"A-01-0{i}" for i in range(1, 5)] + [f"A-02-0{i}" for i in range(1, 5)]},
         trend=sample_trend(),
+        decisions=sample_decisions(),
     )
     return replace(data, **changes)  # type: ignore[arg-type]
 
@@ -116,19 +132,29 @@ def heat_cells(root: ET.Element) -> dict[str, str]:
 def test_csv_header_and_one_line_per_status() -> None:
     text = render_csv(sample_data())
     lines = text.splitlines()
-    assert lines[0] == "location,sku,book_qty,counted_qty,diff,diff_value,status"
+    assert lines[0] == (
+        "location,sku,book_qty,counted_qty,diff,diff_value,status"  # design.md's, first
+        ",zone,abc,unit_cost,decision,decided_by,reason"
+    )
     assert lines[1:] == [
-        "A-01-01,04012345000017,12,12,0,0.00,match",
-        "A-01-02,04012345000024,10,13,3,300.00,over",
-        "A-01-02,04012345000031,5,5,0,0.00,match",
-        "A-01-03,04012345000048,8,7,-1,-2.50,short",
-        "A-02-01,04012345000055,0,2,2,5.00,unexpected",
-        "A-02-02,04012345000062,4,,0,0.00,not_scanned",
-        "A-02-03,04012345000079,6,,0,0.00,incomplete",
+        "A-01-01,04012345000017,12,12,0,0.00,match,A,A,2.5,,,",
+        "A-01-02,04012345000024,10,13,3,300.00,over,A,A,100,approved,kim,MISCOUNT",
+        "A-01-02,04012345000031,5,5,0,0.00,match,A,A,2.5,,,",
+        "A-01-03,04012345000048,8,7,-1,-2.50,short,A,A,2.5,,,",
+        "A-02-01,04012345000055,0,2,2,5.00,unexpected,A,A,2.5,,,",
+        "A-02-02,04012345000062,4,,0,0.00,not_scanned,A,A,2.5,,,",
+        "A-02-03,04012345000079,6,,0,0.00,incomplete,A,A,2.5,,,",
+        'A-02-04,04012345000086,9,7,-2,-5.00,accepted,A,A,2.5,rejected,lee,"KNOWN, DAMAGED"',
     ]
-    assert {line.rsplit(",", 1)[1] for line in lines[1:]} == {s.value for s in Status} - {
-        "accepted"
-    }
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert {line[6] for line in parsed[1:]} == {s.value for s in Status}  # every status
+    assert all(len(line) == len(CSV_HEADER) for line in parsed)
+
+
+def test_csv_leaves_unknown_zone_and_class_empty() -> None:
+    row = replace(_row("X-1", "S", 1, 1, Status.MATCH), abc=None)
+    (_, line) = list(csv.reader(io.StringIO(render_csv(sample_data(rows=[row], zones={})))))
+    assert line[7:] == ["", "", "2.5", "", "", ""]
 
 
 def test_csv_quotes_awkward_fields_and_reads_back() -> None:
@@ -173,6 +199,12 @@ def test_json_round_trip() -> None:
     ]
     summary["top_exception_skus"] = [(t["sku"], t["value"]) for t in summary["top_exception_skus"]]
     assert Summary(**summary) == data.summary
+    assert [(r.pop("zone"), r.pop("decision")) for r in doc["rows"]] == [
+        ("A", None),
+        ("A", {"outcome": "approved", "decided_by": "kim", "reason": "MISCOUNT"}),
+        *[("A", None)] * 5,
+        ("A", {"outcome": "rejected", "decided_by": "lee", "reason": "KNOWN, DAMAGED"}),
+    ]
     rows = [
         Row(**{**r, "status": Status(r["status"]), "abc": r["abc"] and AbcClass(r["abc"])})
         for r in doc["rows"]
@@ -217,6 +249,9 @@ def test_html_summary_table_has_the_figures() -> None:
     assert figures["Gross adjustment rate"] == "26.90 %"
     assert figures["Scan duration"] == "4 min 12 s"
     assert figures["Not scanned / incomplete records"] == "1 / 1"
+    assert figures["Accepted records (rejected before)"] == "1"
+    assert figures["Locations counted"] == "4 of 6 in the book (66.7 %)"
+    assert figures["Book value counted"] == "1,137.50 of 1,500.00 (75.8 %)"
     text = "".join(section.itertext())
     assert "04012345000024" in text
     assert "300.00" in text
@@ -232,7 +267,11 @@ def test_heat_map_has_one_cell_per_location_with_its_colour() -> None:
         "A-02-01": "hm-var1",
         "A-02-02": "hm-grey",
         "A-02-03": "hm-grey",
+        "A-02-04": "hm-acc",  # accepted before: its own colour, not an exception
     }
+    legend = root.find(".//ul[@class='legend']")
+    assert legend is not None
+    assert "accepted before" in "".join(legend.itertext())
 
 
 def test_heat_map_cells_carry_status_text_not_only_colour() -> None:
@@ -324,5 +363,23 @@ def test_exception_table_lists_only_exceptions_largest_first() -> None:
     assert body is not None
     first_cells = [tr.find("td").text for tr in body.iter("tr")]  # type: ignore[union-attr]
     assert first_cells == ["A-01-02", "A-02-01", "A-01-03"]
-    statuses = ["".join(tr.findall("td")[-1].itertext()) for tr in body.iter("tr")]
-    assert statuses == ["over", "unexpected", "short"]
+    cells = [["".join(td.itertext()) for td in tr.findall("td")] for tr in body.iter("tr")]
+    assert [c[6:] for c in cells] == [
+        ["over", "approved", "kim", "MISCOUNT"],
+        ["unexpected", "\u2014", "\u2014", "\u2014"],  # no decision yet
+        ["short", "\u2014", "\u2014", "\u2014"],
+    ]
+
+
+def test_accepted_rows_have_their_own_table_with_the_rejection() -> None:
+    root = parse_page(render_html(sample_data()))
+    section = root.find(".//section[@id='accepted']")
+    assert section is not None
+    body = section.find(".//tbody")
+    assert body is not None
+    (tr,) = list(body.iter("tr"))
+    cells = ["".join(td.itertext()) for td in tr.findall("td")]
+    assert cells[0] == "A-02-04"
+    assert cells[-3:] == ["rejected", "lee", "KNOWN, DAMAGED"]
+    page = render_html(sample_data(rows=sample_rows()[:1]))
+    assert 'id="accepted"' not in page
