@@ -224,6 +224,8 @@ def book_as_of(
     snapshot_at: datetime,
     movements: Iterable[Movement],
     at: datetime,
+    *,
+    known: Mapping[str, tuple[float, AbcClass]] = _NO_SKU_INFO,
 ) -> dict[tuple[str, str], BookLine]:
     """The book as it was (or will be) at a moment, from a snapshot and the movement log.
 
@@ -233,7 +235,8 @@ def book_as_of(
     ``at < ts <= snapshot_at`` are subtracted: the book then was the snapshot minus what
     moved since. A movement for a (location, SKU) not in the snapshot creates a line, with
     the unit cost and ABC class of another snapshot line of that SKU (the first one), else
-    0 and class C. Lines that reach 0 are kept. All datetimes must be either naive or aware.
+    from ``known``, else 0 and class C. Lines that reach 0 are kept. All datetimes must be
+    either naive or aware.
 
     Args:
         lines: The book snapshot, one line per (location, SKU).
@@ -241,6 +244,8 @@ def book_as_of(
         movements: The movement log (any order; only the window between the snapshot and
             ``at`` matters).
         at: The moment wanted.
+        known: Unit cost and class of SKUs whose lines are elsewhere in the book (when
+            ``lines`` is only part of it).
 
     Returns:
         The book at ``at``, keyed by (location, SKU).
@@ -249,7 +254,7 @@ def book_as_of(
         ValueError: The snapshot has two lines for one (location, SKU).
     """
     book: dict[tuple[str, str], BookLine] = {}
-    sku_info: dict[str, tuple[float, AbcClass]] = {}
+    sku_info: dict[str, tuple[float, AbcClass]] = dict(known)
     for line in lines:
         key = (line.location, line.sku)
         if key in book:

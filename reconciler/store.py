@@ -11,7 +11,7 @@ import csv
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -496,6 +496,8 @@ class BookLedger:
     snapshot_at: datetime | None
     lines: dict[str, list[BookLine]]
     moves: dict[str, list[Movement]]
+    known: dict[str, tuple[float, AbcClass]] = field(default_factory=dict)
+    """Cost and class of SKUs that moved into a location whose snapshot lacks them."""
 
     @classmethod
     def load(
@@ -507,16 +509,24 @@ class BookLedger:
             return cls(None, {}, {})
         wanted = set(locations)
         floor = None if earliest is None else min(snapshot_at, earliest)
-        return cls(
-            snapshot_at, store.book_lines_of(wanted), store.movements_of(wanted, after=floor)
-        )
+        lines = store.book_lines_of(wanted)
+        moves = store.movements_of(wanted, after=floor)
+        strangers: set[str] = set()
+        for location, found in moves.items():
+            own = {line.sku for line in lines.get(location, ())}
+            strangers.update(m.sku for m in found if m.sku not in own)
+        return cls(snapshot_at, lines, moves, store.sku_info(strangers))
 
     def book(self, location: str, at: datetime) -> dict[str, BookLine]:
         """One location's book lines by SKU at ``at`` (:func:`reconciler.rules.book_as_of`)."""
         if self.snapshot_at is None:
             return {}
         book = book_as_of(
-            self.lines.get(location, ()), self.snapshot_at, self.moves.get(location, ()), at
+            self.lines.get(location, ()),
+            self.snapshot_at,
+            self.moves.get(location, ()),
+            at,
+            known=self.known,
         )
         return {sku: line for (_, sku), line in book.items()}
 

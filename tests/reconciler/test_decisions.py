@@ -279,3 +279,14 @@ async def test_service_publishes_each_decision_and_adjustment_once(
     finally:
         service.stopping.set()
         await asyncio.wait_for(task, 10)
+
+
+def test_an_approved_unexpected_sku_keeps_its_cost_and_class(store: Store) -> None:
+    engine = engine_on(store, "s")
+    number = awaiting(engine, {SKU_A: 4, SKU_B: 3}, location="A-02")  # SKU_B: only A-01 has it
+    engine.decide(number, approve=True, reason_code="BOOK_ERROR", approver="kim")
+    book = TestClient(create_app(engine)).get("/book", params={"location": "A-02"}).json()
+    assert [(ln["sku"], ln["qty"], ln["unit_cost"], ln["abc"]) for ln in book["lines"]] == [
+        (SKU_A, 4, 2.0, "A"),
+        (SKU_B, 3, 10.0, "B"),  # from A-01's line, not 0 and class C
+    ]
