@@ -117,9 +117,10 @@ class MovementsOut(BaseModel):
 # -- blocking helpers (run in worker threads) ---------------------------------------------------
 
 
-def _invalid(problems: Sequence[Problem], loc: Any) -> RequestValidationError:
+def _invalid(problems: Sequence[Problem], loc: Any, *, csv: bool = False) -> RequestValidationError:
+    # a CSV line says FILE:LINE: column: why, as the CLI does; a JSON item just why
     return RequestValidationError(
-        [{"type": "value_error", "loc": loc(p), "msg": str(p)} for p in problems]
+        [{"type": "value_error", "loc": loc(p), "msg": str(p) if csv else p.why} for p in problems]
     )
 
 
@@ -153,7 +154,7 @@ def _json_lines(body: BookSnapshotIn) -> list[BookLine]:
     try:
         check_unique(lines, "lines")
     except CsvImportError as exc:
-        raise _invalid(exc.problems, lambda p: ("body", "lines", p.line - 1)) from None
+        raise _invalid(exc.problems, lambda p: ("body", "lines", p.line)) from None
     return lines
 
 
@@ -179,7 +180,8 @@ def _csv_book(raw: bytes, source: str, encoding: str | None) -> list[BookLine]:
     try:
         return parse_book(raw, source, encoding=encoding).lines
     except CsvImportError as exc:
-        raise _invalid(exc.problems, lambda p: ("body", "line", p.line, p.column)) from None
+        loc = lambda p: ("body", "line", p.line, p.column)  # noqa: E731
+        raise _invalid(exc.problems, loc, csv=True) from None
     except LookupError:
         error = {"type": "value_error", "loc": ("query", "encoding"), "msg": "unknown encoding"}
         raise RequestValidationError([error]) from None
@@ -202,7 +204,7 @@ def _movements(engine: Engine, body: MovementsIn) -> MovementsOut:
         check_unique_ids(moves, "movements")
         done = import_movements(engine.store, moves, source="movements", actor="api")
     except CsvImportError as exc:
-        loc = lambda p: ("body", "movements", p.line - 1, p.column)  # noqa: E731
+        loc = lambda p: ("body", "movements", p.line, p.column)  # noqa: E731
         raise _invalid(exc.problems, loc) from None
     return MovementsOut(added=done.added, already_imported=done.already)
 

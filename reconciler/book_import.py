@@ -92,19 +92,19 @@ def parse_book(
     return BookFile(lines, table.encoding, table.delimiter, table.ignored)
 
 
-def check_unique(lines: Sequence[BookLine], source: str) -> None:
-    """Refuse two records of one (location, SKU); ``source:N`` counts records from 1.
+def check_unique(lines: Sequence[BookLine], name: str) -> None:
+    """Refuse two records of one (location, SKU) in a list (``name[i]``, from 0).
 
     Raises:
-        CsvImportError: Naming both records of every duplicate.
+        CsvImportError: Naming both records of every duplicate (``line`` is the index).
     """
     first_seen: dict[tuple[str, str], int] = {}
     problems = []
-    for number, line in enumerate(lines, start=1):
-        first = first_seen.setdefault((line.location, line.sku), number)
-        if first != number:
-            why = f"{line.location}/{line.sku} appears twice (lines {first} and {number})"
-            problems.append(Problem(source, number, "sku", why))
+    for index, line in enumerate(lines):
+        first = first_seen.setdefault((line.location, line.sku), index)
+        if first != index:
+            why = f"{line.location}/{line.sku} appears twice ({name}[{first}] and {name}[{index}])"
+            problems.append(Problem(name, index, "sku", why))
     if problems:
         raise CsvImportError(problems)
 

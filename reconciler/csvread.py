@@ -159,7 +159,7 @@ class Table:
             CsvImportError: At least one problem was noted.
         """
         if self.problems:
-            raise CsvImportError(self.problems)
+            raise CsvImportError(sorted(self.problems, key=lambda p: p.line))
 
     def text(self, line: int, row: dict[str, str], column: str) -> str | None:
         """A required, non-empty cell (None, and a problem noted, when empty)."""
@@ -275,7 +275,7 @@ def read_table(
         text, used = decode(data, encoding)
     except UnicodeDecodeError as exc:
         why = f"not {encoding}: {exc.reason} at byte {exc.start}"
-        problem = Problem(source, 1, "encoding", why)
+        problem = Problem(source, data.count(b"\n", 0, exc.start) + 1, "encoding", why)
         raise CsvImportError([problem]) from None
     text = text.removeprefix("\ufeff")
     first = next((line for line in text.splitlines() if line.strip()), "")

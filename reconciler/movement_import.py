@@ -108,21 +108,21 @@ def parse_movements(
     return MovementFile(moves, lines, table.encoding, table.delimiter, table.ignored)
 
 
-def check_unique_ids(moves: Sequence[Movement], source: str) -> None:
-    """Refuse one movement_id twice (``source:N`` counts movements from 1).
+def check_unique_ids(moves: Sequence[Movement], name: str) -> None:
+    """Refuse one movement_id twice in a list (``name[i]``, from 0).
 
     Raises:
-        CsvImportError: Naming both movements of every duplicate.
+        CsvImportError: Naming both movements of every duplicate (``line`` is the index).
     """
     first_seen: dict[str, int] = {}
     problems = []
-    for number, move in enumerate(moves, start=1):
+    for index, move in enumerate(moves):
         if move.movement_id is None:
             continue
-        first = first_seen.setdefault(move.movement_id, number)
-        if first != number:
-            why = f"{move.movement_id} appears twice (lines {first} and {number})"
-            problems.append(Problem(source, number, "movement_id", why))
+        first = first_seen.setdefault(move.movement_id, index)
+        if first != index:
+            why = f"{move.movement_id} appears twice ({name}[{first}] and {name}[{index}])"
+            problems.append(Problem(name, index, "movement_id", why))
     if problems:
         raise CsvImportError(problems)
 
@@ -145,13 +145,13 @@ def import_movements(
         store: The reconciler's store.
         moves: The movements (ids unique among them).
         source: How errors name the file.
-        lines: The file line of each movement (default: 1, 2, …).
+        lines: The file line of each movement (default: its index, from 0).
         actor: Who imports (the audit log).
 
     Raises:
         CsvImportError: A movement_id imported before with other content (nothing applied).
     """
-    numbers = list(lines) if lines is not None else list(range(1, len(moves) + 1))
+    numbers = list(lines) if lines is not None else list(range(len(moves)))
     outcome = store.add_movements_once(moves, actor=actor)
     if outcome.conflicts:
         problems = [
