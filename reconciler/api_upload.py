@@ -222,8 +222,26 @@ _BOOK_BODY = {
 }
 
 
+def _document_book_body(app: FastAPI) -> None:
+    """Put :class:`BookSnapshotIn` into the OpenAPI components (``POST /book`` reads its body
+    itself, to take CSV too, so FastAPI does not see the model)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "BookSnapshotIn" not in components:
+            model = BookSnapshotIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model.pop("$defs", {}))
+            components["BookSnapshotIn"] = model
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def add_upload_routes(app: FastAPI, engine: Engine) -> None:
     """Add ``POST /book`` and ``POST /movements`` to the API."""
+    _document_book_body(app)
 
     @app.post("/book", openapi_extra=_BOOK_BODY)
     async def import_book_route(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -255,3 +257,15 @@ def test_post_book_csv_body_goes_through_the_file_importer(any_store: Store) -> 
     assert no_time.status_code == 422
     assert no_time.json()["detail"][0]["loc"] == ["query", "snapshot_at"]
     assert len(any_store.book_lines()) == 4
+
+
+def test_openapi_documents_both_book_bodies(any_store: Store) -> None:
+    client = TestClient(create_app(Engine(any_store, "s", TolerancePolicy())))
+    document = client.get("/openapi.json").json()
+    content = document["paths"]["/book"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "text/csv"}
+    schemas = document["components"]["schemas"]
+    refs = re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document))
+    assert "BookSnapshotIn" in refs
+    assert set(refs) <= set(schemas)  # every reference resolves
+    assert set(schemas["BookSnapshotIn"]["properties"]) >= {"lines", "dry_run", "confirm"}
