@@ -213,7 +213,9 @@ def import_book(
         ImportRefusedError: An empty book without ``allow_empty``; more than half of the current
             records removed without ``confirm``.
     """
-    if not lines and (options.locations_only or not options.allow_empty):
+    if not lines and options.locations_only:
+        raise ImportRefusedError("the file has no records, so no locations to replace: refused")
+    if not lines and not options.allow_empty:
         raise ImportRefusedError(
             "the book has no records: refused (an empty export is most likely a mistake;"
             " allow it with --allow-empty / allow_empty)"

@@ -195,6 +195,9 @@ def test_an_empty_book_is_refused_unless_allowed(any_store: Store) -> None:
     options = BookOptions(allow_empty=True, confirm=True)
     assert import_book(any_store, [], source="f", at=AT, options=options).removed.records == 4
     assert any_store.book_lines() == []
+    only = BookOptions(allow_empty=True, locations_only=True)
+    with pytest.raises(ImportRefusedError, match="no locations to replace"):
+        import_book(any_store, [], source="f", at=AT, options=only)
 
 
 def test_removing_more_than_half_needs_confirm(any_store: Store) -> None:
