@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,13 +36,15 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("reconcile", "reject"), "reconciler.cli", "reject a discrepancy"),
     (("reconcile", "report"), "reconciler.cli_report", "write a reconciliation report"),
     (("plan",), "reconciler.cli_report", "plan tonight's cycle counts (and send the requests)"),
-    (("book", "import"), "reconciler.cli", "replace the book with a CSV snapshot"),
-    (("book", "movements"), "reconciler.cli", "append a movement log CSV"),
+    (("book", "import"), "reconciler.cli_book", "import a book snapshot CSV (dry run, checks)"),
+    (("book", "movements"), "reconciler.cli_book", "import a movement log CSV (idempotent)"),
     (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),
     (("security", "acl"), "edgecount.security", "generate the Mosquitto ACL (per-gateway topics)"),
 )
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: stdout was closed by its reader (``| head``)."""
 VALUE_OPTIONS = frozenset({"--log-format"})
 """Global options whose value is the next word (not a command name)."""
 
@@ -123,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose, args.log_format)
     try:
         status: int = args.handler(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``edgecount … | head``): end quietly, as a shell tool killed
+        # by SIGPIPE would (128 + 13). Python's recipe: point stdout at devnull so the flush
+        # at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return status

@@ -213,9 +213,11 @@ class Night:
         self, stack: contextlib.AsyncExitStack, host: str, port: int
     ) -> None:
         """The WMS's book export and movement log through the CSV import, then the service."""
+        from reconciler.book_import import read_book_csv
         from reconciler.engine import Engine
+        from reconciler.movement_import import read_movements_csv
         from reconciler.service import ReconcileService
-        from reconciler.store import open_store, read_book_csv, read_movements_csv
+        from reconciler.store import open_store
 
         state_dir = self.options.state_dir
         self.store = store = open_store(f"sqlite:///{state_dir / 'reconciler.sqlite3'}")

@@ -11,10 +11,12 @@ reconcile approve``.
 yet acknowledged (from the database), plus the running service's ingest counters when the
 service hosts the API (:func:`metrics_registry`).
 
+``POST /book`` and ``POST /movements`` live in :mod:`reconciler.api_upload`.
+
 Errors are JSON ``{"detail": ...}``: 404 unknown discrepancy, 409 decision on a discrepancy
-not awaiting approval, 422 invalid request (``detail`` lists each error's ``type``, ``loc`` and
-``msg``), 503 database unavailable, 500 anything else (logged by the server, never sent to
-the client).
+not awaiting approval or a refused book import, 422 invalid request (``detail`` lists each
+error's ``type``, ``loc`` and ``msg``), 503 database unavailable, 500 anything else (logged
+by the server, never sent to the client).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
@@ -43,7 +45,7 @@ from edgecount.metrics import CONTENT_TYPE, Registry
 from reconciler import decisions
 from reconciler import schema as t
 from reconciler.engine import OPEN_STATES, DecisionError, Engine
-from reconciler.model import AbcClass, BookLine, Movement
+from reconciler.model import AbcClass
 from reconciler.store import BookLedger
 
 log = logging.getLogger(__name__)
@@ -75,41 +77,6 @@ class DecisionIn(StrictBody):
     )
     approver: Name
     note: Annotated[str, Text(max_length=1024)] = ""
-
-
-class BookLineIn(StrictBody):
-    """One record of a book snapshot (the columns of the book CSV)."""
-
-    location: Name
-    sku: Name
-    qty: Units
-    unit_cost: Amount
-    abc: Abc
-
-
-class BookSnapshotIn(StrictBody):
-    """The whole book as of ``snapshot_at``; it replaces the current book."""
-
-    snapshot_at: AwareDatetime
-    source: Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=256)]
-    lines: list[BookLineIn] = Field(min_length=1)
-
-
-class MovementIn(StrictBody):
-    """One stock movement from the WMS log."""
-
-    ts: AwareDatetime
-    location: Name
-    sku: Name
-    qty_delta: UnitDelta
-    user: Name
-    doc: Annotated[str, Text(strip_whitespace=True, max_length=256)] = ""
-
-
-class MovementsIn(StrictBody):
-    """Movements to append to the log."""
-
-    movements: list[MovementIn]
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -214,12 +181,6 @@ class BookOut(BaseModel):
     lines: list[BookLineOut]
 
 
-class RowsOut(BaseModel):
-    """How many rows an upload wrote."""
-
-    rows: int
-
-
 # -- blocking helpers (run in worker threads) ---------------------------------------------------
 
 
@@ -264,35 +225,6 @@ def _decide(
     found = _discrepancy(engine, discrepancy_id)
     assert found is not None  # discrepancies are never deleted
     return found
-
-
-def _check_unique(lines: list[BookLineIn]) -> None:
-    """422 naming the line when a (location, sku) appears twice, as the CSV importer does."""
-    seen: dict[tuple[str, str], int] = {}
-    for index, line in enumerate(lines):
-        key = (line.location, line.sku)
-        first = seen.setdefault(key, index)
-        if first != index:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "value_error",
-                        "loc": ("body", "lines", index),
-                        "msg": f"{key[0]}/{key[1]} appears twice (first at lines[{first}])",
-                    }
-                ]
-            )
-
-
-def _replace_book(engine: Engine, body: BookSnapshotIn) -> int:
-    _check_unique(body.lines)
-    lines = [BookLine(b.location, b.sku, b.qty, b.unit_cost, b.abc) for b in body.lines]
-    return engine.store.replace_book(lines, source=body.source, at=body.snapshot_at)
-
-
-def _add_movements(engine: Engine, body: MovementsIn) -> int:
-    moves = [Movement(m.ts, m.location, m.sku, m.qty_delta, m.user, m.doc) for m in body.movements]
-    return engine.store.add_movements(moves, actor="api")
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -377,7 +309,9 @@ def create_app(engine: Engine, *, metrics: Registry | None = None) -> FastAPI:
     )
     _add_error_handlers(app)
     _add_discrepancy_routes(app, engine)
-    _add_upload_routes(app, engine)
+    from reconciler.api_upload import add_upload_routes  # it builds on this module's types
+
+    add_upload_routes(app, engine)
     _add_wms_routes(app, engine)
     registry = metrics or metrics_registry(engine)
 
@@ -446,18 +380,6 @@ def _add_discrepancy_routes(app: FastAPI, engine: Engine) -> None:
     async def reject(discrepancy_id: int, body: DecisionIn) -> DiscrepancyOut:
         """Reject: the discrepancy is closed and the book stays as it is."""
         return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, False, body)
-
-
-def _add_upload_routes(app: FastAPI, engine: Engine) -> None:
-    @app.post("/book")
-    async def replace_book(body: BookSnapshotIn) -> RowsOut:
-        """Replace the whole book with a snapshot taken at ``snapshot_at``."""
-        return RowsOut(rows=await run_in_threadpool(_replace_book, engine, body))
-
-    @app.post("/movements")
-    async def add_movements(body: MovementsIn) -> RowsOut:
-        """Append movements to the log (compared counts use them from their ``ts`` on)."""
-        return RowsOut(rows=await run_in_threadpool(_add_movements, engine, body))
 
 
 def _page(engine: Engine, table: sa.Table, after: int, limit: int) -> CursorPageOut:
@@ -586,18 +508,13 @@ async def serve_api(
 
 
 __all__ = [
-    "BookLineIn",
     "BookOut",
-    "BookSnapshotIn",
     "CursorPageOut",
     "DecisionIn",
     "DiscrepancyOut",
     "HealthOut",
     "LineOut",
-    "MovementIn",
     "MovementOut",
-    "MovementsIn",
-    "RowsOut",
     "create_app",
     "metrics_registry",
     "serve_api",

@@ -1,19 +1,24 @@
-"""``edgecount reconcile …`` and ``edgecount book …``: every command takes ``-c FILE``."""
+"""``edgecount reconcile …`` (``book …`` is in :mod:`reconciler.cli_book`): each takes ``-c FILE``.
+
+Every command that opens the store goes through :func:`reports_database_errors`: a database that
+cannot be opened (bad URL, missing driver, unreachable) is one line on stderr and exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 from edgecount.settings import mqtt_settings
 from edgecount.yamlcfg import config_argument, load_or_report
 from reconciler.config import ReconcilerConfig, load_reconciler_config
 from reconciler.engine import DecisionError, Engine
-from reconciler.store import CsvImportError, open_store, read_book_csv, read_movements_csv
+from reconciler.store import DatabaseUnavailableError, open_store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,8 +33,29 @@ def _load(path: Path) -> ReconcilerConfig | None:
     return load_or_report(load_reconciler_config, path)
 
 
+Run = Callable[[argparse.Namespace], int]
+
+
+def reports_database_errors(run: Run) -> Run:
+    """Wrap a command: a database that cannot be opened is one line on stderr and exit 2."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except DatabaseUnavailableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return wrapper
+
+
 def make_engine(config: ReconcilerConfig) -> Engine:
-    """The engine on the configured database (migrated to the newest schema)."""
+    """The engine on the configured database (migrated to the newest schema).
+
+    Raises:
+        DatabaseUnavailableError: The database cannot be opened (see :func:`open_store`).
+    """
     if config.database is None:
         config.state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.database_url)
@@ -51,6 +77,7 @@ def add_reconcile_serve_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
 
 
+@reports_database_errors
 def run_reconcile_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
     from reconciler.service import ReconcileService, serve_until_signal
@@ -83,6 +110,7 @@ def add_reconcile_list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
+@reports_database_errors
 def run_reconcile_list(args: argparse.Namespace) -> int:
     """Print discrepancies with their lines and the movements since the last good count."""
     config = _load(args.config)
@@ -149,66 +177,13 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     return EXIT_OK
 
 
+@reports_database_errors
 def run_reconcile_approve(args: argparse.Namespace) -> int:
     """Approve a discrepancy awaiting approval; its difference becomes an adjustment."""
     return _decide(args, approve=True)
 
 
+@reports_database_errors
 def run_reconcile_reject(args: argparse.Namespace) -> int:
     """Reject a discrepancy awaiting approval (no adjustment)."""
     return _decide(args, approve=False)
-
-
-# -- book ---------------------------------------------------------------------------------------
-
-
-def add_book_import_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``edgecount book import``."""
-    _config_argument(parser)
-    parser.add_argument("file", type=Path, help="CSV: location,sku,qty,unit_cost,abc")
-    parser.add_argument("--as-of", help="when the snapshot was taken (ISO-8601; default now)")
-
-
-def run_book_import(args: argparse.Namespace) -> int:
-    """Replace the book with a CSV snapshot."""
-    config = _load(args.config)
-    if config is None:
-        return EXIT_USAGE
-    try:
-        lines = read_book_csv(args.file)
-        at = (
-            datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
-            if args.as_of
-            else datetime.now(UTC)
-        )
-    except (CsvImportError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    engine = make_engine(config)
-    rows = engine.store.replace_book(lines, source=str(args.file), at=at)
-    engine.store.close()
-    print(f"book: {rows} records imported from {args.file}")
-    return EXIT_OK
-
-
-def add_book_movements_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``edgecount book movements``."""
-    _config_argument(parser)
-    parser.add_argument("file", type=Path, help="CSV: ts,location,sku,qty_delta,user,doc")
-
-
-def run_book_movements(args: argparse.Namespace) -> int:
-    """Append a movement log CSV."""
-    config = _load(args.config)
-    if config is None:
-        return EXIT_USAGE
-    try:
-        moves = read_movements_csv(args.file)
-    except (CsvImportError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    engine = make_engine(config)
-    added = engine.store.add_movements(moves)
-    engine.store.close()
-    print(f"movements: {added} added from {args.file}")
-    return EXIT_OK

@@ -23,7 +23,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgecount import contract
 from edgecount.mqtt import MqttSettings, MqttSettingsError, new_client
 from edgecount.settings import mqtt_settings
-from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _config_argument, _load, make_engine
+from reconciler.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    _config_argument,
+    _load,
+    make_engine,
+    reports_database_errors,
+)
 from reconciler.config import ReconcilerConfig
 from reconciler.metrics import summarize, trend
 from reconciler.plan import Frequencies, Plan, make_plan
@@ -229,6 +237,7 @@ def _write(text: str, output: Path | None) -> bool:
     return True
 
 
+@reports_database_errors
 def run_reconcile_report(args: argparse.Namespace) -> int:
     """Write a CSV, JSON or HTML report of a scan, a zone or the counts since a date."""
     config = _load(args.config)
@@ -294,6 +303,7 @@ def _planning(config: ReconcilerConfig) -> tuple[Frequencies, int | None]:
     return Frequencies(A=section.A, B=section.B, C=section.C), section.capacity
 
 
+@reports_database_errors
 def run_plan(args: argparse.Namespace) -> int:
     """Print tonight's cycle-count plan; optionally save it and send it to the gateways."""
     config = _load(args.config)

@@ -7,10 +7,9 @@ to the newest Alembic revision, and returns a :class:`Store`. Writes that must b
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,13 +30,7 @@ from reconciler.rules import AcceptedFigures, book_as_of
 
 log = logging.getLogger(__name__)
 
-BOOK_COLUMNS = ("location", "sku", "qty", "unit_cost", "abc")
 _CLASSES = {abc.value: abc for abc in AbcClass}
-MOVEMENT_COLUMNS = ("ts", "location", "sku", "qty_delta", "user", "doc")
-
-
-class CsvImportError(ValueError):
-    """A CSV file could not be imported; the message names file, line and column."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,84 +51,60 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+class DatabaseUnavailableError(Exception):
+    """The database cannot be opened; the message names the URL (password masked) and a fix."""
+
+
+def masked(url: str) -> str:
+    """A database URL fit to print: its password replaced by ``***``."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _driver_hint(exc: ImportError) -> str:
+    if exc.name is not None and exc.name.startswith("psycopg"):
+        return "install it: pip install 'edgecount[postgres]'"
+    return "install the driver the URL names, or use postgresql+psycopg:// or sqlite:///"
+
+
 def open_store(url: str) -> Store:
-    """Open (and migrate) the database at a SQLAlchemy URL."""
-    engine = sa.create_engine(url, future=True)
+    """Open (and migrate) the database at a SQLAlchemy URL.
+
+    Raises:
+        DatabaseUnavailableError: The URL is not valid, its driver is not installed, or the database
+            cannot be reached (one line, the URL with its password masked).
+    """
+    shown = masked(url)
+    try:
+        engine = sa.create_engine(url, future=True)
+    except ImportError as exc:
+        why = f"its driver {exc.name or exc} is not installed"
+        raise DatabaseUnavailableError(f"database {shown}: {why}; {_driver_hint(exc)}") from None
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseUnavailableError(
+            f"database URL {shown} is not valid ({exc}); expected e.g."
+            " sqlite:////var/lib/edgecount/reconciler.sqlite3 or"
+            " postgresql+psycopg://user@host:5432/edgecount"
+        ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise DatabaseUnavailableError(
+            f"database {shown} cannot be reached: {reason}; check host, port, name and"
+            " credentials in `database:` and that the server runs"
+        ) from None
     return Store(engine)
 
 
 def utc(moment: datetime) -> datetime:
     """Aware UTC (SQLite gives naive datetimes back)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _number(text: str, where: str, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise CsvImportError(f"{where}: {column}: not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise CsvImportError(f"{where}: {column}: not a finite number: {text!r}")
-    return value
-
-
-def _whole(text: str, where: str, column: str) -> int:
-    value = _number(text, where, column)
-    if value != int(value):
-        raise CsvImportError(f"{where}: {column}: not a whole number of units: {text!r}")
-    return int(value)
-
-
-def _read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = tuple(name.strip() for name in reader.fieldnames or ())
-        if header != columns:
-            raise CsvImportError(
-                f"{path}:1: header must be {','.join(columns)}; got {','.join(header) or '(empty)'}"
-            )
-        for row in reader:
-            yield (
-                f"{path}:{reader.line_num}",
-                {k.strip(): (v or "").strip() for k, v in row.items()},
-            )
-
-
-def read_book_csv(path: Path) -> list[BookLine]:
-    """Parse a book CSV (``location,sku,qty,unit_cost,abc``); every error names its line."""
-    lines: list[BookLine] = []
-    seen: set[tuple[str, str]] = set()
-    for where, row in _read_csv(path, BOOK_COLUMNS):
-        if not row["location"] or not row["sku"]:
-            raise CsvImportError(f"{where}: location and sku must not be empty")
-        if row["abc"].upper() not in ("A", "B", "C"):
-            raise CsvImportError(f"{where}: abc: must be A, B or C, got {row['abc']!r}")
-        key = (row["location"], row["sku"])
-        if key in seen:
-            raise CsvImportError(f"{where}: {key[0]}/{key[1]} appears twice")
-        seen.add(key)
-        qty = _whole(row["qty"], where, "qty")
-        cost = _number(row["unit_cost"], where, "unit_cost")
-        if qty < 0 or cost < 0:
-            raise CsvImportError(f"{where}: qty and unit_cost must not be negative")
-        lines.append(BookLine(key[0], key[1], qty, cost, AbcClass(row["abc"].upper())))
-    return lines
-
-
-def read_movements_csv(path: Path) -> list[Movement]:
-    """Parse a movement log CSV (``ts,location,sku,qty_delta,user,doc``)."""
-    found: list[Movement] = []
-    for where, row in _read_csv(path, MOVEMENT_COLUMNS):
-        try:
-            ts = utc(datetime.fromisoformat(row["ts"].replace("Z", "+00:00")))
-        except ValueError:
-            raise CsvImportError(f"{where}: ts: not an ISO-8601 time: {row['ts']!r}") from None
-        delta = _whole(row["qty_delta"], where, "qty_delta")
-        found.append(Movement(ts, row["location"], row["sku"], delta, row["user"], row["doc"]))
-    return found
 
 
 @dataclass(slots=True)
@@ -152,48 +121,118 @@ class Store:
 
     def replace_book(self, lines: Iterable[BookLine], *, source: str, at: datetime) -> int:
         """Replace the whole book with a snapshot taken at ``at``; returns its row count."""
-        rows = [
-            {
-                "location": b.location,
-                "sku": b.sku,
-                "qty": b.qty,
-                "unit_cost": b.unit_cost,
-                "abc": b.abc.value,
-            }
-            for b in lines
-        ]
+        rows = _book_rows(lines)
         with self.engine.begin() as conn:
             conn.execute(t.book.delete())
-            for start in range(0, len(rows), 5000):
-                conn.execute(t.book.insert(), rows[start : start + 5000])
-            conn.execute(t.book_meta.delete())
-            conn.execute(
-                t.book_meta.insert().values(
-                    id=1, snapshot_at=utc(at), source=source, rows=len(rows)
-                )
-            )
+            _insert_book(conn, rows)
+            self._book_meta(conn, at, source, len(rows))
             self.audit_in(conn, "import", "book.import", source, {"rows": len(rows)})
         return len(rows)
 
+    def replace_locations(self, lines: Iterable[BookLine], *, source: str, at: datetime) -> int:
+        """Replace the book of the locations in ``lines``; keep every other location.
+
+        The book has one snapshot time. The kept locations that moved between the old
+        snapshot time and ``at`` are brought to ``at`` (:func:`reconciler.rules.book_as_of`),
+        so their book at any moment stays what it was.
+
+        Returns:
+            The book's row count after the import.
+        """
+        new = list(lines)
+        replaced = {b.location for b in new}
+        with self.engine.begin() as conn:
+            old_at = conn.execute(sa.select(t.book_meta.c.snapshot_at)).scalar()
+            if old_at is not None and utc(old_at) != utc(at):
+                self._roll_kept(conn, utc(old_at), utc(at), replaced)
+            for chunk in chunks(replaced):
+                conn.execute(t.book.delete().where(t.book.c.location.in_(chunk)))
+            _insert_book(conn, _book_rows(new))
+            total = conn.execute(sa.select(sa.func.count()).select_from(t.book)).scalar_one()
+            self._book_meta(conn, at, source, total)
+            detail = {"rows": len(new), "locations": len(replaced), "total": total}
+            self.audit_in(conn, "import", "book.import_locations", source, detail)
+        return int(total)
+
+    def _roll_kept(
+        self, conn: Connection, old_at: datetime, at: datetime, replaced: set[str]
+    ) -> None:
+        lo, hi = min(old_at, at), max(old_at, at)
+        m = t.movements.c
+        moved = conn.execute(
+            sa.select(m.location).distinct().where(m.ts > lo, m.ts <= hi)
+        ).scalars()
+        for chunk in chunks(set(moved) - replaced):
+            lines = [
+                BookLine(r.location, r.sku, r.qty, r.unit_cost, _CLASSES[r.abc])
+                for r in conn.execute(sa.select(t.book).where(t.book.c.location.in_(chunk)))
+            ]
+            moves = [
+                _movement(r)
+                for r in conn.execute(
+                    sa.select(t.movements).where(m.location.in_(chunk), m.ts > lo, m.ts <= hi)
+                )
+            ]
+            rolled = book_as_of(lines, old_at, moves, at)
+            conn.execute(t.book.delete().where(t.book.c.location.in_(chunk)))
+            _insert_book(conn, _book_rows(rolled.values()))
+
+    def _book_meta(self, conn: Connection, at: datetime, source: str, rows: int) -> None:
+        conn.execute(t.book_meta.delete())
+        conn.execute(
+            t.book_meta.insert().values(id=1, snapshot_at=utc(at), source=source, rows=rows)
+        )
+
     def add_movements(self, moves: Iterable[Movement], *, actor: str = "import") -> int:
         """Append movements to the log; returns how many."""
-        rows = [
-            {
-                "ts": utc(m.ts),
-                "location": m.location,
-                "sku": m.sku,
-                "qty_delta": m.qty_delta,
-                "user": m.user,
-                "doc": m.doc,
-                "movement_id": m.movement_id,
-            }
-            for m in moves
-        ]
+        rows = _movement_rows(moves)
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(t.movements.insert(), rows)
                 self.audit_in(conn, actor, "movements.add", "movements", {"rows": len(rows)})
         return len(rows)
+
+    def add_movements_once(
+        self, moves: Sequence[Movement], *, actor: str = "import"
+    ) -> MovementOutcome:
+        """Add the movements whose ``movement_id`` is not stored yet, all or nothing.
+
+        A movement stored before with the same id and the same ts, location, SKU and
+        qty_delta is skipped; with other content it is a conflict, and nothing is added.
+        Movements without an id are always added. If another import stores some of the ids
+        at the same moment, the unique index refuses this transaction and the check runs
+        again, so a movement is never applied twice.
+
+        Returns:
+            How many were added, and the conflicts (index in ``moves``, the stored movement).
+        """
+        for _ in range(5):
+            try:
+                return self._add_movements_once(moves, actor)
+            except IntegrityError:
+                log.info("movements: another import stored some of these ids; checking again")
+        raise RuntimeError("movements: the import kept colliding with another one")
+
+    def _add_movements_once(self, moves: Sequence[Movement], actor: str) -> MovementOutcome:
+        ids = [m.movement_id for m in moves if m.movement_id is not None]
+        with self.engine.begin() as conn:
+            stored: dict[str, Movement] = {}
+            for chunk in chunks(ids):
+                query = sa.select(t.movements).where(t.movements.c.movement_id.in_(chunk))
+                stored.update((r.movement_id, _movement(r)) for r in conn.execute(query))
+            conflicts = [
+                (index, stored[m.movement_id])
+                for index, m in enumerate(moves)
+                if m.movement_id in stored and not _same(stored[m.movement_id], m)
+            ]
+            if conflicts:
+                return MovementOutcome(0, conflicts)
+            new = [m for m in moves if m.movement_id is None or m.movement_id not in stored]
+            if new:
+                conn.execute(t.movements.insert(), _movement_rows(new))
+                detail = {"rows": len(new), "already_imported": len(moves) - len(new)}
+                self.audit_in(conn, actor, "movements.add", "movements", detail)
+        return MovementOutcome(len(new), [])
 
     def book_snapshot_at(self) -> datetime | None:
         """When the current book snapshot was taken (None: no book imported yet)."""
@@ -539,6 +578,45 @@ def chunks(values: Iterable[str]) -> Iterator[list[str]]:
     ordered = sorted(set(values))
     for start in range(0, len(ordered), IN_CHUNK):
         yield ordered[start : start + IN_CHUNK]
+
+
+@dataclass(frozen=True, slots=True)
+class MovementOutcome:
+    """What :meth:`Store.add_movements_once` did."""
+
+    added: int
+    conflicts: list[tuple[int, Movement]]
+    """(index in the movements given, the movement stored before with that id)."""
+
+
+def _same(a: Movement, b: Movement) -> bool:
+    return (utc(a.ts), a.location, a.sku, a.qty_delta) == (
+        utc(b.ts),
+        b.location,
+        b.sku,
+        b.qty_delta,
+    )
+
+
+def _book_rows(lines: Iterable[BookLine]) -> list[dict[str, Any]]:
+    return [
+        {"location": b.location, "sku": b.sku, "qty": b.qty, "unit_cost": b.unit_cost}
+        | {"abc": b.abc.value}
+        for b in lines
+    ]
+
+
+def _insert_book(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 5000):
+        conn.execute(t.book.insert(), rows[start : start + 5000])
+
+
+def _movement_rows(moves: Iterable[Movement]) -> list[dict[str, Any]]:
+    return [
+        {"ts": utc(m.ts), "location": m.location, "sku": m.sku, "qty_delta": m.qty_delta}
+        | {"user": m.user, "doc": m.doc, "movement_id": m.movement_id}
+        for m in moves
+    ]
 
 
 def _movement(r: Any) -> Movement:

@@ -39,9 +39,10 @@ Defaults of :class:`TwinSpec`:
 
 Files: :func:`write_book_csv` writes the reconciler's book import
 (``location,sku,qty,unit_cost,abc``, the snapshot); :func:`write_movements_csv` writes its
-movement log (``ts,location,sku,qty_delta,user,doc``; ISO-8601 UTC times); see
-:mod:`reconciler.store`. :func:`write_errors_csv` writes the injected errors
-(``event,kind,location,sku,book_qty,true_qty``), the answer key of benchmarks.
+movement log (``movement_id,ts,location,sku,qty_delta,user,doc``; ISO-8601 UTC times); see
+:mod:`reconciler.book_import` and :mod:`reconciler.movement_import`. :func:`write_errors_csv`
+writes the injected errors (``event,kind,location,sku,book_qty,true_qty``), the answer key of
+benchmarks.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The book side of the warehouse twin: injected book errors, the movement log, CSV writers.
 
 See :mod:`simulators.twin` for the model and every default. The CSV formats are those of
-:func:`reconciler.store.read_book_csv` (``location,sku,qty,unit_cost,abc``) and
-:func:`reconciler.store.read_movements_csv` (``ts,location,sku,qty_delta,user,doc``).
+:func:`reconciler.book_import.read_book_csv` (``location,sku,qty,unit_cost,abc``) and
+:func:`reconciler.movement_import.read_movements_csv`
+(``movement_id,ts,location,sku,qty_delta,user,doc``; the id is ``TWIN-`` and the movement's
+position in the log).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 ERROR_KINDS = ("miscount", "misplaced", "missing", "unexpected")
 BOOK_HEADER = ("location", "sku", "qty", "unit_cost", "abc")
-MOVEMENT_HEADER = ("ts", "location", "sku", "qty_delta", "user", "doc")
+MOVEMENT_HEADER = ("movement_id", "ts", "location", "sku", "qty_delta", "user", "doc")
 ERRORS_HEADER = ("event", "kind", "location", "sku", "book_qty", "true_qty")
 RECEIPT_SHARE = 0.4
 MOVEMENT_SPACING = timedelta(minutes=7)
@@ -270,10 +272,14 @@ def write_movements_csv(twin: Twin, path: str | Path) -> None:
         path,
         MOVEMENT_HEADER,
         (
-            (m.ts.isoformat().replace("+00:00", "Z"), m.location, m.sku, m.qty_delta, m.user, m.doc)
-            for m in twin.movements
+            (f"TWIN-{n:06d}", _iso(m.ts), m.location, m.sku, m.qty_delta, m.user, m.doc)
+            for n, m in enumerate(twin.movements, start=1)
         ),
     )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def write_errors_csv(twin: Twin, path: str | Path) -> None:

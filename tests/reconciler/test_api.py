@@ -156,11 +156,12 @@ def test_discrepancies_show_the_movements_since_the_last_good_count(store: Store
     client = TestClient(create_app(engine))
     moves = [
         {"ts": "2026-11-21T01:00:00Z", "location": "A-01", "sku": SKU_A, "qty_delta": -2}
-        | {"user": "ann", "doc": "PICK-7"},
+        | {"user": "ann", "doc": "PICK-7", "movement_id": "M-1"},
         {"ts": "2026-11-21T01:05:00+01:00", "location": "A-02", "sku": SKU_A, "qty_delta": 1}
-        | {"user": "bo", "doc": "PUT-3"},
+        | {"user": "bo", "doc": "PUT-3", "movement_id": "M-2"},
     ]
-    assert client.post("/movements", json={"movements": moves}).json() == {"rows": 2}
+    added = {"added": 2, "already_imported": 0}
+    assert client.post("/movements", json={"movements": moves}).json() == added
     assert [(m.location, m.ts, m.user, m.doc) for m in store.movements()] == [
         ("A-02", datetime(2026, 11, 21, 0, 5, tzinfo=UTC), "bo", "PUT-3"),
         ("A-01", datetime(2026, 11, 21, 1, 0, tzinfo=UTC), "ann", "PICK-7"),
@@ -185,17 +186,26 @@ def test_bad_movements_are_422_naming_the_item(store: Store) -> None:
     engine, _ = flagged(store)
     client = TestClient(create_app(engine))
     good = {"ts": "2026-11-21T01:00:00Z", "location": "A-01", "sku": SKU_A, "qty_delta": -2}
-    good |= {"user": "ann", "doc": "PICK-7"}
+    good |= {"user": "ann", "doc": "PICK-7", "movement_id": "M-1"}
     naive = {**good, "ts": "2026-11-21T01:00:00"}
     assert error_locs(client.post("/movements", json={"movements": [good, naive]})) == [
         ["body", "movements", 1, "ts"]
     ]
     nan = b'{"movements": [{"ts": "2026-11-21T01:00:00Z", "location": "A-01", "sku": "x",'
-    nan += b' "qty_delta": NaN, "user": "ann", "doc": ""}]}'
+    nan += b' "qty_delta": NaN, "user": "ann", "doc": "", "movement_id": "M-1"}]}'
     response = client.post("/movements", content=nan, headers={"content-type": "application/json"})
     assert error_locs(response) == [["body", "movements", 0, "qty_delta"]]
     assert store.movements() == []
-    assert client.post("/movements", json={"movements": []}).json() == {"rows": 0}
+    assert error_locs(client.post("/movements", json={"movements": [good, good]})) == [
+        ["body", "movements", 1, "movement_id"]
+    ]
+    no_id = {k: v for k, v in good.items() if k != "movement_id"}
+    assert error_locs(client.post("/movements", json={"movements": [no_id]})) == [
+        ["body", "movements", 0, "movement_id"]
+    ]
+    assert store.movements() == []
+    nothing = {"added": 0, "already_imported": 0}
+    assert client.post("/movements", json={"movements": []}).json() == nothing
 
 
 # -- book snapshots ------------------------------------------------------------------------------
@@ -210,7 +220,20 @@ def test_book_snapshot_replaces_the_book(store: Store) -> None:
         {"location": "B-02", "sku": SKU_A, "qty": 2.0, "unit_cost": 2.5, "abc": "B"},
     ]
     body = {"snapshot_at": "2026-11-22T23:00:00+01:00", "source": "wms-export", "lines": lines}
-    assert client.post("/book", json=body).json() == {"rows": 3}
+    refused = client.post("/book", json=body)  # every current record would go
+    assert refused.status_code == 409
+    assert "would remove 3 of the 3 current records" in refused.json()["detail"]
+    assert store.book_snapshot_at() == SNAPSHOT
+    answer = client.post("/book", json=body | {"confirm": True}).json()
+    assert answer == {
+        "applied": True,
+        "records": 3,
+        "added": {"records": 3, "value": 12.5},
+        "changed": {"records": 0, "value": 0.0},
+        "removed": {"records": 3, "value": 78.0},
+        "unchanged": 0,
+        "net_value": -65.5,
+    }
     assert sorted(store.book_lines(), key=lambda b: (b.location, b.sku)) == [
         BookLine("B-01", SKU_A, 3, 2.5, AbcClass.A),
         BookLine("B-01", SKU_B, 0, 0, AbcClass.C),
@@ -247,20 +270,24 @@ def test_bad_snapshot_line_is_422_naming_the_line(
     assert error_locs(response) == [loc]
     if loc == ["body", "lines", 2]:
         assert (
-            response.json()["detail"][0]["msg"] == f"A-01/{SKU_A} appears twice (first at lines[0])"
+            response.json()["detail"][0]["msg"]
+            == f"A-01/{SKU_A} appears twice (lines[0] and lines[2])"
         )
     assert store.book_snapshot_at() == SNAPSHOT  # the book was not touched
 
 
-def test_snapshot_without_a_zone_or_lines_is_422(store: Store) -> None:
+def test_snapshot_without_a_zone_is_422_and_without_lines_409(store: Store) -> None:
     engine, _ = flagged(store)
     client = TestClient(create_app(engine))
     line = {"location": "B-01", "sku": SKU_A, "qty": 3, "unit_cost": 2.5, "abc": "A"}
     naive = {"snapshot_at": "2026-11-22T23:00:00", "source": "x", "lines": [line]}
     assert error_locs(client.post("/book", json=naive)) == [["body", "snapshot_at"]]
     empty = {"snapshot_at": "2026-11-22T23:00:00Z", "source": "x", "lines": []}
-    assert error_locs(client.post("/book", json=empty)) == [["body", "lines"]]
+    assert client.post("/book", json=empty).status_code == 409  # refused: an empty book
     assert store.book_snapshot_at() == SNAPSHOT
+    allowed = client.post("/book", json=empty, params={"allow_empty": True, "confirm": True})
+    assert allowed.json()["removed"]["records"] == len(BOOK)
+    assert store.book_lines() == []
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -334,13 +361,13 @@ async def test_a_request_waiting_for_the_database_does_not_stall_the_loop(
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             move: dict[str, Any] = {"ts": "2026-11-21T01:00:00Z", "location": "A-01"}
             move |= {"sku": SKU_A}
-            move |= {"qty_delta": -1, "user": "ann", "doc": "PICK-1"}
+            move |= {"qty_delta": -1, "user": "ann", "doc": "PICK-1", "movement_id": "M-1"}
             upload = asyncio.create_task(client.post("/movements", json={"movements": [move]}))
             assert await asyncio.to_thread(inserting.wait, 5)
             assert (await client.get("/health")).status_code == 200  # the loop still answers
             assert not upload.done()
             writer.execute("ROLLBACK")
-            assert (await upload).json() == {"rows": 1}
+            assert (await upload).json() == {"added": 1, "already_imported": 0}
     finally:
         writer.close()
         stopping.set()

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.epc import EpcDecoder
+from reconciler.book_import import read_book_csv
 from reconciler.model import AbcClass
+from reconciler.movement_import import read_movements_csv
 from reconciler.rules import TolerancePolicy, book_as_of, compare
-from reconciler.store import read_book_csv, read_movements_csv
 from simulators.twin import (
     ERROR_KINDS,
     Twin,
