@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -59,7 +60,10 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     engine = make_engine(config)
-    settings = mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}")
+    settings = dataclasses.replace(
+        mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}"),
+        session_expiry=config.mqtt_session_expiry_seconds,
+    )
     service = ReconcileService(
         engine,
         settings,
