@@ -36,7 +36,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +68,7 @@ LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Ka
 INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
 UNACKED = 1000  # MQTT 5 Receive Maximum: unacknowledged messages the broker may send at once
 RETRY_MIN_SECONDS = 0.5  # first retry delay after a database failure
-RETRY_MAX_SECONDS = 30.0  # cap on that delay
+RETRY_MAX_SECONDS = 10.0  # cap on that delay
 
 
 class ReconcileService:
@@ -398,9 +398,10 @@ class ReconcileService:
         loses nothing: the broker sends the batch again.
         """
         backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
+        recorded: list[Mapping[str, Any]] = []  # counts committed by an attempt that then failed
         while True:
             try:
-                outcome = await self._handle_in_thread(batch)
+                outcome = await self._handle_in_thread(batch, recorded)
             except Exception as exc:  # noqa: BLE001 - only "database away" gets here: retried
                 self.ingest_health.failed(exc)
                 delay = backoff.next_delay()
@@ -418,15 +419,20 @@ class ReconcileService:
                 log.warning("database answers again: ingest resumed")
             return outcome
 
-    async def _handle_in_thread(self, batch: list[Delivery]) -> BatchOutcome:
+    async def _handle_in_thread(
+        self, batch: list[Delivery], recorded: list[Mapping[str, Any]]
+    ) -> BatchOutcome:
         """Handle a batch; a failure other than "database away" is isolated to its message.
+
+        ``recorded`` carries the counts an earlier attempt stored before it failed, so the
+        engine still reacts to them (storing and reacting are two transactions).
 
         Raises:
             sqlalchemy.exc.DBAPIError: The database is away (:func:`database_unavailable`).
         """
         items = [(d.topic, d.payload) for d in batch]
         try:
-            return await asyncio.to_thread(self._handle_batch, items)
+            return await asyncio.to_thread(self._handle_batch, items, recorded)
         except Exception as exc:
             if database_unavailable(exc):
                 raise
@@ -437,7 +443,7 @@ class ReconcileService:
         log.warning("a batch of %d failed; handling its messages one by one", len(batch))
         whole = BatchOutcome()
         for index, delivery in enumerate(batch):
-            whole.merge(await self._handle_in_thread([delivery]), index)
+            whole.merge(await self._handle_in_thread([delivery], []), index)
         return whole
 
     def _acknowledge(self, batch: list[Delivery], letters: dict[int, Outgoing]) -> None:
@@ -458,8 +464,14 @@ class ReconcileService:
         if delivery.conn.ack(delivery):
             self.stats.acked += delivery.qos > 0
 
-    def _handle_batch(self, batch: list[tuple[str, bytes]]) -> BatchOutcome:
-        """Validate, store once, reconcile (runs in a worker thread)."""
+    def _handle_batch(
+        self, batch: list[tuple[str, bytes]], recorded: list[Mapping[str, Any]]
+    ) -> BatchOutcome:
+        """Validate, store once, reconcile (runs in a worker thread).
+
+        The counts stored are appended to ``recorded`` at once: if the engine's reaction then
+        fails, the next attempt of the same batch reacts to them (they are duplicates now).
+        """
         outcome = BatchOutcome()
         counts: list[dict[str, Any]] = []
         for index, (topic, raw) in enumerate(batch):
@@ -487,10 +499,10 @@ class ReconcileService:
             else:
                 reason = f"{payload['schema']} is not accepted here"
                 outcome.letters[index] = self._reject(topic, raw, reason)
-        new = self.engine.store.record_counts(counts, datetime.now(UTC))
-        outcome.duplicates += len(counts) - len(new)
-        outcome.applied += len(new)
-        outcome.out += self.engine.on_counts(new)
+        recorded += self.engine.store.record_counts(counts, datetime.now(UTC))
+        outcome.duplicates += len(counts) - len(recorded)
+        outcome.applied += len(recorded)
+        outcome.out += self.engine.on_counts(recorded)
         return outcome
 
     def _reject(self, topic: str, raw: bytes, reason: str) -> Outgoing:
