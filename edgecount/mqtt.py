@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgecount.backoff import Backoff
 from edgecount.contract import TOPIC_PREFIX, site_filter, site_root
@@ -399,9 +400,20 @@ class MqttConnection:
             return delivery.qos == 0
         return self.client.ack(delivery.mid, delivery.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def subscribe(self, topic_filter: str, qos: int = 1) -> bool:
-        """Send a SUBSCRIBE; False when the connection is gone."""
-        rc, mid = self.client.subscribe(topic_filter, qos=qos)
+    def subscribe(self, topic_filter: str, qos: int = 1, *, retained_if_new: bool = False) -> bool:
+        """Send a SUBSCRIBE; False when the connection is gone.
+
+        With ``retained_if_new`` (MQTT 5 only: Retain Handling 1) the broker sends the
+        retained messages only when the subscription is new, not again to a session that
+        already holds it.
+        """
+        if retained_if_new and self.settings.protocol == "5":
+            options = SubscribeOptions(
+                qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+            )
+            rc, mid = self.client.subscribe(topic_filter, options=options)
+        else:
+            rc, mid = self.client.subscribe(topic_filter, qos=qos)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             return False
         self._filters[mid] = topic_filter

@@ -301,9 +301,11 @@ class ReconcileService:
         self.stats.connects += 1
         if self.settings.session_expiry is not None and not conn.session_present:
             log.warning("the broker had no session for %s: a new one starts", self.client_id)
+        # a session that holds the subscriptions has queued what came: no retained repeats
+        persistent = self.settings.session_expiry is not None
         self._pending_subs = set(self.filters())
         for topic_filter in self._pending_subs:
-            conn.subscribe(topic_filter, qos=1)
+            conn.subscribe(topic_filter, qos=1, retained_if_new=persistent)
         # PUBACKs of the old connection never come: send those messages again
         for key, _on_ack in self._acks.values():
             if key is not None:

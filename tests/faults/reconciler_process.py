@@ -41,7 +41,7 @@ from tests.conftest import BrokerAddress, free_port
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SKU = "80614141123458"
 SNAPSHOT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
-BROKER_QUEUE = "max_queued_messages 100000\nmax_inflight_messages 0\n"
+BROKER_QUEUE = "max_queued_messages 100000\nmax_inflight_messages 100\n"
 """What a site's Mosquitto needs for a persistent session to hold a night of counts."""
 
 
@@ -130,7 +130,7 @@ class ReconcilerProcess:
         self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
         self.log_path = directory / "reconciler.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.db = sa.create_engine(self.database_url, future=True)
+        self.db = sa.create_engine(self.database_url, future=True, pool_pre_ping=True)
 
     @property
     def database_url(self) -> str:
