@@ -1,4 +1,4 @@
-"""The parts of the reconciler service's two supervised loops that hold no connection.
+"""Helpers of the reconciler service's two supervised loops that hold no connection.
 
 :class:`LoopHealth` is how a loop (the ingest worker, the store publisher) reports failures to
 ``/health`` and ``/metrics``; :func:`store_streams` lists what the store publisher sends;
@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any
 
 import sqlalchemy.exc as sa_exc
 
+from edgecount.mqtt import MqttSettings
 from reconciler.engine import Engine, Outgoing
 
 __all__ = [
@@ -22,9 +25,13 @@ __all__ = [
     "LoopHealth",
     "ServiceStats",
     "StoreStream",
+    "cancel_and_report",
     "database_unavailable",
+    "describe_session",
     "store_streams",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -148,3 +155,36 @@ class BatchOutcome:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.statuses += other.statuses
+
+
+def describe_session(settings: MqttSettings, client_id: str) -> None:
+    """Log what the broker keeps while the service is away (and what is lost)."""
+    expiry = settings.session_expiry
+    if expiry is None:
+        log.warning(
+            "MQTT clean start: counts published while the reconciler is down are lost "
+            "(only the latest retained count per location comes back); set "
+            "mqtt_session_expiry_seconds to keep them on the broker"
+        )
+    elif settings.protocol == "3.1.1":
+        log.info(
+            "MQTT 3.1.1 persistent session (clean session off) as %s: the broker decides "
+            "how long it lives (Mosquitto: persistent_client_expiration)",
+            client_id,
+        )
+    else:
+        log.info("MQTT 5 persistent session as %s, expiry %d s", client_id, expiry)
+
+
+async def cancel_and_report(tasks: list[asyncio.Task[None]], *, cancel: bool = True) -> None:
+    """Cancel (or just await) tasks and log every one that had failed."""
+    for task in tasks:
+        if cancel:
+            task.cancel()
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            continue
+        except Exception:
+            log.exception("task %s had failed", task.get_name())

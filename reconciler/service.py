@@ -37,7 +37,6 @@ import functools
 import logging
 import signal
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from paho.mqtt.properties import Properties
@@ -49,12 +48,15 @@ from edgecount.mqtt import Delivery, MqttConnection, MqttSettings
 from edgecount.sdnotify import Notifier
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
+from reconciler.ingest import dead_letter, handle_batch
 from reconciler.loops import (
     BatchOutcome,
     LoopHealth,
     ServiceStats,
     StoreStream,
+    cancel_and_report,
     database_unavailable,
+    describe_session,
     store_streams,
 )
 
@@ -174,7 +176,7 @@ class ReconcileService:
     async def run(self) -> None:
         """Serve until :attr:`stopping` is set."""
         backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
-        self._describe_session()
+        describe_session(self.settings, self.client_id)
         api_task = await self._start_api()
         self._tasks = [
             asyncio.create_task(self._publish_from_store(), name="store-publisher"),
@@ -197,9 +199,9 @@ class ReconcileService:
         finally:
             self.notifier.stopping("stopping")
             self.stopping.set()
-            await _cancel_and_report([*self._tasks, watchdog])
+            await cancel_and_report([*self._tasks, watchdog])
             if api_task is not None:
-                await _cancel_and_report([api_task], cancel=False)
+                await cancel_and_report([api_task], cancel=False)
 
     async def _connect_once(self) -> None:
         self._closed.clear()
@@ -217,23 +219,6 @@ class ReconcileService:
             log.warning("broker %s unreachable: %s", self.settings.describe(), exc)
             return
         await self._wait_closed_or_stop()
-
-    def _describe_session(self) -> None:
-        expiry = self.settings.session_expiry
-        if expiry is None:
-            log.warning(
-                "MQTT clean start: counts published while the reconciler is down are lost "
-                "(only the latest retained count per location comes back); set "
-                "mqtt_session_expiry_seconds to keep them on the broker"
-            )
-        elif self.settings.protocol == "3.1.1":
-            log.info(
-                "MQTT 3.1.1 persistent session (clean session off) as %s: the broker decides "
-                "how long it lives (Mosquitto: persistent_client_expiration)",
-                self.client_id,
-            )
-        else:
-            log.info("MQTT 5 persistent session as %s, expiry %d s", self.client_id, expiry)
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         """Log a task that ends while the service should run (it is also in the health)."""
@@ -389,6 +374,7 @@ class ReconcileService:
             self.stats.applied += outcome.applied
             self.stats.duplicates += outcome.duplicates
             self.stats.statuses += outcome.statuses
+            self.stats.rejected += len(outcome.letters)
             self._acknowledge(batch, outcome.letters)
             self.publish(outcome.out)
             self._handled.set()
@@ -404,7 +390,7 @@ class ReconcileService:
         while True:
             try:
                 outcome = await self._handle_in_thread(batch, recorded)
-            except Exception as exc:  # noqa: BLE001 - only "database away" gets here: retried
+            except Exception as exc:  # only "database away" gets here (see _handle_in_thread)
                 self.ingest_health.failed(exc)
                 delay = backoff.next_delay()
                 log.warning(
@@ -414,6 +400,7 @@ class ReconcileService:
                     self.ingest_health.failing,
                     delay,
                     self.ingest_health.last_error,
+                    exc_info=self.ingest_health.failing == 1,  # the trace once per outage
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -434,14 +421,17 @@ class ReconcileService:
         """
         items = [(d.topic, d.payload) for d in batch]
         try:
-            return await asyncio.to_thread(self._handle_batch, items, recorded)
+            return await asyncio.to_thread(
+                handle_batch, self.engine, items, recorded, rejected_by=self.client_id
+            )
         except Exception as exc:
             if database_unavailable(exc):
                 raise
             if len(batch) == 1:
                 log.exception("handling the message on %s failed: dead-lettered", batch[0].topic)
                 reason = f"internal error: {type(exc).__name__}"
-                return BatchOutcome(letters={0: self._reject(*items[0], reason)})
+                letter = dead_letter(self.engine.site, *items[0], reason, self.client_id)
+                return BatchOutcome(letters={0: letter})
         log.warning("a batch of %d failed; handling its messages one by one", len(batch))
         whole = BatchOutcome()
         for index, delivery in enumerate(batch):
@@ -466,57 +456,6 @@ class ReconcileService:
         if delivery.conn.ack(delivery):
             self.stats.acked += delivery.qos > 0
 
-    def _handle_batch(
-        self, batch: list[tuple[str, bytes]], recorded: list[Mapping[str, Any]]
-    ) -> BatchOutcome:
-        """Validate, store once, reconcile (runs in a worker thread).
-
-        The counts stored are appended to ``recorded`` at once: if the engine's reaction then
-        fails, the next attempt of the same batch reacts to them (they are duplicates now).
-        """
-        outcome = BatchOutcome()
-        counts: list[dict[str, Any]] = []
-        for index, (topic, raw) in enumerate(batch):
-            try:
-                payload = contract.decode(raw, topic=topic)
-            except contract.ContractError as exc:
-                outcome.letters[index] = self._reject(topic, raw, str(exc))
-                continue
-            if payload["schema"] in (contract.COUNT, contract.SCAN) and (
-                denied := self.engine.unauthorized(payload)
-            ):
-                outcome.letters[index] = self._reject(topic, raw, denied)  # never applied
-                continue
-            if payload["schema"] == contract.COUNT:
-                counts.append(payload)
-            elif payload["schema"] == contract.STATUS:
-                outcome.statuses += 1
-                if payload["state"] == "online":  # re-send what it may have missed offline
-                    outcome.out += self.engine.recount_requests_for(payload["gateway"])
-            elif payload["schema"] == contract.SCAN:
-                if self.engine.store.record_scan(payload, datetime.now(UTC)):
-                    outcome.applied += 1
-                else:
-                    outcome.duplicates += 1
-            else:
-                reason = f"{payload['schema']} is not accepted here"
-                outcome.letters[index] = self._reject(topic, raw, reason)
-        recorded += self.engine.store.record_counts(counts, datetime.now(UTC))
-        outcome.duplicates += len(counts) - len(recorded)
-        outcome.applied += len(recorded)
-        outcome.out += self.engine.on_counts(recorded)
-        return outcome
-
-    def _reject(self, topic: str, raw: bytes, reason: str) -> Outgoing:
-        self.stats.rejected += 1
-        log.warning(
-            "rejected message on %s: %s (%d rejected so far)", topic, reason, self.stats.rejected
-        )
-        letter = contract.deadletter_payload(
-            topic=topic, raw=raw, reason=reason, rejected_by=self.client_id
-        )
-        return Outgoing(contract.deadletter_topic(self.engine.site), letter, retain=False)
-
     # -- publishing --------------------------------------------------------------------------
 
     @staticmethod
@@ -535,6 +474,7 @@ class ReconcileService:
         """Publish what the store holds for the broker, for ever; a failing round is retried."""
         backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
         while True:
+            self._wake.clear()  # before the round: a wake-up during it is not lost
             try:
                 await self._publish_round()
             except Exception as exc:  # any failure of a round: logged with its trace, retried
@@ -550,7 +490,6 @@ class ReconcileService:
                     log.warning("store publisher: the database answers again; publishing")
                 backoff.reset()
                 delay = POLL_SECONDS
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
@@ -590,20 +529,6 @@ class ReconcileService:
         """The broker has it: the publisher records it in the store (off the loop)."""
         self._confirmed.append((stream, row_id))
         self._wake.set()
-
-
-async def _cancel_and_report(tasks: list[asyncio.Task[None]], *, cancel: bool = True) -> None:
-    """Cancel (or just await) tasks and log every one that had failed."""
-    for task in tasks:
-        if cancel:
-            task.cancel()
-    for task in tasks:
-        try:
-            await task
-        except asyncio.CancelledError:
-            continue
-        except Exception:
-            log.exception("task %s had failed", task.get_name())
 
 
 async def serve_until_signal(service: ReconcileService) -> int:
