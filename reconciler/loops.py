@@ -46,21 +46,28 @@ class StoreStream:
     """Messages the store holds for the broker: ``fetch`` what is due, ``done`` once acked.
 
     Attributes:
-        kind: Name in logs and metrics (``adjustment`` → ``adjustments_published``).
+        kind: Name in logs and in :attr:`ServiceStats.published`.
         fetch: ``(row_id, message)`` pairs not yet acknowledged by the broker (blocking).
         done: Records that the broker acknowledged ``row_id`` (blocking).
+        counter: Its ``/metrics`` counter (``edgecount_reconciler_{counter}_total``).
     """
 
     kind: str
     fetch: Callable[[], list[tuple[int, Outgoing]]]
     done: Callable[[int], None]
+    counter: str
 
 
 def store_streams(engine: Engine) -> list[StoreStream]:
     """Every stream the store publisher sends, in order. A new stream is one more line here."""
     return [
-        StoreStream("adjustment", engine.pending_adjustments, engine.adjustment_published),
-        StoreStream("decision", engine.unannounced, engine.announced),
+        StoreStream(
+            "adjustment",
+            engine.pending_adjustments,
+            engine.adjustment_published,
+            "adjustments_published",
+        ),
+        StoreStream("decision", engine.unannounced, engine.announced, "decisions_announced"),
     ]
 
 

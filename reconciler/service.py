@@ -131,11 +131,7 @@ class ReconcileService:
     def counters(self) -> dict[str, int]:
         """Totals since start for ``/metrics`` (``rejected`` is the dead letters sent)."""
         stats = self.stats
-        published = {
-            f"{kind}s_published": number
-            for kind, number in stats.published.items()
-            if kind not in ("adjustment", "decision")
-        }
+        published = {s.counter: stats.published.get(s.kind, 0) for s in self.streams}
         return {
             "messages_received": stats.received,
             "messages_applied": stats.applied,
@@ -143,8 +139,6 @@ class ReconcileService:
             "messages_dropped": stats.dropped,
             "messages_acked": stats.acked,
             "deadletters": stats.rejected,
-            "adjustments_published": stats.adjustments_published,
-            "decisions_announced": stats.decisions_announced,
             "connects": stats.connects,
             "batches": stats.batches,
             "statuses": stats.statuses,
@@ -185,7 +179,7 @@ class ReconcileService:
         watchdog = asyncio.create_task(
             self.notifier.feed_watchdog(self.health_reasons), name="watchdog"
         )
-        for task in (*self._tasks, watchdog):
+        for task in self._tasks:
             task.add_done_callback(self._task_ended)
         try:
             while not self.stopping.is_set():

@@ -362,7 +362,7 @@ async def test_a_failing_store_stream_is_logged_shown_retried_and_resumes(
         client_id=f"rec-{unique_site}",
         api=ApiConfig(port=0),
     )
-    service.streams.append(StoreStream("probe", fetch, done.append))  # a third stream
+    service.streams.append(StoreStream("probe", fetch, done.append, "probes_published"))
     task = asyncio.create_task(service.run())
     try:
         await asyncio.wait_for(service.ready.wait(), 10)
@@ -375,6 +375,7 @@ async def test_a_failing_store_stream_is_logged_shown_retried_and_resumes(
             metrics = (await http.get("/metrics")).text
             assert "edgecount_reconciler_publisher_healthy 0" in metrics
             assert "edgecount_reconciler_store_errors_total 0" not in metrics
+            assert "edgecount_reconciler_probes_published_total 0" in metrics
             traced = [r for r in caplog.records if r.name == "reconciler.service" and r.exc_info]
             assert traced, "the failure was not logged with its trace"
             away.clear()  # the database is back
