@@ -54,6 +54,7 @@ def add_reconcile_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_reconcile_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
+    from reconciler.loops import describe_session
     from reconciler.service import ReconcileService, serve_until_signal
 
     config = _load(args.config)
@@ -71,6 +72,7 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
         shared_group=config.shared_group,
         api=config.api,
     )
+    describe_session(settings, settings.client_id)
     try:
         return asyncio.run(serve_until_signal(service))
     finally:

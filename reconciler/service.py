@@ -56,7 +56,6 @@ from reconciler.loops import (
     StoreStream,
     cancel_and_report,
     database_unavailable,
-    describe_session,
     store_streams,
 )
 
@@ -170,7 +169,6 @@ class ReconcileService:
     async def run(self) -> None:
         """Serve until :attr:`stopping` is set."""
         backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
-        describe_session(self.settings, self.client_id)
         api_task = await self._start_api()
         self._tasks = [
             asyncio.create_task(self._publish_from_store(), name="store-publisher"),
