@@ -19,8 +19,10 @@ from typing import Any, Literal, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgecount.backoff import Backoff
 from edgecount.contract import TOPIC_PREFIX, site_filter, site_root
@@ -31,6 +33,7 @@ __all__ = [
     "TOPIC_PREFIX",
     "Backoff",
     "ConnectionEvents",
+    "Delivery",
     "MqttConnection",
     "MqttSettings",
     "MqttSettingsError",
@@ -70,6 +73,12 @@ class MqttSettings:
         reconnect_min_delay: First reconnect delay, seconds (see :class:`Backoff`).
         reconnect_max_delay: Cap on the reconnect delay, seconds.
         max_inflight: Messages published but not yet acknowledged, at most.
+        session_expiry: None (the default): clean start, a fresh broker session per
+            connection. Seconds: a persistent session, clean start off, so the broker keeps
+            the subscriptions and queues QoS 1 messages for them while the client is away.
+            MQTT 5 sends it as the Session Expiry Interval; MQTT 3.1.1 has no expiry and
+            connects with clean session off (the broker's ``persistent_client_expiration``
+            decides how long the session lives). Needs a stable ``client_id``.
     """
 
     host: str = "127.0.0.1"
@@ -87,6 +96,7 @@ class MqttSettings:
     reconnect_min_delay: float = 0.5
     reconnect_max_delay: float = 60.0
     max_inflight: int = 20
+    session_expiry: int | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in ("5", "3.1.1"):
@@ -97,6 +107,8 @@ class MqttSettings:
             raise MqttSettingsError("need 0 < reconnect_min_delay <= reconnect_max_delay")
         if self.max_inflight < 1:
             raise MqttSettingsError("max_inflight must be at least 1")
+        if self.session_expiry is not None and not 0 <= self.session_expiry <= 0xFFFFFFFF:
+            raise MqttSettingsError("session_expiry must be 0 to 4294967295 seconds")
 
     @property
     def uses_tls(self) -> bool:
@@ -133,6 +145,7 @@ def new_client(
     client_id: str,
     *,
     will: tuple[str, bytes] | None = None,
+    manual_ack: bool = False,
 ) -> paho.Client:
     """A configured paho client (callback API v2) that never reconnects by itself.
 
@@ -145,14 +158,16 @@ def new_client(
         client_id: MQTT client id.
         will: ``(topic, payload)`` published retained with QoS 1 by the broker when the
             connection is lost without a DISCONNECT.
+        manual_ack: Incoming QoS 1 messages are acknowledged only by ``client.ack(mid, 1)``.
     """
     v5 = settings.protocol == "5"
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=settings.paho_protocol,
-        clean_session=None if v5 else True,
+        clean_session=None if v5 else settings.session_expiry is None,
         reconnect_on_failure=False,
+        manual_ack=manual_ack,
     )
     client.connect_timeout = settings.connect_timeout
     client.max_inflight_messages_set(settings.max_inflight + 2)  # + birth and stopped
@@ -168,6 +183,28 @@ def new_client(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     return client
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An incoming message that waits for :meth:`MqttConnection.ack` (manual acknowledgement).
+
+    Attributes:
+        conn: The connection it came on; a PUBACK only means something on that connection.
+        topic: Its topic.
+        payload: Its payload.
+        mid: Its packet id (0 for QoS 0).
+        qos: Its QoS.
+    """
+
+    conn: MqttConnection
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+DeliveryHandler = Callable[[Delivery], None]
 
 
 class ConnectionEvents(Protocol):
@@ -208,6 +245,11 @@ class MqttConnection:
         loop: The event loop to report on.
         will: ``(topic, payload)`` for the retained QoS 1 Will.
         max_backlog: Incoming messages allowed to wait for the loop.
+        on_delivery: Manual acknowledgement: incoming messages go to this callback (on the
+            loop) instead of ``events.message_received``, and a QoS 1 message is acknowledged
+            only when the receiver calls :meth:`ack`. With MQTT 5 the connection asks the
+            broker for at most ``max_backlog`` unacknowledged messages (Receive Maximum), so
+            none is ever dropped here.
 
     Raises:
         MqttSettingsError: When the settings cannot be applied (unreadable password file).
@@ -222,15 +264,18 @@ class MqttConnection:
         loop: asyncio.AbstractEventLoop,
         will: tuple[str, bytes] | None = None,
         max_backlog: int = 1000,
+        on_delivery: DeliveryHandler | None = None,
     ) -> None:
         self.settings = settings
-        self.client = new_client(settings, client_id, will=will)
+        self.client = new_client(settings, client_id, will=will, manual_ack=on_delivery is not None)
+        self.session_present = False
         self.dropped = 0
         self.closed = False
         self._events = events
         self._loop = loop
         self._max_backlog = max_backlog
-        self._incoming: deque[tuple[str, bytes]] = deque()
+        self._on_delivery = on_delivery
+        self._incoming: deque[Delivery] = deque()
         self._drain_scheduled = False
         self._backlog_lock = threading.Lock()
         self._filters: dict[int, str] = {}
@@ -250,8 +295,9 @@ class MqttConnection:
     # paho callbacks: network thread -----------------------------------------------------
 
     def _on_connect(
-        self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, props: Properties | None
+        self, _c: paho.Client, _u: Any, flags: Any, reason: ReasonCode, props: Properties | None
     ) -> None:
+        self.session_present = bool(getattr(flags, "session_present", False))
         self._bridge(self._events.connection_acked, self, reason, props)
 
     def _on_disconnect(
@@ -276,9 +322,11 @@ class MqttConnection:
             topic = message._topic.decode("utf-8", "replace")  # paho offers no other way
         with self._backlog_lock:
             if len(self._incoming) >= self._max_backlog:
-                self.dropped += 1
+                self.dropped += 1  # never acknowledged: a persistent session gets it again
                 return
-            self._incoming.append((topic, bytes(message.payload)))
+            self._incoming.append(
+                Delivery(self, topic, bytes(message.payload), message.mid, message.qos)
+            )
             if self._drain_scheduled:
                 return  # one hand-over carries every message that arrives before it runs
             self._drain_scheduled = True
@@ -291,8 +339,11 @@ class MqttConnection:
             self._drain_scheduled = False
             batch = list(self._incoming)
             self._incoming.clear()
-        for topic, payload in batch:
-            self._events.message_received(self, topic, payload)
+        for delivery in batch:
+            if self._on_delivery is not None:
+                self._on_delivery(delivery)
+            else:
+                self._events.message_received(self, delivery.topic, delivery.payload)
 
     def _subscribed(self, mid: int, reasons: list[ReasonCode]) -> None:
         self._events.subscription_acked(self, self._filters.pop(mid, "?"), reasons)
@@ -315,20 +366,54 @@ class MqttConnection:
 
     def _connect_blocking(self) -> None:
         s = self.settings
-        if s.protocol == "5":
-            # Clean start: the outbox, not the broker session, remembers what is unacked.
-            self.client.connect(s.host, s.port, s.keepalive, clean_start=True)
-        else:
+        if s.protocol != "5":
             self.client.connect(s.host, s.port, s.keepalive)
+            return
+        # Clean start by default: the gateway's outbox, not the broker session, remembers
+        # what is unacked. A persistent session (session_expiry) lets the broker queue.
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if s.session_expiry is not None:
+            props.SessionExpiryInterval = s.session_expiry
+        if self._on_delivery is not None:
+            props.ReceiveMaximum = self._max_backlog
+        self.client.connect(
+            s.host,
+            s.port,
+            s.keepalive,
+            clean_start=s.session_expiry is None,
+            properties=props if s.session_expiry is not None or self._on_delivery else None,
+        )
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> int | None:
         """Send a PUBLISH; returns its packet id, or None when the connection is gone."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info.mid if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
 
-    def subscribe(self, topic_filter: str, qos: int = 1) -> bool:
-        """Send a SUBSCRIBE; False when the connection is gone."""
-        rc, mid = self.client.subscribe(topic_filter, qos=qos)
+    def ack(self, delivery: Delivery) -> bool:
+        """Send the PUBACK of a delivery (manual acknowledgement); False when it cannot.
+
+        A delivery from an earlier connection is not acknowledged here: its packet id means
+        nothing on this one, and the broker sends it again on the next connection of a
+        persistent session.
+        """
+        if delivery.conn is not self or delivery.qos == 0:
+            return delivery.qos == 0
+        return self.client.ack(delivery.mid, delivery.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def subscribe(self, topic_filter: str, qos: int = 1, *, retained_if_new: bool = False) -> bool:
+        """Send a SUBSCRIBE; False when the connection is gone.
+
+        With ``retained_if_new`` (MQTT 5 only: Retain Handling 1) the broker sends the
+        retained messages only when the subscription is new, not again to a session that
+        already holds it.
+        """
+        if retained_if_new and self.settings.protocol == "5":
+            options = SubscribeOptions(
+                qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+            )
+            rc, mid = self.client.subscribe(topic_filter, options=options)
+        else:
+            rc, mid = self.client.subscribe(topic_filter, qos=qos)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             return False
         self._filters[mid] = topic_filter

@@ -82,12 +82,28 @@ class DecisionIn(StrictBody):
 # -- responses -----------------------------------------------------------------------------------
 
 
-class HealthOut(BaseModel):
-    """The API answers and the database is reachable."""
+class LoopOut(BaseModel):
+    """A supervised loop of the running service (see docs/operations.md)."""
 
-    status: Literal["ok"]
+    healthy: bool
+    errors_total: int
+    failing_seconds: float | None
+    last_error: str | None
+    waiting: int | None = None
+
+
+class HealthOut(BaseModel):
+    """The API answers and the database is reachable; the service's loops, when it runs."""
+
+    status: Literal["ok", "degraded"]
     database: str
     open_discrepancies: int
+    publisher: LoopOut | None = None
+    ingest: LoopOut | None = None
+
+
+ServiceHealth = Callable[[], Mapping[str, Mapping[str, Any]]]
+"""The running service's loops by name (``publisher``, ``ingest``), for ``/health``."""
 
 
 class LineOut(BaseModel):
@@ -260,7 +276,21 @@ def metrics_registry(
     )
     dynamic: dict[str, Any] = {}
 
+    database_up = registry.gauge(
+        "edgecount_reconciler_database_up", "1 when the last scrape's database query answered."
+    )
+
     def collect() -> None:
+        collect_service()
+        try:
+            collect_database()
+        except OperationalError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            database_up.set(0)
+        else:
+            database_up.set(1)
+
+    def collect_database() -> None:
         states = dict.fromkeys(DISCREPANCY_STATES, 0)
         counted = sa.select(t.discrepancies.c.state, sa.func.count()).group_by(
             t.discrepancies.c.state
@@ -275,6 +305,8 @@ def metrics_registry(
             pending.set(conn.execute(waiting).scalar_one())
         for state, number in states.items():
             by_state.set(number, state=state)
+
+    def collect_service() -> None:
         for kind, source in (("counter", counters), ("gauge", gauges)):
             for name, value in (source() if source else {}).items():
                 full = f"edgecount_reconciler_{name}" + ("_total" if kind == "counter" else "")
@@ -290,13 +322,17 @@ def metrics_registry(
 # -- the application -----------------------------------------------------------------------------
 
 
-def create_app(engine: Engine, *, metrics: Registry | None = None) -> FastAPI:
+def create_app(
+    engine: Engine, *, metrics: Registry | None = None, service_health: ServiceHealth | None = None
+) -> FastAPI:
     """Build the REST API around an engine.
 
     Args:
         engine: The engine (and its store) every request works on; it is shared with the
             running service, and the caller closes its store.
         metrics: What ``/metrics`` renders; the database figures alone when None.
+        service_health: The running service's loops; ``/health`` answers 503 while one
+            fails (the database alone is checked when None).
 
     Returns:
         The FastAPI application; serve it with :func:`serve_api`.
@@ -308,6 +344,7 @@ def create_app(engine: Engine, *, metrics: Registry | None = None) -> FastAPI:
         redoc_url=None,
     )
     _add_error_handlers(app)
+    _add_health_route(app, engine, service_health)
     _add_discrepancy_routes(app, engine)
     from reconciler.api_upload import add_upload_routes  # it builds on this module's types
 
@@ -342,13 +379,32 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
+def _add_health_route(app: FastAPI, engine: Engine, service_health: ServiceHealth | None) -> None:
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        response_model_exclude_unset=True,
+        responses={503: {"description": "the database or a service loop is failing"}},
+    )
+    async def health() -> HealthOut | JSONResponse:
+        """Liveness, database reachability, the service's loops (503 when one fails)."""
+        loops = {k: dict(v) for k, v in (service_health() if service_health else {}).items()}
+        try:
+            answer = await run_in_threadpool(_health, engine)
+        except OperationalError:
+            if not loops:
+                raise  # the handler answers 503 "database unavailable"
+            log.warning("health: database unavailable")
+            return JSONResponse({"detail": "database unavailable"} | loops, status_code=503)
+        answer = answer.model_copy(update={k: LoopOut(**v) for k, v in loops.items()})
+        if all(loop["healthy"] for loop in loops.values()):
+            return answer
+        degraded = answer.model_copy(update={"status": "degraded"})
+        return JSONResponse(degraded.model_dump(), status_code=503)
+
+
 def _add_discrepancy_routes(app: FastAPI, engine: Engine) -> None:
     decisions = threading.Lock()
-
-    @app.get("/health")
-    async def health() -> HealthOut:
-        """Liveness and database reachability (503 when the database does not answer)."""
-        return await run_in_threadpool(_health, engine)
 
     @app.get("/discrepancies")
     async def list_discrepancies(

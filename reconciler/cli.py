@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import json
 import sys
@@ -80,13 +81,17 @@ def add_reconcile_serve_arguments(parser: argparse.ArgumentParser) -> None:
 @reports_database_errors
 def run_reconcile_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
+    from reconciler.loops import describe_session
     from reconciler.service import ReconcileService, serve_until_signal
 
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
     engine = make_engine(config)
-    settings = mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}")
+    settings = dataclasses.replace(
+        mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}"),
+        session_expiry=config.mqtt_session_expiry_seconds,
+    )
     service = ReconcileService(
         engine,
         settings,
@@ -94,6 +99,7 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
         shared_group=config.shared_group,
         api=config.api,
     )
+    describe_session(settings, settings.client_id)
     try:
         return asyncio.run(serve_until_signal(service))
     finally:

@@ -35,6 +35,10 @@ class ReconcilerConfig(StrictModel):
     state_dir: Path = Path("/var/lib/edgecount-reconciler")
     mqtt: MqttConfig = MqttConfig()
     shared_group: Segment | None = None
+    mqtt_session_expiry_seconds: int | None = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF)
+    """Persistent MQTT session: the broker keeps the subscriptions and queues QoS 1 messages
+    this long while the reconciler is away (MQTT 3.1.1: clean session off, no expiry). null:
+    clean start, and what is published while it is down is lost but for retained counts."""
     database: str | None = None
     tolerances: TolerancePolicy = TolerancePolicy()
     max_recounts: int = Field(default=2, ge=0, le=10)

@@ -6,13 +6,27 @@ running. Counts and scans are stored once per ``msg_id`` (QoS 1 delivers duplica
 same message twice is applied once. With ``shared_group`` set the subscriptions are MQTT 5
 shared subscriptions (``$share/<group>/…``) and several instances split the load.
 
-The connection is supervised: reconnect with backoff and jitter; on every (re)connect the
-retained messages of open discrepancies are published again and adjustments not yet
-acknowledged are re-sent, so a broker restart loses nothing the store knows.
+Delivery (see docs/reconciliation.md): incoming QoS 1 messages are acknowledged by hand
+(:class:`~edgecount.mqtt.Delivery`), only once the database transaction of the batch holding
+them committed, or once their dead letter was acknowledged by the broker. With a persistent
+session (``mqtt_session_expiry_seconds``) the broker keeps what is not acknowledged, and what
+arrives while the service is down, and sends it again: a crash or a database outage loses
+nothing, and duplicates are absorbed by ``msg_id``.
 
-Under systemd (``Type=notify``) the service says ``READY=1`` once its first subscriptions are
-acknowledged, keeps ``STATUS=`` current, feeds the watchdog while its ingest worker and store
-publisher run (a broker that is away is not unhealthy) and says ``STOPPING=1`` on the way out.
+Two supervised loops do the work, and neither ever runs blocking database calls on the event
+loop (they use worker threads):
+
+* the **ingest** worker stores batches; a batch whose transaction fails because the database
+  is away is kept, not acknowledged, and retried with backoff until the database answers;
+* the **store publisher** publishes what the store holds for the broker (the
+  :func:`store_streams`: adjustments, decision clears, ...) and, on each connection, the
+  retained messages of open discrepancies; a failing round is logged with its trace, counted
+  and retried with backoff.
+
+Both report through :class:`LoopHealth` to ``/health`` and ``/metrics``. Under systemd
+(``Type=notify``) the service says ``READY=1`` once its first subscriptions are acknowledged,
+keeps ``STATUS=`` current, feeds the watchdog while both loops run (a broker or a database
+that is away is not a reason to restart: the loops retry) and says ``STOPPING=1``.
 """
 
 from __future__ import annotations
@@ -22,9 +36,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from paho.mqtt.properties import Properties
@@ -32,38 +44,36 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount import contract
 from edgecount.backoff import Backoff
-from edgecount.mqtt import MqttConnection, MqttSettings
+from edgecount.mqtt import Delivery, MqttConnection, MqttSettings
 from edgecount.sdnotify import Notifier
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
+from reconciler.ingest import dead_letter, handle_batch
+from reconciler.loops import (
+    BatchOutcome,
+    LoopHealth,
+    ServiceStats,
+    StoreStream,
+    cancel_and_report,
+    database_unavailable,
+    store_streams,
+)
+
+__all__ = ["ReconcileService", "ServiceStats", "StoreStream", "serve_until_signal"]
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 1.0  # how often the table of adjustments is checked for new ones
+POLL_SECONDS = 1.0  # how often the store is checked for messages to publish
 BATCH = 500  # messages handled in one database transaction at most
 LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Kafka's linger.ms)
 INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
-
-
-@dataclass(slots=True)
-class ServiceStats:
-    """Counters of the running service."""
-
-    received: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    adjustments_published: int = 0
-    decisions_announced: int = 0
-    decisions_published: int = 0
-    connects: int = 0
-    dropped: int = 0
-    batches: int = 0
-    statuses: int = 0
+UNACKED = 1000  # MQTT 5 Receive Maximum: unacknowledged messages the broker may send at once
+RETRY_MIN_SECONDS = 0.5  # first retry delay after a database failure
+RETRY_MAX_SECONDS = 10.0  # cap on that delay
 
 
 class ReconcileService:
-    """The running reconciler: one MQTT connection, the engine, and a publisher loop."""
+    """The running reconciler: one MQTT connection, the engine, an ingest worker, a publisher."""
 
     def __init__(
         self,
@@ -81,43 +91,60 @@ class ReconcileService:
         self.api = api
         self.api_port: int | None = None
         self.stats = ServiceStats()
+        self.streams = store_streams(engine)
+        self.ingest_health = LoopHealth()
+        self.publisher_health = LoopHealth()
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # subscribed (set on each connection)
         self._conn: MqttConnection | None = None
         self._closed = asyncio.Event()
-        # store-driven messages in flight: packet id → (key, what to do on the PUBACK)
-        self._acks: dict[int, tuple[tuple[str, int], Callable[[], None]]] = {}
-        self._in_flight: set[tuple[str, int]] = set()
+        # messages whose PUBACK does something: packet id → (key or None, what to do)
+        self._acks: dict[int, tuple[tuple[str, int] | None, Callable[[], None]]] = {}
+        self._in_flight: set[tuple[str, int]] = set()  # sent or acked, not yet recorded
+        self._confirmed: list[tuple[StoreStream, int]] = []  # acked, to record in the store
+        self._resynced: MqttConnection | None = None  # open discrepancies re-sent on it
         self._pending_subs: set[str] = set()
         self._handled = asyncio.Event()  # set after every batch handled
-        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=INBOX)
+        self._wake = asyncio.Event()  # the store publisher has work now
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=INBOX)
         self.notifier = Notifier()
         """systemd notifications (a no-op outside systemd)."""
         self._tasks: list[asyncio.Task[None]] = []  # must keep running (health)
         self._announced_ready = False
 
     def health_reasons(self) -> list[str]:
-        """Why the service is unhealthy (a task that should run has ended); empty if healthy."""
+        """Why the service is unhealthy (a task that should run has ended); empty if healthy.
+
+        A database or broker that is away is not listed: the loops retry by themselves
+        (see :meth:`loop_health`).
+        """
         if self.stopping.is_set():
             return []
         return [f"task {task.get_name()} ended" for task in self._tasks if task.done()]
 
-    def counters(self) -> dict[str, float]:
+    def loop_health(self) -> dict[str, dict[str, Any]]:
+        """The store publisher's and the ingest worker's state, for ``/health``."""
+        ingest = self.ingest_health.report() | {"waiting": self._inbox.qsize()}
+        return {"publisher": self.publisher_health.report(), "ingest": ingest}
+
+    def counters(self) -> dict[str, int]:
         """Totals since start for ``/metrics`` (``rejected`` is the dead letters sent)."""
         stats = self.stats
+        published = {s.counter: stats.published.get(s.kind, 0) for s in self.streams}
         return {
             "messages_received": stats.received,
             "messages_applied": stats.applied,
             "messages_duplicate": stats.duplicates,
             "messages_dropped": stats.dropped,
+            "messages_acked": stats.acked,
             "deadletters": stats.rejected,
-            "adjustments_published": stats.adjustments_published,
-            "decisions_announced": stats.decisions_announced,
-            "decisions_published": stats.decisions_published,
             "connects": stats.connects,
             "batches": stats.batches,
             "statuses": stats.statuses,
-        }
+            "store_errors": self.ingest_health.errors + self.publisher_health.errors,
+            "ingest_errors": self.ingest_health.errors,
+            "publisher_errors": self.publisher_health.errors,
+        } | published
 
     def gauges(self) -> dict[str, float]:
         """Current values for ``/metrics``."""
@@ -125,6 +152,8 @@ class ReconcileService:
             "inbox_depth": self._inbox.qsize(),
             "subscribed": 1.0 if self.ready.is_set() else 0.0,
             "healthy": 0.0 if self.health_reasons() else 1.0,
+            "publisher_healthy": 1.0 if self.publisher_health.healthy else 0.0,
+            "ingest_healthy": 1.0 if self.ingest_health.healthy else 0.0,
         }
 
     def filters(self) -> list[str]:
@@ -141,38 +170,54 @@ class ReconcileService:
         """Serve until :attr:`stopping` is set."""
         backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
         api_task = await self._start_api()
-        poller = asyncio.create_task(self._poll_store(), name="store-publisher")
-        worker = asyncio.create_task(self._work(), name="ingest")
-        self._tasks = [poller, worker]
+        self._tasks = [
+            asyncio.create_task(self._publish_from_store(), name="store-publisher"),
+            asyncio.create_task(self._work(), name="ingest"),
+        ]
         watchdog = asyncio.create_task(
             self.notifier.feed_watchdog(self.health_reasons), name="watchdog"
         )
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
         try:
             while not self.stopping.is_set():
-                self._closed.clear()
-                self._conn = MqttConnection(
-                    self.settings, self.client_id, self, loop=asyncio.get_running_loop()
-                )
-                try:
-                    await self._conn.open()
-                except OSError as exc:
-                    log.warning("broker %s unreachable: %s", self.settings.describe(), exc)
-                else:
-                    await self._wait_closed_or_stop()
-                    if self.ready.is_set():
-                        backoff.reset()
+                await self._connect_once()
+                if self.ready.is_set():
+                    backoff.reset()
                 await self._close_conn()
                 if not self.stopping.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), backoff.next_delay())
         finally:
             self.notifier.stopping("stopping")
-            for task in (poller, worker, watchdog):
-                task.cancel()
-            await asyncio.gather(poller, worker, watchdog, return_exceptions=True)
+            self.stopping.set()
+            await cancel_and_report([*self._tasks, watchdog])
             if api_task is not None:
-                self.stopping.set()
-                await asyncio.gather(api_task, return_exceptions=True)
+                await cancel_and_report([api_task], cancel=False)
+
+    async def _connect_once(self) -> None:
+        self._closed.clear()
+        self._conn = MqttConnection(
+            self.settings,
+            self.client_id,
+            self,
+            loop=asyncio.get_running_loop(),
+            max_backlog=UNACKED,
+            on_delivery=self.message_delivered,
+        )
+        try:
+            await self._conn.open()
+        except OSError as exc:
+            log.warning("broker %s unreachable: %s", self.settings.describe(), exc)
+            return
+        await self._wait_closed_or_stop()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """Log a task that ends while the service should run (it is also in the health)."""
+        if task.cancelled() or self.stopping.is_set():
+            return
+        exc = task.exception()
+        log.error("task %s ended", task.get_name(), exc_info=exc)
 
     async def _start_api(self) -> asyncio.Task[None] | None:
         """Start the REST API in this loop (when configured); fails loudly if the port is taken."""
@@ -186,17 +231,13 @@ class ReconcileService:
             self.api_port = port
             listening.set()
 
+        app = create_app(
+            self.engine,
+            metrics=metrics_registry(self.engine, self.counters, self.gauges),
+            service_health=self.loop_health,
+        )
         task = asyncio.create_task(
-            serve_api(
-                create_app(
-                    self.engine,
-                    metrics=metrics_registry(self.engine, self.counters, self.gauges),
-                ),
-                self.api.host,
-                self.api.port,
-                self.stopping,
-                on_listening=bound,
-            ),
+            serve_api(app, self.api.host, self.api.port, self.stopping, on_listening=bound),
             name="rest-api",
         )
         waiter = asyncio.ensure_future(listening.wait())
@@ -235,12 +276,19 @@ class ReconcileService:
             log.error("broker refused the connection: %s", reason)
             return
         self.stats.connects += 1
+        if self.settings.session_expiry is not None and not conn.session_present:
+            log.warning("the broker had no session for %s: a new one starts", self.client_id)
+        # a session that holds the subscriptions has queued what came: no retained repeats
+        persistent = self.settings.session_expiry is not None
         self._pending_subs = set(self.filters())
         for topic_filter in self._pending_subs:
-            conn.subscribe(topic_filter, qos=1)
+            conn.subscribe(topic_filter, qos=1, retained_if_new=persistent)
+        # PUBACKs of the old connection never come: send those messages again
+        for key, _on_ack in self._acks.values():
+            if key is not None:
+                self._in_flight.discard(key)
         self._acks.clear()
-        self._in_flight.clear()
-        self.publish(self.engine.open_discrepancy_messages())
+        self._wake.set()  # the publisher re-sends open discrepancies on this connection
 
     def subscription_acked(
         self, _conn: MqttConnection, topic_filter: str, reasons: list[ReasonCode]
@@ -252,6 +300,7 @@ class ReconcileService:
         self._pending_subs.discard(topic_filter)
         if not self._pending_subs:
             self.ready.set()
+            self._wake.set()
             status = f"subscribed on {self.settings.describe()}; {self.stats.received} received"
             if self._announced_ready:
                 self.notifier.status(status)
@@ -267,15 +316,16 @@ class ReconcileService:
         self._closed.set()
 
     def message_acked(self, _conn: MqttConnection, mid: int, reason: ReasonCode) -> None:
-        """Mark a store-driven message (adjustment, decision) done once the broker has it."""
+        """Run what waits on a PUBACK (store streams, dead letters)."""
         pending = self._acks.pop(mid, None)
         if pending is None:
             return
         key, on_ack = pending
-        self._in_flight.discard(key)
         if reason.is_failure:
-            log.error("broker refused %s %d: %s", key[0], key[1], reason)
-            return
+            log.error("broker refused %s (packet %d): %s", key or "a dead letter", mid, reason)
+            if key is not None:
+                self._in_flight.discard(key)
+                return
         on_ack()
         self._handled.set()
 
@@ -285,19 +335,25 @@ class ReconcileService:
             self._handled.clear()
             await self._handled.wait()
 
-    def message_received(self, _conn: MqttConnection, topic: str, raw: bytes) -> None:
+    def message_received(self, conn: MqttConnection, topic: str, raw: bytes) -> None:
+        """An incoming message without manual acknowledgement (treated as QoS 0)."""
+        self.message_delivered(Delivery(conn, topic, raw, 0, 0))
+
+    def message_delivered(self, delivery: Delivery) -> None:
         """Queue an incoming message for the ingest worker (never blocks the loop)."""
         self.stats.received += 1
         try:
-            self._inbox.put_nowait((topic, raw))
+            self._inbox.put_nowait(delivery)
         except asyncio.QueueFull:
-            self.stats.dropped += 1
+            self.stats.dropped += 1  # not acknowledged: a persistent session re-sends it
             log.error(  # noqa: TRY400 - no exception worth a trace: the queue is full
-                "ingest backlog full (%d): message on %s dropped", INBOX, topic
+                "ingest backlog full (%d): message on %s dropped", INBOX, delivery.topic
             )
 
+    # -- ingest ------------------------------------------------------------------------------
+
     async def _work(self) -> None:
-        """Take queued messages in batches and handle each batch in a worker thread."""
+        """Take queued messages in batches; store each batch, then acknowledge it."""
         while True:
             batch = [await self._inbox.get()]
             if not self._inbox.empty():
@@ -305,119 +361,166 @@ class ReconcileService:
                 await asyncio.sleep(LINGER_SECONDS)
             while len(batch) < BATCH and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
-            try:
-                out = await asyncio.to_thread(self._handle_batch, batch)
-            except Exception:
-                log.exception(
-                    "a batch of %d messages failed; they stay on the broker "
-                    "(retained counts are re-read on restart)",
-                    len(batch),
-                )
-                out = []
+            outcome = await self._store_until_committed(batch)
             self.stats.batches += 1
-            self.publish(out)
+            self.stats.applied += outcome.applied
+            self.stats.duplicates += outcome.duplicates
+            self.stats.statuses += outcome.statuses
+            self.stats.rejected += len(outcome.letters)
+            self._acknowledge(batch, outcome.letters)
+            self.publish(outcome.out)
             self._handled.set()
 
-    def _handle_batch(self, batch: list[tuple[str, bytes]]) -> list[Outgoing]:
-        """Validate, store once, reconcile (runs in a worker thread)."""
-        out: list[Outgoing] = []
-        counts: list[dict[str, Any]] = []
-        for topic, raw in batch:
-            try:
-                payload = contract.decode(raw, topic=topic)
-            except contract.ContractError as exc:
-                out.append(self._reject(topic, raw, str(exc)))
-                continue
-            if payload["schema"] in (contract.COUNT, contract.SCAN) and (
-                denied := self.engine.unauthorized(payload)
-            ):
-                out.append(self._reject(topic, raw, denied))  # never applied
-                continue
-            if payload["schema"] == contract.COUNT:
-                counts.append(payload)
-            elif payload["schema"] == contract.STATUS:
-                self.stats.statuses += 1
-                if payload["state"] == "online":  # re-send what it may have missed offline
-                    out += self.engine.recount_requests_for(payload["gateway"])
-            elif payload["schema"] == contract.SCAN:
-                if self.engine.store.record_scan(payload, datetime.now(UTC)):
-                    self.stats.applied += 1
-                else:
-                    self.stats.duplicates += 1
-            else:
-                out.append(self._reject(topic, raw, f"{payload['schema']} is not accepted here"))
-        new = self.engine.store.record_counts(counts, datetime.now(UTC))
-        self.stats.duplicates += len(counts) - len(new)
-        self.stats.applied += len(new)
-        return out + self.engine.on_counts(new)
+    async def _store_until_committed(self, batch: list[Delivery]) -> BatchOutcome:
+        """Handle a batch in a worker thread; while the database is away, wait and retry.
 
-    def _reject(self, topic: str, raw: bytes, reason: str) -> Outgoing:
-        self.stats.rejected += 1
-        log.warning(
-            "rejected message on %s: %s (%d rejected so far)", topic, reason, self.stats.rejected
-        )
-        letter = contract.deadletter_payload(
-            topic=topic, raw=raw, reason=reason, rejected_by=self.client_id
-        )
-        return Outgoing(contract.deadletter_topic(self.engine.site), letter, retain=False)
+        Nothing of the batch is acknowledged before this returns, so a crash while waiting
+        loses nothing: the broker sends the batch again.
+        """
+        backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
+        recorded: list[Mapping[str, Any]] = []  # counts committed by an attempt that then failed
+        while True:
+            try:
+                outcome = await self._handle_in_thread(batch, recorded)
+            except Exception as exc:  # only "database away" gets here (see _handle_in_thread)
+                self.ingest_health.failed(exc)
+                delay = backoff.next_delay()
+                log.warning(
+                    "database unavailable; a batch of %d messages waits, unacknowledged "
+                    "(failure %d, retry in %.1f s): %s",
+                    len(batch),
+                    self.ingest_health.failing,
+                    delay,
+                    self.ingest_health.last_error,
+                    exc_info=self.ingest_health.failing == 1,  # the trace once per outage
+                )
+                await asyncio.sleep(delay)
+                continue
+            if self.ingest_health.recovered():
+                log.warning("database answers again: ingest resumed")
+            return outcome
+
+    async def _handle_in_thread(
+        self, batch: list[Delivery], recorded: list[Mapping[str, Any]]
+    ) -> BatchOutcome:
+        """Handle a batch; a failure other than "database away" is isolated to its message.
+
+        ``recorded`` carries the counts an earlier attempt stored before it failed, so the
+        engine still reacts to them (storing and reacting are two transactions).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: The database is away (:func:`database_unavailable`).
+        """
+        items = [(d.topic, d.payload) for d in batch]
+        try:
+            return await asyncio.to_thread(
+                handle_batch, self.engine, items, recorded, rejected_by=self.client_id
+            )
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            if len(batch) == 1:
+                log.exception("handling the message on %s failed: dead-lettered", batch[0].topic)
+                reason = f"internal error: {type(exc).__name__}"
+                letter = dead_letter(self.engine.site, *items[0], reason, self.client_id)
+                return BatchOutcome(letters={0: letter})
+        log.warning("a batch of %d failed; handling its messages one by one", len(batch))
+        whole = BatchOutcome()
+        for index, delivery in enumerate(batch):
+            whole.merge(await self._handle_in_thread([delivery], []), index)
+        return whole
+
+    def _acknowledge(self, batch: list[Delivery], letters: dict[int, Outgoing]) -> None:
+        """PUBACK the committed messages; a rejected one once its dead letter is acked."""
+        conn = self._conn
+        for index, delivery in enumerate(batch):
+            letter = letters.get(index)
+            if letter is None:
+                self._ack(delivery)
+                continue
+            mid = None if conn is None else self._send(conn, letter)
+            if mid is None:
+                log.warning("not connected: dead letter for %s not sent now", delivery.topic)
+            else:
+                self._acks[mid] = (None, functools.partial(self._ack, delivery))
+
+    def _ack(self, delivery: Delivery) -> None:
+        if delivery.conn.ack(delivery):
+            self.stats.acked += delivery.qos > 0
 
     # -- publishing --------------------------------------------------------------------------
+
+    @staticmethod
+    def _send(conn: MqttConnection, message: Outgoing) -> int | None:
+        body = b"" if message.payload is None else contract.encode(message.payload)
+        return conn.publish(message.topic, body, qos=1, retain=message.retain)
 
     def publish(self, messages: list[Outgoing]) -> None:
         """Send messages now (QoS 1); what cannot go out is re-derived from the store later."""
         conn = self._conn
         for message in messages:
-            body = b"" if message.payload is None else contract.encode(message.payload)
-            if (
-                conn is None
-                or conn.publish(message.topic, body, qos=1, retain=message.retain) is None
-            ):
+            if conn is None or self._send(conn, message) is None:
                 log.warning("not connected: %s not sent now", message.topic)
 
-    async def _poll_store(self) -> None:
-        """Publish what decisions (CLI, API) left in the store: adjustments and clears."""
+    async def _publish_from_store(self) -> None:
+        """Publish what the store holds for the broker, for ever; a failing round is retried."""
+        backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
         while True:
-            conn = self._conn
-            if conn is not None and self.ready.is_set():
-                self._send_from_store(
-                    conn, "adjustment", self.engine.pending_adjustments(), self._adjustment_done
+            self._wake.clear()  # before the round: a wake-up during it is not lost
+            try:
+                await self._publish_round()
+            except Exception as exc:  # any failure of a round: logged with its trace, retried
+                self.publisher_health.failed(exc)
+                delay = backoff.next_delay()
+                log.exception(
+                    "store publisher: round failed (failure %d, retry in %.1f s)",
+                    self.publisher_health.failing,
+                    delay,
                 )
-                self._send_from_store(
-                    conn, "decision", self.engine.unannounced(), self._decision_done
-                )
-                self._send_from_store(
-                    conn, "decision-out", self.engine.pending_decisions(), self._decision_out_done
-                )
-            await asyncio.sleep(POLL_SECONDS)
+            else:
+                if self.publisher_health.recovered():
+                    log.warning("store publisher: the database answers again; publishing")
+                backoff.reset()
+                delay = POLL_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
 
-    def _adjustment_done(self, row_id: int) -> None:
-        self.engine.adjustment_published(row_id)
-        self.stats.adjustments_published += 1
+    async def _publish_round(self) -> None:
+        """Record the acknowledged, re-send open discrepancies on a new connection, send due."""
+        while self._confirmed:
+            stream, row_id = self._confirmed[0]
+            await asyncio.to_thread(stream.done, row_id)
+            self._confirmed.pop(0)
+            self._in_flight.discard((stream.kind, row_id))
+            self.stats.published[stream.kind] = self.stats.published.get(stream.kind, 0) + 1
+            self._handled.set()
+        conn = self._conn
+        if conn is None or not self.ready.is_set():
+            return
+        if self._resynced is not conn:
+            self.publish(await asyncio.to_thread(self.engine.open_discrepancy_messages))
+            self._resynced = conn
+        for stream in self.streams:
+            items = await asyncio.to_thread(stream.fetch)
+            if conn is self._conn:
+                self._send_stream(conn, stream, items)
 
-    def _decision_done(self, row_id: int) -> None:
-        self.engine.announced(row_id)
-        self.stats.decisions_announced += 1
-
-    def _decision_out_done(self, row_id: int) -> None:
-        self.engine.decision_published(row_id)
-        self.stats.decisions_published += 1
-
-    def _send_from_store(
-        self,
-        conn: MqttConnection,
-        kind: str,
-        items: list[tuple[int, Outgoing]],
-        done: Callable[[int], None],
+    def _send_stream(
+        self, conn: MqttConnection, stream: StoreStream, items: list[tuple[int, Outgoing]]
     ) -> None:
         for row_id, message in items:
-            key = (kind, row_id)
+            key = (stream.kind, row_id)
             if key in self._in_flight:
                 continue
-            body = b"" if message.payload is None else contract.encode(message.payload)
-            mid = conn.publish(message.topic, body, qos=1, retain=message.retain)
+            mid = self._send(conn, message)
             if mid is not None:
-                self._acks[mid] = (key, functools.partial(done, row_id))
+                self._acks[mid] = (key, functools.partial(self._confirm, stream, row_id))
                 self._in_flight.add(key)
+
+    def _confirm(self, stream: StoreStream, row_id: int) -> None:
+        """The broker has it: the publisher records it in the store (off the loop)."""
+        self._confirmed.append((stream, row_id))
+        self._wake.set()
 
 
 async def serve_until_signal(service: ReconcileService) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,12 +19,12 @@ from edgecount import contract
 from edgecount.mqtt import MqttSettings
 from reconciler import schema as t
 from reconciler.config import ApiConfig
-from reconciler.engine import Engine
+from reconciler.engine import Engine, Outgoing
 from reconciler.model import AbcClass, BookLine, Movement
 from reconciler.rules import TolerancePolicy
-from reconciler.service import ReconcileService, ServiceStats
+from reconciler.service import ReconcileService, ServiceStats, StoreStream
 from reconciler.store import Store, open_store
-from tests.conftest import BrokerAddress, RecorderFactory
+from tests.conftest import BrokerAddress, RecorderFactory, eventually
 
 SKU_A, SKU_B = "80614141123458", "80614141123465"
 
@@ -333,3 +334,57 @@ async def test_recount_requests_are_sent_again_when_the_gateway_comes_online(
     finally:
         service.stopping.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_failing_store_stream_is_logged_shown_retried_and_resumes(
+    tmp_path: Path,
+    broker: BrokerAddress,
+    unique_site: str,
+    mqtt_recorder: RecorderFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = f"test/{unique_site}/probe"
+    recorder = mqtt_recorder(broker, topic)
+    away = threading.Event()
+    away.set()
+    done: list[int] = []
+
+    def fetch() -> list[tuple[int, Outgoing]]:
+        if away.is_set():
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database away"))
+        return [] if done else [(7, Outgoing(topic, None, retain=False))]
+
+    store = open_store(f"sqlite:///{tmp_path / 'streams.sqlite3'}")
+    settings = MqttSettings(host=broker.host, port=broker.port)
+    service = ReconcileService(
+        engine_on(store, unique_site),
+        settings,
+        client_id=f"rec-{unique_site}",
+        api=ApiConfig(port=0),
+    )
+    service.streams.append(StoreStream("probe", fetch, done.append, "probes_published"))
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        await eventually(lambda: service.publisher_health.errors >= 2, 10, "two failed rounds")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.api_port}") as http:
+            health = await http.get("/health")
+            assert health.status_code == 503
+            assert health.json()["publisher"]["healthy"] is False
+            assert "database away" in health.json()["publisher"]["last_error"]
+            metrics = (await http.get("/metrics")).text
+            assert "edgecount_reconciler_publisher_healthy 0" in metrics
+            assert "edgecount_reconciler_store_errors_total 0" not in metrics
+            assert "edgecount_reconciler_probes_published_total 0" in metrics
+            traced = [r for r in caplog.records if r.name == "reconciler.service" and r.exc_info]
+            assert traced, "the failure was not logged with its trace"
+            away.clear()  # the database is back
+            await asyncio.wait_for(service.wait_until(lambda s: s.published.get("probe") == 1), 15)
+            assert done == [7]
+            assert len(await recorder.await_for(1, topic)) == 1
+            assert (await http.get("/health")).status_code == 200
+        assert not service.health_reasons()
+    finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 10)
+        store.close()
