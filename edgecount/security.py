@@ -9,6 +9,8 @@ Each MQTT user gets exactly the topics of its role (see docs/security.md):
   adjustments, decisions, dead letters and scan requests;
 * the **WMS** reads counts, scans, statuses, discrepancies, adjustments, decisions and dead
   letters;
+* an **operator** (``edgecount gateway scan-request``) writes ``cmd/+/scan`` and reads counts,
+  scans and statuses;
 * a **robot** writes only its own ``pose/{robot}``.
 
 Anonymous clients get nothing (the broker runs with ``allow_anonymous false``). The input is
@@ -53,6 +55,8 @@ class AclSpec(StrictModel):
             :class:`GatewayGrant` (``{zones: [...], robots: [...]}``).
         reconciler: MQTT user names of the reconciler instances.
         wms: MQTT user names of read-only consumers (the WMS, dashboards).
+        operators: MQTT user names that may ask gateways for scans (``edgecount gateway
+            scan-request``): they write ``cmd/+/scan`` and read counts, scans and statuses.
         robots: Robot ids (their MQTT user names) that publish a pose.
     """
 
@@ -60,6 +64,7 @@ class AclSpec(StrictModel):
     gateways: dict[Segment, GatewayGrant] = Field(min_length=1)
     reconciler: list[Segment] = Field(default_factory=lambda: ["reconciler"])
     wms: list[Segment] = Field(default_factory=list)
+    operators: list[Segment] = Field(default_factory=list)
     robots: list[Segment] = Field(default_factory=list)
 
     @field_validator("gateways", mode="before")
@@ -90,6 +95,7 @@ class AclSpec(StrictModel):
             "gateway": list(self.gateways),
             "reconciler": list(self.reconciler),
             "wms": list(self.wms),
+            "operator": list(self.operators),
             "robot": list(self.robots),
         }
 
@@ -100,7 +106,11 @@ def load_acl_spec(path: Path) -> AclSpec:
 
 
 def spec_from_reconciler(
-    path: Path, *, wms: Sequence[str] = (), robots: Sequence[str] = ()
+    path: Path,
+    *,
+    wms: Sequence[str] = (),
+    robots: Sequence[str] = (),
+    operators: Sequence[str] = (),
 ) -> AclSpec:
     """The ACL spec of a reconciler configuration: its ``authorized_gateways`` and user.
 
@@ -118,6 +128,7 @@ def spec_from_reconciler(
         gateways={gw: GatewayGrant(zones=z) for gw, z in config.authorized_gateways.items()},
         reconciler=[config.mqtt.username or "reconciler"],
         wms=list(wms),
+        operators=list(operators),
         robots=list(robots),
     )
 
@@ -156,6 +167,9 @@ def acl_text(spec: AclSpec) -> str:
     consumer = reads + [("read", f"{root}{t}") for t in ("discrepancy/#", "adjustment", "decision")]
     for user in spec.wms:
         out += ["# WMS: reads only", *_block(user, [*consumer, ("read", f"{root}deadletter")])]
+    for user in spec.operators:
+        lines = [*reads, ("write", f"{root}cmd/+/scan")]
+        out += ["# operator: asks gateways for scans", *_block(user, lines)]
     for robot in spec.robots:
         out += ["# robot: its pose only", *_block(robot, [("write", f"{root}pose/{robot}")])]
     return "\n".join(out)
@@ -178,6 +192,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a read-only consumer (with --reconciler; repeatable)")  # fmt: skip
     parser.add_argument("--robot", action="append", default=[], metavar="ROBOT",
                         help="a robot that publishes its pose (with --reconciler)")  # fmt: skip
+    parser.add_argument("--operator", action="append", default=[], metavar="USER",
+                        help="a user of `gateway scan-request` (with --reconciler)")  # fmt: skip
     parser.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)"
     )
@@ -190,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         try:
             spec = load_or_report(
-                lambda p: spec_from_reconciler(p, wms=args.wms, robots=args.robot),
+                lambda p: spec_from_reconciler(
+                    p, wms=args.wms, robots=args.robot, operators=args.operator
+                ),
                 args.reconciler,
             )
         except ValueError as exc:

@@ -33,6 +33,7 @@ def test_each_role_gets_only_its_topics() -> None:
             "site": "dc1",
             "gateways": {"gw-1": ["A", "B"], "gw-2": {"zones": ["C"], "robots": ["cart-1"]}},
             "wms": ["wms"],
+            "operators": ["night-shift"],
             "robots": ["cart-1"],
         }
     )
@@ -45,6 +46,9 @@ def test_each_role_gets_only_its_topics() -> None:
     assert f"read {r}pose/cart-1" in acl["gw-2"]
     assert all(line.startswith("read ") for line in acl["wms"])
     assert acl["cart-1"] == [f"write {r}pose/cart-1"]
+    assert acl["night-shift"] == [
+        f"read {r}count/#", f"read {r}scan/#", f"read {r}status/+", f"write {r}cmd/+/scan",
+    ]  # fmt: skip
     assert f"write {r}cmd/+/scan" in acl["reconciler"]
     assert f"read {r}count/#" in acl["reconciler"]
     assert acl_text(spec) == acl_text(spec)  # deterministic
@@ -54,6 +58,7 @@ def test_each_role_gets_only_its_topics() -> None:
     ("extra", "why"),
     [
         ({"wms": ["gw-1"]}, "both gateway and wms"),
+        ({"operators": ["wms-x"], "wms": ["wms-x"]}, "both wms and operator"),
         ({"gateways": {"gw-1": {"zones": ["A"], "robots": ["r9"]}}}, "robots not in robots"),
         ({"gateways": {"gw-1": ["A/#"]}}, "pattern"),
         ({"gateways": {"gw-1": []}}, "at least 1"),
