@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import codecs
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from reconciler.book_import import BookOptions, ImportRefusedError, import_book, parse_book
 from reconciler.cli import (
@@ -62,9 +64,29 @@ def _report_errors(exc: CsvImportError, what: str) -> int:
     return EXIT_FAILED
 
 
-def _notice_ignored(source: str, ignored: tuple[str, ...]) -> None:
-    if ignored:
-        print(f"notice: {source}: columns ignored: {', '.join(ignored)}", file=sys.stderr)
+class _Parsed(Protocol):
+    @property
+    def ignored(self) -> tuple[str, ...]: ...
+
+
+_P = TypeVar("_P", bound=_Parsed)
+
+
+def _parse(args: argparse.Namespace, parse: Callable[..., _P], what: str) -> _P | int:
+    """Read and parse ``args.file``; an exit status when it cannot be (errors printed)."""
+    source = str(args.file)
+    try:
+        parsed = parse(
+            args.file.read_bytes(), source, encoding=args.encoding, delimiter=args.delimiter
+        )
+    except OSError as exc:
+        print(f"error: {source}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except CsvImportError as exc:
+        return _report_errors(exc, what)
+    if parsed.ignored:
+        print(f"notice: {source}: columns ignored: {', '.join(parsed.ignored)}", file=sys.stderr)
+    return parsed
 
 
 # -- book import --------------------------------------------------------------------------------
@@ -109,16 +131,9 @@ def run_book_import(args: argparse.Namespace) -> int:
         print(f"error: --as-of: not an ISO-8601 time with zone: {args.as_of!r}", file=sys.stderr)
         return EXIT_USAGE
     source = str(args.file)
-    try:
-        parsed = parse_book(
-            args.file.read_bytes(), source, encoding=args.encoding, delimiter=args.delimiter
-        )
-    except OSError as exc:
-        print(f"error: {source}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except CsvImportError as exc:
-        return _report_errors(exc, "book")
-    _notice_ignored(source, parsed.ignored)
+    parsed = _parse(args, parse_book, "book")
+    if isinstance(parsed, int):
+        return parsed
     options = BookOptions(args.dry_run, args.allow_empty, args.yes, args.locations_only)
     engine = make_engine(config)
     try:
@@ -149,16 +164,9 @@ def run_book_movements(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     source = str(args.file)
-    try:
-        parsed = parse_movements(
-            args.file.read_bytes(), source, encoding=args.encoding, delimiter=args.delimiter
-        )
-    except OSError as exc:
-        print(f"error: {source}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except CsvImportError as exc:
-        return _report_errors(exc, "movements")
-    _notice_ignored(source, parsed.ignored)
+    parsed = _parse(args, parse_movements, "movements")
+    if isinstance(parsed, int):
+        return parsed
     engine = make_engine(config)
     try:
         done = import_movements(engine.store, parsed.moves, source=source, lines=parsed.lines)

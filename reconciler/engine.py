@@ -200,30 +200,13 @@ class Engine:
         no longer what the shelf shows); a new one opens for the new difference, with its
         own recounts. Its retained message replaces the old one on the same topic.
         """
-        conn.execute(
-            t.discrepancies.update()
-            .where(t.discrepancies.c.id == current.id)
-            .values(state=Outcome.SUPERSEDED.value, updated_at=now, closed_at=now)
-        )
-        decisions.record(
+        self._end_by_count(
             conn,
-            self.site,
-            Ended(
-                current,
-                Outcome.SUPERSEDED,
-                self.actor,
-                decisions.SUPERSEDED_BY_COUNT,
-                now,
-                scan_id=payload["scan_id"],
-                count_msg_id=payload["msg_id"],
-            ),
-        )
-        self.store.audit_in(
-            conn,
-            self.actor,
-            "discrepancy.superseded",
-            payload["location"],
-            {"id": current.id, "by_scan": payload["scan_id"]},
+            current,
+            payload,
+            outcome=Outcome.SUPERSEDED,
+            reason=decisions.SUPERSEDED_BY_COUNT,
+            now=now,
         )
         return self._open(conn, payload, rows, now)
 
@@ -352,38 +335,48 @@ class Engine:
     ) -> list[Outgoing]:
         if current is None:
             return []
-        conn.execute(
-            t.discrepancies.update()
-            .where(t.discrepancies.c.id == current.id)
-            .values(state="resolved", updated_at=now, closed_at=now, scan_id=payload["scan_id"])
-        )
         reason = (
             decisions.RESOLVED_BY_RECOUNT
             if current.state == "recount_requested"
             else decisions.RESOLVED_BY_COUNT
         )
-        decisions.record(
-            conn,
-            self.site,
-            Ended(
-                current,
-                Outcome.RESOLVED,
-                self.actor,
-                reason,
-                now,
-                scan_id=payload["scan_id"],
-                count_msg_id=payload["msg_id"],
-            ),
+        self._end_by_count(conn, current, payload, outcome=Outcome.RESOLVED, reason=reason, now=now)
+        topic = contract.discrepancy_topic(self.site, current.zone, current.location)
+        return [Outgoing(topic, None, retain=True)]
+
+    def _end_by_count(
+        self,
+        conn: sa.Connection,
+        current: Any,
+        payload: Mapping[str, Any],
+        *,
+        outcome: Outcome,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Close a discrepancy because of a count (resolved, superseded) and record it."""
+        conn.execute(
+            t.discrepancies.update()
+            .where(t.discrepancies.c.id == current.id)
+            .values(state=outcome.value, updated_at=now, closed_at=now, scan_id=payload["scan_id"])
         )
+        ended = Ended(
+            current,
+            outcome,
+            self.actor,
+            reason,
+            now,
+            scan_id=payload["scan_id"],
+            count_msg_id=payload["msg_id"],
+        )
+        decisions.record(conn, self.site, ended)
         self.store.audit_in(
             conn,
             self.actor,
-            "discrepancy.resolved",
+            f"discrepancy.{outcome.value}",
             payload["location"],
             {"id": current.id, "by_scan": payload["scan_id"]},
         )
-        topic = contract.discrepancy_topic(self.site, current.zone, current.location)
-        return [Outgoing(topic, None, retain=True)]
 
     def _request_recount(
         self, conn: sa.Connection, discrepancy_id: int, payload: Mapping[str, Any], now: datetime
