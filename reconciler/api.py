@@ -44,9 +44,10 @@ from edgecount import contract
 from edgecount.metrics import CONTENT_TYPE, Registry
 from reconciler import decisions
 from reconciler import schema as t
-from reconciler.engine import OPEN_STATES, DecisionError, Engine
+from reconciler.engine import DecisionError, Engine
 from reconciler.model import AbcClass
 from reconciler.store import BookLedger
+from reconciler.transitions import CLOSED_STATES, OPEN_STATES
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def _decide(
 
 # -- metrics -------------------------------------------------------------------------------------
 
-DISCREPANCY_STATES = (*OPEN_STATES, "approved", "rejected", "resolved", "superseded")
+DISCREPANCY_STATES = tuple(state.value for state in (*OPEN_STATES, *CLOSED_STATES))
 """States always exported (0 when none), so dashboards see every series from the start."""
 
 

@@ -19,7 +19,6 @@ Outcomes:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,16 +29,7 @@ import sqlalchemy as sa
 from edgecount import contract
 from reconciler import schema as t
 from reconciler.store import utc
-
-
-class Outcome(enum.StrEnum):
-    """How a discrepancy ended."""
-
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    RESOLVED = "resolved"
-    SUPERSEDED = "superseded"
-
+from reconciler.transitions import State
 
 APPROVE_REASONS = ("BOOK_ERROR", "MISPICK", "RECEIVING_ERROR", "DAMAGE", "THEFT", "MISCOUNT")
 """Documented reason codes for approving (the book was wrong); sites may use their own."""
@@ -47,9 +37,6 @@ APPROVE_REASONS = ("BOOK_ERROR", "MISPICK", "RECEIVING_ERROR", "DAMAGE", "THEFT"
 REJECT_REASONS = ("ACCEPTED_VARIANCE", "SCAN_ERROR", "IN_TRANSIT", "WRONG_LOCATION")
 """Documented reason codes for rejecting (the book stays; the difference is accepted)."""
 
-RESOLVED_BY_RECOUNT = "RECOUNT_MATCH"
-RESOLVED_BY_COUNT = "COUNT_MATCH"
-SUPERSEDED_BY_COUNT = "NEW_COUNT"
 
 PAGE_LIMIT = 1000
 """Most items one cursor page returns."""
@@ -72,7 +59,7 @@ class Ended:
     """
 
     row: Any
-    outcome: Outcome
+    outcome: State
     by: str
     reason: str
     at: datetime
@@ -117,7 +104,7 @@ def record(conn: sa.Connection, site: str, ended: Ended) -> int:
     }
     if ended.note:
         fields["note"] = ended.note
-    if ended.outcome is Outcome.APPROVED:
+    if ended.outcome is State.APPROVED:
         fields["adjustments"] = [
             {k: a[k] for k in ("adjustment_id", "sku", "diff", "diff_value")}
             for a in ended.adjustments
@@ -126,7 +113,7 @@ def record(conn: sa.Connection, site: str, ended: Ended) -> int:
     conn.execute(
         t.decisions.update().where(t.decisions.c.id == decision_id).values(payload=payload)
     )
-    if ended.outcome is Outcome.REJECTED:
+    if ended.outcome is State.REJECTED:
         conn.execute(
             t.accepted_variances.insert(),
             [

@@ -35,14 +35,23 @@ import sqlalchemy as sa
 from edgecount import contract
 from reconciler import decisions
 from reconciler import schema as t
-from reconciler.decisions import Ended, Outcome
+from reconciler.decisions import Ended
 from reconciler.model import Movement, Row, Status
 from reconciler.rules import AcceptedFigures, TolerancePolicy, apply_accepted, compare_location
 from reconciler.store import BookLedger, Store, utc
+from reconciler.transitions import (
+    OPEN_STATES,
+    Action,
+    Count,
+    Current,
+    State,
+    Step,
+    TransitionError,
+    after_count,
+    after_decision,
+)
 
 log = logging.getLogger(__name__)
-
-OPEN_STATES = ("open", "recount_requested", "awaiting_approval")
 
 
 class DecisionError(ValueError):
@@ -138,7 +147,7 @@ class Engine:
         for payload in payloads:
             if not payload["complete"]:
                 log.info("count of %s incomplete: nothing flagged", payload["location"])
-                out += self._recount_failed(payload)
+                out += self._step(payload, [])
         if not complete:
             return out
         locations = {p["location"] for p in complete}
@@ -150,7 +159,7 @@ class Engine:
             exceptions = [row for row in rows if row.is_exception]
             if not exceptions and payload["location"] not in flagged:
                 continue
-            out += self._apply(payload, exceptions)
+            out += self._step(payload, exceptions)
             if exceptions:
                 flagged.add(payload["location"])
             else:
@@ -165,50 +174,55 @@ class Engine:
         with self.store.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
-    def _apply(self, payload: Mapping[str, Any], exceptions: list[Row]) -> list[Outgoing]:
+    def _step(self, payload: Mapping[str, Any], exceptions: list[Row]) -> list[Outgoing]:
+        """Apply one count to its location's open discrepancy (:func:`after_count`)."""
         now = datetime.now(UTC)
+        lines = self._lines(exceptions)
+        count = Count(payload["scan_id"], bool(payload["complete"]), _figures(lines))
         with self.store.engine.begin() as conn:
-            current = conn.execute(
+            row = conn.execute(
                 sa.select(t.discrepancies).where(
                     t.discrepancies.c.location == payload["location"],
                     t.discrepancies.c.state.in_(OPEN_STATES),
                 )
             ).first()
-            if not exceptions:
-                return self._resolve(conn, current, payload, now)
-            if current is None:
-                return self._open(conn, payload, exceptions, now)
-            if (
-                current.state == "awaiting_approval"
-                and payload["scan_id"] != current.scan_id
-                and _figures(self._lines(exceptions)) != _figures(current.lines)
-            ):
-                return self._supersede(conn, current, payload, exceptions, now)
-            return self._again(conn, current, payload, exceptions, now)
+            current = (
+                None
+                if row is None
+                else Current(State(row.state), row.recounts, row.scan_id, _figures(row.lines))
+            )
+            step = after_count(current, count, self.max_recounts)
+            return self._write(conn, row, payload, lines, step=step, now=now)
 
-    def _supersede(
+    def _write(
         self,
         conn: sa.Connection,
-        current: Any,
+        row: Any,
         payload: Mapping[str, Any],
-        rows: list[Row],
+        lines: list[dict[str, Any]],
+        *,
+        step: Step,
         now: datetime,
     ) -> list[Outgoing]:
-        """A new count differs otherwise than the one awaiting a person: start over.
-
-        The old discrepancy ends as ``superseded`` (a person cannot approve figures that are
-        no longer what the shelf shows); a new one opens for the new difference, with its
-        own recounts. Its retained message replaces the old one on the same topic.
-        """
-        self._end_by_count(
-            conn,
-            current,
-            payload,
-            outcome=Outcome.SUPERSEDED,
-            reason=decisions.SUPERSEDED_BY_COUNT,
-            now=now,
-        )
-        return self._open(conn, payload, rows, now)
+        """Write what a step says; returns the messages to publish."""
+        if step.action is Action.NONE:
+            return []
+        if step.action in (Action.RESOLVE, Action.SUPERSEDE):
+            outcome = State.RESOLVED if step.action is Action.RESOLVE else State.SUPERSEDED
+            assert step.reason is not None
+            self._end_by_count(conn, row, payload, outcome=outcome, reason=step.reason, now=now)
+        if step.action is Action.RESOLVE:
+            topic = contract.discrepancy_topic(self.site, row.zone, row.location)
+            return [Outgoing(topic, None, retain=True)]  # clears the retained message
+        if step.action in (Action.OPEN, Action.SUPERSEDE):
+            discrepancy_id = self._insert(conn, payload, lines, step=step, now=now)
+        else:
+            discrepancy_id = row.id
+            self._update(conn, row, payload, lines, step=step, now=now)
+        out = [self._discrepancy_message(conn, discrepancy_id)]
+        if step.recount:
+            out.append(self._request_recount(conn, discrepancy_id, payload, now))
+        return out
 
     def _lines(self, rows: list[Row]) -> list[dict[str, Any]]:
         return [
@@ -223,23 +237,30 @@ class Engine:
             for r in rows
         ]
 
-    def _open(
-        self, conn: sa.Connection, payload: Mapping[str, Any], rows: list[Row], now: datetime
-    ) -> list[Outgoing]:
-        state = "recount_requested" if self.max_recounts > 0 else "awaiting_approval"
+    def _insert(
+        self,
+        conn: sa.Connection,
+        payload: Mapping[str, Any],
+        lines: list[dict[str, Any]],
+        *,
+        step: Step,
+        now: datetime,
+    ) -> int:
+        """Open a discrepancy for a count's exception lines; returns its id."""
+        assert step.state is not None
         new_id = conn.execute(
             t.discrepancies.insert().values(
                 zone=payload["zone"],
                 location=payload["location"],
                 gateway=payload["gateway"],
-                state=state,
+                state=step.state.value,
                 opened_at=now,
                 updated_at=now,
-                recounts=0,
+                recounts=step.recounts,
                 scan_id=payload["scan_id"],
                 count_msg_id=payload["msg_id"],
                 observed_at=_ts(payload["observed_at"]),
-                lines=self._lines(rows),
+                lines=lines,
             )
         ).inserted_primary_key
         assert new_id is not None
@@ -248,101 +269,44 @@ class Engine:
             self.actor,
             "discrepancy.open",
             payload["location"],
-            {"id": new_id[0], "lines": self._lines(rows)},
+            {"id": new_id[0], "lines": lines},
         )
-        out = [self._discrepancy_message(conn, new_id[0])]
-        if state == "recount_requested":
-            out.append(self._request_recount(conn, new_id[0], payload, now))
-        return out
+        return int(new_id[0])
 
-    def _again(
+    def _update(
         self,
         conn: sa.Connection,
-        current: Any,
+        row: Any,
         payload: Mapping[str, Any],
-        rows: list[Row],
+        lines: list[dict[str, Any]],
+        *,
+        step: Step,
         now: datetime,
-    ) -> list[Outgoing]:
-        recounts = current.recounts
-        state = current.state
-        if state == "recount_requested" and payload["scan_id"] != current.scan_id:
-            recounts += 1
-            state = "recount_requested" if recounts < self.max_recounts else "awaiting_approval"
+    ) -> None:
+        """A later count of an open discrepancy: its lines (complete) or its attempts."""
+        assert step.state is not None
+        values: dict[str, Any] = {
+            "state": step.state.value,
+            "recounts": step.recounts,
+            "updated_at": now,
+            "scan_id": payload["scan_id"],
+        }
+        if step.action is Action.ATTEMPT_FAILED:
+            # The lines stay those of the last complete count: a person decides on them.
+            action = "discrepancy.recount_incomplete"
+            detail = {"id": row.id, "recounts": step.recounts, "scan_id": payload["scan_id"]}
+        else:
+            values |= {
+                "count_msg_id": payload["msg_id"],
+                "observed_at": _ts(payload["observed_at"]),
+                "lines": lines,
+            }
+            action = f"discrepancy.{step.state.value}"
+            detail = {"id": row.id, "recounts": step.recounts}
         conn.execute(
-            t.discrepancies.update()
-            .where(t.discrepancies.c.id == current.id)
-            .values(
-                state=state,
-                recounts=recounts,
-                updated_at=now,
-                scan_id=payload["scan_id"],
-                count_msg_id=payload["msg_id"],
-                observed_at=_ts(payload["observed_at"]),
-                lines=self._lines(rows),
-            )
+            t.discrepancies.update().where(t.discrepancies.c.id == row.id).values(**values)
         )
-        self.store.audit_in(
-            conn,
-            self.actor,
-            f"discrepancy.{state}",
-            payload["location"],
-            {"id": current.id, "recounts": recounts},
-        )
-        out = [self._discrepancy_message(conn, current.id)]
-        if state == "recount_requested" and recounts != current.recounts:
-            out.append(self._request_recount(conn, current.id, payload, now))
-        return out
-
-    def _recount_failed(self, payload: Mapping[str, Any]) -> list[Outgoing]:
-        """An incomplete count where a recount was asked for: the attempt counts, ask again.
-
-        Without this a recount that came back incomplete (a reader failed, a robot stopped
-        early) would leave its discrepancy waiting for a count that is never requested. After
-        ``max_recounts`` attempts it waits for a person, who sees the last complete count.
-        """
-        now = datetime.now(UTC)
-        with self.store.engine.begin() as conn:
-            current = conn.execute(
-                sa.select(t.discrepancies).where(
-                    t.discrepancies.c.location == payload["location"],
-                    t.discrepancies.c.state == "recount_requested",
-                    t.discrepancies.c.scan_id != payload["scan_id"],
-                )
-            ).first()
-            if current is None:
-                return []
-            recounts = current.recounts + 1
-            state = "recount_requested" if recounts < self.max_recounts else "awaiting_approval"
-            conn.execute(
-                t.discrepancies.update()
-                .where(t.discrepancies.c.id == current.id)
-                .values(state=state, recounts=recounts, updated_at=now, scan_id=payload["scan_id"])
-            )
-            self.store.audit_in(
-                conn,
-                self.actor,
-                "discrepancy.recount_incomplete",
-                payload["location"],
-                {"id": current.id, "recounts": recounts, "scan_id": payload["scan_id"]},
-            )
-            out = [self._discrepancy_message(conn, current.id)]
-            if state == "recount_requested":
-                out.append(self._request_recount(conn, current.id, payload, now))
-            return out
-
-    def _resolve(
-        self, conn: sa.Connection, current: Any, payload: Mapping[str, Any], now: datetime
-    ) -> list[Outgoing]:
-        if current is None:
-            return []
-        reason = (
-            decisions.RESOLVED_BY_RECOUNT
-            if current.state == "recount_requested"
-            else decisions.RESOLVED_BY_COUNT
-        )
-        self._end_by_count(conn, current, payload, outcome=Outcome.RESOLVED, reason=reason, now=now)
-        topic = contract.discrepancy_topic(self.site, current.zone, current.location)
-        return [Outgoing(topic, None, retain=True)]
+        self.store.audit_in(conn, self.actor, action, payload["location"], detail)
 
     def _end_by_count(
         self,
@@ -350,7 +314,7 @@ class Engine:
         current: Any,
         payload: Mapping[str, Any],
         *,
-        outcome: Outcome,
+        outcome: State,
         reason: str,
         now: datetime,
     ) -> None:
@@ -435,18 +399,17 @@ class Engine:
             ).first()
             if row is None:
                 raise DecisionError(f"no discrepancy {discrepancy_id}")
-            if row.state != "awaiting_approval":
-                raise DecisionError(
-                    f"discrepancy {discrepancy_id} is {row.state}, not awaiting_approval"
-                )
-            decision = "approved" if approve else "rejected"
+            try:
+                decision = after_decision(State(row.state), approve=approve).value
+            except TransitionError as exc:
+                raise DecisionError(f"discrepancy {discrepancy_id} {exc}") from None
             # Conditional update first: of two deciders racing (CLI and API, two instances)
             # exactly one changes the row; the other rolls back here.
             changed = conn.execute(
                 t.discrepancies.update()
                 .where(
                     t.discrepancies.c.id == discrepancy_id,
-                    t.discrepancies.c.state == "awaiting_approval",
+                    t.discrepancies.c.state == State.AWAITING_APPROVAL,
                 )
                 .values(state=decision, updated_at=now, closed_at=now, announced=False)
             ).rowcount
@@ -476,7 +439,7 @@ class Engine:
                 if approve
                 else []
             )
-            outcome = Outcome.APPROVED if approve else Outcome.REJECTED
+            outcome = State.APPROVED if approve else State.REJECTED
             decisions.record(
                 conn,
                 self.site,
@@ -595,7 +558,7 @@ class Engine:
             .join(t.discrepancies, t.discrepancies.c.id == t.recounts.c.discrepancy_id)
             .where(
                 t.recounts.c.gateway == gateway,
-                t.discrepancies.c.state == "recount_requested",
+                t.discrepancies.c.state == State.RECOUNT_REQUESTED,
             )
         )
         with self.store.engine.connect() as conn:
@@ -699,7 +662,7 @@ class Engine:
             last_good = conn.execute(
                 sa.select(sa.func.max(t.discrepancies.c.closed_at)).where(
                     t.discrepancies.c.location == location,
-                    t.discrepancies.c.state.in_(("resolved", "approved")),
+                    t.discrepancies.c.state.in_((State.RESOLVED, State.APPROVED)),
                 )
             ).scalar()
         after = utc(last_good) if last_good is not None else None
