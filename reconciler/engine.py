@@ -33,10 +33,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
-from reconciler import decisions
+from reconciler import decisions, views
 from reconciler import schema as t
 from reconciler.decisions import Ended
-from reconciler.model import Movement, Row, Status
+from reconciler.model import Row, Status
 from reconciler.rules import AcceptedFigures, TolerancePolicy, apply_accepted, compare_location
 from reconciler.store import BookLedger, Store, utc
 from reconciler.transitions import (
@@ -618,55 +618,12 @@ class Engine:
             return [self._discrepancy_message(conn, i) for i in ids]
 
     def list_discrepancies(self, *, open_only: bool = True) -> list[dict[str, Any]]:
-        """Discrepancies with their lines, newest first (for the CLI and the API)."""
-        query = sa.select(t.discrepancies).order_by(t.discrepancies.c.id.desc())
-        if open_only:
-            query = query.where(t.discrepancies.c.state.in_(OPEN_STATES))
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [self._describe(row) for row in rows]
+        """Discrepancies with their lines, newest first (:func:`reconciler.views.discrepancies`)."""
+        return views.discrepancies(self.store, open_only=open_only)
 
     def discrepancy(self, discrepancy_id: int) -> dict[str, Any] | None:
-        """One discrepancy shaped like an item of :meth:`list_discrepancies` (None: unknown)."""
-        query = sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
-        with self.store.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else self._describe(row)
-
-    def _describe(self, row: sa.RowMapping) -> dict[str, Any]:
-        """A discrepancy row as JSON-able data, with the movements since the last good count."""
-        item = dict(row)
-        for key in ("opened_at", "updated_at", "closed_at", "observed_at"):
-            if item[key] is not None:
-                item[key] = contract.to_iso(utc(item[key]))
-        item["decision"] = (
-            None
-            if row["state"] in OPEN_STATES
-            else decisions.last_decision(self.store.engine, row["id"])
-        )
-        item["movements"] = [
-            {
-                "ts": contract.to_iso(m.ts),
-                "sku": m.sku,
-                "qty_delta": m.qty_delta,
-                "user": m.user,
-                "doc": m.doc,
-            }
-            for m in self.movements_since_good_count(row["location"])
-        ]
-        return item
-
-    def movements_since_good_count(self, location: str, sku: str | None = None) -> list[Movement]:
-        """Movements of a location (and SKU) since its last count without exceptions."""
-        with self.store.engine.connect() as conn:
-            last_good = conn.execute(
-                sa.select(sa.func.max(t.discrepancies.c.closed_at)).where(
-                    t.discrepancies.c.location == location,
-                    t.discrepancies.c.state.in_((State.RESOLVED, State.APPROVED)),
-                )
-            ).scalar()
-        after = utc(last_good) if last_good is not None else None
-        return self.store.movements(location, after=after, sku=sku)
+        """One discrepancy (:func:`reconciler.views.discrepancy`); None when unknown."""
+        return views.discrepancy(self.store, discrepancy_id)
 
 
 def _figures(lines: list[dict[str, Any]]) -> frozenset[tuple[str, int, int]]:
