@@ -34,11 +34,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.config import CameraConfig
-from gateway.vision.evaluate import held_out
 from gateway.vision.roi import candidate_floor, count_rois
 from gateway.vision.scan import rois_of
+from models.artifacts import SHELF_INT8
 from models.detector import DEFAULT_CONF, OnnxDetector
-from models.recipe import SHELF_INT8
+from models.evaluate import held_out
 from simulators.camera.render import RenderSettings, ShelfImage, finish
 from simulators.camera.twin_render import camera_views
 from simulators.twin import TwinSpec, generate

@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.vision.evaluate import evaluate, held_out, rois_of
 from gateway.vision.roi import candidate_floor, count_rois
+from models.artifacts import SHELF_INT8, SHELF_ONNX
 from models.detector import DEFAULT_CONF, Detector, OnnxDetector, UltralyticsDetector
-from models.recipe import SHELF_INT8, SHELF_ONNX
+from models.evaluate import evaluate, held_out, rois_of
 
 SHELF_PT = SHELF_ONNX.with_suffix(".pt")
 

@@ -29,7 +29,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("models", "train"), "models.cli", "train the shelf detector on simulated shelves"),
     (("models", "export"), "models.cli", "export trained weights to ONNX"),
     (("models", "quantize"), "models.cli", "quantise an exported detector to INT8"),
-    (("models", "eval"), "gateway.vision.evaluate", "measure counting accuracy on a held-out set"),
+    (("models", "eval"), "models.evaluate", "measure counting accuracy on a held-out set"),
     (("reconcile", "serve"), "reconciler.cli", "run the reconciliation service"),
     (("reconcile", "list"), "reconciler.cli", "list discrepancies"),
     (("reconcile", "approve"), "reconciler.cli", "approve a discrepancy (adjusts the book)"),
@@ -39,7 +39,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("book", "import"), "reconciler.cli_book", "import a book snapshot CSV (dry run, checks)"),
     (("book", "movements"), "reconciler.cli_book", "import a movement log CSV (idempotent)"),
     (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),
-    (("security", "acl"), "edgecount.security", "generate the Mosquitto ACL (per-gateway topics)"),
+    (("security", "acl"), "reconciler.acl", "generate the Mosquitto ACL (per-gateway topics)"),
 )
 
 EXIT_USAGE = 2

@@ -16,14 +16,14 @@ Each MQTT user gets exactly the topics of its role (see docs/security.md):
 Anonymous clients get nothing (the broker runs with ``allow_anonymous false``). The input is
 either a small YAML file (:class:`AclSpec`) or the reconciler's configuration, whose
 ``authorized_gateways`` then decides both the ACL and the reconciler's own check, so the two
-cannot drift apart.
+cannot drift apart. This module is the shared core's part (the spec and the text); reading a
+reconciler configuration, and the command itself, live in :mod:`reconciler.acl`, so the core
+imports no application package.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,9 @@ from pydantic import Field, field_validator, model_validator
 
 from edgecount.contract import site_root
 from edgecount.settings import Segment, StrictModel
-from edgecount.yamlcfg import load_model, load_or_report
+from edgecount.yamlcfg import load_model
 
-__all__ = ["AclSpec", "GatewayGrant", "acl_text", "load_acl_spec", "spec_from_reconciler"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
+__all__ = ["AclSpec", "GatewayGrant", "acl_text", "load_acl_spec"]
 
 
 class GatewayGrant(StrictModel):
@@ -105,34 +102,6 @@ def load_acl_spec(path: Path) -> AclSpec:
     return load_model(path, AclSpec, context={"base_dir": path.parent})
 
 
-def spec_from_reconciler(
-    path: Path,
-    *,
-    wms: Sequence[str] = (),
-    robots: Sequence[str] = (),
-    operators: Sequence[str] = (),
-) -> AclSpec:
-    """The ACL spec of a reconciler configuration: its ``authorized_gateways`` and user.
-
-    Raises:
-        ConfigError: The configuration is invalid.
-        ValueError: It has no ``authorized_gateways`` (nothing to grant).
-    """
-    from reconciler.config import load_reconciler_config
-
-    config = load_reconciler_config(path)
-    if not config.authorized_gateways:
-        raise ValueError(f"{path}: authorized_gateways is not set; no gateway can be granted")
-    return AclSpec(
-        site=config.site,
-        gateways={gw: GatewayGrant(zones=z) for gw, z in config.authorized_gateways.items()},
-        reconciler=[config.mqtt.username or "reconciler"],
-        wms=list(wms),
-        operators=list(operators),
-        robots=list(robots),
-    )
-
-
 def _block(user: str, lines: Iterable[tuple[str, str]]) -> Iterator[str]:
     yield f"user {user}"
     for access, topic in lines:
@@ -173,52 +142,3 @@ def acl_text(spec: AclSpec) -> str:
     for robot in spec.robots:
         out += ["# robot: its pose only", *_block(robot, [("write", f"{root}pose/{robot}")])]
     return "\n".join(out)
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``edgecount security acl``."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("-c", "--config", type=Path, metavar="FILE", help="ACL spec YAML file")
-    source.add_argument(
-        "--reconciler",
-        type=Path,
-        metavar="FILE",
-        help="reconciler YAML file: grant its authorized_gateways and its MQTT user",
-    )
-    parser.add_argument("--wms", action="append", default=[], metavar="USER",
-                        help="a read-only consumer (with --reconciler; repeatable)")  # fmt: skip
-    parser.add_argument("--robot", action="append", default=[], metavar="ROBOT",
-                        help="a robot that publishes its pose (with --reconciler)")  # fmt: skip
-    parser.add_argument("--operator", action="append", default=[], metavar="USER",
-                        help="a user of `gateway scan-request` (with --reconciler)")  # fmt: skip
-    parser.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print or write the ACL file; exit 2 when the input is invalid."""
-    if args.config is not None:
-        spec = load_or_report(load_acl_spec, args.config)
-    else:
-        try:
-            spec = load_or_report(
-                lambda p: spec_from_reconciler(
-                    p, wms=args.wms, robots=args.robot, operators=args.operator
-                ),
-                args.reconciler,
-            )
-        except ValueError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_USAGE
-    if spec is None:
-        return EXIT_USAGE
-    text = acl_text(spec)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
-    return EXIT_OK

@@ -138,7 +138,7 @@ def _source_problem(url: str, kind: str) -> str | None:
 
 def _model_problem(path: Path | None, backend: str) -> str | None:
     """Why the detector at ``path`` (None: the shipped one) would not load."""
-    from models.recipe import SHELF_INT8
+    from models.artifacts import SHELF_INT8
 
     model = path or SHELF_INT8
     try:

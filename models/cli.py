@@ -16,9 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from models import TRAIN_EXTRA
+from models.artifacts import EXPORT_SHAPE, Shape
 from models.recipe import (
-    EXPORT_SHAPE,
-    Shape,
     TrainRecipe,
     export_onnx,
     make_data,

@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from models import COUNT_CONF, TRAIN_EXTRA
+from models.artifacts import EXPORT_SHAPE, SHELF_INT8, Shape, offline_ultralytics
 from models.detections import Detections
 from models.postprocess import detections_from_output, input_tensor, letterbox, unletterbox
-from models.recipe import EXPORT_SHAPE, SHELF_INT8, Shape, offline_ultralytics
 from models.tiling import TileSettings, tiled_detect
 
 Image = npt.NDArray[np.uint8]

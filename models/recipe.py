@@ -5,42 +5,28 @@ the network is ultralytics' YOLO11 nano built from its YAML (random initial weig
 ultralytics runs offline with its settings kept inside the run folder. Training is seeded and
 deterministic on one machine; a GPU changes the numerics but not the recipe.
 
-ultralytics (and so PyTorch) is imported only inside the functions that need it: the gateway
-imports :mod:`models` without either installed.
+ultralytics (and so PyTorch) is imported only inside the functions that need it. This module
+is the training side: the inference path (:mod:`models.detector`, the gateway) never imports it,
+and finds the weights in :mod:`models.artifacts` (contracts in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.artifacts import EXPORT_SHAPE, Shape, offline_ultralytics
 from simulators.camera.dataset import DatasetSpec, write_dataset
 
 Say = Callable[[str], None]
-
-MODELS_DIR = Path(__file__).resolve().parent
-SHELF_ONNX = MODELS_DIR / "weights" / "shelf-yolo11n.onnx"
-"""The committed detector in float: the same weights as ``shelf-yolo11n.pt``."""
-SHELF_INT8 = MODELS_DIR / "weights" / "shelf-yolo11n-int8.onnx"
-"""The committed detector quantised to INT8: what gateways use by default (same accuracy,
-about 1.4x faster on CPU; docs/benchmarks.md)."""
-
-EXPORT_SHAPE = (288, 480)
-"""Input (height, width) of the exported detector: a 16:9 camera frame letterboxed to 480 px
-wide fills it without the 40 % of padding a 480 x 480 square would add (and compute on)."""
-
-Shape = int | tuple[int, int]
-"""An input size: one side of a square, or (height, width)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,22 +70,6 @@ class TrainRecipe:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready settings (for the model card)."""
         return asdict(self)
-
-
-@contextmanager
-def offline_ultralytics(run_dir: Path) -> Iterator[None]:
-    """Run ultralytics without network access and with its settings file under ``run_dir``."""
-    saved = {key: os.environ.get(key) for key in ("YOLO_OFFLINE", "YOLO_CONFIG_DIR")}
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_CONFIG_DIR"] = str(run_dir / "ultralytics-config")
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def make_data(out: Path, recipe: TrainRecipe, say: Say = print) -> Path:

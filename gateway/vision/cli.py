@@ -27,9 +27,9 @@ from gateway.vision.roi import (
     count_rois,
     load_rois,
 )
+from models.artifacts import SHELF_INT8
 from models.detections import Detections
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, ModelError, load_detector
-from models.recipe import SHELF_INT8
 from models.tiling import TRAINING_FRAME, TileSettings
 
 EXIT_OK = 0

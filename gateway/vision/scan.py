@@ -28,8 +28,8 @@ from gateway.vision.fusion import Figure
 from gateway.vision.moving import MovingCounter
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from gateway.vision.tracker import TrackerSettings
+from models.artifacts import SHELF_INT8
 from models.detector import Detector, load_detector
-from models.recipe import SHELF_INT8
 
 log = logging.getLogger(__name__)
 

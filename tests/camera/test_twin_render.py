@@ -12,8 +12,8 @@ import pytest
 from gateway.config import GatewayConfig
 from gateway.vision.roi import candidate_floor, count_rois
 from gateway.vision.scan import rois_of
+from models.artifacts import SHELF_INT8
 from models.detector import DEFAULT_CONF, OnnxDetector
-from models.recipe import SHELF_INT8
 from simulators.camera.render import RenderSettings
 from simulators.camera.twin_render import (
     CameraView,

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.artifacts import EXPORT_SHAPE, offline_ultralytics
 from models.postprocess import input_tensor, letterbox
-from models.recipe import EXPORT_SHAPE, export_onnx, offline_ultralytics
+from models.recipe import export_onnx
 from simulators.camera.render import render_shelf
 
 IMGSZ = EXPORT_SHAPE

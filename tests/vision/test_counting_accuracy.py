@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.vision.evaluate import evaluate, held_out
 from gateway.vision.roi import candidate_floor
+from models.artifacts import SHELF_INT8, SHELF_ONNX
 from models.detections import Detections
 from models.detector import DEFAULT_CONF, OnnxDetector
-from models.recipe import SHELF_INT8, SHELF_ONNX
+from models.evaluate import evaluate, held_out
 from simulators.camera.render import ShelfImage
 
 IMAGES = 16

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import models.detector as detector_module
 from gateway.vision.roi import Roi, count_rois
+from models.artifacts import SHELF_ONNX
 from models.detections import Detections
 from models.detector import (
     BackendUnavailableError,
@@ -35,7 +36,6 @@ from models.postprocess import (
     nms_per_class,
     unletterbox,
 )
-from models.recipe import SHELF_ONNX
 from models.tiling import TileSettings, plan_tiles, tiled_detect
 from simulators.camera.render import RenderSettings, render_shelf
 from tests.vision.conftest_vision import ThrowawayModel, shared_throwaway_model

@@ -21,8 +21,8 @@ from gateway.vision.roi import Roi, candidate_floor
 from gateway.vision.scan import build_cameras
 from gateway.vision.tracker import TrackerSettings
 from models import COUNT_CONF
+from models.artifacts import SHELF_INT8
 from models.detector import OnnxDetector
-from models.recipe import SHELF_INT8
 from simulators.camera.pan import PanFrame, pan_frames, render_aisle
 from simulators.camera.render import RenderSettings, ShelfImage
 from simulators.camera.server import CameraServer

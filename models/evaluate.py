@@ -8,7 +8,9 @@ count (boxes whose bottom-centre lies in its polygon) is compared with the truth
 - MAE / RMSE: mean absolute / root-mean-square count error per location;
 - relative error: mean of |counted - truth| / truth over locations that hold items.
 
-``edgecount models eval`` prints these; ``bench/vision.py`` records them.
+``edgecount models eval`` prints these; ``bench/vision.py`` records them. This is the training
+side (it renders shelves with the simulator), so it lives here and not in the gateway, whose
+inference path imports no simulator; it counts with the gateway's own ROI rule.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from gateway.vision.roi import Roi, candidate_floor, count_rois
+from models.artifacts import SHELF_INT8
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
-from models.recipe import SHELF_INT8
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
 
 HELD_OUT_SEED = 1000
