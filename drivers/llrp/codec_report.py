@@ -31,8 +31,15 @@ from drivers.llrp.codec_types import (
 
 P = ParamType
 
-#: One decoded tag report: (EPC hex, antenna, peak RSSI, first seen µs, last seen µs, count).
-TagTuple = tuple[str, int | None, int | None, int | None, int | None, int | None]
+#: One decoded tag report: (EPC hex, antenna, peak RSSI dBm, first seen µs, last seen µs,
+#: count). The RSSI is Impinj's ImpinjPeakRSSI (hundredths of a dBm, as a float) when the
+#: report carries one, else the standard PeakRSSI (whole dBm).
+TagTuple = tuple[str, int | None, float | None, int | None, int | None, int | None]
+
+#: Impinj's IANA private enterprise number and its ImpinjPeakRSSI custom parameter subtype.
+IMPINJ_VENDOR: Final = 25882
+IMPINJ_PEAK_RSSI: Final = 57
+_IMPINJ_RSSI: Final = struct.Struct(">IIh")
 
 #: One read to encode: (EPC bytes, antenna, peak RSSI dBm, first seen µs, last seen µs, count).
 TagRead = tuple[bytes, int, int, int, int, int]
@@ -238,6 +245,7 @@ _FAST_SLOTS: Final[dict[int, int]] = {
 def _decode_trd(data: bytes, pos: int, end: int) -> TagTuple:
     epc: str | None = None
     ints: list[int | None] = [None, None, None, None, None]
+    impinj_rssi: int | None = None
     while pos < end:
         kind = data[pos]
         if kind & 0x80:
@@ -262,10 +270,15 @@ def _decode_trd(data: bytes, pos: int, end: int) -> TagTuple:
         if ptype & 0x3FF == P.EPC_DATA and length >= 6:
             bits = int.from_bytes(data[pos + 4 : pos + 6])
             epc = data[pos + 6 : pos + 6 + (bits + 7) // 8].hex()
+        elif ptype & 0x3FF == P.CUSTOM and length >= 14:
+            vendor, subtype, rssi = _IMPINJ_RSSI.unpack_from(data, pos + 4)
+            if vendor == IMPINJ_VENDOR and subtype == IMPINJ_PEAK_RSSI:
+                impinj_rssi = rssi
         pos += length
     if epc is None:
         fail("TagReportData without EPC", StatusCode.P_MISSING_PARAMETER, 240)
-    return epc, ints[0], ints[1], ints[2], ints[3], ints[4]
+    peak = ints[1] if impinj_rssi is None else impinj_rssi / 100.0
+    return epc, ints[0], peak, ints[2], ints[3], ints[4]
 
 
 # struct codes of the TV parameters, for the fast-path layouts.

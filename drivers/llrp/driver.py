@@ -1,9 +1,12 @@
-"""LLRP reader driver on top of sllurp: connect, configure, inventory, watch, reconnect.
+"""LLRP reader driver: connect, configure, inventory, watch, reconnect.
 
-sllurp runs one socket thread per reader and calls back on it. This module is the only place
-that imports sllurp. Threads meet asyncio at one seam, :meth:`LlrpReader._from_thread`; reads
-are handed over in batches (one per RO_ACCESS_REPORT) through a bounded queue whose drops
-are counted.
+sllurp keeps the reader session (connect, capabilities, ROSpec, keepalive, events); it runs
+one socket thread per reader and calls back on it. The driver frames the byte stream itself
+and decodes RO_ACCESS_REPORTs with the project's codec (:mod:`drivers.llrp.reads`), which is
+several times faster than sllurp's decoder; every other message goes to sllurp. This module
+is the only place that imports sllurp. Threads meet asyncio at one seam,
+:meth:`LlrpReader._from_thread`; reads are handed over in batches (one per RO_ACCESS_REPORT)
+through a bounded queue whose drops are counted.
 
 sllurp's defaults are fixed here: antenna ID, peak RSSI, first/last-seen timestamps and the
 seen count are enabled in every tag report; reconnecting is ours (sllurp's is off); and a
@@ -13,12 +16,11 @@ keepalive watchdog notices a link that went silent, which sllurp does not.
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,8 @@ from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 
 from drivers.base import DeviceHealth, HealthState, LinkSupervisor, Reader, TagRead
-from drivers.llrp.codec import FrameBuffer, LLRPFramingError
+from drivers.llrp.codec import FrameBuffer, LLRPDecodeError, LLRPFramingError, MessageType
+from drivers.llrp.reads import report_reads
 from edgecount.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -69,12 +72,13 @@ class LlrpSettings:
 
 @dataclass(slots=True)
 class ParseCounts:
-    """What reached sllurp's decoder through :class:`_Client` (written on sllurp's thread).
+    """What :class:`_Client` framed and decoded (written on sllurp's thread).
 
     Attributes:
-        messages: Complete LLRP messages handed to sllurp.
-        malformed: Messages sllurp could not decode or handle; each is dropped and the stream
-            goes on with the next message (its length field was sound).
+        messages: Complete LLRP messages framed (RO_ACCESS_REPORTs and those handed to sllurp).
+        malformed: Messages that could not be decoded: an RO_ACCESS_REPORT our codec rejects,
+            or another message sllurp could not decode or handle. Each is dropped and the
+            stream goes on with the next message (its length field was sound).
         framing_errors: Headers whose length is impossible (below 10 bytes or above
             :data:`~drivers.llrp.codec.DEFAULT_MAX_MESSAGE`); the bytes buffered then are
             dropped, as the stream cannot be split any more.
@@ -86,7 +90,7 @@ class ParseCounts:
 
 
 class _Client(LLRPReaderClient):  # type: ignore[misc]
-    """sllurp's client with a receive timestamp, our framing and a lock around message handling.
+    """sllurp's client with a receive timestamp, our framing, our report decoder and a lock.
 
     The lock makes commands we send from the event loop (which also change sllurp's state
     machine) atomic with respect to replies handled on sllurp's socket thread.
@@ -97,10 +101,23 @@ class _Client(LLRPReaderClient):  # type: ignore[misc]
     (:class:`~drivers.llrp.codec.FrameBuffer`), sllurp gets one whole message at a time, and
     what it cannot take is counted in :class:`ParseCounts` and dropped. sllurp's
     ``ReaderConfigurationError`` (a refused configuration) still ends the connection.
+
+    RO_ACCESS_REPORTs never reach sllurp: :func:`~drivers.llrp.reads.report_reads` turns each
+    into a batch of reads for ``on_reads`` (called on the socket thread, without the lock:
+    the reports change none of sllurp's state). sllurp's state machine ignores them anyway.
     """
 
-    def __init__(self, *args: Any, counts: ParseCounts | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        name: str,
+        on_reads: Callable[[list[TagRead]], None],
+        counts: ParseCounts | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.name = name
+        self.on_reads = on_reads
         self.lock = threading.Lock()
         self.last_rx = time.monotonic()
         self.counts = counts if counts is not None else ParseCounts()
@@ -116,7 +133,21 @@ class _Client(LLRPReaderClient):  # type: ignore[misc]
             self.counts.framing_errors += 1
             log.warning("LLRP stream out of step, buffered bytes dropped: %s", exc)
         for frame in frames:
-            self._message_received(frame.data)
+            if frame.msg_type == MessageType.RO_ACCESS_REPORT:
+                self._report_received(frame.data)
+            else:
+                self._message_received(frame.data)
+
+    def _report_received(self, message: bytes) -> None:
+        self.counts.messages += 1
+        try:
+            reads = report_reads(self.name, message)
+        except LLRPDecodeError as exc:
+            self.counts.malformed += 1
+            log.warning("%s: dropped a malformed RO_ACCESS_REPORT: %s", self.name, exc)
+            return
+        if reads:
+            self.on_reads(reads)
 
     def _message_received(self, message: bytes) -> None:
         self.counts.messages += 1
@@ -136,58 +167,6 @@ class _Client(LLRPReaderClient):  # type: ignore[misc]
     def _on_llrp_message_received(self, lmsg: Any) -> None:
         self._decoded = True
         super()._on_llrp_message_received(lmsg)
-
-
-def _tag_reads(reader: str, tags: Iterable[Mapping[str, Any]]) -> list[TagRead]:
-    """Turn sllurp's tag dictionaries into typed reads (the hot path: keep it lean).
-
-    Our ROSpec enables every field used here, so the fast path indexes directly; a report
-    that lacks one (another client's ROSpec, a vendor quirk) takes the careful path.
-    """
-    unhex = binascii.unhexlify
-    reads: list[TagRead] = []
-    append = reads.append
-    for tag in tags:
-        if "ImpinjPeakRSSI" in tag:
-            read = _careful_read(reader, tag)
-            if read is not None:
-                append(read)
-            continue
-        try:
-            append(
-                TagRead(
-                    reader,
-                    tag["AntennaID"],
-                    unhex(tag["EPC"]),
-                    tag["PeakRSSI"],
-                    tag["LastSeenTimestampUTC"] / 1e6,
-                    tag["TagSeenCount"] or 1,
-                )
-            )
-        except KeyError:
-            read = _careful_read(reader, tag)
-            if read is not None:
-                append(read)
-    return reads
-
-
-def _careful_read(reader: str, tag: Mapping[str, Any]) -> TagRead | None:
-    epc = tag.get("EPC")
-    if epc is None:
-        return None
-    rssi = tag.get("PeakRSSI", -127)
-    impinj = tag.get("ImpinjPeakRSSI")
-    if impinj is not None:  # Impinj reports hundredths of a dBm
-        rssi = (impinj["RSSI"] if isinstance(impinj, Mapping) else impinj) / 100.0
-    seen = tag.get("LastSeenTimestampUTC")
-    return TagRead(
-        reader,
-        tag.get("AntennaID", 0),
-        binascii.unhexlify(epc),
-        rssi,
-        seen / 1e6 if seen else time.time(),
-        tag.get("TagSeenCount") or 1,
-    )
 
 
 def quiet_sllurp() -> None:
@@ -227,7 +206,7 @@ class LlrpReader(Reader):
         """Set at the first link failure (connect, keepalive or socket); never cleared."""
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self.parse_counts = ParseCounts()
-        """Messages handed to sllurp, and those it could not take (all connections)."""
+        """Messages framed, and those that could not be decoded (all connections)."""
 
     # -- public API -------------------------------------------------------------------------
 
@@ -338,9 +317,10 @@ class LlrpReader(Reader):
             s.port,
             self._sllurp_config(),
             timeout=s.connect_timeout_seconds,
+            name=self.name,
+            on_reads=self._on_reads,
             counts=self.parse_counts,
         )
-        client.add_tag_report_callback(self._on_tags)
         client.add_disconnected_callback(self._on_disconnected)
         seen: set[int] = set()
 
@@ -433,9 +413,8 @@ class LlrpReader(Reader):
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _on_tags(self, _client: Any, tags: list[Mapping[str, Any]]) -> None:
-        if tags:
-            self._from_thread(self._offer, _tag_reads(self.name, tags))
+    def _on_reads(self, reads: list[TagRead]) -> None:
+        self._from_thread(self._offer, reads)
 
     def _on_disconnected(self, _client: Any) -> None:
         self._from_thread(self._link_lost.set)

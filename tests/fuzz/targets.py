@@ -28,7 +28,7 @@ from sllurp.llrp_errors import ReaderConfigurationError as _ReaderConfigurationE
 
 from drivers.base import TagRead
 from drivers.llrp import codec as llrp
-from drivers.llrp.driver import LlrpReader, LlrpSettings, ParseCounts, _Client, _tag_reads
+from drivers.llrp.driver import LlrpReader, LlrpSettings, ParseCounts, _Client
 from drivers.serial import codec as serial
 from drivers.serial.receiver import Item, Receiver, ReceiverSettings
 from drivers.serial.transport import SerialLink, TransportError
@@ -204,7 +204,7 @@ def llrp_sim_session(data: bytes) -> Outcome:
     return Outcome(seen, rejected, {"unsupported": stats.unsupported_messages})
 
 
-# -- LLRP driver: sllurp's decoder through our wrapper ----------------------------------------
+# -- LLRP driver: our report decoder and sllurp's, through our wrapper ------------------------
 
 
 class _Socket:
@@ -220,20 +220,41 @@ _SETTINGS = LlrpSettings(name="fuzz", host="127.0.0.1")
 def driver_client() -> tuple[_Client, list[TagRead]]:
     """A driver client as :meth:`LlrpReader._connect` makes it, not connected; and its reads."""
     reader = LlrpReader(_SETTINGS)
-    client = _Client("127.0.0.1", 5084, reader._sllurp_config(), timeout=1, counts=ParseCounts())
-    client._socket = _Socket()  # sllurp answers some messages; nothing is listening
     reads: list[TagRead] = []
-    client.add_tag_report_callback(
-        lambda _client, tags: reads.extend(_tag_reads(_SETTINGS.name, tags))
+    client = _Client(
+        "127.0.0.1",
+        5084,
+        reader._sllurp_config(),
+        timeout=1,
+        name=_SETTINGS.name,
+        on_reads=reads.extend,
+        counts=ParseCounts(),
     )
+    client._socket = _Socket()  # sllurp answers some messages; nothing is listening
     return client, reads
 
 
+def _report_reads(frames: list[llrp.Frame]) -> tuple[int, int]:
+    """TagReportData the codec decodes from the RO_ACCESS_REPORTs, and reports it rejects."""
+    decoded = bad = 0
+    for frame in frames:
+        if frame.msg_type != llrp.MessageType.RO_ACCESS_REPORT:
+            continue
+        try:
+            decoded += len(llrp.decode_ro_access_report(frame.data))
+        except llrp.LLRPDecodeError:
+            bad += 1
+    return decoded, bad
+
+
 def llrp_driver(data: bytes, chunk: int = 0) -> Outcome:
-    """The driver's side: reader bytes through ``_Client.raw_data_received`` (sllurp decodes).
+    """The driver's side: reader bytes through ``_Client.raw_data_received``.
+
+    RO_ACCESS_REPORTs are decoded by our codec, everything else by sllurp.
 
     Nothing but sllurp's ``ReaderConfigurationError`` (a refused configuration, which ends the
-    connection by design) escapes; every message is counted, and each malformed one too.
+    connection by design) escapes; every message is counted, and each malformed one too; every
+    TagReportData the codec decodes becomes one read.
     ``chunk`` > 0 delivers the bytes in pieces of that size, as TCP may.
     """
     client, reads = driver_client()
@@ -247,11 +268,18 @@ def llrp_driver(data: bytes, chunk: int = 0) -> Outcome:
     counts = client.counts
     expected = llrp.FrameBuffer()
     try:
-        frames = len(expected.feed(data))
+        found = expected.feed(data)
     except llrp.LLRPFramingError as exc:
-        frames = len(exc.frames)
+        found, framing = exc.frames, True
+    else:
+        framing = False
+    frames = len(found)
     if not config_errors:
         check(counts.messages >= frames, f"messages {counts.messages} < {frames}")
+    if not config_errors and not framing:
+        decoded, bad = _report_reads(found)
+        check(len(reads) == decoded, f"reads {len(reads)} != {decoded} the codec decodes")
+        check(counts.malformed >= bad, f"malformed {counts.malformed} < {bad} bad reports")
     check(counts.malformed <= counts.messages, "more malformed than messages")
     rejected = counts.malformed + counts.framing_errors
     return Outcome(counts.messages, rejected, {"reads": len(reads), "config_errors": config_errors})
