@@ -1,7 +1,8 @@
 """One zone scan: start the zone's readers, run the window, stop them, count, publish.
 
-A reader that fails during the window (it could not start, its link dropped, or it did not
-confirm the stop) makes every location it covers ``complete: false``: edgecount never
+A reader that fails during the window (it could not start, its link dropped, it did not
+confirm the stop, or reads were dropped because its queue was full) makes every location it
+covers ``complete: false``: edgecount never
 publishes "0 found" for a location that was not fully scanned. The zone's cameras count
 during the same window (:mod:`gateway.vision.scan`); a location only a camera sees is
 published as ``source: vision``, one both see as ``source: fused``
@@ -180,6 +181,7 @@ class ZoneScan:
             outcomes=outcomes,
         )
         failures = {name: reader.failures for name, reader in self.readers.items()}
+        dropped = {name: reader.health().dropped for name, reader in self.readers.items()}
         consumers = [
             asyncio.create_task(self._consume(reader, outcomes[name]), name=f"drain:{name}")
             for name, reader in self.readers.items()
@@ -196,6 +198,15 @@ class ZoneScan:
                 task.cancel()
             await asyncio.gather(*consumers, *vision, return_exceptions=True)
         for name, reader in self.readers.items():
+            lost = reader.health().dropped - dropped[name]
+            if lost and outcomes[name].ok:
+                # Reads that did not fit the queue are gone: an undercount must not be
+                # published as complete (it would be flagged short).
+                log.error(
+                    "zone %s: reader %s: %d reads dropped (queue full)", self.zone, name, lost
+                )
+                outcomes[name].ok = False
+                outcomes[name].error = f"{lost} reads dropped (queue full)"
             if reader.failures != failures[name] and outcomes[name].ok:
                 outcomes[name].ok = False
                 outcomes[name].error = "link failed during the window"
