@@ -92,12 +92,12 @@ def test_fast_decoder_reads_the_vectors() -> None:
     assert full[0] == (
         "3034257bf7194e4000003039",
         1,
-        -52,
+        -52.0,
         1_700_000_000_000_001,
         1_700_000_000_500_002,
         12,
     )
-    assert full[1] == ("e2801160600002054cc2096f00000001", 2, -71, None, None, 1)
+    assert full[1] == ("e2801160600002054cc2096f00000001", 2, -71.0, None, None, 1)
     assert full[2] == ("3034257bf7194e4000000001", None, None, None, None, None)
 
 
