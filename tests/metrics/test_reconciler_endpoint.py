@@ -12,7 +12,6 @@ import paho.mqtt.publish as mqtt_publish
 from fastapi.testclient import TestClient
 
 from edgecount import contract
-from edgecount.metrics import parse
 from edgecount.mqtt import MqttSettings
 from reconciler.api import DISCREPANCY_STATES, create_app
 from reconciler.config import ApiConfig
@@ -22,13 +21,9 @@ from reconciler.rules import TolerancePolicy
 from reconciler.service import ReconcileService
 from reconciler.store import open_store
 from tests.conftest import BrokerAddress
+from tests.metrics.exposition import parse, value
 
 SKU = "80614141123458"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 def short_count(site: str, seq: int) -> dict[str, object]:
