@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from edgecount.progress import Progress
 from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import GatewayConfig, load_gateway_config
 
@@ -94,31 +95,12 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
     parser.add_argument("--zone", required=True, help="zone to scan (a key of `zones:`)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    parser.add_argument(
-        "--no-progress", action="store_true", help="do not draw the progress bar on stderr"
-    )
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
 
 
-class ProgressBar:
-    """A one-line progress bar on a terminal stream."""
-
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream
-        self.width = width
-
-    def __call__(self, fraction: float, reads: int) -> None:
-        """Redraw with ``fraction`` done and ``reads`` so far."""
-        fraction = min(max(fraction, 0.0), 1.0)
-        filled = int(fraction * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {reads} reads")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the line."""
-        self.stream.write("\n")
-        self.stream.flush()
+def scan_progress(zone: str) -> Progress:
+    """The scan's progress on stderr: a live bar on a terminal, plain lines when redirected."""
+    return Progress(f"scan {zone}", 100)
 
 
 def load_with_zone(path: Path, zone: str) -> GatewayConfig | None:
@@ -139,10 +121,15 @@ def run_scan(args: argparse.Namespace) -> int:
     config = load_with_zone(args.config, args.zone)
     if config is None:
         return EXIT_CONFIG
-    bar = None if args.no_progress else ProgressBar(f"scan {args.zone}")
+    bar = None if args.no_progress else scan_progress(args.zone)
+
+    def show(fraction: float, reads: int) -> None:
+        if bar is not None:
+            bar.update_fraction(fraction, f"{reads} reads")
+
     try:
         with state_lock(config, "scan"):
-            result, delivered = asyncio.run(scan_once(config, args.zone, progress=bar))
+            result, delivered = asyncio.run(scan_once(config, args.zone, progress=show))
     except StateDirBusyError as exc:
         print(_busy(args, exc), file=sys.stderr)
         return EXIT_CONFIG

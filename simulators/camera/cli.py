@@ -1,7 +1,7 @@
 """``edgecount sim camera``: write a shelf data set, or serve a simulated shelf camera.
 
 ``dataset`` renders shelves with exact truth into a YOLO data set (see
-:mod:`simulators.camera.dataset`), printing progress lines. ``serve`` runs a
+:mod:`simulators.camera.dataset`), showing its progress on stderr. ``serve`` runs a
 :class:`~simulators.camera.server.CameraServer`: a fixed camera on one shelf (the same contents
 every frame, fresh lighting and noise), or with ``--pan`` a camera carried along an aisle
 (:mod:`simulators.camera.pan`; the pose header is the frame's aisle offset). It prints
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.progress import Progress
 from simulators.camera.dataset import DatasetSpec, truth_record, write_dataset
 from simulators.camera.render import Image, RenderSettings, finish, render_shelf
 from simulators.camera.server import CameraServer, FrameProvider
@@ -138,14 +139,10 @@ def _dataset(args: argparse.Namespace) -> int:
         seed=args.seed,
         settings=_settings(args, args.bays or _DEFAULT.bays),
     )
-    every = max(1, (spec.train + spec.val) // 20)
-
-    def progress(done: int, total: int) -> None:
-        if done % every == 0 or done == total:
-            print(f"wrote {done}/{total} images", flush=True)
-
+    shown = Progress("data set", spec.train + spec.val, unit="images")
     try:
-        data = write_dataset(args.out, spec, progress)
+        with shown:
+            data = write_dataset(args.out, spec, lambda done, _total: shown.update(done))
     except OSError as exc:
         print(f"cannot write the data set: {exc}", file=sys.stderr)
         return 1
