@@ -165,14 +165,14 @@ def _busy(args: argparse.Namespace, exc: StateDirBusyError) -> str:
 
 def result_json(result: Any) -> dict[str, Any]:
     """A scan result as plain JSON-able data."""
-    from gateway.scan import iso
+    from edgecount.timefmt import to_iso
 
     return {
         "scan_id": result.scan_id,
         "zone": result.zone,
         "complete": result.complete,
-        "started_at": iso(result.started_at),
-        "ended_at": iso(result.ended_at),
+        "started_at": to_iso(result.started_at),
+        "ended_at": to_iso(result.ended_at),
         "locations": [
             {
                 "location": count.location,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from edgecount import timefmt
 from reconciler.book_import import BookOptions, ImportRefusedError, import_book, parse_book
 from reconciler.cli import (
     EXIT_FAILED,
@@ -114,7 +115,7 @@ def _as_of(text: str | None) -> datetime | None:
     if text is None:
         return datetime.now(UTC)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = timefmt.parse(text)
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None

@@ -20,7 +20,7 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edgecount import contract
+from edgecount import contract, timefmt
 from edgecount.mqtt import MqttSettings, MqttSettingsError, new_client
 from edgecount.settings import mqtt_settings
 from reconciler.cli import (
@@ -88,12 +88,11 @@ class UnknownScopeError(LookupError):
 def _since(text: str) -> datetime:
     """``YYYY-MM-DD`` (midnight UTC) or an ISO-8601 time (UTC when it names no zone)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return timefmt.parse_utc(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a date (YYYY-MM-DD) or ISO-8601 time: {text!r}"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
+from edgecount.timefmt import utc
 from reconciler import schema as t
-from reconciler.store import utc
 
 
 class Outcome(enum.StrEnum):
