@@ -30,13 +30,11 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from edgecount.contract import site_root
+from edgecount.exitcodes import ExitCode
 from edgecount.settings import Segment, StrictModel
 from edgecount.yamlcfg import load_model, load_or_report
 
 __all__ = ["AclSpec", "GatewayGrant", "acl_text", "load_acl_spec", "spec_from_reconciler"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
 
 
 class GatewayGrant(StrictModel):
@@ -213,12 +211,12 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:
             print(exc, file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     if spec is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     text = acl_text(spec)
     if args.output is None:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
-    return EXIT_OK
+    return ExitCode.OK

@@ -15,19 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import GatewayConfig, load_gateway_config
 
 if TYPE_CHECKING:
     from gateway.runtime import StateDirBusyError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_INCOMPLETE = 3
-EXIT_UNDELIVERED = 4
-EXIT_TIMEOUT = 5
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -50,14 +44,14 @@ def run_gateway_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the file is valid, 2 with one line per error otherwise."""
     config = _load(args.config)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     zones = ", ".join(
         f"{name} ({len(config.zone_locations(name))} locations)" for name in config.zones
     )
     print(
         f"{args.config}: valid; gateway {config.gateway_id} at site {config.site}; zones: {zones}"
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -75,7 +69,7 @@ def run_gateway_run(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     try:
         return asyncio.run(run_daemon(config))
     except StateDirBusyError as exc:
@@ -84,7 +78,7 @@ def run_gateway_run(args: argparse.Namespace) -> int:
             f" lock {exc.lock_file}); one daemon per state_dir",
             file=sys.stderr,
         )
-        return EXIT_CONFIG
+        return ExitCode.USAGE
 
 
 # -- scan -------------------------------------------------------------------------------------
@@ -120,7 +114,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
     config = load_with_zone(args.config, args.zone)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     bar = None if args.no_progress else scan_progress(args.zone)
 
     def show(fraction: float, reads: int) -> None:
@@ -132,7 +126,7 @@ def run_scan(args: argparse.Namespace) -> int:
             result, delivered = asyncio.run(scan_once(config, args.zone, progress=show))
     except StateDirBusyError as exc:
         print(_busy(args, exc), file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     finally:
         if bar is not None:
             bar.close()
@@ -147,8 +141,8 @@ def run_scan(args: argparse.Namespace) -> int:
             f" under {config.state_dir} and are sent by the daemon or the next scan",
             file=sys.stderr,
         )
-        return EXIT_UNDELIVERED
-    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+        return ExitCode.UNDELIVERED
+    return ExitCode.OK if result.complete else ExitCode.INCOMPLETE
 
 
 def _busy(args: argparse.Namespace, exc: StateDirBusyError) -> str:

@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from edgecount.exitcodes import ExitCode
 from models import TRAIN_EXTRA
 from models.recipe import (
     EXPORT_SHAPE,
@@ -26,7 +27,7 @@ from models.recipe import (
     train,
 )
 
-EXIT_USAGE = 2
+EXIT_USAGE = ExitCode.USAGE
 
 
 def _say(line: str) -> None:

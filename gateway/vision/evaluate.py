@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.exitcodes import ExitCode
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
 from models.recipe import SHELF_INT8
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
 
 HELD_OUT_SEED = 1000
-EXIT_USAGE = 2
+EXIT_USAGE = ExitCode.USAGE
 
 
 @dataclass(slots=True)

@@ -21,13 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from simulators.camera.dataset import DatasetSpec, truth_record, write_dataset
 from simulators.camera.render import Image, RenderSettings, finish, render_shelf
 from simulators.camera.server import CameraServer, FrameProvider
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 _DEFAULT = RenderSettings()
 
 
@@ -97,14 +96,14 @@ def run_sim_camera(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
         print(problem, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     if args.mode == "dataset":
         return _dataset(args)
     try:
         provider, truth = _provider(args)
     except ValueError as exc:
         print(f"cannot render the scene: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     try:
         server = CameraServer(provider, args.fps, host=args.host, port=args.port)
         server.truth = truth
@@ -147,7 +146,7 @@ def _dataset(args: argparse.Namespace) -> int:
         print(f"cannot write the data set: {exc}", file=sys.stderr)
         return 1
     print(f"data set ready: {data}", flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _provider(args: argparse.Namespace) -> tuple[FrameProvider, dict[str, Any]]:
@@ -193,7 +192,7 @@ async def _serve(server: CameraServer, args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         await asyncio.to_thread(server.stop)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _stall(loop: asyncio.AbstractEventLoop, server: CameraServer, seconds: float | None) -> None:
