@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from edgecount import __version__, logs
+from edgecount.exitcodes import ExitCode
 
 # (command path, module, help). The module provides add_arguments() and run().
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -42,9 +43,6 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("security", "acl"), "reconciler.acl", "generate the Mosquitto ACL (per-gateway topics)"),
 )
 
-EXIT_USAGE = 2
-EXIT_BROKEN_PIPE = 141
-"""128 + SIGPIPE: stdout was closed by its reader (``| head``)."""
 VALUE_OPTIONS = frozenset({"--log-format"})
 """Global options whose value is the next word (not a command name)."""
 
@@ -135,5 +133,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         # at exit does not raise again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return ExitCode.BROKEN_PIPE
     return status

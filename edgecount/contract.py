@@ -30,7 +30,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Final, NamedTuple
@@ -39,7 +39,7 @@ import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from edgecount import __version__
+from edgecount import __version__, timefmt
 
 TOPIC_PREFIX: Final = "edgecount/v1"
 
@@ -243,37 +243,16 @@ def check_topic(topic: str, payload: Mapping[str, Any]) -> TopicInfo:
 # --- time -----------------------------------------------------------------------------------
 
 
-def to_iso(value: datetime | float) -> str:
-    """UTC ISO-8601 with milliseconds and a ``Z``: ``2024-05-01T02:00:00.123Z``.
-
-    Args:
-        value: An aware datetime, or UNIX seconds.
-
-    Raises:
-        ValueError: For a naive datetime (its zone is unknown).
-    """
-    if isinstance(value, int | float):
-        moment = datetime.fromtimestamp(value, UTC)
-    elif value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: give it a time zone")
-    else:
-        moment = value.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now_iso() -> str:
-    """The current time as :func:`to_iso` writes it."""
-    return to_iso(datetime.now(UTC))
+to_iso = timefmt.to_iso  # kept here for the contract's callers; written in edgecount.timefmt
+now_iso = timefmt.now_iso
 
 
 def parse_iso(text: str) -> datetime:
     """Parse a contract timestamp (``...Z``) into an aware UTC datetime."""
-    if not text.endswith("Z"):
-        raise ContractError(f"timestamp {text!r} must be UTC with a 'Z' suffix")
     try:
-        return datetime.fromisoformat(text[:-1] + "+00:00")
-    except ValueError as exc:
-        raise ContractError(f"timestamp {text!r} is not ISO-8601: {exc}") from None
+        return timefmt.parse_zulu(text)
+    except timefmt.TimeFormatError as exc:
+        raise ContractError(str(exc)) from None
 
 
 def _iso_or_now(value: str | datetime | None) -> str:

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgecount.exitcodes import ExitCode
 from edgecount.truth import NightOptions, run_night
 from simulators.site import SitePlan
 from simulators.twin import TwinSpec
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     problem = _prepare(args.state_dir)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
     options = NightOptions(
         plan=_plan(args),
@@ -172,14 +173,14 @@ def run(args: argparse.Namespace) -> int:
         figures = asyncio.run(run_night(options))
     except (TimeoutError, RuntimeError, OSError) as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     ok = not figures["invalid_payloads"]
     if args.json:
         print(json.dumps(figures, indent=2))
-        return 0 if ok else 1
+        return ExitCode.OK if ok else ExitCode.FAILED
     _print(figures)
     if not ok:
         print(f"demo FAILED: invalid payloads on the broker: {figures['invalid_payloads']}")
-        return 1
+        return ExitCode.FAILED
     print("demo OK")
-    return 0
+    return ExitCode.OK

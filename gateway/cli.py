@@ -15,18 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from edgecount.exitcodes import ExitCode
+from edgecount.progress import Progress
 from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import GatewayConfig, load_gateway_config
 
 if TYPE_CHECKING:
     from gateway.runtime import StateDirBusyError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_INCOMPLETE = 3
-EXIT_UNDELIVERED = 4
-EXIT_TIMEOUT = 5
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -49,14 +44,14 @@ def run_gateway_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the file is valid, 2 with one line per error otherwise."""
     config = _load(args.config)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     zones = ", ".join(
         f"{name} ({len(config.zone_locations(name))} locations)" for name in config.zones
     )
     print(
         f"{args.config}: valid; gateway {config.gateway_id} at site {config.site}; zones: {zones}"
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -74,7 +69,7 @@ def run_gateway_run(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     try:
         return asyncio.run(run_daemon(config))
     except StateDirBusyError as exc:
@@ -83,7 +78,7 @@ def run_gateway_run(args: argparse.Namespace) -> int:
             f" lock {exc.lock_file}); one daemon per state_dir",
             file=sys.stderr,
         )
-        return EXIT_CONFIG
+        return ExitCode.USAGE
 
 
 # -- scan -------------------------------------------------------------------------------------
@@ -94,31 +89,12 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
     parser.add_argument("--zone", required=True, help="zone to scan (a key of `zones:`)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    parser.add_argument(
-        "--no-progress", action="store_true", help="do not draw the progress bar on stderr"
-    )
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
 
 
-class ProgressBar:
-    """A one-line progress bar on a terminal stream."""
-
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream
-        self.width = width
-
-    def __call__(self, fraction: float, reads: int) -> None:
-        """Redraw with ``fraction`` done and ``reads`` so far."""
-        fraction = min(max(fraction, 0.0), 1.0)
-        filled = int(fraction * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {reads} reads")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the line."""
-        self.stream.write("\n")
-        self.stream.flush()
+def scan_progress(zone: str) -> Progress:
+    """The scan's progress on stderr: a live bar on a terminal, plain lines when redirected."""
+    return Progress(f"scan {zone}", 100)
 
 
 def load_with_zone(path: Path, zone: str) -> GatewayConfig | None:
@@ -138,14 +114,19 @@ def run_scan(args: argparse.Namespace) -> int:
 
     config = load_with_zone(args.config, args.zone)
     if config is None:
-        return EXIT_CONFIG
-    bar = None if args.no_progress else ProgressBar(f"scan {args.zone}")
+        return ExitCode.USAGE
+    bar = None if args.no_progress else scan_progress(args.zone)
+
+    def show(fraction: float, reads: int) -> None:
+        if bar is not None:
+            bar.update_fraction(fraction, f"{reads} reads")
+
     try:
         with state_lock(config, "scan"):
-            result, delivered = asyncio.run(scan_once(config, args.zone, progress=bar))
+            result, delivered = asyncio.run(scan_once(config, args.zone, progress=show))
     except StateDirBusyError as exc:
         print(_busy(args, exc), file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     finally:
         if bar is not None:
             bar.close()
@@ -160,8 +141,8 @@ def run_scan(args: argparse.Namespace) -> int:
             f" under {config.state_dir} and are sent by the daemon or the next scan",
             file=sys.stderr,
         )
-        return EXIT_UNDELIVERED
-    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+        return ExitCode.UNDELIVERED
+    return ExitCode.OK if result.complete else ExitCode.INCOMPLETE
 
 
 def _busy(args: argparse.Namespace, exc: StateDirBusyError) -> str:
@@ -178,14 +159,14 @@ def _busy(args: argparse.Namespace, exc: StateDirBusyError) -> str:
 
 def result_json(result: Any) -> dict[str, Any]:
     """A scan result as plain JSON-able data."""
-    from gateway.scan import iso
+    from edgecount.timefmt import to_iso
 
     return {
         "scan_id": result.scan_id,
         "zone": result.zone,
         "complete": result.complete,
-        "started_at": iso(result.started_at),
-        "ended_at": iso(result.ended_at),
+        "started_at": to_iso(result.started_at),
+        "ended_at": to_iso(result.ended_at),
         "locations": [
             {
                 "location": count.location,

@@ -10,7 +10,7 @@
 * some reader has been connected within the last ``metrics.readers_down_seconds`` (only for a
   gateway with readers): when every reader fails for that long a restart is worth a try.
 
-The figures of drivers and publisher are copied into the registry at each scrape. Counters
+The figures of drivers and publisher are read into fresh metric families at each scrape. Counters
 are totals since the daemon started (Prometheus' ``rate()`` turns them into reads per second).
 """
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from drivers.base import DeviceHealth, HealthState
 from edgecount import __version__
-from edgecount.metrics import Metric, Registry
+from edgecount.metrics import Family, counter, gauge, scrape_registry
 from gateway.config import GatewayConfig, MetricsConfig
 from gateway.publisher import Publisher
 
@@ -88,9 +88,8 @@ class GatewayMonitor:
         self.readers_down_seconds = (config.metrics or MetricsConfig()).readers_down_seconds
         self._clock = clock
         self._reader_up_at = clock()
-        self.registry = Registry()
         self._define()
-        self.registry.collector(self._collect)
+        self.registry = scrape_registry(self._collect)
 
     # -- health ------------------------------------------------------------------------------
 
@@ -114,49 +113,48 @@ class GatewayMonitor:
     # -- metrics -----------------------------------------------------------------------------
 
     def _define(self) -> None:
-        r = self.registry
+        """What each scrape exports: a fresh family per key, filled by :meth:`_collect`."""
         about = ["gateway", "site", "version"]
-        self.m: dict[str, Metric] = {
-            "info": r.gauge("edgecount_gateway_info", "The gateway.", about),
-            "healthy": r.gauge("edgecount_gateway_healthy", "1 when healthy (see /healthz)."),
-            "scanning": r.gauge("edgecount_gateway_scanning", "1 while a zone scan runs."),
-            "requests": r.gauge("edgecount_scan_requests_queued", "Scan requests waiting."),
-            "scans": r.counter("edgecount_scans_total", "Zone scans run to their end."),
-            "failed": r.counter("edgecount_scans_failed_total", "Zone scans that raised."),
-            "rejected": r.counter(
+        self.m: dict[str, Callable[[], Family]] = {
+            "info": _gauge("edgecount_gateway_info", "The gateway.", about),
+            "healthy": _gauge("edgecount_gateway_healthy", "1 when healthy (see /healthz)."),
+            "scanning": _gauge("edgecount_gateway_scanning", "1 while a zone scan runs."),
+            "requests": _gauge("edgecount_scan_requests_queued", "Scan requests waiting."),
+            "scans": _counter("edgecount_scans_total", "Zone scans run to their end."),
+            "failed": _counter("edgecount_scans_failed_total", "Zone scans that raised."),
+            "rejected": _counter(
                 "edgecount_commands_rejected_total", "Invalid or unknown scan commands."
             ),
         }  # fmt: skip
         for kind, unit in (("reader", "Tag reads"), ("camera", "Frames")):
-            self.m[f"{kind}_reads"] = r.counter(
+            self.m[f"{kind}_reads"] = _counter(
                 f"edgecount_{kind}_{'reads' if kind == 'reader' else 'frames'}_total",
                 f"{unit} received.",
                 [kind],
             )
-            self.m[f"{kind}_dropped"] = r.counter(
+            self.m[f"{kind}_dropped"] = _counter(
                 f"edgecount_{kind}_dropped_total", f"{unit} dropped (queue full).", [kind]
             )
-            self.m[f"{kind}_connects"] = r.counter(
+            self.m[f"{kind}_connects"] = _counter(
                 f"edgecount_{kind}_connects_total", "Successful connections.", [kind]
             )
-            self.m[f"{kind}_failures"] = r.counter(
+            self.m[f"{kind}_failures"] = _counter(
                 f"edgecount_{kind}_failures_total",
                 "Failed connection attempts and lost connections (camera stalls included).",
                 [kind],
             )
-            self.m[f"{kind}_connected"] = r.gauge(
+            self.m[f"{kind}_connected"] = _gauge(
                 f"edgecount_{kind}_connected", "1 while connected.", [kind]
             )
-            self.m[f"{kind}_queue"] = r.gauge(
+            self.m[f"{kind}_queue"] = _gauge(
                 f"edgecount_{kind}_queue_depth", "Items waiting in the driver's queue.", [kind]
             )
-        self.m["camera_age"] = r.gauge(
+        self.m["camera_age"] = _gauge(
             "edgecount_camera_seconds_since_frame", "Age of the newest frame.", ["camera"]
         )
         self._define_publisher()
 
     def _define_publisher(self) -> None:
-        r = self.registry
         gauges = {
             "connected": ("edgecount_mqtt_connected", "1 while a broker session is up."),
             "outbox_depth": ("edgecount_outbox_depth", "Messages waiting for a PUBACK."),
@@ -175,59 +173,68 @@ class GatewayMonitor:
             "dropped_incoming": "Incoming messages dropped (loop behind).",
         }
         for key, (name, text) in gauges.items():
-            self.m[f"mqtt_{key}"] = r.gauge(name, text)
+            self.m[f"mqtt_{key}"] = _gauge(name, text)
         self._publisher_counters = tuple(counters)
         for key, text in counters.items():
-            self.m[f"mqtt_{key}"] = r.counter(f"edgecount_mqtt_{key}_total", text)
-        self.m["ack_latency"] = r.gauge(
+            self.m[f"mqtt_{key}"] = _counter(f"edgecount_mqtt_{key}_total", text)
+        self.m["ack_latency"] = _gauge(
             "edgecount_publish_ack_latency_seconds",
             "Send-to-PUBACK time: last, mean of the last 256, max since start.",
             ["stat"],
         )
-        self.m["delivery_latency"] = r.gauge(
+        self.m["delivery_latency"] = _gauge(
             "edgecount_publish_delivery_latency_seconds",
             "Enqueue-to-PUBACK time of the last acknowledged message.",
         )
 
-    def _collect(self) -> None:
-        m, g = self.m, self.gateway
-        m["info"].set(1, gateway=self.config.gateway_id, site=self.config.site, version=__version__)
-        m["healthy"].set(0 if self.reasons() else 1)
-        m["scanning"].set(0 if g.scanning is None else 1)
-        m["requests"].set(g.requests.qsize())
-        m["scans"].set(g.scans_run)
-        m["failed"].set(g.failed_scans)
-        m["rejected"].set(g.rejected_commands)
-        m["camera_age"].clear()  # only cameras connected now have a newest frame
+    def _collect(self) -> Iterator[Family]:
+        m = {key: make() for key, make in self.m.items()}
+        g = self.gateway
+        m["info"].add_metric([self.config.gateway_id, self.config.site, __version__], 1)
+        m["healthy"].add_metric([], 0 if self.reasons() else 1)
+        m["scanning"].add_metric([], 0 if g.scanning is None else 1)
+        m["requests"].add_metric([], g.requests.qsize())
+        m["scans"].add_metric([], g.scans_run)
+        m["failed"].add_metric([], g.failed_scans)
+        m["rejected"].add_metric([], g.rejected_commands)
         for kind, devices in (("reader", self.readers), ("camera", self.cameras)):
             for name, device in devices.items():
-                self._collect_device(kind, name, device)
+                _collect_device(m, kind, name, device)
         health = self.publisher.health()
         for key in ("connected", "outbox_depth", "outbox_full", "inflight"):
-            m[f"mqtt_{key}"].set(float(getattr(health, key)))
+            m[f"mqtt_{key}"].add_metric([], float(getattr(health, key)))
         for key in self._publisher_counters:
-            m[f"mqtt_{key}"].set(getattr(health, key))
+            m[f"mqtt_{key}"].add_metric([], getattr(health, key))
         for stat in ("last", "mean", "max"):
             value = getattr(health, f"ack_latency_{stat}_s")
             if value is not None:
-                m["ack_latency"].set(value, stat=stat)
+                m["ack_latency"].add_metric([stat], value)
         if health.delivery_latency_last_s is not None:
-            m["delivery_latency"].set(health.delivery_latency_last_s)
+            m["delivery_latency"].add_metric([], health.delivery_latency_last_s)
+        return iter(m.values())
 
-    def _collect_device(self, kind: str, name: str, device: _Device) -> None:
-        m, health = self.m, device.health()
-        labels = {kind: name}
-        m[f"{kind}_reads"].set(health.reads, **labels)
-        m[f"{kind}_dropped"].set(health.dropped, **labels)
-        m[f"{kind}_connects"].set(health.connects, **labels)
-        m[f"{kind}_failures"].set(device.failures, **labels)
-        m[f"{kind}_connected"].set(1 if _up(health) else 0, **labels)
-        queue = getattr(device, "queue", None)
-        if queue is not None:
-            m[f"{kind}_queue"].set(queue.qsize(), **labels)
-        age = health.extra.get("seconds_since_frame")
-        if kind == "camera" and age is not None:
-            m["camera_age"].set(age, **labels)
+
+def _gauge(name: str, text: str, labels: Sequence[str] = ()) -> Callable[[], Family]:
+    return lambda: gauge(name, text, labels)
+
+
+def _counter(name: str, text: str, labels: Sequence[str] = ()) -> Callable[[], Family]:
+    return lambda: counter(name, text, labels)
+
+
+def _collect_device(m: Mapping[str, Family], kind: str, name: str, device: _Device) -> None:
+    health = device.health()
+    m[f"{kind}_reads"].add_metric([name], health.reads)
+    m[f"{kind}_dropped"].add_metric([name], health.dropped)
+    m[f"{kind}_connects"].add_metric([name], health.connects)
+    m[f"{kind}_failures"].add_metric([name], device.failures)
+    m[f"{kind}_connected"].add_metric([name], 1 if _up(health) else 0)
+    queue = getattr(device, "queue", None)
+    if queue is not None:
+        m[f"{kind}_queue"].add_metric([name], queue.qsize())
+    age = health.extra.get("seconds_since_frame")
+    if kind == "camera" and age is not None:
+        m["camera_age"].add_metric([name], age)
 
 
 def _up(health: DeviceHealth) -> bool:

@@ -15,7 +15,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgecount.metrics import CONTENT_TYPE, Registry
+from prometheus_client import CollectorRegistry
+
+from edgecount.metrics import CONTENT_TYPE, render
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ MAX_HEADER_BYTES = 8192
 class Endpoint:
     """What the server answers: the metrics and the health check (reasons; none = healthy)."""
 
-    registry: Registry
+    registry: CollectorRegistry
     health: Callable[[], list[str]]
 
 
@@ -49,7 +51,7 @@ def answer(endpoint: Endpoint, method: str, path: str) -> bytes:
     if method not in ("GET", "HEAD"):
         return _response("405 Method Not Allowed", "text/plain", b"GET only\n")
     if path == "/metrics":
-        body = endpoint.registry.render().encode()
+        body = render(endpoint.registry).encode()
         status = "200 OK"
         kind = CONTENT_TYPE
     else:

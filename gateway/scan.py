@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.base import Reader
 from edgecount import contract
+from edgecount.timefmt import to_iso
 from gateway.aggregate import LocationTally, WindowAggregator
 from gateway.config import GatewayConfig
 from gateway.epc import UNKNOWN_SKU, EpcDecoder
@@ -89,11 +90,6 @@ class ScanResult:
     def complete(self) -> bool:
         """True when every location was fully scanned."""
         return all(count.complete for count in self.locations.values())
-
-
-def iso(moment: datetime) -> str:
-    """UTC ISO-8601 with a ``Z``, millisecond precision."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_scan_id(gateway_id: str, zone: str, moment: datetime) -> str:
@@ -328,7 +324,7 @@ class ZoneScan:
             zone=self.zone,
             location=count.location,
             scan_id=self.scan_id,
-            observed_at=iso(observed),
+            observed_at=to_iso(observed),
             source=count.source,
             complete=count.complete,
             items=count.payload_items(),
@@ -381,8 +377,8 @@ class ZoneScan:
             zone=self.zone,
             scan_id=scan_id,
             state=state,
-            started_at=iso(started),
-            ended_at=iso(ended) if ended else None,
+            started_at=to_iso(started),
+            ended_at=to_iso(ended) if ended else None,
             locations=self.config.zone_locations(self.zone),
             incomplete_locations=incomplete,
             readers=readers,

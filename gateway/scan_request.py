@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount import contract
+from edgecount.exitcodes import ExitCode
 from edgecount.mqtt import MqttConnection, MqttSettingsError
 from edgecount.settings import mqtt_settings
 from edgecount.yamlcfg import config_argument
@@ -338,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     """Send the request; exit 0 sent (or complete), 3 incomplete, 4 not delivered, 5 timeout."""
     config = _checked(args)
     if config is None:
-        return cli.EXIT_CONFIG
+        return ExitCode.USAGE
     now = datetime.now(UTC)
     payload = contract.scan_request_payload(
         reason=args.reason,
@@ -353,11 +354,11 @@ def run(args: argparse.Namespace) -> int:
         finished = asyncio.run(send_request(config, payload, watch, args.timeout))
     except RequestNotDeliveredError as exc:
         print(f"scan-request {payload['request_id']}: {exc}", file=sys.stderr)
-        return cli.EXIT_UNDELIVERED
+        return ExitCode.UNDELIVERED
     if watch is None:
         sent = {"request_id": payload["request_id"], "zone": args.zone, "sent": True}
         print(json.dumps(sent) if args.json else f"request {payload['request_id']} sent")
-        return cli.EXIT_OK
+        return ExitCode.OK
     if not finished:
         following = f" (following scan {watch.scan_id})" if watch.scan_id else ""
         print(
@@ -366,10 +367,10 @@ def run(args: argparse.Namespace) -> int:
             " the request_id",
             file=sys.stderr,
         )
-        return cli.EXIT_TIMEOUT
+        return ExitCode.TIMEOUT
     report = watch.report()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         cli.print_table(report, sys.stdout)
-    return cli.EXIT_OK if report["complete"] else cli.EXIT_INCOMPLETE
+    return ExitCode.OK if report["complete"] else ExitCode.INCOMPLETE

@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from edgecount.exitcodes import ExitCode
 from models import TRAIN_EXTRA
 from models.artifacts import EXPORT_SHAPE, Shape
 from models.recipe import (
@@ -24,8 +25,6 @@ from models.recipe import (
     quantize_int8,
     train,
 )
-
-EXIT_USAGE = 2
 
 
 def _say(line: str) -> None:
@@ -93,12 +92,12 @@ def _shape_argument(parser: argparse.ArgumentParser) -> None:
 def run_models_train(args: argparse.Namespace) -> int:
     """Render data, train, export; print progress and a JSON summary."""
     if not _need("ultralytics"):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     for name in ("train_images", "val_images", "epochs", "imgsz", "batch"):
         if getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
             print(f"edgecount models train: {flag} must be at least 1", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     recipe = replace(
         TrainRecipe(),
         train_images=args.train_images,
@@ -137,11 +136,11 @@ def add_models_export_arguments(parser: argparse.ArgumentParser) -> None:
 def run_models_export(args: argparse.Namespace) -> int:
     """Export weights to ONNX."""
     if not _need("ultralytics"):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     weights: Path = args.weights
     if not weights.is_file():
         print(f"edgecount models export: {weights}: no such file", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     out = args.out or weights.with_suffix(".onnx")
     _say(f"exporting {weights} to {out} with input {args.shape}")
     export_onnx(weights, out, imgsz=args.shape)
@@ -165,12 +164,12 @@ def run_models_quantize(args: argparse.Namespace) -> int:
     source: Path = args.onnx
     if not source.is_file():
         print(f"edgecount models quantize: {source}: no such file", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.images < 1:
         print("edgecount models quantize: --images must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if not _need("onnx"):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     out = args.out or source.with_name(f"{source.stem}-int8.onnx")
     quantize_int8(source, out, calibration_images=args.images, say=_say)
     return 0

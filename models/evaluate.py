@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.exitcodes import ExitCode
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from models.artifacts import SHELF_INT8
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
 
 HELD_OUT_SEED = 1000
-EXIT_USAGE = 2
 
 
 @dataclass(slots=True)
@@ -144,7 +144,7 @@ def run_models_eval(args: argparse.Namespace) -> int:
     """Render the held-out set, count it, print the figures."""
     if args.images < 1:
         print("edgecount models eval: --images must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         detector = load_detector(
             args.model,
@@ -155,7 +155,7 @@ def run_models_eval(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, ImportError, ValueError) as exc:
         print(f"edgecount models eval: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     step = max(1, args.images // 10)
 
     def progress(done: int) -> None:

@@ -12,14 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgecount.exitcodes import ExitCode
 from edgecount.security import AclSpec, GatewayGrant, acl_text, load_acl_spec
 from edgecount.yamlcfg import load_or_report
 from reconciler.config import load_reconciler_config
 
 __all__ = ["add_arguments", "run", "spec_from_reconciler"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
 
 
 def spec_from_reconciler(
@@ -83,12 +81,12 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:
             print(exc, file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     if spec is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     text = acl_text(spec)
     if args.output is None:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
-    return EXIT_OK
+    return ExitCode.OK

@@ -36,12 +36,13 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
 from edgecount import contract
-from edgecount.metrics import CONTENT_TYPE, Registry
+from edgecount.metrics import CONTENT_TYPE, Family, counter, gauge, render, scrape_registry
 from reconciler import decisions
 from reconciler import schema as t
 from reconciler.engine import DecisionError, Engine
@@ -254,7 +255,7 @@ def metrics_registry(
     engine: Engine,
     counters: Callable[[], Mapping[str, float]] | None = None,
     gauges: Callable[[], Mapping[str, float]] | None = None,
-) -> Registry:
+) -> CollectorRegistry:
     """The reconciler's metrics: database figures, and the service's own when given.
 
     Args:
@@ -265,66 +266,80 @@ def metrics_registry(
             ``edgecount_reconciler_inbox_depth``), read at each scrape.
 
     Returns:
-        A registry whose rendering queries the database (call it from a worker thread).
+        A registry of its own whose scrape queries the database (render it from a worker
+        thread). When the database does not answer, the last figures it gave are exported
+        again and ``edgecount_reconciler_database_up`` is 0.
     """
-    registry = Registry()
-    by_state = registry.gauge(
-        "edgecount_reconciler_discrepancies", "Discrepancies by state.", ["state"]
-    )
-    pending = registry.gauge(
-        "edgecount_reconciler_adjustments_pending",
-        "Approved adjustments the broker has not acknowledged yet.",
-    )
-    dynamic: dict[str, Any] = {}
+    last: list[tuple[dict[str, int], int]] = []  # the database's last answer
 
-    database_up = registry.gauge(
-        "edgecount_reconciler_database_up", "1 when the last scrape's database query answered."
-    )
-
-    def collect() -> None:
-        collect_service()
+    def collect() -> Iterator[Family]:
         try:
-            collect_database()
+            last[:] = [_database_figures(engine)]
         except OperationalError as exc:
             log.warning("metrics: database unavailable: %s", exc)
-            database_up.set(0)
+            up = 0
         else:
-            database_up.set(1)
-
-    def collect_database() -> None:
-        states = dict.fromkeys(DISCREPANCY_STATES, 0)
-        counted = sa.select(t.discrepancies.c.state, sa.func.count()).group_by(
-            t.discrepancies.c.state
+            up = 1
+        by_state = gauge("edgecount_reconciler_discrepancies", "Discrepancies by state.", ["state"])
+        pending = gauge(
+            "edgecount_reconciler_adjustments_pending",
+            "Approved adjustments the broker has not acknowledged yet.",
         )
-        waiting = (
-            sa.select(sa.func.count())
-            .select_from(t.adjustments)
-            .where(t.adjustments.c.published_at.is_(None))
+        for states, waiting in last:
+            for state, number in states.items():
+                by_state.add_metric([state], number)
+            pending.add_metric([], waiting)
+        database_up = gauge(
+            "edgecount_reconciler_database_up", "1 when the last scrape's database query answered."
         )
-        with engine.store.engine.connect() as conn:
-            states.update({row[0]: row[1] for row in conn.execute(counted)})
-            pending.set(conn.execute(waiting).scalar_one())
-        for state, number in states.items():
-            by_state.set(number, state=state)
+        database_up.add_metric([], up)
+        yield from (by_state, pending, database_up)
+        yield from _service_families(counters, gauges)
 
-    def collect_service() -> None:
-        for kind, source in (("counter", counters), ("gauge", gauges)):
-            for name, value in (source() if source else {}).items():
-                full = f"edgecount_reconciler_{name}" + ("_total" if kind == "counter" else "")
-                if full not in dynamic:
-                    make = registry.counter if kind == "counter" else registry.gauge
-                    dynamic[full] = make(full, f"Service figure {name!r} (see docs/operations.md).")
-                dynamic[full].set(value)
+    return scrape_registry(collect)
 
-    registry.collector(collect)
-    return registry
+
+def _database_figures(engine: Engine) -> tuple[dict[str, int], int]:
+    """Discrepancies by state (every state, 0 when none) and adjustments pending."""
+    states = dict.fromkeys(DISCREPANCY_STATES, 0)
+    counted = sa.select(t.discrepancies.c.state, sa.func.count()).group_by(t.discrepancies.c.state)
+    waiting = (
+        sa.select(sa.func.count())
+        .select_from(t.adjustments)
+        .where(t.adjustments.c.published_at.is_(None))
+    )
+    with engine.store.engine.connect() as conn:
+        states.update({row[0]: row[1] for row in conn.execute(counted)})
+        return states, conn.execute(waiting).scalar_one()
+
+
+def _service_families(
+    counters: Callable[[], Mapping[str, float]] | None,
+    gauges: Callable[[], Mapping[str, float]] | None,
+) -> Iterator[Family]:
+    for name, value in (counters() if counters else {}).items():
+        family: Family = counter(
+            f"edgecount_reconciler_{name}_total",
+            f"Service figure {name!r} (see docs/operations.md).",
+        )
+        family.add_metric([], value)
+        yield family
+    for name, value in (gauges() if gauges else {}).items():
+        family = gauge(
+            f"edgecount_reconciler_{name}", f"Service figure {name!r} (see docs/operations.md)."
+        )
+        family.add_metric([], value)
+        yield family
 
 
 # -- the application -----------------------------------------------------------------------------
 
 
 def create_app(
-    engine: Engine, *, metrics: Registry | None = None, service_health: ServiceHealth | None = None
+    engine: Engine,
+    *,
+    metrics: CollectorRegistry | None = None,
+    service_health: ServiceHealth | None = None,
 ) -> FastAPI:
     """Build the REST API around an engine.
 
@@ -356,7 +371,7 @@ def create_app(
     @app.get("/metrics", response_class=Response)
     async def prometheus() -> Response:
         """Prometheus text exposition (discrepancies by state, ingest counters, ...)."""
-        text = await run_in_threadpool(registry.render)
+        text = await run_in_threadpool(render, registry)
         return Response(text, media_type=CONTENT_TYPE)
 
     return app

@@ -15,15 +15,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from edgecount.exitcodes import ExitCode
 from edgecount.settings import mqtt_settings
 from edgecount.yamlcfg import config_argument, load_or_report
 from reconciler.config import ReconcilerConfig, load_reconciler_config
 from reconciler.engine import DecisionError, Engine
 from reconciler.store import DatabaseUnavailableError, open_store
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +43,7 @@ def reports_database_errors(run: Run) -> Run:
             return run(args)
         except DatabaseUnavailableError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
 
     return wrapper
 
@@ -86,7 +83,7 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     engine = make_engine(config)
     settings = dataclasses.replace(
         mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}"),
@@ -121,13 +118,13 @@ def run_reconcile_list(args: argparse.Namespace) -> int:
     """Print discrepancies with their lines and the movements since the last good count."""
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     engine = make_engine(config)
     items = engine.list_discrepancies(open_only=not args.all)
     engine.store.close()
     if args.json:
         print(json.dumps(items, indent=2, default=str))
-        return EXIT_OK
+        return ExitCode.OK
     for item in items:
         print(
             f"#{item['id']} {item['location']} ({item['zone']}) {item['state']}, "
@@ -145,7 +142,7 @@ def run_reconcile_list(args: argparse.Namespace) -> int:
             )
     if not items:
         print("no discrepancies")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _decision_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,7 +160,7 @@ add_reconcile_reject_arguments = _decision_arguments
 def _decide(args: argparse.Namespace, approve: bool) -> int:
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     engine = make_engine(config)
     try:
         engine.decide(
@@ -175,12 +172,12 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
         )
     except DecisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         engine.store.close()
     verb = "approved: the adjustment is published by the service" if approve else "rejected"
     print(f"discrepancy {args.discrepancy} {verb}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @reports_database_errors

@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from edgecount import timefmt
+from edgecount.exitcodes import ExitCode
 from reconciler.book_import import BookOptions, ImportRefusedError, import_book, parse_book
 from reconciler.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     _config_argument,
     _load,
     make_engine,
@@ -61,7 +60,7 @@ def _report_errors(exc: CsvImportError, what: str) -> int:
     print(str(exc), file=sys.stderr)
     count = len(exc.problems)
     print(f"{what}: nothing imported ({count} error{'s' if count != 1 else ''})", file=sys.stderr)
-    return EXIT_FAILED
+    return ExitCode.FAILED
 
 
 class _Parsed(Protocol):
@@ -81,7 +80,7 @@ def _parse(args: argparse.Namespace, parse: Callable[..., _P], what: str) -> _P 
         )
     except OSError as exc:
         print(f"error: {source}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     except CsvImportError as exc:
         return _report_errors(exc, what)
     if parsed.ignored:
@@ -114,7 +113,7 @@ def _as_of(text: str | None) -> datetime | None:
     if text is None:
         return datetime.now(UTC)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = timefmt.parse(text)
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
@@ -125,11 +124,11 @@ def run_book_import(args: argparse.Namespace) -> int:
     """Import a book snapshot CSV: the whole book, or ``--locations-only``."""
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     at = _as_of(args.as_of)
     if at is None:
         print(f"error: --as-of: not an ISO-8601 time with zone: {args.as_of!r}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     source = str(args.file)
     parsed = _parse(args, parse_book, "book")
     if isinstance(parsed, int):
@@ -140,13 +139,13 @@ def run_book_import(args: argparse.Namespace) -> int:
         diff = import_book(engine.store, parsed.lines, source=source, at=at, options=options)
     except ImportRefusedError as exc:
         print(f"error: {source}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         engine.store.close()
     print(diff.summary(source))
     for line in diff.details():
         print(line)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- movements ----------------------------------------------------------------------------------
@@ -162,7 +161,7 @@ def run_book_movements(args: argparse.Namespace) -> int:
     """Import a movement log CSV; movements imported before (same movement_id) are skipped."""
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     source = str(args.file)
     parsed = _parse(args, parse_movements, "movements")
     if isinstance(parsed, int):
@@ -175,4 +174,4 @@ def run_book_movements(args: argparse.Namespace) -> int:
     finally:
         engine.store.close()
     print(done.summary(source))
-    return EXIT_OK
+    return ExitCode.OK

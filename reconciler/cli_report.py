@@ -20,13 +20,11 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edgecount import contract
+from edgecount import contract, timefmt
+from edgecount.exitcodes import ExitCode
 from edgecount.mqtt import MqttSettings, MqttSettingsError, new_client
 from edgecount.settings import mqtt_settings
 from reconciler.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     _config_argument,
     _load,
     make_engine,
@@ -88,12 +86,11 @@ class UnknownScopeError(LookupError):
 def _since(text: str) -> datetime:
     """``YYYY-MM-DD`` (midnight UTC) or an ISO-8601 time (UTC when it names no zone)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return timefmt.parse_utc(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a date (YYYY-MM-DD) or ISO-8601 time: {text!r}"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -242,7 +239,7 @@ def run_reconcile_report(args: argparse.Namespace) -> int:
     """Write a CSV, JSON or HTML report of a scan, a zone or the counts since a date."""
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     engine = make_engine(config)
     try:
         data = build_report(
@@ -255,10 +252,10 @@ def run_reconcile_report(args: argparse.Namespace) -> int:
         )
     except UnknownScopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         engine.store.close()
-    return EXIT_OK if _write(RENDERERS[args.format](data), args.output) else EXIT_USAGE
+    return ExitCode.OK if _write(RENDERERS[args.format](data), args.output) else ExitCode.USAGE
 
 
 # -- plan ---------------------------------------------------------------------------------------
@@ -308,7 +305,7 @@ def run_plan(args: argparse.Namespace) -> int:
     """Print tonight's cycle-count plan; optionally save it and send it to the gateways."""
     config = _load(args.config)
     if config is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     frequencies, capacity = _planning(config)
     if args.capacity is not None:
         capacity = args.capacity
@@ -322,9 +319,9 @@ def run_plan(args: argparse.Namespace) -> int:
     plan = make_plan(inputs, night, frequencies, capacity=capacity)
     print(plan.to_json() if args.json else plan.explain(), end="\n" if args.json else "")
     if args.out is not None and not _write(plan.to_json(), args.out):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if not args.publish:
-        return EXIT_OK
+        return ExitCode.OK
     return _publish(plan, config, covered)
 
 
@@ -384,20 +381,20 @@ def _publish(plan: Plan, config: ReconcilerConfig, covered: Mapping[str, Covered
         )
     if not messages:
         print("nothing to publish", file=sys.stderr)
-        return EXIT_OK
+        return ExitCode.OK
     settings = mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}-planner")
     client_id = f"edgecount-{config.instance_id}-plan-{uuid.uuid4().hex[:8]}"
     errors = publish_messages(settings, client_id, messages)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if errors:
-        return EXIT_FAILED
+        return ExitCode.FAILED
     requested = sum(len(payload["locations"]) for _, payload in messages)
     print(
         f"published {len(messages)} scan requests ({requested} locations) to {settings.describe()}",
         file=sys.stderr,
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- MQTT ---------------------------------------------------------------------------------------

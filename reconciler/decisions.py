@@ -27,8 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
+from edgecount.timefmt import utc
 from reconciler import schema as t
-from reconciler.store import utc
 from reconciler.transitions import State
 
 APPROVE_REASONS = ("BOOK_ERROR", "MISPICK", "RECEIVING_ERROR", "DAMAGE", "THEFT", "MISCOUNT")

@@ -33,12 +33,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
+from edgecount.timefmt import parse_utc, utc
 from reconciler import decisions, views
 from reconciler import schema as t
 from reconciler.decisions import Ended
 from reconciler.model import Row, Status
 from reconciler.rules import AcceptedFigures, TolerancePolicy, apply_accepted, compare_location
-from reconciler.store import BookLedger, Store, utc
+from reconciler.store import BookLedger, Store
 from reconciler.transitions import (
     OPEN_STATES,
     Action,
@@ -632,7 +633,7 @@ def _figures(lines: list[dict[str, Any]]) -> frozenset[tuple[str, int, int]]:
 
 
 def _ts(text: str) -> datetime:
-    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return parse_utc(text)
 
 
 __all__ = ["DecisionError", "Engine", "Outgoing", "Status"]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from edgecount import timefmt
+from edgecount.timefmt import utc
 from reconciler.csvread import (
     LOCATION_ALIASES,
     SKU_ALIASES,
@@ -24,7 +26,7 @@ from reconciler.csvread import (
     read_table,
 )
 from reconciler.model import Movement
-from reconciler.store import Store, utc
+from reconciler.store import Store
 
 MOVEMENT_COLUMNS = (
     Column("movement_id", ("id", "movement", "movement no", "document line", "transaction id")),
@@ -66,7 +68,7 @@ def _ts(table: Table, line: int, row: dict[str, str]) -> datetime | None:
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = timefmt.parse(text)
     except ValueError:
         table.error(line, "ts", f"not an ISO-8601 time: {text!r}")
         return None

@@ -19,11 +19,12 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from edgecount.timefmt import utc
 from reconciler import schema as t
 from reconciler.model import AbcClass, Row
 from reconciler.plan import PlanInput
 from reconciler.rules import TolerancePolicy, apply_accepted, compare_location
-from reconciler.store import BookLedger, Store, chunks, utc
+from reconciler.store import BookLedger, Store, chunks
 
 """Most values bound in one ``IN (...)``."""
 

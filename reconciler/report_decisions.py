@@ -19,11 +19,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from edgecount.timefmt import utc
 from reconciler import schema as t
 from reconciler.model import Row, Status
 from reconciler.queries import CountRecord
 from reconciler.report import Decision
-from reconciler.store import Store, chunks, utc
+from reconciler.store import Store, chunks
 
 __all__ = ["row_decisions"]
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from html import escape
 from itertools import pairwise
 from typing import Any
+
+from edgecount import timefmt
 
 __all__ = ["BEST_IN_CLASS_IRA", "trend_section"]
 
@@ -41,7 +42,7 @@ class _Point:
 def _points(trend: Sequence[Mapping[str, Any]]) -> list[_Point]:
     usable = [t for t in trend if isinstance(t.get("ira"), int | float) and math.isfinite(t["ira"])]
     try:
-        times = [datetime.fromisoformat(str(t["at"])) for t in usable]
+        times = [timefmt.parse(str(t["at"])) for t in usable]
         xs = [(when - times[0]).total_seconds() for when in times]
     except (KeyError, ValueError, TypeError):  # missing, unparsable, or naive mixed with aware
         xs = []

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 import reconciler.migrations
+from edgecount.timefmt import parse_utc, utc
 from reconciler import schema as t
 from reconciler.model import AbcClass, BookLine, Movement
 from reconciler.rules import AcceptedFigures, book_as_of
@@ -100,11 +101,6 @@ def open_store(url: str) -> Store:
             " credentials in `database:` and that the server runs"
         ) from None
     return Store(engine)
-
-
-def utc(moment: datetime) -> datetime:
-    """Aware UTC (SQLite gives naive datetimes back)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(slots=True)
@@ -623,5 +619,4 @@ def _movement(r: Any) -> Movement:
     return Movement(utc(r.ts), r.location, r.sku, r.qty_delta, r.user, r.doc, r.movement_id)
 
 
-def _parse(text: str) -> datetime:
-    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+_parse = parse_utc

@@ -12,10 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
+from edgecount.timefmt import utc
 from reconciler import decisions
 from reconciler import schema as t
 from reconciler.model import Movement
-from reconciler.store import Store, utc
+from reconciler.store import Store
 from reconciler.transitions import OPEN_STATES, State
 
 

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from edgecount.exitcodes import ExitCode
 from gateway.vision.annotate import annotate, check_writable, write_annotated
 from gateway.vision.roi import (
     DEFAULT_MARGIN,
@@ -32,9 +33,6 @@ from models.detections import Detections
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, ModelError, load_detector
 from models.tiling import TRAINING_FRAME, TileSettings
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 PROG = "edgecount vision count"
 
 
@@ -161,12 +159,12 @@ def run_vision_count(args: argparse.Namespace) -> int:
             )
         except OSError as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return ExitCode.FAILED
     if args.json:
         print(json.dumps(report))
     else:
         print_counts(report, counts, sys.stdout)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _read_image(path: Path) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
@@ -178,7 +176,7 @@ def _read_image(path: Path) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
 
 def _fail(message: str) -> int:
     print(f"{PROG}: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def count_report(

@@ -1,7 +1,7 @@
 """``edgecount sim camera``: write a shelf data set, or serve a simulated shelf camera.
 
 ``dataset`` renders shelves with exact truth into a YOLO data set (see
-:mod:`simulators.camera.dataset`), printing progress lines. ``serve`` runs a
+:mod:`simulators.camera.dataset`), showing its progress on stderr. ``serve`` runs a
 :class:`~simulators.camera.server.CameraServer`: a fixed camera on one shelf (the same contents
 every frame, fresh lighting and noise), or with ``--pan`` a camera carried along an aisle
 (:mod:`simulators.camera.pan`; the pose header is the frame's aisle offset). It prints
@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.exitcodes import ExitCode
+from edgecount.progress import Progress
 from simulators.camera.dataset import DatasetSpec, truth_record, write_dataset
 from simulators.camera.render import Image, RenderSettings, finish, render_shelf
 from simulators.camera.server import CameraServer, FrameProvider
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 _DEFAULT = RenderSettings()
 
 
@@ -96,14 +96,14 @@ def run_sim_camera(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
         print(problem, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     if args.mode == "dataset":
         return _dataset(args)
     try:
         provider, truth = _provider(args)
     except ValueError as exc:
         print(f"cannot render the scene: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     try:
         server = CameraServer(provider, args.fps, host=args.host, port=args.port)
         server.truth = truth
@@ -138,19 +138,15 @@ def _dataset(args: argparse.Namespace) -> int:
         seed=args.seed,
         settings=_settings(args, args.bays or _DEFAULT.bays),
     )
-    every = max(1, (spec.train + spec.val) // 20)
-
-    def progress(done: int, total: int) -> None:
-        if done % every == 0 or done == total:
-            print(f"wrote {done}/{total} images", flush=True)
-
+    shown = Progress("data set", spec.train + spec.val, unit="images")
     try:
-        data = write_dataset(args.out, spec, progress)
+        with shown:
+            data = write_dataset(args.out, spec, lambda done, _total: shown.update(done))
     except OSError as exc:
         print(f"cannot write the data set: {exc}", file=sys.stderr)
         return 1
     print(f"data set ready: {data}", flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _provider(args: argparse.Namespace) -> tuple[FrameProvider, dict[str, Any]]:
@@ -196,7 +192,7 @@ async def _serve(server: CameraServer, args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         await asyncio.to_thread(server.stop)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _stall(loop: asyncio.AbstractEventLoop, server: CameraServer, seconds: float | None) -> None:

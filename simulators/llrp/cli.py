@@ -18,14 +18,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgecount.exitcodes import ExitCode
 from simulators.cart import scene_or_cart
 from simulators.llrp.inventory import RoundSource
 from simulators.llrp.replay import ReplayError, load_replay, write_replay
 from simulators.llrp.server import FaultPlan, LLRPSimulator, start_readers
 from simulators.scene import Scene
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,25 +100,25 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulator; returns the exit status."""
     if args.readers < 1:
         print("--readers must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     loaded = _scene(args)
     if isinstance(loaded, str):
         print(loaded, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     scene, source = loaded
     if args.write_replay is not None:
         size = write_replay(
             args.write_replay, scene, args.replay_reports, args.replay_tags_per_report
         )
         print(f"wrote {args.replay_reports} reports ({size} bytes) to {args.write_replay}")
-        return EXIT_OK
+        return ExitCode.OK
     replay = None
     if args.replay is not None:
         try:
             replay = load_replay(args.replay)
         except (ReplayError, OSError) as exc:
             print(f"invalid replay file: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return ExitCode.USAGE
     faults = FaultPlan(
         drop_after=args.drop_after,
         drop_times=args.drop_times,
@@ -169,4 +167,4 @@ async def _serve(
         await stop.wait()
     finally:
         await asyncio.gather(*(sim.stop() for sim in sims), return_exceptions=True)
-    return EXIT_OK
+    return ExitCode.OK

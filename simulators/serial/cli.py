@@ -21,14 +21,12 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from edgecount.exitcodes import ExitCode
 from simulators.cart import CartProvider, scene_or_cart
 from simulators.pose import PosePublisher
 from simulators.scene import Scene
 from simulators.serial.module import RoundSource, SerialFaults
 from simulators.serial.server import SerialModuleSimulator
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 
 
 def add_sim_serial_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +165,7 @@ def run_sim_serial(args: argparse.Namespace) -> int:
     inputs = _inputs(args)
     if isinstance(inputs, str):
         print(inputs, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     scene, source, faults, poses = inputs
     try:
         sim = SerialModuleSimulator(
@@ -183,7 +181,7 @@ def run_sim_serial(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     try:
         return asyncio.run(_serve(sim, poses))
     except OSError as exc:
@@ -212,4 +210,4 @@ async def _serve(sim: SerialModuleSimulator, poses: PosePublisher | None = None)
         if poses is not None:
             await poses.stop()
         await sim.stop()
-    return EXIT_OK
+    return ExitCode.OK

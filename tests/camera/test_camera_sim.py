@@ -319,9 +319,11 @@ def test_dataset_mode_writes_images_labels_and_truth(
     args = shlex.split("sim camera dataset --train 2 --val 1 --seed 3 --width 320 --height 192")
     status = main([*args, "--out", str(out)])
     assert status == 0
-    printed = capsys.readouterr().out.splitlines()
-    assert "wrote 3/3 images" in printed
+    captured = capsys.readouterr()
+    printed = captured.out.splitlines()
     assert printed[-1] == f"data set ready: {out / 'data.yaml'}"
+    assert "data set 100% 3/3 images" in captured.err.splitlines()  # not a terminal: lines
+    assert "\r" not in captured.err
     assert len(list((out / "images" / "train").glob("*.jpg"))) == 2
     assert len(list((out / "truth" / "val").glob("*.json"))) == 1
 

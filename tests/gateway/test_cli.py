@@ -65,6 +65,8 @@ def test_scan_prints_counts_equal_to_truth_and_exits_0(
     recorder = mqtt_recorder(broker, f"edgecount/v1/{unique_site}/count/B/+")
     done = scan(write_config(tmp_path, unique_site, broker, port))
     assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr  # stderr is a pipe: plain progress lines, no bar frames
+    assert "scan B 100%" in done.stderr
     report = json.loads(done.stdout)
     assert report["complete"] is True
     assert report["delivered"] is True

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from edgecount.metrics import parse
 from gateway.config import GatewayConfig
 from gateway.daemon import Gateway, ScanRequest, serve
 from gateway.publisher import MemoryPublisher
@@ -23,8 +22,7 @@ from gateway.runtime import open_publisher
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene
 from tests.conftest import BrokerAddress, eventually, free_port
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+from tests.metrics.exposition import Samples, parse, value
 
 
 def get(port: int, path: str, method: str = "GET") -> tuple[int, str, str]:
@@ -42,10 +40,6 @@ async def scrape(port: int) -> Samples:
     assert status == 200
     assert kind == "text/plain; version=0.0.4; charset=utf-8"
     return parse(body)
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 async def test_metrics_grow_with_a_scan_and_health_is_ok(

@@ -12,9 +12,9 @@ import paho.mqtt.publish as mqtt_publish
 from fastapi.testclient import TestClient
 
 from edgecount import contract
-from edgecount.metrics import parse
+from edgecount.metrics import render
 from edgecount.mqtt import MqttSettings
-from reconciler.api import DISCREPANCY_STATES, create_app
+from reconciler.api import DISCREPANCY_STATES, create_app, metrics_registry
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine
 from reconciler.model import AbcClass, BookLine
@@ -22,13 +22,9 @@ from reconciler.rules import TolerancePolicy
 from reconciler.service import ReconcileService
 from reconciler.store import open_store
 from tests.conftest import BrokerAddress
+from tests.metrics.exposition import parse, value
 
 SKU = "80614141123458"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 def short_count(site: str, seq: int) -> dict[str, object]:
@@ -101,4 +97,25 @@ async def test_service_counters_and_open_discrepancies_change_with_messages(
     finally:
         service.stopping.set()
         await asyncio.wait_for(task, 10)
+        store.close()
+
+
+def test_a_database_that_stops_answering_keeps_its_last_figures_and_reports_down(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rec.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        registry = metrics_registry(Engine(store, "s", TolerancePolicy()), lambda: {"received": 3})
+        before = parse(render(registry))
+        assert value(before, "edgecount_reconciler_database_up") == 1
+        store.engine.dispose()
+        path.unlink()  # the next connection opens an empty file: "no such table"
+        after = parse(render(registry))
+        assert value(after, "edgecount_reconciler_database_up") == 0
+        assert value(after, "edgecount_reconciler_discrepancies", state="open") == 0
+        assert (
+            value(after, "edgecount_reconciler_received_total") == 3
+        )  # service figures still come
+    finally:
         store.close()

@@ -27,11 +27,12 @@ from edgecount import contract
 from edgecount.backoff import Backoff
 from edgecount.mqtt import MqttSettings
 from edgecount.pose import pose_payload, pose_topic
+from edgecount.timefmt import to_iso
 from gateway.config import GatewayConfig
 from gateway.mobile_scan import MobileZoneScan
 from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
-from gateway.scan import create_zone_scan, iso
+from gateway.scan import create_zone_scan
 from simulators.cart import AisleLayout, CartPath, CartProvider, CartSim, CartTag, cart_scene
 from simulators.pose import PosePublisher
 from simulators.serial.server import SerialModuleSimulator
@@ -144,7 +145,7 @@ async def test_a_cart_scan_placed_by_its_published_pose(
         for bay, payload in by_bay.items():
             assert payload["complete"] is True
             assert payload["total"] == sum(expected(layout, bay).values()) == 6
-        ended = iso(result.ended_at)
+        ended = to_iso(result.ended_at)
         passed = [bay for bay, payload in by_bay.items() if payload["observed_at"] < ended]
         assert len(passed) >= len(BAYS) - 1, "published as the cart passed, not at the end"
         assert poses.published >= 10 * sim.path.duration * 0.8
