@@ -39,12 +39,18 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from hypothesis import settings
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgecount import contract
 
 ASYNC_TEST_TIMEOUT = 60.0
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+# Property tests check behaviour, not speed (benchmarks do that): no per-example deadline,
+# which a busy CI machine would turn into random failures.
+settings.register_profile("edgecount", deadline=None)
+settings.load_profile("edgecount")
 
 
 # --- async tests ----------------------------------------------------------------------------
