@@ -45,6 +45,7 @@ from reconciler.transitions import (
     Action,
     Count,
     Current,
+    Figures,
     State,
     Step,
     TransitionError,
@@ -123,7 +124,7 @@ class Engine:
         self, payload: Mapping[str, Any], ledger: BookLedger, accepted: AcceptedFigures
     ) -> list[Row]:
         location = payload["location"]
-        book = ledger.book(location, _ts(payload["observed_at"]))
+        book = ledger.book(location, parse_utc(payload["observed_at"]))
         counted = {item["sku"]: int(item["qty"]) for item in payload["items"]}
         unknown = [sku for sku in counted if sku not in book]
         info = self.store.sku_info(unknown) if unknown else {}
@@ -145,16 +146,19 @@ class Engine:
         """
         complete = [p for p in payloads if p["complete"]]
         out: list[Outgoing] = []
+        # An incomplete count changes nothing where nothing is open (it never opens, resolves
+        # or supersedes), so one query spares a transaction per incomplete count.
+        flagged = self._open_locations({p["location"] for p in payloads})
         for payload in payloads:
             if not payload["complete"]:
                 log.info("count of %s incomplete: nothing flagged", payload["location"])
-                out += self._step(payload, [])
+                if payload["location"] in flagged:
+                    out += self._step(payload, [])
         if not complete:
             return out
         locations = {p["location"] for p in complete}
         ledger = BookLedger.load(self.store, locations)
         accepted = self.store.accepted_variances(locations)
-        flagged = self._open_locations(locations)
         for payload in complete:
             rows = self._compare(payload, ledger, accepted)
             exceptions = [row for row in rows if row.is_exception]
@@ -260,7 +264,7 @@ class Engine:
                 recounts=step.recounts,
                 scan_id=payload["scan_id"],
                 count_msg_id=payload["msg_id"],
-                observed_at=_ts(payload["observed_at"]),
+                observed_at=parse_utc(payload["observed_at"]),
                 lines=lines,
             )
         ).inserted_primary_key
@@ -299,7 +303,7 @@ class Engine:
         else:
             values |= {
                 "count_msg_id": payload["msg_id"],
-                "observed_at": _ts(payload["observed_at"]),
+                "observed_at": parse_utc(payload["observed_at"]),
                 "lines": lines,
             }
             action = f"discrepancy.{step.state.value}"
@@ -627,13 +631,9 @@ class Engine:
         return views.discrepancy(self.store, discrepancy_id)
 
 
-def _figures(lines: list[dict[str, Any]]) -> frozenset[tuple[str, int, int]]:
+def _figures(lines: list[dict[str, Any]]) -> Figures:
     """What a discrepancy's lines claim: (SKU, book, counted) of each, order aside."""
     return frozenset((ln["sku"], ln["book_qty"], ln["counted_qty"]) for ln in lines)
-
-
-def _ts(text: str) -> datetime:
-    return parse_utc(text)
 
 
 __all__ = ["DecisionError", "Engine", "Outgoing", "Status"]
