@@ -53,6 +53,20 @@ settings.register_profile("edgecount", deadline=None)
 settings.load_profile("edgecount")
 
 
+# --- markers ---------------------------------------------------------------------------------
+
+# Fixtures that need the training extra (ultralytics on PyTorch): a test using one is a
+# ``train`` test even without the mark written on it.
+TRAIN_FIXTURES = frozenset({"throwaway_model"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the training extra ``train`` (see TRAIN_FIXTURES)."""
+    for item in items:
+        if TRAIN_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.train)
+
+
 # --- async tests ----------------------------------------------------------------------------
 
 

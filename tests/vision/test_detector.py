@@ -366,6 +366,7 @@ def _match(a: Detections, b: Detections) -> None:
     assert np.abs(a.scores - b.scores[best]).max() < 0.02
 
 
+@pytest.mark.train
 def test_onnx_and_ultralytics_agree() -> None:
     # The shipped weights: a trained model scores items clearly, so the comparison is not at the
     # mercy of near-ties in NMS (an untrained one scores hundreds of boxes alike).

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
+
+pytestmark = pytest.mark.train
 
 EDGECOUNT = [sys.executable, "-m", "edgecount"]
 
