@@ -1,5 +1,12 @@
-"""Types shared by every driver: observations, health, the reader contract and the link
-supervisor."""
+"""What every driver shares: observations, health, the link supervisor and the device bases.
+
+:class:`Device` is the one base of every device (LLRP and serial readers, cameras): it keeps
+the link up under a :class:`LinkSupervisor` (connect, watch, reconnect with backoff), keeps
+the state and counters of :class:`DeviceHealth`, and owns the device's one thread→loop seam
+(an :class:`~edgecount.bridge.LoopBridge`). A driver adds only its specifics: how to open,
+check and close its link, and what to do with what its thread hands over.
+:class:`Reader` adds inventory windows and the bounded queue of read batches.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from edgecount.backoff import Backoff
+from edgecount.bridge import LoopBridge
 
 log = logging.getLogger(__name__)
 
@@ -67,50 +77,18 @@ class DeviceHealth:
 
 TagBatch = Sequence[TagRead]
 
+T = TypeVar("T")
 
-class Reader(ABC):
-    """A tag reader the gateway can run inventories on.
 
-    Lifecycle: :meth:`start` connects and keeps the link up (reconnecting as needed);
-    :meth:`start_inventory` / :meth:`stop_inventory` bracket one scan window; :meth:`stop`
-    closes the link. Reads are delivered as batches to the sink given at construction.
-    """
-
-    name: str
-    queue: asyncio.Queue[list[TagRead]]
-    """Batches of reads, in arrival order. Bounded: a full queue drops and counts."""
-
-    @abstractmethod
-    async def start(self) -> None:
-        """Connect and configure the reader; returns once the first connection attempt ended."""
-
-    @abstractmethod
-    async def start_inventory(self) -> None:
-        """Begin inventorying with the configured antennas."""
-
-    @abstractmethod
-    async def stop_inventory(self) -> None:
-        """Stop inventorying; returns when the reader has confirmed or the link is gone."""
-
-    @abstractmethod
-    async def stop(self) -> None:
-        """Close the link cleanly."""
-
-    @abstractmethod
-    def health(self) -> DeviceHealth:
-        """Current health figures."""
-
-    @property
-    @abstractmethod
-    def failures(self) -> int:
-        """How many times the link failed since start (a scan compares it before and after)."""
+def _always() -> bool:
+    return True
 
 
 @dataclass(slots=True)
 class LinkSupervisor:
     """Keeps a device's link up: connect, watch it until it drops, disconnect, back off, again.
 
-    Both reader drivers run one as their supervisor task. A failure of a kind listed in
+    Every :class:`Device` runs one as its supervisor task. A failure of a kind listed in
     ``expected`` (the link's own errors) is noted through ``on_failure``; anything else is a
     bug: it is logged with its trace, noted the same way and supervised like any failure, so a
     reader never stops for good while the gateway runs.
@@ -125,6 +103,8 @@ class LinkSupervisor:
         on_failure: Notes a failed attempt: ``on_failure(why)``.
         stopping: Set to end the loop.
         first_attempt: Set once the first attempt succeeded or failed.
+        proven: Whether the connection that just ended proved the link (then the backoff
+            starts over); by default every successful connect does.
     """
 
     name: str
@@ -136,6 +116,7 @@ class LinkSupervisor:
     on_failure: Callable[[str], None]
     stopping: asyncio.Event
     first_attempt: asyncio.Event
+    proven: Callable[[], bool] = _always
 
     async def run(self) -> None:
         """Supervise until ``stopping`` is set."""
@@ -151,8 +132,9 @@ class LinkSupervisor:
                 self.first_attempt.set()
             else:
                 self.first_attempt.set()
-                self.backoff.reset()
                 await self.watch()
+                if self.proven():
+                    self.backoff.reset()
             finally:
                 await self.disconnect()
             if self.stopping.is_set():
@@ -161,3 +143,302 @@ class LinkSupervisor:
             log.warning("%s: reconnecting in %.2f s", self.name, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
+
+
+class Device(ABC, Generic[T]):
+    """One device, kept connected by a supervisor task; ``T`` is what its thread hands over.
+
+    Lifecycle: :meth:`start` starts the supervisor and returns once the first connection
+    attempt ended (either way); the supervisor connects, watches the link, and after a
+    failure disconnects, backs off (with jitter) and connects again, until :meth:`stop`.
+    Every failure is counted (:attr:`failures`), sets :attr:`failed` and shows in
+    :meth:`health`; a failure during :meth:`stop` is not one.
+
+    A driver implements the specifics: :meth:`_connect` (open and configure; raise one of
+    :attr:`expected` on failure), :meth:`_disconnect` (close what it opened, also after a
+    failed attempt), :meth:`_check_link` (a periodic look at a link that seems up),
+    :meth:`_deliver` (what its thread handed over, on the loop) and, where needed,
+    :meth:`_after_connect`, :meth:`_before_stop`, :meth:`_interrupt`, :meth:`_proven`,
+    :meth:`_refresh_health`. Its threads reach the loop only through :meth:`_hand_over`
+    (items, bounded: what does not fit is dropped and counted in ``health().dropped``) and
+    :meth:`_post` (control events), both in order. A thread reports a lost link with
+    ``self._post(self._lose, why)``.
+
+    Args:
+        name: The device's name (logs, health, task name).
+        backoff: Reconnect delays.
+        watch_period: How often :meth:`_check_link` runs while the link is up.
+        queue_size: Most items waiting to reach the loop (see :class:`LoopBridge`).
+        keep: Which items survive a full hand-over: the ``oldest`` or the ``newest``.
+        weigh: What one dropped item counts (default 1).
+    """
+
+    kind: ClassVar[str] = "device"
+    """Names the supervisor task: ``{kind}:{name}``."""
+    expected: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
+    """The link's own errors: a connect attempt failing with one is logged without a trace."""
+
+    def __init__(
+        self,
+        name: str,
+        backoff: Backoff,
+        *,
+        watch_period: float,
+        queue_size: int,
+        keep: Literal["oldest", "newest"] = "oldest",
+        weigh: Callable[[T], int] | None = None,
+    ) -> None:
+        self.name = name
+        self.failed = asyncio.Event()
+        """Set at the first link failure; never cleared."""
+        self._backoff = backoff
+        self._watch_period = watch_period
+        self._bridge_shape = (queue_size, keep, weigh)
+        self._bridge: LoopBridge[T] | None = None
+        self._health = DeviceHealth(name=name)
+        self._failures = 0
+        self._dropped = 0  # dropped on the loop side (a driver's own queue)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._link_lost = asyncio.Event()
+        self._lost_why = "connection lost"
+        self._connected = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def failures(self) -> int:
+        """Failed connection attempts plus connections lost, since start."""
+        return self._failures
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link is up (connected and configured)."""
+        return self._connected.is_set()
+
+    def health(self) -> DeviceHealth:
+        """Current health figures (the driver's own in ``extra``)."""
+        bridge = self._bridge
+        self._health.dropped = self._dropped + (bridge.dropped if bridge is not None else 0)
+        self._refresh_health(self._health)
+        return self._health
+
+    async def start(self) -> None:
+        """Start the supervisor; returns after the first connection attempt (either way).
+
+        Raises:
+            RuntimeError: Started already.
+        """
+        if self._supervisor is not None:
+            raise RuntimeError(f"{self.kind} {self.name} already started")
+        size, keep, weigh = self._bridge_shape
+        self._bridge = LoopBridge(
+            asyncio.get_running_loop(),
+            self._deliver,
+            maxsize=size,
+            keep=keep,
+            weigh=weigh,
+            name=self.name,
+        )
+        supervisor = LinkSupervisor(
+            self.name,
+            self._backoff,
+            self.expected,
+            connect=self._open_link,
+            watch=self._watch,
+            disconnect=self._close_link,
+            on_failure=self._note_failure,
+            stopping=self._stopping,
+            first_attempt=self._first_attempt,
+            proven=self._proven,
+        )
+        self._supervisor = asyncio.create_task(supervisor.run(), name=f"{self.kind}:{self.name}")
+        await self._first_attempt.wait()
+
+    async def stop(self) -> None:
+        """Stop the supervisor and close the link; health says ``stopped`` after."""
+        await self._before_stop()
+        self._stopping.set()
+        self._link_lost.set()
+        self._interrupt()
+        if self._supervisor is not None:
+            await self._supervisor
+        self._health.state = HealthState.STOPPED
+        self._notify()
+
+    async def wait_for(
+        self,
+        predicate: Callable[[DeviceHealth], bool],
+        timeout: float,  # noqa: ASYNC109 - a bound, like wait_for's
+    ) -> bool:
+        """Wait until ``predicate(health())`` holds, at most ``timeout`` seconds; the outcome.
+
+        Woken by every change: connect, loss, failure, items handed over, stop.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not predicate(self.health()):
+                    await self._changed.wait()
+        return predicate(self.health())
+
+    async def wait_connected(self, timeout: float = 10.0, *, count: int = 1) -> bool:  # noqa: ASYNC109
+        """Wait until the link is up after ``count`` connects in all (a reconnect is 2)."""
+        return await self.wait_for(lambda h: h.connects >= count and self.connected, timeout)
+
+    # -- what a driver implements -----------------------------------------------------------
+
+    async def _connect(self) -> None:
+        """Open and configure the link; raise (one of :attr:`expected`) when it fails."""
+
+    async def _disconnect(self) -> None:
+        """Close what :meth:`_connect` opened (also after a failed attempt)."""
+
+    async def _check_link(self) -> str | None:
+        """Every ``watch_period`` while the link seems up: why it is not, or None."""
+        return None
+
+    @abstractmethod
+    def _deliver(self, items: list[T]) -> None:
+        """Items the device's threads handed over, oldest first (on the loop)."""
+
+    async def _after_connect(self) -> None:
+        """After each successful connect (e.g. resume an inventory the link lost)."""
+
+    async def _before_stop(self) -> None:
+        """At :meth:`stop`, before the supervisor is told to end (e.g. a polite goodbye)."""
+
+    def _interrupt(self) -> None:
+        """At :meth:`stop`: wake whatever blocks on the link (a thread's read)."""
+
+    def _proven(self) -> bool:
+        """Whether the connection that just ended proved the link (the backoff starts over)."""
+        return True
+
+    def _where(self) -> str:
+        """Where the device is, for the log."""
+        return self.name
+
+    def _refresh_health(self, health: DeviceHealth) -> None:
+        """Bring the driver's own figures in ``health`` up to date."""
+
+    # -- the thread seam --------------------------------------------------------------------
+
+    def _hand_over(self, item: T) -> bool:
+        """From any thread: pass ``item`` to :meth:`_deliver`; False when it was dropped."""
+        bridge = self._bridge
+        return bridge.put(item) if bridge is not None else False
+
+    def _post(self, fn: Callable[..., object], *args: Any) -> bool:
+        """From any thread: run ``fn(*args)`` on the loop, after what was handed over before."""
+        bridge = self._bridge
+        return bridge.call(fn, *args) if bridge is not None else False
+
+    # -- the supervision, written once ------------------------------------------------------
+
+    def _notify(self) -> None:
+        """Wake :meth:`wait_for`."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _lose(self, why: str) -> None:
+        """The link is lost (on the loop): the watch notes it and the supervisor reconnects."""
+        if self._link_lost.is_set():
+            return
+        self._lost_why = why
+        self._link_lost.set()
+
+    def _note_failure(self, why: str) -> None:
+        if self._stopping.is_set():  # what a stop breaks is no failure
+            log.debug("%s: while stopping: %s", self.name, why)
+            return
+        self._failures += 1
+        self.failed.set()
+        self._health.state = HealthState.RECONNECTING
+        self._health.last_error = why
+        log.error("%s: %s", self.name, why)
+        self._notify()
+
+    async def _open_link(self) -> None:
+        health = self._health
+        health.state = HealthState.RECONNECTING if health.connects else HealthState.STARTING
+        self._link_lost.clear()
+        self._lost_why = "connection lost"
+        await self._connect()
+        health.connects += 1
+        health.state = HealthState.CONNECTED
+        health.last_error = None
+        self._connected.set()
+        log.info("%s: connected to %s", self.name, self._where())
+        self._notify()
+        await self._after_connect()
+
+    async def _watch(self) -> None:
+        """Return when the link is lost: reported by a thread, or found by the check."""
+        while not (self._link_lost.is_set() or self._stopping.is_set()):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._link_lost.wait(), self._watch_period)
+            if self._link_lost.is_set():
+                break
+            why = await self._check_link()
+            if why is not None and not self._link_lost.is_set():
+                self._note_failure(why)
+                return
+        if not self._stopping.is_set():
+            self._note_failure(self._lost_why)
+
+    async def _close_link(self) -> None:
+        if self._connected.is_set():
+            self._connected.clear()
+            self._health.disconnects += 1
+        await self._disconnect()
+        self._notify()
+
+
+class Reader(Device[list[TagRead]]):
+    """A tag reader the gateway can run inventories on.
+
+    Lifecycle: :meth:`start` connects and keeps the link up (reconnecting as needed);
+    :meth:`start_inventory` / :meth:`stop_inventory` bracket one scan window; :meth:`stop`
+    closes the link. Reads arrive as batches on :attr:`queue`.
+
+    Args:
+        name: The reader's name.
+        backoff: Reconnect delays.
+        watch_period: How often the link is checked while up.
+        queue_size: Batches kept for the consumer (and most waiting on the thread side).
+    """
+
+    queue: asyncio.Queue[list[TagRead]]
+    """Batches of reads, in arrival order. Bounded: a full queue drops and counts."""
+
+    def __init__(
+        self, name: str, backoff: Backoff, *, watch_period: float, queue_size: int
+    ) -> None:
+        super().__init__(name, backoff, watch_period=watch_period, queue_size=queue_size, weigh=len)
+        self.queue = asyncio.Queue(maxsize=queue_size)
+
+    @abstractmethod
+    async def start_inventory(self) -> None:
+        """Begin inventorying with the configured antennas."""
+
+    @abstractmethod
+    async def stop_inventory(self) -> None:
+        """Stop inventorying; returns when the reader has confirmed or the link is gone."""
+
+    def _deliver(self, items: list[list[TagRead]]) -> None:
+        self._health.last_message_at = time.time()
+        for batch in items:
+            self._accept(batch)
+        self._notify()
+
+    def _accept(self, batch: list[TagRead]) -> None:
+        """One batch from the reader's thread (a driver may filter first)."""
+        try:
+            self.queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            self._dropped += len(batch)
+            log.warning("%s: read queue full, dropped %d reads", self.name, len(batch))
+            return
+        self._health.reads += len(batch)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgecount.backoff import Backoff
+from edgecount.bridge import LoopBridge
 from edgecount.contract import TOPIC_PREFIX, site_filter, site_root
 
 log = logging.getLogger(__name__)
@@ -233,10 +232,11 @@ class ConnectionEvents(Protocol):
 class MqttConnection:
     """One connection to the broker: a fresh paho client and its network thread.
 
-    paho calls back on its own thread. Every callback goes through :meth:`_bridge`, the one
-    place where that thread hands work to the event loop (``loop.call_soon_threadsafe``),
-    so :class:`ConnectionEvents` are only ever called on the loop. Incoming messages wait in
-    the loop's queue; more than ``max_backlog`` of them are dropped and counted.
+    paho calls back on its own thread. Every callback goes through one
+    :class:`~edgecount.bridge.LoopBridge`, the seam where that thread hands work to the event
+    loop, so :class:`ConnectionEvents` are only ever called on the loop, in the order paho
+    reported them. Incoming messages wait in the bridge; more than ``max_backlog`` of them
+    are dropped and counted (:attr:`dropped`).
 
     Args:
         settings: Connection settings.
@@ -269,15 +269,14 @@ class MqttConnection:
         self.settings = settings
         self.client = new_client(settings, client_id, will=will, manual_ack=on_delivery is not None)
         self.session_present = False
-        self.dropped = 0
         self.closed = False
         self._events = events
         self._loop = loop
         self._max_backlog = max_backlog
         self._on_delivery = on_delivery
-        self._incoming: deque[Delivery] = deque()
-        self._drain_scheduled = False
-        self._backlog_lock = threading.Lock()
+        self._bridge: LoopBridge[Delivery] = LoopBridge(
+            loop, self._deliver, maxsize=max_backlog, name=f"mqtt {client_id}"
+        )
         self._filters: dict[int, str] = {}
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -285,12 +284,13 @@ class MqttConnection:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
 
-    def _bridge(self, fn: Callable[..., None], *args: Any) -> None:
-        """Hand ``fn(*args)`` from paho's thread to the event loop. The only such seam."""
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            log.debug("event loop closed; MQTT event %s dropped", getattr(fn, "__name__", fn))
+    @property
+    def dropped(self) -> int:
+        """Incoming messages dropped because ``max_backlog`` of them waited for the loop.
+
+        None was acknowledged: a persistent session gets them again.
+        """
+        return self._bridge.dropped
 
     # paho callbacks: network thread -----------------------------------------------------
 
@@ -298,47 +298,33 @@ class MqttConnection:
         self, _c: paho.Client, _u: Any, flags: Any, reason: ReasonCode, props: Properties | None
     ) -> None:
         self.session_present = bool(getattr(flags, "session_present", False))
-        self._bridge(self._events.connection_acked, self, reason, props)
+        self._bridge.call(self._events.connection_acked, self, reason, props)
 
     def _on_disconnect(
         self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Properties | None
     ) -> None:
-        self._bridge(self._closed, str(reason))
+        self._bridge.call(self._closed, str(reason))
 
     def _on_publish(
         self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties
     ) -> None:
-        self._bridge(self._events.message_acked, self, mid, reason)
+        self._bridge.call(self._events.message_acked, self, mid, reason)
 
     def _on_subscribe(
         self, _c: paho.Client, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any
     ) -> None:
-        self._bridge(self._subscribed, mid, reasons)
+        self._bridge.call(self._subscribed, mid, reasons)
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")  # paho offers no other way
-        with self._backlog_lock:
-            if len(self._incoming) >= self._max_backlog:
-                self.dropped += 1  # never acknowledged: a persistent session gets it again
-                return
-            self._incoming.append(
-                Delivery(self, topic, bytes(message.payload), message.mid, message.qos)
-            )
-            if self._drain_scheduled:
-                return  # one hand-over carries every message that arrives before it runs
-            self._drain_scheduled = True
-        self._bridge(self._deliver)
+        self._bridge.put(Delivery(self, topic, bytes(message.payload), message.mid, message.qos))
 
     # the same events, on the loop --------------------------------------------------------
 
-    def _deliver(self) -> None:
-        with self._backlog_lock:
-            self._drain_scheduled = False
-            batch = list(self._incoming)
-            self._incoming.clear()
+    def _deliver(self, batch: list[Delivery]) -> None:
         for delivery in batch:
             if self._on_delivery is not None:
                 self._on_delivery(delivery)

@@ -19,24 +19,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from drivers.base import DeviceHealth, HealthState
+from drivers.base import Device, DeviceHealth, HealthState
 from edgecount import __version__
 from edgecount.metrics import Family, counter, gauge, scrape_registry
 from gateway.config import GatewayConfig, MetricsConfig
 from gateway.publisher import Publisher
 
 __all__ = ["GatewayMonitor"]
-
-
-class _Device(Protocol):
-    name: str
-
-    def health(self) -> DeviceHealth: ...
-
-    @property
-    def failures(self) -> int: ...
 
 
 class _Queued(Protocol):
@@ -73,8 +64,8 @@ class GatewayMonitor:
         config: GatewayConfig,
         gateway: _State,
         publisher: Publisher,
-        readers: Mapping[str, _Device],
-        cameras: Mapping[str, _Device],
+        readers: Mapping[str, Device[Any]],
+        cameras: Mapping[str, Device[Any]],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -222,7 +213,7 @@ def _counter(name: str, text: str, labels: Sequence[str] = ()) -> Callable[[], F
     return lambda: counter(name, text, labels)
 
 
-def _collect_device(m: Mapping[str, Family], kind: str, name: str, device: _Device) -> None:
+def _collect_device(m: Mapping[str, Family], kind: str, name: str, device: Device[Any]) -> None:
     health = device.health()
     m[f"{kind}_reads"].add_metric([name], health.reads)
     m[f"{kind}_dropped"].add_metric([name], health.dropped)

@@ -10,9 +10,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from drivers.base import Reader
+from drivers.base import Device, Reader
 from edgecount.settings import mqtt_settings
 from gateway.config import GatewayConfig
 from gateway.mqtt_publisher import MqttPublisher
@@ -137,12 +137,7 @@ async def open_publisher(
         outbox.close()
 
 
-class _Device(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-
-
-D = TypeVar("D", bound=_Device)
+D = TypeVar("D", bound=Device[Any])
 
 
 @contextlib.asynccontextmanager

@@ -1,9 +1,10 @@
-"""Camera driver: a capture thread per camera, a watchdog, reconnects, a drop-oldest queue.
+"""Camera driver: a capture thread per connection, a watchdog, reconnects, a drop-oldest queue.
 
-OpenCV's ``read()`` blocks, so each camera has one capture thread that opens its
-:class:`~drivers.camera.sources.FrameSource`, reads, and hands every frame to the event loop at
-one seam, :meth:`Camera._post` (``loop.call_soon_threadsafe``). Health figures are changed on
-the loop only, from what the thread posts.
+The camera is a :class:`~drivers.base.Device`: its supervisor opens the
+:class:`~drivers.camera.sources.FrameSource`, and OpenCV's ``read()`` blocks, so each
+connection has one capture thread that reads and hands every frame to the event loop at the
+device's one seam (its :class:`~edgecount.bridge.LoopBridge`). Health figures are changed on
+the loop only, from what the thread hands over.
 
 The queue keeps the freshest frames: when it is full the oldest frame is dropped and counted
 (``health.dropped``); the capture thread never waits for a consumer. Frames captured but not
@@ -19,19 +20,15 @@ The watchdog lives on the capture thread: a source that delivers no frame for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from drivers.base import DeviceHealth, HealthState
+from drivers.base import Device, DeviceHealth, HealthState
 from drivers.camera.frame import Frame
-from drivers.camera.sources import Captured, FrameSource, SourceError, make_source, redact
+from drivers.camera.sources import FrameSource, SourceError, make_source, redact
 from edgecount.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -91,15 +88,14 @@ class _Outcome:
     """How one connection ended, as seen by the capture thread."""
 
     why: str | None  # the failure, None when stopped or ended
-    frames: int
     ended: bool = False
 
 
-class Camera:
-    """One camera, kept capturing by its own thread.
+class Camera(Device[Frame]):
+    """One camera, kept connected by a supervisor task (:class:`~drivers.base.Device`).
 
-    Frames appear on :attr:`queue` (or through :meth:`next_frame`). Call :meth:`start` once and
-    :meth:`stop` at the end.
+    Each connection has its own capture thread. Frames appear on :attr:`queue` (or through
+    :meth:`next_frame`). Call :meth:`start` once and :meth:`stop` at the end.
 
     Args:
         settings: The camera's settings.
@@ -110,8 +106,22 @@ class Camera:
             anything starts).
     """
 
+    kind = "camera"
+    expected = (SourceError,)
+
     def __init__(self, settings: CameraSettings, *, rng: random.Random | None = None) -> None:
-        self.name = settings.name
+        backoff = Backoff(
+            settings.backoff_initial,
+            settings.backoff_max,
+            rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        )
+        super().__init__(
+            settings.name,
+            backoff,
+            watch_period=settings.stall_seconds,
+            queue_size=settings.queue_size,
+            keep="newest",
+        )
         self.settings = settings
         self.source: FrameSource = make_source(
             settings.url,
@@ -122,63 +132,14 @@ class Camera:
         )
         self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=settings.queue_size)
         """The freshest frames, oldest first. Bounded: when full the oldest is dropped."""
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._health = DeviceHealth(name=settings.name)
-        self._failures = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._first_attempt = asyncio.Event()
-        self._changed = asyncio.Event()
-        self._seq = 0  # capture thread only: frames captured
-        self._handoff: deque[Frame] = deque(maxlen=settings.queue_size)
-        self._handoff_lock = threading.Lock()  # guards _handoff, _late_drops, _drain_posted
-        self._late_drops = 0
-        self._drain_posted = False
+        self._halt = threading.Event()  # tells the capture thread to end
+        self._seq = 0  # capture threads only (one at a time): frames captured
+        self._proved = False  # the current connection delivered a frame
         self._dropping = False
         self._last_frame = time.monotonic()
 
     # -- public API -------------------------------------------------------------------------
-
-    def health(self) -> DeviceHealth:
-        """Current health figures (``reads`` counts frames)."""
-        extra = self._health.extra
-        if self._health.state is HealthState.CONNECTED:
-            extra["seconds_since_frame"] = time.monotonic() - self._last_frame
-        else:
-            extra.pop("seconds_since_frame", None)
-        return self._health
-
-    @property
-    def failures(self) -> int:
-        """Failed connection attempts plus connections lost, since start."""
-        return self._failures
-
-    async def start(self) -> None:
-        """Start the capture thread; returns after the first connection attempt (either way)."""
-        if self._thread is not None:
-            raise RuntimeError(f"camera {self.name} already started")
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name=f"camera:{self.name}", daemon=True)
-        self._thread.start()
-        await self._first_attempt.wait()
-
-    async def stop(self) -> None:
-        """Stop capturing and close the source.
-
-        Waits for the capture thread at most ``timeout_seconds`` (a blocked OpenCV read ends at
-        its own timeout, no later); a thread still blocked then is left to end by itself.
-        """
-        self._stopping.set()
-        self.source.interrupt()
-        thread = self._thread
-        if thread is not None:
-            limit = min(self.settings.timeout_seconds, self.settings.stall_seconds) + 1.0
-            await asyncio.to_thread(thread.join, limit)
-            if thread.is_alive():
-                log.warning("%s: capture thread still blocked; it ends by itself", self.name)
-        self._health.state = HealthState.STOPPED
-        self._notify()
 
     async def next_frame(self, timeout: float) -> Frame:  # noqa: ASYNC109 - a bound per call
         """The next frame from the queue.
@@ -189,201 +150,124 @@ class Camera:
         async with asyncio.timeout(timeout):
             return await self.queue.get()
 
-    async def wait_for(
-        self,
-        predicate: Callable[[DeviceHealth], bool],
-        timeout: float,  # noqa: ASYNC109 - a bound, like wait_for's
-    ) -> bool:
-        """Wait until ``predicate(health)`` holds, at most ``timeout`` seconds; the outcome.
-
-        Woken by every change the capture thread reports (connect, loss, frame, end).
-        """
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while not predicate(self._health):
-                    await self._changed.wait()
-        return predicate(self._health)
-
-    async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> bool:  # noqa: ASYNC109
-        """Wait until the camera connected ``count`` times in all (a reconnect is count 2)."""
-        return await self.wait_for(lambda h: h.connects >= count, timeout)
-
     async def wait_disconnected(self, count: int = 1, timeout: float = 10.0) -> bool:  # noqa: ASYNC109
         """Wait until ``count`` connections in all were lost (watchdog, error or end)."""
         return await self.wait_for(lambda h: h.disconnects >= count, timeout)
 
+    # -- the link ---------------------------------------------------------------------------
+
+    def _refresh_health(self, health: DeviceHealth) -> None:
+        """``reads`` counts frames; ``extra`` has the age of the newest while connected."""
+        if health.state is HealthState.CONNECTED:
+            health.extra["seconds_since_frame"] = time.monotonic() - self._last_frame
+        else:
+            health.extra.pop("seconds_since_frame", None)
+
+    def _where(self) -> str:
+        return redact(self.settings.url)
+
+    async def _connect(self) -> None:
+        self._halt.clear()
+        self._proved = False
+        await asyncio.to_thread(self.source.open)
+        self._thread = threading.Thread(target=self._run, name=f"camera:{self.name}", daemon=True)
+        self._thread.start()
+
+    async def _after_connect(self) -> None:
+        self._last_frame = time.monotonic()
+
+    def _proven(self) -> bool:
+        """A connection proves the camera once it delivered a frame."""
+        return self._proved
+
+    def _interrupt(self) -> None:
+        self._halt.set()
+        self.source.interrupt()
+
+    async def _disconnect(self) -> None:
+        """End the capture thread; the source is closed by it (or here, after a failed open).
+
+        Waits for the thread at most ``timeout_seconds`` (a blocked OpenCV read ends at its own
+        timeout, no later); a thread still blocked then is left to end by itself.
+        """
+        self._halt.set()
+        thread, self._thread = self._thread, None
+        if thread is None:
+            await asyncio.to_thread(self.source.close)
+            return
+        limit = min(self.settings.timeout_seconds, self.settings.stall_seconds) + 1.0
+        await asyncio.to_thread(thread.join, limit)
+        if thread.is_alive():
+            log.warning("%s: capture thread still blocked; it ends by itself", self.name)
+
     # -- capture thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        """The capture thread: connect, capture, reconnect with backoff until stopped."""
+        """One connection's capture thread: read until stopped, failed, ended or stalled."""
         try:
-            self._supervise()
-        except Exception as exc:
+            outcome = self._capture(self.source)
+        except Exception as exc:  # a bug: loud, then supervised like any failure
             log.exception("%s: capture thread failed", self.name)
-            self._post(self._on_crashed, f"capture thread failed: {exc!r}")
-            self._post(self._first_attempt.set)
+            outcome = _Outcome(f"capture thread failed: {exc!r}")
         finally:
             self.source.close()
-
-    def _supervise(self) -> None:
-        s = self.settings
-        backoff = Backoff(s.backoff_initial, s.backoff_max, self._rng)
-        while not self._stopping.is_set():
-            outcome = self._connect_and_capture()
-            if outcome is not None:
-                if outcome.ended or self._stopping.is_set():
-                    return
-                if outcome.frames:
-                    backoff.reset()
-            delay = backoff.next_delay()
-            log.warning("%s: reconnecting in %.2f s", self.name, delay)
-            self._stopping.wait(delay)
-
-    def _connect_and_capture(self) -> _Outcome | None:
-        """One connection: None if opening failed, else how capturing ended."""
-        source = self.source
-        try:
-            source.open()
-        except SourceError as exc:
-            self._post(self._on_attempt_failed, str(exc))
-            return None
-        except Exception as exc:  # a bug in a source: loud, then supervised like any failure
-            log.exception("%s: opening the source failed unexpectedly", self.name)
-            self._post(self._on_attempt_failed, repr(exc))
-            return None
-        self._post(self._on_connected)
-        try:
-            outcome = self._capture(source)
-        finally:
-            source.close()
         if outcome.ended:
-            self._post(self._on_lost, "source ended", True)
+            self._post(self._end)
         elif outcome.why is not None:
-            self._post(self._on_lost, outcome.why, False)
-        return outcome
+            self._post(self._lose, outcome.why)
 
     def _capture(self, source: FrameSource) -> _Outcome:
         """Read until the source fails, ends, stalls (watchdog) or the camera stops."""
         stall = self.settings.stall_seconds
-        frames = 0
         last = time.monotonic()
-        while not self._stopping.is_set():
+        while not self._halt.is_set():
             wait = max(0.0, min(_POLL, last + stall - time.monotonic()))
             try:
                 captured = source.read(wait)
             except SourceError as exc:
-                return _Outcome(str(exc), frames)
+                return _Outcome(str(exc))
             except Exception as exc:  # a bug in a source: loud, then supervised
                 log.exception("%s: reading the source failed unexpectedly", self.name)
-                return _Outcome(repr(exc), frames)
+                return _Outcome(repr(exc))
             now = time.monotonic()
             if captured is not None:
                 last = now
-                frames += 1
-                self._hand_over(captured)
+                self._seq += 1
+                image, pose = captured
+                self._hand_over(Frame(self.name, time.time(), image, self._seq, pose))
                 continue
             if source.ended:
-                return _Outcome(None, frames, ended=True)
+                return _Outcome(None, ended=True)
             if now - last >= stall:
-                return _Outcome(f"no frame for {now - last:.1f} s (watchdog)", frames)
-        return _Outcome(None, frames)
-
-    def _hand_over(self, captured: Captured) -> None:
-        """Pass one frame towards the loop without waiting; the buffer drops its oldest."""
-        self._seq += 1
-        image, pose = captured
-        frame = Frame(self.name, time.time(), image, self._seq, pose)
-        with self._handoff_lock:
-            if len(self._handoff) == self._handoff.maxlen:
-                self._late_drops += 1
-            self._handoff.append(frame)
-            if self._drain_posted:
-                return
-            self._drain_posted = True
-        self._post(self._drain)
-
-    # -- thread seam ------------------------------------------------------------------------
-
-    def _post(self, fn: Callable[..., None], *args: Any) -> bool:
-        """Run ``fn(*args)`` on the event loop: the only way the capture thread reaches it."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return False
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop closed in between
-            return False
-        return True
+                return _Outcome(f"no frame for {now - last:.1f} s (watchdog)")
+        return _Outcome(None)
 
     # -- loop side --------------------------------------------------------------------------
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def _drain(self) -> None:
-        """Move the hand-off buffer into the queue, dropping the oldest frames when full."""
-        with self._handoff_lock:
-            frames = list(self._handoff)
-            self._handoff.clear()
-            late, self._late_drops = self._late_drops, 0
-            self._drain_posted = False
+    def _deliver(self, items: list[Frame]) -> None:
+        """Frames from the capture thread into the queue, dropping the oldest when full."""
         health = self._health
-        health.dropped += late
-        for frame in frames:
+        for frame in items:
             health.reads += 1
             health.last_message_at = frame.t
             if self.queue.full():
                 self.queue.get_nowait()
-                health.dropped += 1
+                self._dropped += 1
                 if not self._dropping:  # normal between scans, when nothing reads the frames
                     log.info("%s: frame queue full, keeping the newest frames", self.name)
                 self._dropping = True
             else:
                 self._dropping = False
             self.queue.put_nowait(frame)
+        self._proved = True
         self._last_frame = time.monotonic()
         self._notify()
 
-    def _on_connected(self) -> None:
-        self._first_attempt.set()
-        if self._stopping.is_set():  # a late report from a thread stop() gave up on
-            return
-        health = self._health
-        health.connects += 1
-        health.state = HealthState.CONNECTED
-        health.last_error = None
-        self._last_frame = time.monotonic()
-        log.info("%s: connected to %s", self.name, redact(self.settings.url))
-        self._notify()
-
-    def _on_lost(self, why: str, ended: bool) -> None:
+    def _end(self) -> None:
+        """A finite source (file, folder) ended: the camera stops there."""
         if self._stopping.is_set():
             return
-        health = self._health
-        health.disconnects += 1
-        if ended:
-            health.state = HealthState.STOPPED
-            log.info("%s: %s", self.name, why)
-        else:
-            self._failures += 1
-            health.state = HealthState.RECONNECTING
-            health.last_error = why
-            log.error("%s: %s", self.name, why)
-        self._notify()
-
-    def _on_attempt_failed(self, why: str) -> None:
-        self._first_attempt.set()
-        if self._stopping.is_set():
-            return
-        self._failures += 1
-        self._health.state = HealthState.RECONNECTING
-        self._health.last_error = f"connect failed: {why}"
-        log.error("%s: connect failed: %s", self.name, why)
-        self._notify()
-
-    def _on_crashed(self, why: str) -> None:
-        self._failures += 1
-        self._health.state = HealthState.FAILED
-        self._health.last_error = why
-        self._notify()
+        log.info("%s: source ended", self.name)
+        self._health.state = HealthState.STOPPED
+        self._stopping.set()
+        self._link_lost.set()

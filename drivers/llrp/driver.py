@@ -4,9 +4,9 @@ sllurp keeps the reader session (connect, capabilities, ROSpec, keepalive, event
 one socket thread per reader and calls back on it. The driver frames the byte stream itself
 and decodes RO_ACCESS_REPORTs with the project's codec (:mod:`drivers.llrp.reads`), which is
 several times faster than sllurp's decoder; every other message goes to sllurp. This module
-is the only place that imports sllurp. Threads meet asyncio at one seam,
-:meth:`LlrpReader._from_thread`; reads are handed over in batches (one per RO_ACCESS_REPORT)
-through a bounded queue whose drops are counted.
+is the only place that imports sllurp. Threads meet asyncio at one seam, the device's
+bridge (:class:`~drivers.base.Device`): reads are handed over in batches (one per
+RO_ACCESS_REPORT) into a bounded queue whose drops are counted.
 
 sllurp's defaults are fixed here: antenna ID, peak RSSI, first/last-seen timestamps and the
 seen count are enabled in every tag report; reconnecting is ours (sllurp's is off); and a
@@ -16,7 +16,6 @@ keepalive watchdog notices a link that went silent, which sllurp does not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Any
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 
-from drivers.base import DeviceHealth, HealthState, LinkSupervisor, Reader, TagRead
+from drivers.base import DeviceHealth, Reader, TagRead
 from drivers.llrp.codec import FrameBuffer, LLRPDecodeError, LLRPFramingError, MessageType
 from drivers.llrp.reads import report_reads
 from edgecount.backoff import Backoff
@@ -181,82 +180,36 @@ def quiet_sllurp() -> None:
 
 
 class LlrpReader(Reader):
-    """One LLRP reader, kept connected by a supervisor task.
+    """One LLRP reader, kept connected by a supervisor task (:class:`~drivers.base.Device`).
 
     Read batches appear on :attr:`queue`. Call :meth:`start` once, then bracket each scan
     window with :meth:`start_inventory` and :meth:`stop_inventory`.
     """
 
+    kind = "llrp"
+    expected = (OSError, TimeoutError, ReaderError)
+
     def __init__(self, settings: LlrpSettings) -> None:
         quiet_sllurp()
-        self.name = settings.name
+        super().__init__(
+            settings.name,
+            settings.backoff,
+            watch_period=settings.keepalive_seconds / 4,
+            queue_size=settings.queue_size,
+        )
         self.settings = settings
-        self.queue: asyncio.Queue[list[TagRead]] = asyncio.Queue(maxsize=settings.queue_size)
-        self._health = DeviceHealth(name=settings.name)
         self._client: _Client | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._link_lost = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._first_attempt = asyncio.Event()
         self._inventory_wanted = False
-        self._failures = 0
-        self.failed = asyncio.Event()
-        """Set at the first link failure (connect, keepalive or socket); never cleared."""
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self.parse_counts = ParseCounts()
         """Messages framed, and those that could not be decoded (all connections)."""
 
     # -- public API -------------------------------------------------------------------------
 
-    @property
-    def failures(self) -> int:
-        """Link failures since start."""
-        return self._failures
-
-    @property
-    def connected(self) -> bool:
-        """Whether the reader is connected and configured."""
-        return self._connected.is_set()
-
-    def health(self) -> DeviceHealth:
-        """Current health figures."""
-        if self._client is not None:
-            self._health.extra["seconds_since_rx"] = time.monotonic() - self._client.last_rx
-        counts = self.parse_counts
-        self._health.extra["llrp_messages"] = counts.messages
-        self._health.extra["llrp_malformed"] = counts.malformed
-        self._health.extra["llrp_framing_errors"] = counts.framing_errors
-        return self._health
-
-    async def start(self) -> None:
-        """Start the supervisor; returns after the first connection attempt (either way)."""
-        self._loop = asyncio.get_running_loop()
-        supervisor = LinkSupervisor(
-            self.name,
-            self.settings.backoff,
-            (OSError, TimeoutError, ReaderError),
-            connect=self._connect,
-            watch=self._watch,
-            disconnect=self._disconnect,
-            on_failure=self._note_failure,
-            stopping=self._stopping,
-            first_attempt=self._first_attempt,
-        )
-        self._supervisor = asyncio.create_task(supervisor.run(), name=f"llrp:{self.name}")
-        await self._first_attempt.wait()
-
-    async def wait_connected(self, timeout: float) -> bool:  # noqa: ASYNC109
-        """Wait until the reader is connected and configured, at most ``timeout`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        return self._connected.is_set()
-
     async def start_inventory(self) -> None:
         """Add, enable and start the ROSpec; raises :class:`ReaderError` if it fails."""
         self._inventory_wanted = True
-        if not self._connected.is_set():
+        if not self.connected:
             raise ReaderError(f"{self.name}: not connected")
         await self._start_rospec()
 
@@ -264,7 +217,7 @@ class LlrpReader(Reader):
         """Delete the ROSpec; every report the reader flushed is queued when this returns."""
         self._inventory_wanted = False
         client = self._client
-        if client is None or not self._connected.is_set():
+        if client is None or not self.connected:
             raise ReaderError(f"{self.name}: link lost before the inventory was stopped")
         done = self._expect("stopped")
         with client.lock:
@@ -272,22 +225,18 @@ class LlrpReader(Reader):
         if not await self._await(done):
             raise ReaderError(f"{self.name}: reader did not confirm the stop")
 
-    async def stop(self) -> None:
-        """Stop inventorying and close the link."""
-        self._stopping.set()
-        self._link_lost.set()
-        if self._supervisor is not None:
-            await self._supervisor
-        self._health.state = HealthState.STOPPED
+    # -- the link ---------------------------------------------------------------------------
 
-    # -- supervisor -------------------------------------------------------------------------
+    def _refresh_health(self, health: DeviceHealth) -> None:
+        if self._client is not None:
+            health.extra["seconds_since_rx"] = time.monotonic() - self._client.last_rx
+        counts = self.parse_counts
+        health.extra["llrp_messages"] = counts.messages
+        health.extra["llrp_malformed"] = counts.malformed
+        health.extra["llrp_framing_errors"] = counts.framing_errors
 
-    def _note_failure(self, why: str) -> None:
-        self._failures += 1
-        self.failed.set()
-        self._health.state = HealthState.RECONNECTING
-        self._health.last_error = why
-        log.error("%s: %s", self.name, why)
+    def _where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
 
     def _sllurp_config(self) -> LLRPReaderConfig:
         s = self.settings
@@ -307,10 +256,6 @@ class LlrpReader(Reader):
 
     async def _connect(self) -> None:
         s = self.settings
-        self._health.state = (
-            HealthState.STARTING if not self._health.connects else (HealthState.RECONNECTING)
-        )
-        self._link_lost.clear()
         ready = self._expect("ready")
         client = _Client(
             s.host,
@@ -329,7 +274,7 @@ class LlrpReader(Reader):
             if state == LLRPReaderState.STATE_CONNECTED and (
                 LLRPReaderState.STATE_SENT_SET_CONFIG in seen
             ):
-                self._from_thread(self._resolve, "ready", True)
+                self._post(self._resolve, "ready", True)
 
         for _name, number in LLRPReaderState.getStates():
             client.add_state_callback(number, on_state)
@@ -338,11 +283,8 @@ class LlrpReader(Reader):
         if not await self._await(ready, s.connect_timeout_seconds):
             raise ReaderError("reader did not finish configuration in time")
         self._check_capabilities(client)
-        self._health.connects += 1
-        self._health.state = HealthState.CONNECTED
-        self._health.last_error = None
-        self._connected.set()
-        log.info("%s: connected to %s:%d", self.name, s.host, s.port)
+
+    async def _after_connect(self) -> None:
         if self._inventory_wanted:  # the link came back during a scan window
             await self._start_rospec()
 
@@ -368,26 +310,19 @@ class LlrpReader(Reader):
         if not await self._await(started):
             raise ReaderError(f"{self.name}: reader did not start the inventory")
 
-    async def _watch(self) -> None:
-        """Return when the link is lost: socket closed, or silent for 1.5 keepalive periods."""
+    async def _check_link(self) -> str | None:
+        """Why the link is bad: silent for 1.5 keepalive periods, or sllurp's thread ended."""
         client = self._client
-        assert client is not None
-        period = self.settings.keepalive_seconds
-        while not self._link_lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._link_lost.wait(), period / 4)
-            silent = time.monotonic() - client.last_rx
-            if silent > 1.5 * period and not self._link_lost.is_set():
-                self._note_failure(f"no message for {silent:.1f} s (keepalive watchdog)")
-                return
-            if not client.is_alive() and not self._link_lost.is_set():
-                self._note_failure("sllurp socket thread ended")
-                return
-        if not self._stopping.is_set():
-            self._note_failure("connection lost")
+        if client is None:
+            return "not connected"
+        silent = time.monotonic() - client.last_rx
+        if silent > 1.5 * self.settings.keepalive_seconds:
+            return f"no message for {silent:.1f} s (keepalive watchdog)"
+        if not client.is_alive():
+            return "sllurp socket thread ended"
+        return None
 
     async def _disconnect(self) -> None:
-        self._connected.clear()
         client, self._client = self._client, None
         if client is None:
             return
@@ -403,42 +338,25 @@ class LlrpReader(Reader):
             await asyncio.to_thread(client.join, self.settings.connect_timeout_seconds)
         await asyncio.to_thread(client.hard_disconnect)
         await asyncio.to_thread(client.join, self.settings.connect_timeout_seconds)
-        self._health.disconnects += 1
 
-    # -- thread seam ------------------------------------------------------------------------
-
-    def _from_thread(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on the event loop; the only way sllurp's thread reaches us."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(fn, *args)
+    # -- sllurp's thread: everything goes through the device's bridge ----------------------
 
     def _on_reads(self, reads: list[TagRead]) -> None:
-        self._from_thread(self._offer, reads)
+        self._hand_over(reads)
 
     def _on_disconnected(self, _client: Any) -> None:
-        self._from_thread(self._link_lost.set)
+        self._post(self._lose, "connection lost")
 
     def _on_inventorying(self, _client: Any, _state: int) -> None:
-        self._from_thread(self._resolve, "inventorying", True)
+        self._post(self._resolve, "inventorying", True)
 
     def _callback(self, name: str) -> Callable[..., None]:
         def done(_state: Any, is_success: bool, *_args: Any) -> None:
-            self._from_thread(self._resolve, name, bool(is_success))
+            self._post(self._resolve, name, bool(is_success))
 
         return done
 
     # -- loop side --------------------------------------------------------------------------
-
-    def _offer(self, batch: list[TagRead]) -> None:
-        self._health.last_message_at = time.time()
-        try:
-            self.queue.put_nowait(batch)
-        except asyncio.QueueFull:
-            self._health.dropped += len(batch)
-            log.warning("%s: read queue full, dropped %d reads", self.name, len(batch))
-            return
-        self._health.reads += len(batch)
 
     def _expect(self, name: str) -> asyncio.Future[bool]:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

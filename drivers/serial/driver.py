@@ -2,9 +2,9 @@
 
 pyserial reads block, so each connection has one reader thread
 (:class:`~drivers.serial.receiver.Receiver`) that decodes frames and hands everything to the
-event loop at one seam, :meth:`SerialReader._post`: tag notices as one :class:`TagRead` batch
-per chunk read, responses in the order they arrived. The loop owns all state; commands are
-written from the loop (one at a time) and matched to responses by command code.
+event loop at one seam, the device's bridge (:class:`~drivers.base.Device`): tag notices as
+:class:`TagRead` batches, responses in the order they arrived. The loop owns all state;
+commands are written from the loop (one at a time) and matched to responses by command code.
 
 A scan is a multi-poll (command 0x27) kept running until :meth:`SerialReader.stop_inventory`
 sends stop (0x28) and receives its acknowledgement; every read the module reported before
@@ -21,11 +21,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from drivers.base import DeviceHealth, HealthState, LinkSupervisor, Reader, TagRead
+from drivers.base import DeviceHealth, Reader, TagRead
 from drivers.serial.codec import (
     DEFAULT_MAX_PAYLOAD,
     MAX_POLL_COUNT,
@@ -115,28 +113,23 @@ class SerialReaderSettings:
 
 
 class SerialReader(Reader):
-    """One serial UHF module, kept connected by a supervisor task.
+    """One serial UHF module, kept connected by a supervisor task (:class:`~drivers.base.Device`).
 
     Read batches appear on :attr:`queue`. Call :meth:`start` once, then bracket each scan
     window with :meth:`start_inventory` and :meth:`stop_inventory`; :meth:`stop` at the end.
     """
 
+    kind = "serial"
+    expected = (TransportError, ReaderError)
+
     def __init__(self, settings: SerialReaderSettings) -> None:
-        self.name = settings.name
+        super().__init__(
+            settings.name,
+            settings.backoff,
+            watch_period=settings.watchdog_seconds / 4,
+            queue_size=settings.queue_size,
+        )
         self.settings = settings
-        self.queue: asyncio.Queue[list[TagRead]] = asyncio.Queue(maxsize=settings.queue_size)
-        self.failed = asyncio.Event()
-        """Set at the first link failure (connect, watchdog or I/O); never cleared."""
-        self._health = DeviceHealth(name=settings.name)
-        self._failures = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._link_lost = asyncio.Event()
-        self._lost_why = "connection lost"
-        self._connected = asyncio.Event()
-        self._first_attempt = asyncio.Event()
-        self._changed = asyncio.Event()
         self._command_lock = asyncio.Lock()
         self._waiters: dict[int, asyncio.Future[Frame]] = {}
         self._receiver: Receiver | None = None
@@ -153,23 +146,31 @@ class SerialReader(Reader):
     # -- public API -------------------------------------------------------------------------
 
     @property
-    def failures(self) -> int:
-        """Link failures since start (failed connects included)."""
-        return self._failures
-
-    @property
-    def connected(self) -> bool:
-        """Whether the module is connected and configured."""
-        return self._connected.is_set()
-
-    @property
     def module_info(self) -> dict[str, str]:
         """``hardware``, ``software`` and ``manufacturer`` text read at the last connect."""
         return dict(self._module_info)
 
-    def health(self) -> DeviceHealth:
-        """Current health figures; ``extra`` holds the link and decoder counters."""
-        extra = self._health.extra
+    async def start_inventory(self) -> None:
+        """Start a multi-poll; raises :class:`ReaderError` when not connected."""
+        self._inventory_wanted = True
+        if not self.connected:
+            raise ReaderError(f"{self.name}: not connected")
+        async with self._command_lock:
+            await self._start_polling()
+
+    async def stop_inventory(self) -> None:
+        """Stop polling; every read the module sent before its acknowledgement is queued."""
+        self._inventory_wanted = False
+        if not self.connected:
+            raise ReaderError(f"{self.name}: link lost before the inventory was stopped")
+        async with self._command_lock:
+            await self._exchange(StopMultiPoll(), Command.STOP_MULTI_POLL)
+
+    # -- the link ---------------------------------------------------------------------------
+
+    def _refresh_health(self, health: DeviceHealth) -> None:
+        """``extra`` holds the link and decoder counters."""
+        extra = health.extra
         extra["seconds_since_rx"] = time.monotonic() - self._rx_time()
         totals = self._decoded.plus(self._receiver)
         for reason in Reject:
@@ -180,95 +181,20 @@ class SerialReader(Reader):
         extra["epc_crc_errors"] = float(totals.crc_errors)
         for key, value in self._counts.items():
             extra[key] = float(value)
-        return self._health
 
-    async def start(self) -> None:
-        """Start the supervisor; returns after the first connection attempt (either way)."""
-        if self._supervisor is not None:
-            raise RuntimeError(f"serial reader {self.name} already started")
-        self._loop = asyncio.get_running_loop()
-        supervisor = LinkSupervisor(
-            self.name,
-            self.settings.backoff,
-            (TransportError, ReaderError),
-            connect=self._connect,
-            watch=self._watch,
-            disconnect=self._disconnect,
-            on_failure=self._note_failure,
-            stopping=self._stopping,
-            first_attempt=self._first_attempt,
-        )
-        self._supervisor = asyncio.create_task(supervisor.run(), name=f"serial:{self.name}")
-        await self._first_attempt.wait()
+    def _where(self) -> str:
+        return f"{self.settings.url} ({self._module_info})"
 
-    async def wait_for(
-        self,
-        predicate: Callable[[DeviceHealth], bool],
-        timeout: float,  # noqa: ASYNC109 - a bound, like wait_for's
-    ) -> bool:
-        """Wait until ``predicate(health())`` holds, at most ``timeout`` seconds; the outcome.
-
-        Woken by every change: connect, loss, reads, responses.
-        """
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while not predicate(self.health()):
-                    await self._changed.wait()
-        return predicate(self.health())
-
-    async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> bool:  # noqa: ASYNC109
-        """Wait until the module connected ``count`` times in all (a reconnect is count 2)."""
-        return await self.wait_for(
-            lambda h: h.connects >= count and self._connected.is_set(), timeout
-        )
-
-    async def start_inventory(self) -> None:
-        """Start a multi-poll; raises :class:`ReaderError` when not connected."""
-        self._inventory_wanted = True
-        if not self._connected.is_set():
-            raise ReaderError(f"{self.name}: not connected")
-        async with self._command_lock:
-            await self._start_polling()
-
-    async def stop_inventory(self) -> None:
-        """Stop polling; every read the module sent before its acknowledgement is queued."""
+    async def _before_stop(self) -> None:
+        """Stop polling politely when connected."""
         self._inventory_wanted = False
-        if not self._connected.is_set():
-            raise ReaderError(f"{self.name}: link lost before the inventory was stopped")
-        async with self._command_lock:
-            await self._exchange(StopMultiPoll(), Command.STOP_MULTI_POLL)
-
-    async def stop(self) -> None:
-        """Stop polling (politely, when connected) and close the port."""
-        self._inventory_wanted = False
-        if self._connected.is_set() and self._polling:
+        if self.connected and self._polling:
             with contextlib.suppress(ReaderError):
                 async with self._command_lock:
                     await self._exchange(StopMultiPoll(), Command.STOP_MULTI_POLL)
-        self._stopping.set()
-        self._link_lost.set()
-        if self._supervisor is not None:
-            await self._supervisor
-        self._health.state = HealthState.STOPPED
-        self._notify()
-
-    # -- supervisor -------------------------------------------------------------------------
-
-    def _note_failure(self, why: str) -> None:
-        self._failures += 1
-        self.failed.set()
-        self._health.state = HealthState.RECONNECTING
-        self._health.last_error = why
-        log.error("%s: %s", self.name, why)
-        self._notify()
 
     async def _connect(self) -> None:
         s = self.settings
-        self._health.state = (
-            HealthState.RECONNECTING if self._health.connects else HealthState.STARTING
-        )
-        self._link_lost.clear()
-        self._lost_why = "connection lost"
         link = await asyncio.to_thread(
             open_link,
             s.url,
@@ -285,12 +211,8 @@ class SerialReader(Reader):
             if s.tx_power_dbm is not None:
                 await self._exchange(SetPower.from_dbm(s.tx_power_dbm), Command.SET_POWER)
             await self._exchange(GetPower(), Command.GET_POWER)
-        self._health.connects += 1
-        self._health.state = HealthState.CONNECTED
-        self._health.last_error = None
-        self._connected.set()
-        log.info("%s: connected to %s (%s)", self.name, s.url, self._module_info)
-        self._notify()
+
+    async def _after_connect(self) -> None:
         if self._inventory_wanted:  # the link came back during a scan window
             async with self._command_lock:
                 await self._start_polling()
@@ -313,23 +235,16 @@ class SerialReader(Reader):
         self._polling = True
         await self._write(MultiPoll(self.settings.poll_count))
 
-    async def _watch(self) -> None:
-        """Return when the link is lost: I/O error, EOF, or a probe left unanswered."""
-        period = self.settings.watchdog_seconds
-        while not (self._link_lost.is_set() or self._stopping.is_set()):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._link_lost.wait(), period / 4)
-            silent = time.monotonic() - self._rx_time()
-            if silent < period or self._link_lost.is_set():
-                continue
-            try:
-                await self._probe()
-            except ReaderError as exc:
-                if not self._link_lost.is_set():
-                    self._note_failure(f"silent for {silent:.1f} s (watchdog): {exc}")
-                return
-        if not self._stopping.is_set():
-            self._note_failure(self._lost_why)
+    async def _check_link(self) -> str | None:
+        """Probe a module silent for ``watchdog_seconds``; why the probe failed, or None."""
+        silent = time.monotonic() - self._rx_time()
+        if silent < self.settings.watchdog_seconds:
+            return None
+        try:
+            await self._probe()
+        except ReaderError as exc:
+            return f"silent for {silent:.1f} s (watchdog): {exc}"
+        return None
 
     async def _probe(self) -> None:
         """Ask the silent module for a sign of life; keep a scan polling."""
@@ -343,8 +258,6 @@ class SerialReader(Reader):
                 await self._start_polling()
 
     async def _disconnect(self) -> None:
-        was_connected = self._connected.is_set()
-        self._connected.clear()
         self._polling = False
         receiver, self._receiver = self._receiver, None
         if receiver is None:
@@ -354,9 +267,6 @@ class SerialReader(Reader):
         await asyncio.to_thread(receiver.link.close)
         self._decoded = self._decoded.plus(receiver)
         self._fail_waiters(ReaderError(f"{self.name}: disconnected"))
-        if was_connected:
-            self._health.disconnects += 1
-        self._notify()
 
     # -- commands (command lock held) ---------------------------------------------------------
 
@@ -418,8 +328,8 @@ class SerialReader(Reader):
         self._receiver = Receiver(
             link,
             settings,
-            deliver=lambda items: self._post(self._on_received, generation, items),
-            lost=lambda why: self._post(self._on_link_lost, generation, why),
+            deliver=lambda items: self._from_receiver(generation, items),
+            lost=lambda why: self._from_receiver(generation, [], lost=why),
         )
         self._receiver.start()
 
@@ -427,34 +337,28 @@ class SerialReader(Reader):
         receiver = self._receiver
         return receiver.last_rx if receiver is not None else self._last_rx
 
-    def _post(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on the event loop: the only way the reader thread reaches it."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed in between
-            loop.call_soon_threadsafe(fn, *args)
+    def _from_receiver(self, generation: int, items: list[Item], lost: str | None = None) -> None:
+        """On the reader thread: batches, frames and a lost link to the loop, in order."""
+        for item in items:
+            if isinstance(item, list):
+                self._hand_over(item)
+            else:
+                self._post(self._on_response, generation, item)
+        if lost is not None:
+            self._post(self._on_link_lost, generation, lost)
 
     # -- loop side --------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     def _on_link_lost(self, generation: int, why: str) -> None:
         if generation != self._generation or self._link_lost.is_set():
             return
-        self._lost_why = why
-        self._link_lost.set()
+        self._lose(why)
         self._fail_waiters(ReaderError(f"{self.name}: {why}"))
 
-    def _on_received(self, generation: int, items: list[Item]) -> None:
+    def _on_response(self, generation: int, frame: Frame) -> None:
         self._health.last_message_at = time.time()
-        for item in items:
-            if isinstance(item, list):
-                self._offer(item)
-            elif generation == self._generation:
-                self._on_frame(item)
+        if generation == self._generation:
+            self._on_frame(frame)
         self._notify()
 
     def _on_frame(self, frame: Frame) -> None:
@@ -480,17 +384,11 @@ class SerialReader(Reader):
         if waiter is not None and not waiter.done():
             waiter.set_result(frame)
 
-    def _offer(self, batch: list[TagRead]) -> None:
+    def _accept(self, batch: list[TagRead]) -> None:
         if not self._polling:
             self._counts["stray_reads"] += len(batch)
             return
-        try:
-            self.queue.put_nowait(batch)
-        except asyncio.QueueFull:
-            self._health.dropped += len(batch)
-            log.warning("%s: read queue full, dropped %d reads", self.name, len(batch))
-            return
-        self._health.reads += len(batch)
+        super()._accept(batch)
 
 
 def _response_code(frame: Frame) -> int | None:

@@ -102,7 +102,7 @@ async def test_first_attempt_fails_then_the_camera_connects_when_it_comes_up() -
         assert "connect failed" in health.last_error
         with CameraServer(grey, fps=20, port=port) as again:
             assert again.port == port
-            assert await camera.wait_connected(1, WAIT)
+            assert await camera.wait_connected(WAIT)
             await camera.next_frame(WAIT)
     assert camera.failures >= 1
 
@@ -125,7 +125,7 @@ async def test_recovers_from_a_camera_that_stalls(endpoint: str) -> None:
             assert health.connects == 1
             assert health.last_error is not None
             server.resume()
-            assert await camera.wait_connected(2, WAIT)
+            assert await camera.wait_connected(WAIT, count=2)
             await drain(camera)
             after = await camera.next_frame(WAIT)
             assert after.seq > before.seq
@@ -139,7 +139,7 @@ async def test_a_dropped_stream_reconnects() -> None:
         async with running(CameraSettings("droppy", server.stream_url, **FAST)) as camera:
             await camera.next_frame(WAIT)
             assert server.drop_clients() == 1
-            assert await camera.wait_connected(2, WAIT)
+            assert await camera.wait_connected(WAIT, count=2)
             await drain(camera)
             await camera.next_frame(WAIT)
             assert camera.health().disconnects == 1

@@ -73,3 +73,42 @@ async def test_expected_and_unexpected_failures_are_noted_and_retried(
     await asyncio.wait_for(task, 5)
     assert link.disconnects == 4
     assert link.attempts == 4  # nothing after stopping
+
+
+async def test_the_backoff_starts_over_only_after_a_proven_connection() -> None:
+    link = Link([None])
+    stopping, first = asyncio.Event(), asyncio.Event()
+    backoff = Backoff(initial=0.001, maximum=0.002, rng=random.Random(1))
+    resets: list[bool] = []
+    proven = [False]
+
+    def was_proven() -> bool:
+        resets.append(proven[0])
+        return proven[0]
+
+    task = asyncio.create_task(
+        LinkSupervisor(
+            "camera-1",
+            backoff,
+            (OSError,),
+            connect=link.connect,
+            watch=link.watch,
+            disconnect=link.disconnect,
+            on_failure=link.failures.append,
+            stopping=stopping,
+            first_attempt=first,
+            proven=was_proven,
+        ).run()
+    )
+    await asyncio.wait_for(link.connected.wait(), 5)
+    link.connected.clear()
+    link.drop.set()  # a connection that delivered nothing
+    await asyncio.wait_for(link.connected.wait(), 5)
+    proven[0] = True
+    link.connected.clear()
+    link.drop.set()
+    await asyncio.wait_for(link.connected.wait(), 5)
+    assert resets == [False, True]
+    stopping.set()
+    link.drop.set()
+    await asyncio.wait_for(task, 5)

@@ -163,7 +163,7 @@ async def test_port_going_away_mid_inventory_reconnects_and_polls_again() -> Non
         await reader.start_inventory()
         await until(sim, "30 rounds", lambda s: s.rounds >= 30)
         sim.faults.disconnect_after_frames = 1  # the next frame sent is the last
-        assert await reader.wait_connected(2, WAIT)
+        assert await reader.wait_connected(WAIT, count=2)
         sim.faults.disconnect_after_frames = None
         health = copy.deepcopy(reader.health())
         assert (health.connects, health.disconnects, reader.failures) == (2, 1, 1)
@@ -188,7 +188,7 @@ async def test_pty_unplugged_mid_inventory_reconnects_through_its_link(tmp_path:
         await reader.start_inventory()
         await until(sim, "30 rounds", lambda s: s.rounds >= 30)
         assert sim.drop_connection()
-        assert await reader.wait_connected(2, WAIT)
+        assert await reader.wait_connected(WAIT, count=2)
         assert sim.pty_path != first
         assert reader.failures >= 1
         assert reader.health().disconnects == 1
@@ -209,7 +209,7 @@ async def test_silent_module_trips_the_watchdog_then_reconnects() -> None:
         assert reader.failures >= 1
         assert "watchdog" in (reader.health().last_error or "")
         sim.faults.silent = False
-        assert await reader.wait_connected(2, WAIT)
+        assert await reader.wait_connected(WAIT, count=2)
         await until(sim, "polling again", lambda s: s.polls_started >= 2)
         await reader.stop_inventory()
 
