@@ -91,7 +91,6 @@ from edgecount.contract.messages import (
     Message,
     PoseMessage,
     ReaderReport,
-    Record,
     ScanDraft,
     ScanMessage,
     ScanRequestMessage,
@@ -100,6 +99,7 @@ from edgecount.contract.messages import (
     decode_message,
     message_from_payload,
 )
+from edgecount.contract.record import FieldSpec, Record, field_specs
 from edgecount.contract.topics import (
     MAX_SEGMENT,
     TOPICS,
@@ -168,6 +168,7 @@ __all__ = [
     "DiscrepancyLine",
     "DiscrepancyMessage",
     "DiscrepancyState",
+    "FieldSpec",
     "Fusion",
     "FusionFigure",
     "FusionTolerance",
@@ -197,6 +198,7 @@ __all__ = [
     "decode_message",
     "discrepancy_topic",
     "encode",
+    "field_specs",
     "message_from_payload",
     "msg_id",
     "now_iso",

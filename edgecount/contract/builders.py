@@ -39,13 +39,12 @@ from edgecount.contract.messages import (
     Fusion,
     GatewayState,
     ReaderReport,
-    Record,
     ScanDraft,
     ScanRequestMessage,
     ScanState,
     StatusMessage,
-    field_specs,
 )
+from edgecount.contract.record import Record, field_specs
 from edgecount.contract.wire import validate, validate_draft
 
 R = TypeVar("R", bound=Record)

@@ -9,6 +9,9 @@ a required field the schema allows to be ``null`` has no default. Timestamps sta
 contract's text (``2024-05-01T02:00:00.123Z``) so a payload read and written again is the
 same bytes; :func:`edgecount.contract.parse_iso` turns one into a datetime.
 
+Where a schema allows only some values of an enumeration (a discrepancy's ``state`` is one of
+the open :class:`DiscrepancyState` s), the field says which in its ``metadata["allowed"]``.
+The conversion is written once, in :class:`~edgecount.contract.record.Record`:
 :meth:`Record.from_payload` reads a *valid* payload (one :func:`~edgecount.contract.decode`
 or :func:`~edgecount.contract.validate` accepted) and :meth:`Record.to_payload` writes
 exactly what the schema allows; ``tests/contract/test_messages.py`` checks every class
@@ -22,19 +25,12 @@ against its schema, so a schema change without a class change fails.
 from __future__ import annotations
 
 import enum
-import types
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import (
     Any,
     ClassVar,
     Final,
-    NamedTuple,
-    Self,
-    Union,
-    get_args,
-    get_origin,
-    get_type_hints,
 )
 
 from edgecount.contract.common import (
@@ -49,6 +45,7 @@ from edgecount.contract.common import (
     STATUS,
     msg_id,
 )
+from edgecount.contract.record import Record, field_specs
 from edgecount.contract.wire import decode
 
 # --- enumerations -------------------------------------------------------------------------------
@@ -139,116 +136,6 @@ class AbcClass(enum.StrEnum):
     A = "A"
     B = "B"
     C = "C"
-
-
-# --- conversion, written once -------------------------------------------------------------------
-
-_Convert = Callable[[Any], Any]
-
-
-class FieldSpec(NamedTuple):
-    """How one field of a :class:`Record` is read from and written to a payload.
-
-    Attributes:
-        name: The field and payload key.
-        optional: Whether the schema leaves it out (then ``None`` means absent).
-        load: Payload value -> field value; ``None`` when the value is kept as it is.
-        dump: Field value -> payload value; ``None`` when the value is written as it is.
-        part: The record class of a nested object (or of each item of an array of them).
-    """
-
-    name: str
-    optional: bool
-    load: _Convert | None
-    dump: _Convert | None
-    part: type[Record] | None
-
-
-def _nullable(convert: _Convert | None) -> _Convert | None:
-    if convert is None:
-        return None
-    return lambda value: None if value is None else convert(value)
-
-
-def _converters(hint: Any) -> tuple[_Convert | None, _Convert | None]:
-    """(load, dump) for a field's type: records, tuples, enums, ``X | None``, scalars."""
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        (inner,) = (arg for arg in get_args(hint) if arg is not type(None))
-        load, dump = _converters(inner)
-        return _nullable(load), _nullable(dump)
-    if origin is tuple:
-        load, dump = _converters(get_args(hint)[0])
-        if load is None and dump is None:
-            return tuple, list
-        item_load, item_dump = load or (lambda v: v), dump or (lambda v: v)
-        return (
-            lambda values: tuple(item_load(v) for v in values),
-            lambda values: [item_dump(v) for v in values],
-        )
-    if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
-        return hint, str
-    if isinstance(hint, type) and issubclass(hint, Record):
-        return hint.from_payload, hint.to_payload
-    return None, None
-
-
-def _part(hint: Any) -> type[Record] | None:
-    """The record class inside ``hint`` (``R``, ``R | None``, ``tuple[R, ...]``), if any."""
-    if get_origin(hint) is None:
-        return hint if isinstance(hint, type) and issubclass(hint, Record) else None
-    parts = [part for arg in get_args(hint) if (part := _part(arg)) is not None]
-    return parts[0] if parts else None
-
-
-_SPECS: dict[type[Record], tuple[FieldSpec, ...]] = {}
-
-
-def field_specs(cls: type[Record]) -> tuple[FieldSpec, ...]:
-    """The :class:`FieldSpec` of every field of ``cls``, in payload order."""
-    known = _SPECS.get(cls)
-    if known is not None:
-        return known
-    hints = get_type_hints(cls)
-    specs = []
-    for spec in fields(cls):  # type: ignore[arg-type]  # every Record is a dataclass
-        hint = hints[spec.name]
-        load, dump = _converters(hint)
-        specs.append(FieldSpec(spec.name, spec.default is not MISSING, load, dump, _part(hint)))
-    _SPECS[cls] = tuple(specs)
-    return _SPECS[cls]
-
-
-class Record:
-    """Base of the message classes and their nested parts: conversion from their fields.
-
-    Subclasses are frozen, slotted, keyword-only dataclasses; a message class also sets
-    ``SCHEMA``, written first as the payload's ``schema``.
-    """
-
-    __slots__ = ()
-    SCHEMA: ClassVar[str | None] = None
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> Self:
-        """Read a valid payload (or nested object); unknown keys are ignored."""
-        values = {}
-        for spec in field_specs(cls):
-            if spec.name in payload:
-                value = payload[spec.name]
-                values[spec.name] = value if spec.load is None else spec.load(value)
-        make: Callable[..., Self] = cls
-        return make(**values)
-
-    def to_payload(self) -> dict[str, Any]:
-        """The payload (or nested object): JSON types only, absent optional fields left out."""
-        out: dict[str, Any] = {} if self.SCHEMA is None else {"schema": self.SCHEMA}
-        for spec in field_specs(type(self)):
-            value = getattr(self, spec.name)
-            if value is None and spec.optional:
-                continue
-            out[spec.name] = value if spec.dump is None else spec.dump(value)
-        return out
 
 
 # --- count --------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def test_every_class_is_frozen_slotted_and_keyword_only() -> None:
         assert params.frozen, cls
         assert "__slots__" in cls.__dict__, cls
         assert all(f.kw_only for f in dataclasses.fields(cls)), cls  # type: ignore[arg-type]
-        todo.extend(spec.part for spec in contract.messages.field_specs(cls) if spec.part)
+        todo.extend(spec.part for spec in contract.field_specs(cls) if spec.part)
     assert len(seen) > len(contract.MESSAGE_CLASSES)  # the nested parts were visited too
 
 
