@@ -99,7 +99,7 @@ from edgecount.contract.messages import (
     decode_message,
     message_from_payload,
 )
-from edgecount.contract.record import FieldSpec, Record, field_specs
+from edgecount.contract.record import FieldSpec, Layout, Record, field_specs, layout
 from edgecount.contract.topics import (
     MAX_SEGMENT,
     TOPICS,
@@ -173,6 +173,7 @@ __all__ = [
     "FusionFigure",
     "FusionTolerance",
     "GatewayState",
+    "Layout",
     "LineStatus",
     "Message",
     "PoseMessage",
@@ -199,6 +200,7 @@ __all__ = [
     "discrepancy_topic",
     "encode",
     "field_specs",
+    "layout",
     "message_from_payload",
     "msg_id",
     "now_iso",

@@ -44,7 +44,7 @@ from edgecount.contract.messages import (
     ScanState,
     StatusMessage,
 )
-from edgecount.contract.record import Record, field_specs
+from edgecount.contract.record import Layout, Record, layout
 from edgecount.contract.wire import validate, validate_draft
 
 R = TypeVar("R", bound=Record)
@@ -53,10 +53,25 @@ E = TypeVar("E", bound=enum.StrEnum)
 
 def _part(cls: type[R], raw: object, schema: str, path: str) -> R:
     """A nested part from a caller's mapping, its keys checked as the schema would."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict | Mapping):
         raise ContractError(f"{raw!r} is not of type 'object'", schema=schema, path=path)
-    specs = field_specs(cls)
-    extra = [repr(key) for key in raw if key not in {spec.name for spec in specs}]
+    shape = layout(cls)
+    keys = raw.keys()
+    if not (keys <= shape.names and shape.required <= keys):
+        _wrong_keys(shape, keys, schema, path)
+    for spec in shape.parts:
+        value = raw.get(spec.name)
+        if spec.part is not None and isinstance(value, dict | Mapping):
+            _part(spec.part, value, schema, f"{path}.{spec.name}")
+    try:
+        return cls.from_payload(raw)
+    except (TypeError, ValueError) as exc:  # a bad enumeration value, a non-list of parts
+        raise ContractError(str(exc), schema=schema, path=path) from None
+
+
+def _wrong_keys(shape: Layout, keys: Iterable[object], schema: str, path: str) -> None:
+    """Raise the schema's words for unknown or missing keys."""
+    extra = [repr(key) for key in keys if key not in shape.names]
     if extra:
         were = "was" if len(extra) == 1 else "were"
         raise ContractError(
@@ -64,18 +79,8 @@ def _part(cls: type[R], raw: object, schema: str, path: str) -> R:
             schema=schema,
             path=path,
         )
-    for spec in specs:
-        if spec.name not in raw:
-            if not spec.optional:
-                raise ContractError(
-                    f"{spec.name!r} is a required property", schema=schema, path=path
-                )
-        elif spec.part is not None and isinstance(raw[spec.name], Mapping):
-            _part(spec.part, raw[spec.name], schema, f"{path}.{spec.name}")
-    try:
-        return cls.from_payload(raw)
-    except (TypeError, ValueError) as exc:  # a bad enumeration value, a non-list of parts
-        raise ContractError(str(exc), schema=schema, path=path) from None
+    missing = next(spec.name for spec in shape.specs if spec.name in shape.required - set(keys))
+    raise ContractError(f"{missing!r} is a required property", schema=schema, path=path)
 
 
 def _parts(cls: type[R], rows: Iterable[object], schema: str, name: str) -> list[R]:

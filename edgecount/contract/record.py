@@ -72,12 +72,28 @@ def _part(hint: Any) -> type[Record] | None:
     return parts[0] if parts else None
 
 
-_SPECS: dict[type[Record], tuple[FieldSpec, ...]] = {}
+class Layout(NamedTuple):
+    """Everything about a record class's fields that conversion needs, worked out once.
+
+    Attributes:
+        specs: One :class:`FieldSpec` per field, in payload order.
+        names: The field names.
+        required: The names of the fields without a default.
+        parts: The specs of the fields that hold nested records.
+    """
+
+    specs: tuple[FieldSpec, ...]
+    names: frozenset[str]
+    required: frozenset[str]
+    parts: tuple[FieldSpec, ...]
 
 
-def field_specs(cls: type[Record]) -> tuple[FieldSpec, ...]:
-    """The :class:`FieldSpec` of every field of ``cls``, in payload order."""
-    known = _SPECS.get(cls)
+_LAYOUTS: dict[type[Record], Layout] = {}
+
+
+def layout(cls: type[Record]) -> Layout:
+    """The :class:`Layout` of ``cls`` (computed on first use, then kept)."""
+    known = _LAYOUTS.get(cls)
     if known is not None:
         return known
     hints = get_type_hints(cls)
@@ -86,8 +102,19 @@ def field_specs(cls: type[Record]) -> tuple[FieldSpec, ...]:
         hint = hints[spec.name]
         load, dump = _converters(hint)
         specs.append(FieldSpec(spec.name, spec.default is not MISSING, load, dump, _part(hint)))
-    _SPECS[cls] = tuple(specs)
-    return _SPECS[cls]
+    made = Layout(
+        specs=tuple(specs),
+        names=frozenset(spec.name for spec in specs),
+        required=frozenset(spec.name for spec in specs if not spec.optional),
+        parts=tuple(spec for spec in specs if spec.part is not None),
+    )
+    _LAYOUTS[cls] = made
+    return made
+
+
+def field_specs(cls: type[Record]) -> tuple[FieldSpec, ...]:
+    """The :class:`FieldSpec` of every field of ``cls``, in payload order."""
+    return layout(cls).specs
 
 
 class Record:
@@ -104,19 +131,19 @@ class Record:
     def from_payload(cls, payload: Mapping[str, Any]) -> Self:
         """Read a valid payload (or nested object); unknown keys are ignored."""
         values = {}
-        for spec in field_specs(cls):
-            if spec.name in payload:
-                value = payload[spec.name]
-                values[spec.name] = value if spec.load is None else spec.load(value)
+        for name, _optional, load, _dump, _part in layout(cls).specs:
+            if name in payload:
+                value = payload[name]
+                values[name] = value if load is None else load(value)
         make: Callable[..., Self] = cls
         return make(**values)
 
     def to_payload(self) -> dict[str, Any]:
         """The payload (or nested object): JSON types only, absent optional fields left out."""
         out: dict[str, Any] = {} if self.SCHEMA is None else {"schema": self.SCHEMA}
-        for spec in field_specs(type(self)):
-            value = getattr(self, spec.name)
-            if value is None and spec.optional:
+        for name, optional, _load, dump, _part in layout(type(self)).specs:
+            value = getattr(self, name)
+            if value is None and optional:
                 continue
-            out[spec.name] = value if spec.dump is None else spec.dump(value)
+            out[name] = value if dump is None else dump(value)
         return out

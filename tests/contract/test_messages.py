@@ -218,13 +218,15 @@ def _reconciler_payloads() -> Iterator[dict[str, Any]]:
     yield contract.build(contract.DECISION, {**rejected, "outcome": "rejected"})
 
 
+FUSION: dict[str, Any] = {
+    "rfid": {"total": 2, "complete": False},
+    "vision": {"total": 3, "complete": True, "confidence": 0.9},
+    "disagreement": True,
+    "tolerance": {"abs": 0, "pct": 0.1},
+}
+
+
 def _gateway_payloads() -> Iterator[dict[str, Any]]:
-    fusion = {
-        "rfid": {"total": 2, "complete": False},
-        "vision": {"total": 3, "complete": True, "confidence": 0.9},
-        "disagreement": True,
-        "tolerance": {"abs": 0, "pct": 0.1},
-    }
     count = contract.count_payload(
         gateway=GW,
         site=SITE,
@@ -238,7 +240,7 @@ def _gateway_payloads() -> Iterator[dict[str, Any]]:
         source="fused",
         complete=False,
         observed_at=WHEN,
-        fusion=fusion,
+        fusion=FUSION,
     )
     yield count
     yield contract.with_sequence(count, 7, historical=True, epoch="ab12cd34")
@@ -444,7 +446,7 @@ def _count(**overrides: Any) -> dict[str, Any]:
         ({"source": "guess"}, r"source: 'guess' is not one of \['rfid', 'vision', 'fused'\]"),
         ({"source": "vision", "fusion": {}}, "fusion figures go with source 'fused'"),
         (
-            {"source": "fused", "fusion": {"rfid": {"total": 1}}},
+            {"source": "fused", "fusion": {**FUSION, "rfid": {"total": 1}}},
             r"fusion\.rfid: 'complete' is a required property",
         ),
     ],
