@@ -60,9 +60,10 @@ def pose_payload(
         heading: Direction of travel, degrees in [0, 360) from the aisle's +x direction.
     """
     when = contract.now_iso() if at is None else at if isinstance(at, str) else contract.to_iso(at)
-    payload: dict[str, Any] = {"schema": POSE, "robot": robot, "at": when, "x": float(x)}
-    optional = {"aisle": aisle, "y": y, "heading": heading}
-    payload.update({key: value for key, value in optional.items() if value is not None})
+    message = contract.PoseMessage(
+        robot=robot, at=when, x=float(x), aisle=aisle, y=y, heading=heading
+    )
+    payload = message.to_payload()
     contract.validate(payload)
     return payload
 

@@ -10,6 +10,7 @@ import fastjsonschema
 import pytest
 
 from edgecount import contract
+from edgecount.contract import wire
 from edgecount.pose import pose_payload
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -69,12 +70,12 @@ def mutations(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def reference_accepts(schema: str, payload: dict[str, Any]) -> bool:
-    return not list(contract._validator(schema).iter_errors(payload))
+    return not list(wire._validator(schema).iter_errors(payload))
 
 
 def fast_accepts(schema: str, payload: dict[str, Any]) -> bool:
     try:
-        contract._fast_validator(schema)(payload)
+        wire._fast_validator(schema)(payload)
     except fastjsonschema.JsonSchemaException:
         return False
     return True
