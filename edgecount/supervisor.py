@@ -260,6 +260,12 @@ class Supervisor:
         if tasks:
             await asyncio.wait(tasks)
 
+    def cancel(self) -> None:
+        """Cancel every task now (after a :meth:`shutdown` that waited too long)."""
+        for entry in self._entries.values():
+            if entry.task is not None:
+                entry.task.cancel()
+
     async def __aenter__(self) -> Supervisor:
         return self
 
