@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from croniter import croniter
 
 from drivers.base import Reader
 from edgecount import contract
+from edgecount.exitcodes import ExitCode
 from edgecount.sdnotify import Notifier
+from edgecount.supervisor import FATAL, RESTART, Supervisor, TaskFailed
 from gateway.config import GatewayConfig
 from gateway.health import GatewayMonitor
-from gateway.metrics_http import Endpoint, serve_metrics
+from gateway.metrics_http import Endpoint, MetricsServer
 from gateway.publisher import Publisher
 from gateway.runtime import open_publisher, started_cameras, started_readers, state_lock
 from gateway.scan import create_zone_scan
@@ -68,6 +71,10 @@ class Gateway:
         """Health and metrics, once :func:`serve` has started the devices."""
         self.metrics_port: int | None = None
         """The port ``/metrics`` and ``/healthz`` listen on, once listening."""
+        self.metrics: MetricsServer | None = None
+        """The ``/metrics`` and ``/healthz`` server, once listening."""
+        self.tasks: Supervisor | None = None
+        """The daemon's supervised tasks, once :func:`serve` has started them."""
 
     @property
     def idle(self) -> bool:
@@ -204,13 +211,22 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
     the retained ``online`` birth means "ready for commands". Under systemd it then says
     ``READY=1`` (once readers and cameras had their first connection attempt), feeds the
     watchdog while healthy (:mod:`gateway.health`) and says ``STOPPING=1`` on the way out;
-    with a ``metrics`` section it serves ``/metrics`` and ``/healthz``.
+    with a ``metrics`` section it serves ``/metrics`` and ``/healthz``. Its tasks run under
+    a :class:`~edgecount.supervisor.Supervisor` (policies in docs/architecture.md, "Task
+    trees").
 
     Args:
         config: The gateway configuration.
         publisher: Where messages go (and commands come from).
         gateway: The daemon's state, for a caller that watches it or stops it by setting
             its ``stopping`` event (like SIGTERM does); a new one if None.
+
+    Returns:
+        0 once stopped; 1 when a task failed for good (logged with its trace), so that
+        systemd restarts the daemon.
+
+    Raises:
+        OSError: The metrics address cannot be bound.
     """
     gateway = gateway or Gateway(config, publisher)
     loop = asyncio.get_running_loop()
@@ -220,27 +236,58 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
     await publisher.start()
     try:
         async with started_readers(config) as readers, started_cameras(config) as cameras:
-            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras)
-            gateway.monitor = monitor
-            observers = await _start_observing(config, gateway, monitor)  # may fail: port taken
-            worker = gateway.worker(dict(readers), cameras)
-            tasks = [asyncio.create_task(worker, name="scan-worker")]
-            tasks += [
-                asyncio.create_task(gateway.scheduler(name, zone.schedule), name=f"cron:{name}")
-                for name, zone in config.zones.items()
-                if zone.schedule
-            ]
-            monitor.tasks = list(tasks)
-            tasks += observers
-            _ready(gateway, publisher)
-            await gateway.stopping.wait()
-            log.info("stopping: letting the running scan finish")
-            gateway.notifier.stopping("stopping: letting the running scan finish")
-            await asyncio.gather(*tasks)
+            tasks = Supervisor("gateway", gateway.stopping)
+            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras, tasks=tasks)
+            gateway.monitor, gateway.tasks = monitor, tasks
+            try:
+                await _run_tasks(config, gateway, monitor, (dict(readers), cameras), tasks)
+            except TaskFailed as failed:
+                log.error("%s; exiting with status %d", failed, ExitCode.FAILED)  # noqa: TRY400
+                gateway.notifier.stopping(f"failed: {failed}")
+                return ExitCode.FAILED
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    return 0
+    return ExitCode.OK
+
+
+async def _run_tasks(
+    config: GatewayConfig,
+    gateway: Gateway,
+    monitor: GatewayMonitor,
+    devices: tuple[dict[str, Reader], Mapping[str, Camera]],
+    tasks: Supervisor,
+) -> None:
+    """Start the daemon's tasks, wait for the stop, let them end (the running scan finishes).
+
+    Raises:
+        TaskFailed: A task failed for good (the others are cancelled).
+        OSError: The metrics address cannot be bound.
+    """
+    async with tasks:
+        if config.metrics is not None:
+
+            def bound(port: int) -> None:
+                gateway.metrics_port = port
+
+            endpoint = Endpoint(monitor.registry, monitor.reasons)
+            server = MetricsServer(
+                endpoint, config.metrics.host, config.metrics.port, on_listening=bound
+            )
+            await server.open()  # a taken port fails the daemon here
+            gateway.metrics = server
+            tasks.start("metrics-http", functools.partial(server.serve, gateway.stopping), RESTART)
+        tasks.start("scan-worker", functools.partial(gateway.worker, *devices), RESTART)
+        for name, zone in config.zones.items():
+            if zone.schedule:
+                cron = functools.partial(gateway.scheduler, name, zone.schedule)
+                tasks.start(f"cron:{name}", cron, RESTART)
+        feeder = functools.partial(gateway.notifier.feed_watchdog, monitor.reasons)
+        tasks.start("watchdog", feeder, FATAL, may_finish=True, cancel_on_stop=True)
+        _ready(gateway, gateway.publisher)
+        await tasks.wait()
+        log.info("stopping: letting the running scan finish")
+        gateway.notifier.stopping("stopping: letting the running scan finish")
 
 
 def _ready(gateway: Gateway, publisher: Publisher) -> None:
@@ -256,48 +303,3 @@ def _ready(gateway: Gateway, publisher: Publisher) -> None:
         status = f"ready: broker unreachable ({health.last_error}); counts buffer in the outbox"
     log.info("%s", status)
     gateway.notifier.ready(status)
-
-
-async def _start_observing(
-    config: GatewayConfig, gateway: Gateway, monitor: GatewayMonitor
-) -> list[asyncio.Task[None]]:
-    """The metrics endpoint (when configured) and the watchdog feeder, as owned tasks.
-
-    Raises:
-        OSError: The metrics address cannot be bound (the daemon fails; systemd restarts it).
-    """
-    tasks: list[asyncio.Task[None]] = []
-    if config.metrics is not None:
-        listening = asyncio.Event()
-
-        def bound(port: int) -> None:
-            gateway.metrics_port = port
-            listening.set()
-
-        endpoint = Endpoint(monitor.registry, monitor.reasons)
-        server = asyncio.create_task(
-            serve_metrics(
-                endpoint, config.metrics.host, config.metrics.port, gateway.stopping,
-                on_listening=bound,
-            ),
-            name="metrics-http",
-        )  # fmt: skip
-        waiter = asyncio.ensure_future(listening.wait())
-        await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if server.done():
-            server.result()  # raises the bind error
-        tasks.append(server)
-    feeder = _until_stopped(gateway, gateway.notifier.feed_watchdog(monitor.reasons))
-    tasks.append(asyncio.create_task(feeder, name="watchdog"))
-    return tasks
-
-
-async def _until_stopped(gateway: Gateway, work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` until it ends or the gateway is stopping (then cancel it)."""
-    task = asyncio.ensure_future(work)
-    stopper = asyncio.ensure_future(gateway.stopping.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for pending in (task, stopper):
-        pending.cancel()
-    await asyncio.gather(task, stopper, return_exceptions=True)

@@ -6,7 +6,8 @@
   blocked for longer than ``WatchdogSec`` gets the daemon restarted;
 * the publisher is alive: its supervisor task has not failed (a broker that is merely away is
   not unhealthy: the outbox keeps the counts and a restart would not bring the broker back);
-* the scan worker (and every cron scheduler) is running;
+* no supervised task (scan worker, cron schedulers, metrics server) is restarting or
+  failed (:meth:`edgecount.supervisor.Supervisor.reasons`);
 * some reader has been connected within the last ``metrics.readers_down_seconds`` (only for a
   gateway with readers): when every reader fails for that long a restart is worth a try.
 
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from drivers.base import Device, DeviceHealth, HealthState
 from edgecount import __version__
 from edgecount.metrics import Family, counter, gauge, scrape_registry
+from edgecount.supervisor import Supervisor
 from gateway.config import GatewayConfig, MetricsConfig
 from gateway.publisher import Publisher
 
@@ -56,6 +58,7 @@ class GatewayMonitor:
         publisher: The publisher (outbox depth, acknowledgements, latency).
         readers: The started readers, by name.
         cameras: The started cameras, by name.
+        tasks: The daemon's supervised tasks (a task restarting or failed is a reason).
         clock: Monotonic seconds (tests pass their own).
     """
 
@@ -67,6 +70,7 @@ class GatewayMonitor:
         readers: Mapping[str, Device[Any]],
         cameras: Mapping[str, Device[Any]],
         *,
+        tasks: Supervisor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -74,8 +78,7 @@ class GatewayMonitor:
         self.publisher = publisher
         self.readers = readers
         self.cameras = cameras
-        self.tasks: list[asyncio.Task[None]] = []
-        """Tasks that must keep running (the scan worker, the schedulers)."""
+        self.tasks = tasks
         self.readers_down_seconds = (config.metrics or MetricsConfig()).readers_down_seconds
         self._clock = clock
         self._reader_up_at = clock()
@@ -90,9 +93,8 @@ class GatewayMonitor:
         state = self.publisher.health().state
         if state == "failed":
             reasons.append(f"publisher failed: {self.publisher.health().last_error}")
-        stopping = self.gateway.stopping.is_set()
-        if not stopping:
-            reasons += [f"task {task.get_name()} ended" for task in self.tasks if task.done()]
+        if self.tasks is not None:
+            reasons += self.tasks.reasons()
         now = self._clock()
         if not self.readers or any(_up(r.health()) for r in self.readers.values()):
             self._reader_up_at = now
@@ -202,7 +204,10 @@ class GatewayMonitor:
                 m["ack_latency"].add_metric([stat], value)
         if health.delivery_latency_last_s is not None:
             m["delivery_latency"].add_metric([], health.delivery_latency_last_s)
-        return iter(m.values())
+        families: list[Family] = list(m.values())
+        if self.tasks is not None:
+            families += self.tasks.families("edgecount_gateway")
+        return iter(families)
 
 
 def _gauge(name: str, text: str, labels: Sequence[str] = ()) -> Callable[[], Family]:

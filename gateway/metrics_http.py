@@ -21,7 +21,7 @@ from edgecount.metrics import CONTENT_TYPE, render
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Endpoint", "serve_metrics"]
+__all__ = ["Endpoint", "MetricsServer"]
 
 REQUEST_TIMEOUT_SECONDS = 5.0
 MAX_HEADER_BYTES = 8192
@@ -83,32 +83,77 @@ async def _handle(
             await writer.wait_closed()
 
 
-async def serve_metrics(
-    endpoint: Endpoint,
-    host: str,
-    port: int,
-    stopping: asyncio.Event,
-    *,
-    on_listening: Callable[[int], None] | None = None,
-) -> None:
-    """Serve ``/metrics`` and ``/healthz`` until ``stopping`` is set.
+class MetricsServer:
+    """``/metrics`` and ``/healthz`` on one address: :meth:`open` binds, :meth:`serve` serves.
+
+    The daemon opens it before its tasks start, so an address that cannot be bound fails the
+    daemon at once; :meth:`serve` is the supervised task, and a run after a failure binds
+    again.
 
     Args:
         endpoint: The registry and the health check.
         host: Address to listen on.
         port: TCP port; 0 picks a free one (reported to ``on_listening`` and logged).
-        stopping: Set to stop serving.
-        on_listening: Called with the bound port once listening.
-
-    Raises:
-        OSError: The address cannot be bound (the daemon fails; systemd restarts it).
+        on_listening: Called with the bound port each time the server listens.
     """
-    server = await asyncio.start_server(
-        lambda r, w: _handle(endpoint, r, w), host, port, limit=MAX_HEADER_BYTES
-    )
-    bound = int(server.sockets[0].getsockname()[1])
-    log.info("metrics on http://%s:%d/metrics, health on /healthz", host, bound)
-    if on_listening is not None:
-        on_listening(bound)
-    async with server:
-        await stopping.wait()
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        host: str,
+        port: int,
+        *,
+        on_listening: Callable[[int], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.host = host
+        self.port = port
+        self._on_listening = on_listening
+        self._server: asyncio.Server | None = None
+
+    async def open(self) -> int:
+        """Bind and listen; returns the bound port.
+
+        Raises:
+            OSError: The address cannot be bound.
+        """
+        self._server, bound = await self._listen()
+        return bound
+
+    async def serve(self, stopping: asyncio.Event) -> None:
+        """Serve until ``stopping`` is set (binding first unless :meth:`open` did).
+
+        Raises:
+            OSError: The address cannot be bound.
+            ConnectionAbortedError: The listener was closed (:meth:`close`) while serving.
+        """
+        if self._server is None:
+            self._server, _ = await self._listen()
+        server = self._server
+        try:
+            async with server:
+                serving = asyncio.ensure_future(server.serve_forever())
+                stop = asyncio.ensure_future(stopping.wait())
+                await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (serving, stop):
+                    waiter.cancel()
+                await asyncio.wait({serving, stop})
+                if not stopping.is_set():
+                    raise ConnectionAbortedError(f"metrics listener on {self.host} closed")
+        finally:
+            self._server = None
+
+    def close(self) -> None:
+        """Stop listening (while serving, :meth:`serve` then fails)."""
+        if self._server is not None:
+            self._server.close()
+
+    async def _listen(self) -> tuple[asyncio.Server, int]:
+        server = await asyncio.start_server(
+            lambda r, w: _handle(self.endpoint, r, w), self.host, self.port, limit=MAX_HEADER_BYTES
+        )
+        bound = int(server.sockets[0].getsockname()[1])
+        log.info("metrics on http://%s:%d/metrics, health on /healthz", self.host, bound)
+        if self._on_listening is not None:
+            self._on_listening(bound)
+        return server, bound

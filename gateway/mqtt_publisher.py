@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -36,6 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount import __version__, contract
 from edgecount.mqtt import Backoff, MqttConnection, MqttSettings, MqttSettingsError
+from edgecount.supervisor import RESTART, Supervisor, TaskFailed
 from gateway.outbox import Outbox, OutboxError
 from gateway.publisher import MessageCallback, Publisher, PublisherHealth, _matches
 
@@ -130,7 +131,7 @@ class MqttPublisher(Publisher):
         self._session: _Session | None = None
         self._acks: list[int] = []
         self._dropped_before = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: Supervisor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()  # the drainer has work: new rows, acks, a connection
         self._stopping = asyncio.Event()
@@ -142,18 +143,17 @@ class MqttPublisher(Publisher):
 
     async def start(self) -> None:
         """Start connecting; returns once the first attempt ended (or timed out)."""
-        if self._tasks:
+        if self._tasks is not None:
             return
         if self._health.state == "stopped":
             raise RuntimeError("a stopped publisher cannot start again; make a new one")
         self._loop = asyncio.get_running_loop()
         self._health.state = "connecting"
-        self._tasks = [
-            asyncio.create_task(
-                self._guarded(self._supervise), name=f"mqtt-supervisor:{self.gateway_id}"
-            ),
-            asyncio.create_task(self._guarded(self._drain), name=f"mqtt-drain:{self.gateway_id}"),
-        ]
+        self._tasks = Supervisor(f"mqtt:{self.gateway_id}", self._stopping, on_failed=self._failed)
+        self._tasks.start(f"mqtt-supervisor:{self.gateway_id}", self._supervise, RESTART)
+        self._tasks.start(
+            f"mqtt-drain:{self.gateway_id}", self._drain, RESTART, cancel_on_stop=True
+        )
         await _wait(self._attempted, self.settings.connect_timeout * 2 + 1.0)
 
     async def publish(
@@ -227,29 +227,22 @@ class MqttPublisher(Publisher):
 
     # --- tasks --------------------------------------------------------------------------
 
-    async def _guarded(self, body: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await body()
-        except Exception as exc:
-            self._health.state = "failed"
-            self._health.last_error = f"{body.__name__} crashed: {exc!r}"
-            log.exception("MQTT publisher task %s crashed", body.__name__)
-            raise
+    def _failed(self, failure: TaskFailed) -> None:
+        """A task failed for good (logged with its trace): the publisher is failed."""
+        self._health.state = "failed"
+        self._health.last_error = str(failure)
 
     async def _end_tasks(self) -> None:
-        if not self._tasks:
+        tasks = self._tasks
+        if tasks is None:
             return
-        supervisor, drainer = self._tasks
         limit = self.settings.connect_timeout + STOP_TIMEOUT_S
-        done, _ = await asyncio.wait({supervisor}, timeout=limit)
+        ending = asyncio.ensure_future(tasks.shutdown())
+        done, _ = await asyncio.wait({ending}, timeout=limit)
         if not done:
             log.warning("MQTT supervisor did not end within %.1f s; cancelling it", limit)
-        for task in (supervisor, drainer):
-            task.cancel()
-        results = await asyncio.gather(supervisor, drainer, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.error("MQTT publisher task ended with %r", result)
+            tasks.cancel()
+        await ending
 
     async def _db(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run an outbox call on the outbox's worker thread."""

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -255,6 +255,8 @@ def metrics_registry(
     engine: Engine,
     counters: Callable[[], Mapping[str, float]] | None = None,
     gauges: Callable[[], Mapping[str, float]] | None = None,
+    *,
+    families: Callable[[], Iterable[Family]] | None = None,
 ) -> CollectorRegistry:
     """The reconciler's metrics: database figures, and the service's own when given.
 
@@ -264,6 +266,7 @@ def metrics_registry(
             ``edgecount_reconciler_received_total``), read at each scrape.
         gauges: Current values by short name (``inbox_depth`` →
             ``edgecount_reconciler_inbox_depth``), read at each scrape.
+        families: More families of the service, whole (the supervised tasks' restarts).
 
     Returns:
         A registry of its own whose scrape queries the database (render it from a worker
@@ -295,6 +298,8 @@ def metrics_registry(
         database_up.add_metric([], up)
         yield from (by_state, pending, database_up)
         yield from _service_families(counters, gauges)
+        if families is not None:
+            yield from families()
 
     return scrape_registry(collect)
 
@@ -528,6 +533,88 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class ApiServer:
+    """The REST API in the running event loop: :meth:`open` binds, :meth:`serve` serves.
+
+    The socket is bound before uvicorn starts, so a port in use raises instead of uvicorn's
+    ``sys.exit``, and port 0 reports the port it got.
+
+    Args:
+        app: The application from :func:`create_app`.
+        host: Address to listen on (``ApiConfig.host``).
+        port: TCP port; 0 picks a free one.
+        on_listening: Called with the bound port once the socket is listening.
+    """
+
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        on_listening: Callable[[int], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._on_listening = on_listening
+        self._config = uvicorn.Config(
+            app,
+            log_level="warning",
+            log_config=None,  # uvicorn's loggers propagate to the service's logging setup
+            lifespan="off",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
+        self._sock: socket.socket | None = None
+        self._server: _EmbeddedServer | None = None
+
+    def open(self) -> int:
+        """Bind and listen; returns the bound port.
+
+        Raises:
+            OSError: The address cannot be bound.
+        """
+        self._sock = self._listen()
+        return int(self._sock.getsockname()[1])
+
+    async def serve(self, stopping: asyncio.Event) -> None:
+        """Serve until ``stopping`` is set (binding first unless :meth:`open` did); open
+        requests then get up to 5 s to finish.
+
+        Returns early when uvicorn stops by itself (:meth:`close`).
+
+        Raises:
+            OSError: The address cannot be bound.
+        """
+        sock = self._sock or self._listen()
+        server = self._server = _EmbeddedServer(self._config)
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serving
+        finally:
+            for waiter in (serving, stop):
+                waiter.cancel()
+            await asyncio.wait({serving, stop})
+            self._sock = self._server = None
+            sock.close()
+
+    def close(self) -> None:
+        """Ask uvicorn to stop serving (open requests get up to 5 s)."""
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def _listen(self) -> socket.socket:
+        sock = _bind(self.host, self.port)
+        sock.listen(self._config.backlog)
+        bound = int(sock.getsockname()[1])
+        log.info("REST API listening on %s:%d", self.host, bound)
+        if self._on_listening is not None:
+            self._on_listening(bound)
+        return sock
+
+
 async def serve_api(
     app: FastAPI,
     host: str,
@@ -537,9 +624,6 @@ async def serve_api(
     on_listening: Callable[[int], None] | None = None,
 ) -> None:
     """Serve ``app`` over HTTP in the running event loop until ``stopping`` is set.
-
-    The socket is bound here, before uvicorn starts, so a port in use raises instead of
-    uvicorn's ``sys.exit``, and port 0 reports the port it got.
 
     Args:
         app: The application from :func:`create_app`.
@@ -551,35 +635,11 @@ async def serve_api(
     Raises:
         OSError: The address cannot be bound.
     """
-    sock = _bind(host, port)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        log_config=None,  # uvicorn's loggers propagate to the service's logging setup
-        lifespan="off",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-    )
-    server = _EmbeddedServer(config)
-
-    async def stop_when_asked() -> None:
-        await stopping.wait()
-        server.should_exit = True
-
-    watcher = asyncio.create_task(stop_when_asked(), name="api-stop-watcher")
-    try:
-        sock.listen(config.backlog)
-        bound = int(sock.getsockname()[1])
-        log.info("REST API listening on %s:%d", host, bound)
-        if on_listening is not None:
-            on_listening(bound)
-        await server.serve(sockets=[sock])
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        sock.close()
+    await ApiServer(app, host, port, on_listening=on_listening).serve(stopping)
 
 
 __all__ = [
+    "ApiServer",
     "BookOut",
     "CursorPageOut",
     "DecisionIn",

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import traceback
@@ -25,7 +24,6 @@ __all__ = [
     "LoopHealth",
     "ServiceStats",
     "StoreStream",
-    "cancel_and_report",
     "database_unavailable",
     "describe_session",
     "store_streams",
@@ -192,17 +190,3 @@ def describe_session(settings: MqttSettings, client_id: str) -> None:
         )
     else:
         log.info("MQTT 5 persistent session as %s, expiry %d s", client_id, expiry)
-
-
-async def cancel_and_report(tasks: list[asyncio.Task[None]], *, cancel: bool = True) -> None:
-    """Cancel (or just await) tasks and log every one that had failed."""
-    for task in tasks:
-        if cancel:
-            task.cancel()
-    for task in tasks:
-        try:
-            await task
-        except asyncio.CancelledError:
-            continue
-        except Exception:
-            log.exception("task %s had failed", task.get_name())

@@ -36,16 +36,19 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount import contract
 from edgecount.backoff import Backoff
+from edgecount.exitcodes import ExitCode
+from edgecount.metrics import Family
 from edgecount.mqtt import Delivery, MqttConnection, MqttSettings
 from edgecount.sdnotify import Notifier
+from edgecount.supervisor import FATAL, RESTART, Supervisor, TaskFailed
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
 from reconciler.ingest import dead_letter, handle_batch
@@ -54,10 +57,12 @@ from reconciler.loops import (
     LoopHealth,
     ServiceStats,
     StoreStream,
-    cancel_and_report,
     database_unavailable,
     store_streams,
 )
+
+if TYPE_CHECKING:
+    from reconciler.api import ApiServer
 
 __all__ = ["ReconcileService", "ServiceStats", "StoreStream", "serve_until_signal"]
 
@@ -109,18 +114,19 @@ class ReconcileService:
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=INBOX)
         self.notifier = Notifier()
         """systemd notifications (a no-op outside systemd)."""
-        self._tasks: list[asyncio.Task[None]] = []  # must keep running (health)
+        self.tasks = Supervisor("reconciler", self.stopping)
+        """The service's supervised tasks (policies in docs/architecture.md, "Task trees")."""
+        self.api_server: ApiServer | None = None
+        """The REST API's server, once listening."""
         self._announced_ready = False
 
     def health_reasons(self) -> list[str]:
-        """Why the service is unhealthy (a task that should run has ended); empty if healthy.
+        """Why the service is unhealthy (a task restarting or failed); empty if healthy.
 
         A database or broker that is away is not listed: the loops retry by themselves
         (see :meth:`loop_health`).
         """
-        if self.stopping.is_set():
-            return []
-        return [f"task {task.get_name()} ended" for task in self._tasks if task.done()]
+        return self.tasks.reasons()
 
     def loop_health(self) -> dict[str, dict[str, Any]]:
         """The store publisher's and the ingest worker's state, for ``/health``."""
@@ -167,18 +173,36 @@ class ReconcileService:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until :attr:`stopping` is set."""
+        """Serve until :attr:`stopping` is set; the tasks run under :attr:`tasks`.
+
+        Raises:
+            TaskFailed: A task failed for good (logged with its trace when it happened):
+                the caller exits non-zero so that systemd restarts the service.
+            OSError: The REST API's address cannot be bound.
+        """
+        tasks = self.tasks
+        try:
+            async with tasks:
+                await self._start_api(tasks)
+                tasks.start("mqtt-connection", self._stay_connected, RESTART)
+                tasks.start("ingest", self._work, RESTART, cancel_on_stop=True)
+                tasks.start(
+                    "store-publisher", self._publish_from_store, RESTART, cancel_on_stop=True
+                )
+                feeder = functools.partial(self.notifier.feed_watchdog, self.health_reasons)
+                tasks.start("watchdog", feeder, FATAL, may_finish=True, cancel_on_stop=True)
+                try:
+                    await tasks.wait()
+                except TaskFailed as failed:
+                    self.notifier.stopping(f"failed: {failed}")
+                    raise
+                self.notifier.stopping("stopping")
+        finally:
+            self.stopping.set()
+
+    async def _stay_connected(self) -> None:
+        """Hold the MQTT connection: connect, wait until it closes, reconnect with backoff."""
         backoff = Backoff(self.settings.reconnect_min_delay, self.settings.reconnect_max_delay)
-        api_task = await self._start_api()
-        self._tasks = [
-            asyncio.create_task(self._publish_from_store(), name="store-publisher"),
-            asyncio.create_task(self._work(), name="ingest"),
-        ]
-        watchdog = asyncio.create_task(
-            self.notifier.feed_watchdog(self.health_reasons), name="watchdog"
-        )
-        for task in self._tasks:
-            task.add_done_callback(self._task_ended)
         try:
             while not self.stopping.is_set():
                 await self._connect_once()
@@ -189,11 +213,7 @@ class ReconcileService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), backoff.next_delay())
         finally:
-            self.notifier.stopping("stopping")
-            self.stopping.set()
-            await cancel_and_report([*self._tasks, watchdog])
-            if api_task is not None:
-                await cancel_and_report([api_task], cancel=False)
+            await self._close_conn()
 
     async def _connect_once(self) -> None:
         self._closed.clear()
@@ -212,41 +232,30 @@ class ReconcileService:
             return
         await self._wait_closed_or_stop()
 
-    def _task_ended(self, task: asyncio.Task[None]) -> None:
-        """Log a task that ends while the service should run (it is also in the health)."""
-        if task.cancelled() or self.stopping.is_set():
-            return
-        exc = task.exception()
-        log.error("task %s ended", task.get_name(), exc_info=exc)
-
-    async def _start_api(self) -> asyncio.Task[None] | None:
+    async def _start_api(self, tasks: Supervisor) -> None:
         """Start the REST API in this loop (when configured); fails loudly if the port is taken."""
         if self.api is None:
-            return None
-        from reconciler.api import create_app, metrics_registry, serve_api
-
-        listening = asyncio.Event()
+            return
+        from reconciler.api import ApiServer, create_app, metrics_registry
 
         def bound(port: int) -> None:
             self.api_port = port
-            listening.set()
 
         app = create_app(
             self.engine,
-            metrics=metrics_registry(self.engine, self.counters, self.gauges),
+            metrics=metrics_registry(
+                self.engine, self.counters, self.gauges, families=self._task_families
+            ),
             service_health=self.loop_health,
         )
-        task = asyncio.create_task(
-            serve_api(app, self.api.host, self.api.port, self.stopping, on_listening=bound),
-            name="rest-api",
-        )
-        waiter = asyncio.ensure_future(listening.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if task.done():
-            task.result()  # OSError (port in use): the service fails and systemd restarts it
+        server = ApiServer(app, self.api.host, self.api.port, on_listening=bound)
+        server.open()  # OSError (port in use): the service fails and systemd restarts it
+        self.api_server = server
+        tasks.start("rest-api", functools.partial(server.serve, self.stopping), FATAL)
         log.info("REST API on http://%s:%d", self.api.host, self.api_port)
-        return task
+
+    def _task_families(self) -> Iterator[Family]:
+        return self.tasks.families("edgecount_reconciler")
 
     async def _wait_closed_or_stop(self) -> None:
         waiters = {
@@ -524,13 +533,20 @@ class ReconcileService:
 
 
 async def serve_until_signal(service: ReconcileService) -> int:
-    """Run the service until SIGTERM or SIGINT."""
+    """Run the service until SIGTERM or SIGINT.
+
+    Returns:
+        0 once stopped; 1 when a task failed for good, so that systemd restarts the service.
+    """
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
     try:
         await service.run()
+    except TaskFailed as failed:
+        log.error("%s; exiting with status %d", failed, ExitCode.FAILED)  # noqa: TRY400
+        return ExitCode.FAILED
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    return 0
+    return ExitCode.OK
