@@ -1,7 +1,7 @@
 """Write the LLRP golden vectors with pyllrp, an independent LLRP implementation.
 
-Each case below builds, with pyllrp's classes, the message that ``tests/llrp/llrp_cases.py``
-builds with our codec. The bytes pyllrp packs go to ``tests/golden/llrp/<name>.hex``.
+Each case below builds, with pyllrp's classes, the message that ``tests/drivers/llrp/llrp_cases.py``
+builds with our codec. The bytes pyllrp packs go to ``tests/drivers/llrp/golden/<name>.hex``.
 
 Run: ``.venv/bin/python tools/make_llrp_golden.py`` (needs the dev extra: pyllrp, bitstring<4.3).
 """
@@ -16,7 +16,7 @@ from typing import Any
 import bitstring
 from pyllrp import pyllrp as L  # noqa: N812 - reads like the LLRP spec
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "llrp"
+OUT = Path(__file__).resolve().parent.parent / "tests" / "drivers" / "llrp" / "golden"
 
 EPC1 = bytes.fromhex("3034257bf7194e4000003039")
 EPC2 = bytes.fromhex("3034257bf7194e4000000001")

@@ -14,7 +14,7 @@ the open :class:`DiscrepancyState` s), the field says which in its ``metadata["a
 The conversion is written once, in :class:`~edgecount.contract.record.Record`:
 :meth:`Record.from_payload` reads a *valid* payload (one :func:`~edgecount.contract.decode`
 or :func:`~edgecount.contract.validate` accepted) and :meth:`Record.to_payload` writes
-exactly what the schema allows; ``tests/contract/test_messages.py`` checks every class
+exactly what the schema allows; ``tests/edgecount/contract/test_messages.py`` checks every class
 against its schema, so a schema change without a class change fails.
 
 ``count`` and ``scan`` are sequenced: the gateway builds a :class:`CountDraft` /

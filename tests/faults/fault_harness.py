@@ -7,7 +7,7 @@ in this process on SQLite, with a book equal to the simulator's truth (so an hon
 flags nothing).
 
 The camera fault of issue 6 (a camera that stalls, then recovers) is covered where the
-camera driver is tested: ``tests/camera/test_camera_driver.py::
+camera driver is tested: ``tests/drivers/camera/test_camera_driver.py::
 test_recovers_from_a_camera_that_stalls``.
 """
 

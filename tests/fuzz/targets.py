@@ -39,7 +39,7 @@ from simulators.scene import Scene, scene_from_tags
 from simulators.watch import StatsWatch
 
 ROOT = Path(__file__).resolve().parent.parent
-LLRP_GOLDEN = ROOT / "golden" / "llrp"
+LLRP_GOLDEN = ROOT / "drivers" / "llrp" / "golden"
 
 
 class FuzzFailureError(AssertionError):

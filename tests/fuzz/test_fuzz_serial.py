@@ -1,7 +1,7 @@
 """Fuzzing the serial receiver: arbitrary byte streams, cut anywhere, through the reader thread.
 
-tests/serial/test_serial_codec.py pins the decoder itself (frames among noise, damaged frames
-by reason, split invariance); here whole streams go through :class:`Receiver` over a link, as
+tests/drivers/serial/test_serial_codec.py pins the decoder itself (frames among noise, damaged
+frames by reason, split invariance); here whole streams go through :class:`Receiver` over a link, as
 the driver runs it: every rejected candidate and every bad tag CRC is counted, every valid
 frame comes out (tag notices as reads).
 """
