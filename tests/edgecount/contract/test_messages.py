@@ -24,7 +24,7 @@ from reconciler.model import AbcClass as ReconcilerAbc
 from reconciler.model import Status
 from reconciler.transitions import CLOSED_STATES, OPEN_STATES, State
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 WHEN = datetime(2024, 5, 1, 2, 0, 0, 123000, tzinfo=UTC)
 GW, SITE, ZONE = "gw-1", "dc-east", "zone-a"
 
