@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from croniter import croniter
 
@@ -26,12 +26,8 @@ from gateway.config import GatewayConfig
 from gateway.health import GatewayMonitor
 from gateway.metrics_http import Endpoint, serve_metrics
 from gateway.publisher import Publisher
-from gateway.runtime import open_publisher, started_cameras, started_readers, state_lock
+from gateway.runtime import Cameras, open_publisher, started_cameras, started_readers, state_lock
 from gateway.scan import create_zone_scan
-
-if TYPE_CHECKING:
-    from drivers.camera.driver import Camera
-    from gateway.vision.scan import DetectorCache
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +51,6 @@ class Gateway:
         self.requests: asyncio.Queue[ScanRequest] = asyncio.Queue()
         self._waiting: set[str] = set()
         self.rejected_commands = 0
-        self.detectors: DetectorCache | None = None
-        """Detectors loaded by the first scan with cameras, kept for the next ones."""
         self.scans_run = 0
         self.failed_scans = 0
         self.scanning: str | None = None
@@ -127,10 +121,14 @@ class Gateway:
             "rejected command on %s: %s (%d rejected so far)", topic, why, self.rejected_commands
         )
 
-    async def worker(
-        self, readers: dict[str, Reader], cameras: Mapping[str, Camera] | None = None
-    ) -> None:
-        """Run queued scans one after another until stopping."""
+    async def worker(self, readers: dict[str, Reader], cameras: Cameras | None = None) -> None:
+        """Run queued scans one after another until stopping.
+
+        Args:
+            readers: The started readers.
+            cameras: The started cameras and the runtime's detector cache, which every scan
+                shares.
+        """
         while not self.stopping.is_set():
             getter = asyncio.ensure_future(self.requests.get())
             stopper = asyncio.ensure_future(self.stopping.wait())
@@ -146,13 +144,13 @@ class Gateway:
             )
             scan = create_zone_scan(
                 self.config, request.zone, readers, self.publisher,
-                cameras=cameras, detectors=self.detectors,
+                cameras=cameras.devices if cameras else None,
+                detectors=cameras.detectors if cameras else None,
             )  # fmt: skip
             self.scanning = request.zone
             self.notifier.status(f"scanning zone {request.zone} ({request.reason})")
             try:
                 result = await scan.run(request_id=request.request_id)
-                self.detectors = scan.detectors
             except Exception:  # the worker outlives a failed scan; it is logged with its trace
                 self.failed_scans += 1
                 log.exception("zone %s: scan failed", request.zone)
@@ -220,7 +218,7 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
     await publisher.start()
     try:
         async with started_readers(config) as readers, started_cameras(config) as cameras:
-            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras)
+            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras.devices)
             gateway.monitor = monitor
             observers = await _start_observing(config, gateway, monitor)  # may fail: port taken
             worker = gateway.worker(dict(readers), cameras)
