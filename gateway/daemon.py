@@ -144,8 +144,8 @@ class Gateway:
             )
             scan = create_zone_scan(
                 self.config, request.zone, readers, self.publisher,
-                cameras=cameras.devices if cameras else None,
-                detectors=cameras.detectors if cameras else None,
+                cameras=cameras.devices if cameras is not None else None,
+                detectors=cameras.detectors if cameras is not None else None,
             )  # fmt: skip
             self.scanning = request.zone
             self.notifier.status(f"scanning zone {request.zone} ({request.reason})")

@@ -109,7 +109,8 @@ def create_zone_scan(
         from gateway.vision.detectors import DetectorCache
         from gateway.vision.scan import VisionPart  # OpenCV, the detector: only with cameras
 
-        vision = VisionPart(config, zone, cameras or {}, detectors or DetectorCache())
+        cache = detectors if detectors is not None else DetectorCache()  # empty is falsy
+        vision = VisionPart(config, zone, cameras or {}, cache)
     sink = CountSink(config, zone, publisher)
     return ZoneScan(config, zone, readers, tally=tally, sink=sink, vision=vision, progress=progress)
 
