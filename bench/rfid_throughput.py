@@ -42,7 +42,7 @@ from gateway.aggregate import WindowAggregator
 from gateway.config import GatewayConfig
 from gateway.epc import EpcDecoder
 from gateway.runtime import open_publisher, started_readers
-from gateway.scan import ZoneScan
+from gateway.scan import create_zone_scan
 from simulators.llrp.replay import load_replay, write_replay
 from simulators.scene import generate_scene
 
@@ -196,12 +196,6 @@ async def run_readers(n: int, duration: float, work: Path) -> dict[str, float]:
     sim, ports = start_simulator(["--scene", str(scene_path), "--readers", str(n)])
     site = f"bench-{uuid.uuid4().hex[:8]}"
     clock = CountClock(site)
-    closed_at: list[float] = []
-
-    class TimedScan(ZoneScan):
-        async def _window(self) -> None:
-            await super()._window()
-            closed_at.append(time.time())
 
     try:
         config = GatewayConfig.model_validate(
@@ -230,8 +224,7 @@ async def run_readers(n: int, duration: float, work: Path) -> dict[str, float]:
             }
         )
         async with open_publisher(config) as publisher, started_readers(config) as readers:
-            scan = TimedScan(config, "all", readers, publisher)
-            result = await scan.run()
+            result = await create_zone_scan(config, "all", readers, publisher).run()
             await publisher.flush(30)
             dropped = sum(reader.health().dropped for reader in readers.values())
         deadline = time.time() + 10
@@ -242,7 +235,9 @@ async def run_readers(n: int, duration: float, work: Path) -> dict[str, float]:
                 break
             await asyncio.sleep(0.05)
         reads = sum(o.reads for o in result.readers.values())
-        late = max(mine) - closed_at[0] if len(mine) == 4 * n else float("inf")
+        assert result.window_closed is not None
+        closed_at = result.window_closed.timestamp()
+        late = max(mine) - closed_at if len(mine) == 4 * n else float("inf")
         counted = sum(c.total for c in result.locations.values())
     finally:
         clock.close()

@@ -8,22 +8,110 @@ line and the key, all at once, like any other validation error.
 Checks that touch files (camera sources that are paths, model files loaded by ONNX Runtime)
 run only when the validation context says ``check_files`` (as
 :func:`gateway.config.load_gateway_config` does): models built in code skip them.
+
+The checks read the configuration through the small protocols below (what each check looks
+at), which :mod:`gateway.config`'s models satisfy; so the models' module imports the checks
+and not the other way round.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-if TYPE_CHECKING:
-    from gateway.config import CameraConfig, GatewayConfig, ZoneConfig
-
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
+
+
+class _Reader(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def antennas(self) -> Mapping[int, str]: ...
+
+
+class _Roi(Protocol):
+    @property
+    def location(self) -> str: ...
+
+
+class CameraShape(Protocol):
+    """What the camera checks read of a camera's configuration."""
+
+    @property
+    def name(self) -> str:
+        """The camera's name."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """Its source."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """The kind of source."""
+        ...
+
+    @property
+    def model(self) -> Path | None:
+        """The detector (None: the shipped one)."""
+        ...
+
+    @property
+    def backend(self) -> str:
+        """The detector back-end."""
+        ...
+
+    @property
+    def rois(self) -> Sequence[_Roi]:
+        """Its regions of interest."""
+        ...
+
+
+class _Mobile(Protocol):
+    @property
+    def references(self) -> Mapping[str, str]: ...
+
+
+class _Zone(Protocol):
+    @property
+    def readers(self) -> Sequence[str]: ...
+    @property
+    def cameras(self) -> Sequence[str]: ...
+    @property
+    def mobile(self) -> _Mobile | None: ...
+
+
+class ConfigShape(Protocol):
+    """What the reference checks read of a gateway configuration."""
+
+    @property
+    def readers(self) -> Sequence[_Reader]:
+        """The readers."""
+        ...
+
+    @property
+    def cameras(self) -> Sequence[CameraShape]:
+        """The cameras."""
+        ...
+
+    @property
+    def zones(self) -> Mapping[str, _Zone]:
+        """The zones by name."""
+        ...
+
+    def reader(self, name: str) -> _Reader:
+        """The reader called ``name``."""
+        ...
+
+    def camera(self, name: str) -> CameraShape:
+        """The camera called ``name``."""
+        ...
 
 
 def raise_problems(title: str, problems: Sequence[Problem]) -> None:
@@ -44,7 +132,7 @@ def raise_problems(title: str, problems: Sequence[Problem]) -> None:
 # -- references between entries --------------------------------------------------------------
 
 
-def reference_problems(config: GatewayConfig) -> list[Problem]:
+def reference_problems(config: ConfigShape) -> list[Problem]:
     """Repeated reader or camera names, unknown names in zones, a location in two zones."""
     problems: list[Problem] = []
     for kind, names in (
@@ -80,7 +168,7 @@ def reference_problems(config: GatewayConfig) -> list[Problem]:
     return problems
 
 
-def _zone_sources(config: GatewayConfig, name: str, zone: ZoneConfig) -> Iterable[tuple[Loc, str]]:
+def _zone_sources(config: ConfigShape, name: str, zone: _Zone) -> Iterable[tuple[Loc, str]]:
     """Each location of a zone with the key that puts it there."""
     if zone.mobile is not None:
         for location in zone.mobile.references.values():
@@ -94,7 +182,7 @@ def _zone_sources(config: GatewayConfig, name: str, zone: ZoneConfig) -> Iterabl
             yield ("zones", name, "cameras", index), roi.location
 
 
-def _shared_locations(config: GatewayConfig) -> list[Problem]:
+def _shared_locations(config: ConfigShape) -> list[Problem]:
     """A location counted by two zones would have two retained counts that contradict."""
     owner: dict[str, str] = {}
     problems: dict[tuple[Loc, str], str] = {}
@@ -113,7 +201,7 @@ def _shared_locations(config: GatewayConfig) -> list[Problem]:
 # -- cameras ----------------------------------------------------------------------------------
 
 
-def camera_problems(camera: CameraConfig) -> list[Problem]:
+def camera_problems(camera: CameraShape) -> list[Problem]:
     """The camera's source (URL scheme and kind, path present) and its model (loadable)."""
     problems: list[Problem] = []
     source = _source_problem(camera.url, camera.kind)

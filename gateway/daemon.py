@@ -13,10 +13,8 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from croniter import croniter
 
@@ -29,12 +27,8 @@ from gateway.config import GatewayConfig
 from gateway.health import GatewayMonitor
 from gateway.metrics_http import Endpoint, MetricsServer
 from gateway.publisher import Publisher
-from gateway.runtime import open_publisher, started_cameras, started_readers, state_lock
+from gateway.runtime import Cameras, open_publisher, started_cameras, started_readers, state_lock
 from gateway.scan import create_zone_scan
-
-if TYPE_CHECKING:
-    from drivers.camera.driver import Camera
-    from gateway.vision.scan import DetectorCache
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +52,6 @@ class Gateway:
         self.requests: asyncio.Queue[ScanRequest] = asyncio.Queue()
         self._waiting: set[str] = set()
         self.rejected_commands = 0
-        self.detectors: DetectorCache | None = None
-        """Detectors loaded by the first scan with cameras, kept for the next ones."""
         self.scans_run = 0
         self.failed_scans = 0
         self.scanning: str | None = None
@@ -134,10 +126,14 @@ class Gateway:
             "rejected command on %s: %s (%d rejected so far)", topic, why, self.rejected_commands
         )
 
-    async def worker(
-        self, readers: dict[str, Reader], cameras: Mapping[str, Camera] | None = None
-    ) -> None:
-        """Run queued scans one after another until stopping."""
+    async def worker(self, readers: dict[str, Reader], cameras: Cameras | None = None) -> None:
+        """Run queued scans one after another until stopping.
+
+        Args:
+            readers: The started readers.
+            cameras: The started cameras and the runtime's detector cache, which every scan
+                shares.
+        """
         while not self.stopping.is_set():
             getter = asyncio.ensure_future(self.requests.get())
             stopper = asyncio.ensure_future(self.stopping.wait())
@@ -153,13 +149,13 @@ class Gateway:
             )
             scan = create_zone_scan(
                 self.config, request.zone, readers, self.publisher,
-                cameras=cameras, detectors=self.detectors,
+                cameras=cameras.devices if cameras is not None else None,
+                detectors=cameras.detectors if cameras is not None else None,
             )  # fmt: skip
             self.scanning = request.zone
             self.notifier.status(f"scanning zone {request.zone} ({request.reason})")
             try:
                 result = await scan.run(request_id=request.request_id)
-                self.detectors = scan.detectors
             except Exception:  # the worker outlives a failed scan; it is logged with its trace
                 self.failed_scans += 1
                 log.exception("zone %s: scan failed", request.zone)
@@ -237,7 +233,9 @@ async def serve(config: GatewayConfig, publisher: Publisher, gateway: Gateway | 
     try:
         async with started_readers(config) as readers, started_cameras(config) as cameras:
             tasks = Supervisor("gateway", gateway.stopping)
-            monitor = GatewayMonitor(config, gateway, publisher, readers, cameras, tasks=tasks)
+            monitor = GatewayMonitor(
+                config, gateway, publisher, readers, cameras.devices, tasks=tasks
+            )
             gateway.monitor, gateway.tasks = monitor, tasks
             try:
                 await _run_tasks(config, gateway, monitor, (dict(readers), cameras), tasks)
@@ -255,7 +253,7 @@ async def _run_tasks(
     config: GatewayConfig,
     gateway: Gateway,
     monitor: GatewayMonitor,
-    devices: tuple[dict[str, Reader], Mapping[str, Camera]],
+    devices: tuple[dict[str, Reader], Cameras],
     tasks: Supervisor,
 ) -> None:
     """Start the daemon's tasks, wait for the stop, let them end (the running scan finishes).

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.base import TagRead
+from gateway.counts import LocationCount
 from gateway.epc import UNKNOWN_SKU, EpcDecoder
-from gateway.scan import LocationCount
 
 ReferenceMap = Mapping[str, str] | Callable[[bytes], str | None]
 """``{epc_hex: location}`` (any case) or a function from a reference tag's EPC to its location."""

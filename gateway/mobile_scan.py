@@ -1,10 +1,12 @@
-"""One scan of a mobile zone: the readers move past the bays and publish them as they pass.
+"""The tally of a mobile zone: the readers move past the bays, which are published as they pass.
 
 A mobile zone (``mobile:`` in its configuration) has readers on a robot or cart and a location
-reference tag on every bay. The reads go to a :class:`gateway.mobile.MobileAssigner` instead
-of the fixed zones' window aggregator; every :data:`CLOSE_EVERY` seconds of the window, the
-bays the reader has passed (:meth:`~gateway.mobile.MobileAssigner.closed_bays`) are published
-as ``complete: true`` counts. When the window ends the remaining bays are published from
+reference tag on every bay. :class:`MobileTally` is its zone scan's tally strategy
+(:class:`gateway.tally.Tally`): the reads go to a :class:`gateway.mobile.MobileAssigner`
+instead of the fixed zones' window aggregator; at every look of the window
+(:data:`gateway.scan.WINDOW_TICK`), the bays the reader has passed
+(:meth:`~gateway.mobile.MobileAssigner.closed_bays`) are published as ``complete: true``
+counts. When the window ends the remaining bays are published from
 :meth:`~gateway.mobile.MobileAssigner.finish`: if a reader failed during the window the run
 stopped early, and the bays it did not finish are ``complete: false``. Each location is
 published once per scan.
@@ -12,11 +14,11 @@ published once per scan.
 The assigner runs on the clock of the reads: "now" is the newest read's time stamp. A bay
 therefore closes only while reads keep coming in, so a reader that goes silent (its link
 dropped, not yet detected) closes nothing it did not actually pass; and closing stops as soon
-as a reader's failure is seen.
+as a reader's failure is seen (the zone scan stops asking).
 
 With ``assign: pose`` the zone's ``robot`` reports where it is on
-``edgecount/v1/{site}/pose/{robot}`` (:mod:`edgecount.pose`); the scan subscribes through the
-publisher for its duration, hands the poses to a :class:`gateway.mobile.PoseAssigner`, and
+``edgecount/v1/{site}/pose/{robot}`` (:mod:`edgecount.pose`); the tally subscribes through the
+publisher for the scan's duration, hands the poses to a :class:`gateway.mobile.PoseAssigner`, and
 closes a bay once the robot has covered its extent and is ``margin_metres`` past it, at the
 newest read's time (so the same rule holds: a silent reader closes nothing). The poses' ``at``
 (UTC) becomes UNIX seconds, the clock of :attr:`drivers.base.TagRead.t`: robot, gateway and
@@ -27,26 +29,21 @@ every bay is published ``complete: false`` (never "0 found").
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import time
 import weakref
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from drivers.base import Reader
+from drivers.base import TagRead
 from edgecount.contract import ContractError
 from edgecount.pose import parse_pose, pose_topic
 from gateway.config import GatewayConfig
+from gateway.counts import LocationCount, ReaderOutcome
+from gateway.epc import EpcDecoder
 from gateway.mobile import MobileAssigner, PoseAssigner
 from gateway.publisher import MessageCallback, Publisher
-from gateway.scan import LocationCount, ReaderOutcome, ScanResult, ZoneScan
 
 log = logging.getLogger(__name__)
-
-CLOSE_EVERY = 0.25
-"""Seconds between two looks for bays the reader has passed."""
 
 _routes: weakref.WeakKeyDictionary[Publisher, dict[str, list[MessageCallback]]] = (
     weakref.WeakKeyDictionary()
@@ -75,55 +72,65 @@ def listen(publisher: Publisher, topic: str, callback: MessageCallback) -> Calla
     return lambda: listeners.remove(callback)
 
 
-class MobileZoneScan(ZoneScan):
-    """Runs one scan of a mobile zone with readers that are already started.
+class MobileTally:
+    """The tally strategy of a mobile zone (see the module's description).
 
-    Takes the arguments of :class:`gateway.scan.ZoneScan`; the zone must have ``mobile`` set.
+    Args:
+        config: The gateway configuration.
+        zone: The zone scanned; it must have ``mobile`` set.
+        decoder: Turns EPCs into SKUs.
+        publisher: Where the robot's poses come from, with ``assign: pose``.
+
+    Raises:
+        ValueError: The zone is not a mobile zone.
     """
 
     def __init__(
-        self,
-        config: GatewayConfig,
-        zone: str,
-        readers: Mapping[str, Reader],
-        publisher: Publisher,
-        **options: Any,
+        self, config: GatewayConfig, zone: str, decoder: EpcDecoder, publisher: Publisher
     ) -> None:
-        super().__init__(config, zone, readers, publisher, **options)
-        mobile = self.zone_config.mobile
+        zone_config = config.zones[zone]
+        mobile = zone_config.mobile
         if mobile is None:
             raise ValueError(f"zone {zone!r} is not a mobile zone")
-        options = {
-            "bays": mobile.locations(),
-            "window": mobile.window_seconds,
-            "min_reads": self.zone_config.min_reads,
-            "decoder": self.decoder,
-        }
+        self.zone = zone
+        self.publisher = publisher
+        bays, window, min_reads = mobile.locations(), mobile.window_seconds, zone_config.min_reads
         self.pose_topic: str | None = None
         """The robot's pose topic, with ``assign: pose``."""
         self.assigner: MobileAssigner
         if mobile.assign == "pose" and mobile.robot is not None and mobile.extents is not None:
             self.pose_topic = pose_topic(config.site, mobile.robot)
             self.assigner = PoseAssigner(
-                mobile.references, mobile.extents, margin=mobile.margin_metres, **options
+                mobile.references,
+                mobile.extents,
+                margin=mobile.margin_metres,
+                bays=bays,
+                window=window,
+                min_reads=min_reads,
+                decoder=decoder,
             )
         else:
-            self.assigner = MobileAssigner(mobile.references, **options)
+            self.assigner = MobileAssigner(
+                mobile.references, bays=bays, window=window, min_reads=min_reads, decoder=decoder
+            )
         self.poses = 0
         """Poses received during this scan."""
         self.poses_rejected = 0
         """Pose messages rejected as malformed during this scan."""
         self.reads = 0
+        """Reads taken so far."""
         self.latest_read: float | None = None
         """Time stamp of the newest read: the assigner's "now"."""
 
-    async def run(self, scan_id: str | None = None, request_id: str | None = None) -> ScanResult:
-        """Run the scan (see :meth:`gateway.scan.ZoneScan.run`), listening to the robot's poses."""
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        """Listen to the robot's poses (with ``assign: pose``) for the duration of the block."""
         if self.pose_topic is None:
-            return await super().run(scan_id, request_id)
+            yield
+            return
         stop_listening = listen(self.publisher, self.pose_topic, self._on_pose)
         try:
-            return await super().run(scan_id, request_id)
+            yield
         finally:
             stop_listening()
 
@@ -142,43 +149,27 @@ class MobileZoneScan(ZoneScan):
         self.assigner.add_pose(pose.t, pose.x)
         self.poses += 1
 
-    async def _consume(self, reader: Reader, outcome: ReaderOutcome) -> None:
-        queue = reader.queue
-        while True:
-            batch = await queue.get()
-            try:
-                self.assigner.add(batch)
-                outcome.reads += len(batch)
-                self.reads += len(batch)
-                if batch:
-                    newest = max(read.t for read in batch)
-                    if self.latest_read is None or newest > self.latest_read:
-                        self.latest_read = newest
-            finally:
-                queue.task_done()
+    def add(self, batch: Sequence[TagRead]) -> int:
+        """Take a batch; returns its number of reads."""
+        self.assigner.add(batch)
+        self.reads += len(batch)
+        if batch:
+            newest = max(read.t for read in batch)
+            if self.latest_read is None or newest > self.latest_read:
+                self.latest_read = newest
+        return len(batch)
 
-    async def _window(self) -> None:
-        seconds = self.zone_config.scan_seconds
-        deadline = time.monotonic() + seconds
-        failures = {name: reader.failures for name, reader in self.readers.items()}
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, CLOSE_EVERY))
-            if self.progress is not None:
-                self.progress(1.0 - max(left - CLOSE_EVERY, 0.0) / seconds, self.reads)
-            failed = any(reader.failures != failures[n] for n, reader in self.readers.items())
-            if not failed:
-                await self._publish_passed()
-
-    async def _publish_passed(self) -> None:
-        """Publish the bays the reader has passed since the last look."""
+    def passed(self) -> list[LocationCount]:
+        """The bays the reader has passed since the last look (by the newest read's clock)."""
         if self.latest_read is None:
-            return
-        observed = datetime.now(UTC)
-        for bay, count in self.assigner.closed_bays(self.latest_read).items():
+            return []
+        bays = self.assigner.closed_bays(self.latest_read)
+        for bay, count in bays.items():
             log.info("zone %s: bay %s passed, %d items", self.zone, bay, count.total)
-            await self._publish_count(count, observed)
+        return list(bays.values())
 
-    def _counts(self, outcomes: Mapping[str, ReaderOutcome]) -> dict[str, LocationCount]:
+    def counts(self, outcomes: Mapping[str, ReaderOutcome]) -> dict[str, LocationCount]:
+        """Every bay; those a run stopped early (a reader failed) did not finish are incomplete."""
         stopped_early = not all(outcome.ok for outcome in outcomes.values())
         if self.pose_topic is not None:
             log.log(

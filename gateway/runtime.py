@@ -1,4 +1,9 @@
-"""Wiring shared by the CLI and the daemon: publisher, readers and cameras from the config."""
+"""Wiring shared by the CLI and the daemon: publisher, readers and cameras from the config.
+
+The runtime owns what lives as long as the process: the state-dir lock, the publisher, the
+started devices, and the one :class:`~gateway.vision.detectors.DetectorCache` that every
+zone scan of the process uses (:class:`Cameras`), so a detector loads once per process.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 from gateway.readers import build_readers
 from gateway.scan import Progress, ScanResult, create_zone_scan
+from gateway.vision.detectors import DetectorCache
 
 if TYPE_CHECKING:
     from drivers.camera.driver import Camera
@@ -157,19 +163,36 @@ def started_readers(
     return _started(build_readers(config, names))
 
 
-def started_cameras(
-    config: GatewayConfig, names: list[str] | None = None
-) -> contextlib.AbstractAsyncContextManager[dict[str, Camera]]:
-    """The cameras (all, or ``names``), started; stopped when the context ends.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cameras:
+    """A process's started cameras and the detector cache that all its scans share.
 
-    The camera stack (OpenCV, ONNX Runtime) is imported only when cameras are configured.
+    Attributes:
+        devices: The started cameras, by name (none when none are configured).
+        detectors: Created once with the cameras; each detector in it loads on first use.
+    """
+
+    devices: dict[str, Camera]
+    detectors: DetectorCache
+
+
+@contextlib.asynccontextmanager
+async def started_cameras(
+    config: GatewayConfig, names: list[str] | None = None
+) -> AsyncIterator[Cameras]:
+    """The cameras (all, or ``names``), started, with the process's detector cache.
+
+    The cameras are stopped when the context ends. The camera stack (OpenCV) is imported
+    only when cameras are configured, the detector stack when a scan first needs a detector.
     """
     wanted = names if names is not None else [camera.name for camera in config.cameras]
-    if not wanted:
-        return _started({})
-    from gateway.vision.scan import build_cameras  # only when cameras are configured
+    devices: dict[str, Camera] = {}
+    if wanted:
+        from gateway.vision.scan import build_cameras  # only when cameras are configured
 
-    return _started(build_cameras(config, wanted))
+        devices = build_cameras(config, wanted)
+    async with _started(devices) as started:
+        yield Cameras(started, DetectorCache())
 
 
 async def scan_once(
@@ -186,7 +209,13 @@ async def scan_once(
             started_cameras(config, zone_config.cameras) as cameras,
         ):
             scan = create_zone_scan(
-                config, zone, readers, publisher, progress=progress, cameras=cameras
+                config,
+                zone,
+                readers,
+                publisher,
+                progress=progress,
+                cameras=cameras.devices,
+                detectors=cameras.detectors,
             )
             result = await scan.run()
         delivered = await publisher.flush(FLUSH_SECONDS)

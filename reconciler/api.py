@@ -37,7 +37,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
@@ -45,28 +45,15 @@ from edgecount import contract
 from edgecount.metrics import CONTENT_TYPE, Family, counter, gauge, render, scrape_registry
 from reconciler import decisions
 from reconciler import schema as t
+from reconciler.api_types import Name, StrictBody
+from reconciler.api_upload import add_upload_routes
 from reconciler.engine import DecisionError, Engine
-from reconciler.model import AbcClass
 from reconciler.store import BookLedger
 from reconciler.transitions import CLOSED_STATES, OPEN_STATES
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5
-
-Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=128)]
-Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Units = Annotated[int, Field(ge=0)]
-"""A quantity in whole units (``3`` or ``3.0``; ``3.5`` is refused)."""
-UnitDelta = int
-Abc = Annotated[AbcClass, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
-
-
-class StrictBody(BaseModel):
-    """Base of request bodies: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
-
 
 # -- requests ------------------------------------------------------------------------------------
 
@@ -367,8 +354,6 @@ def create_app(
     _add_error_handlers(app)
     _add_health_route(app, engine, service_health)
     _add_discrepancy_routes(app, engine)
-    from reconciler.api_upload import add_upload_routes  # it builds on this module's types
-
     add_upload_routes(app, engine)
     _add_wms_routes(app, engine)
     registry = metrics or metrics_registry(engine)

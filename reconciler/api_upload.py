@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ValidationError
 from pydantic import StringConstraints as Text
 
 from edgecount.gtin import GtinError, normalise_sku
-from reconciler.api import Abc, Amount, Name, StrictBody, UnitDelta, Units
+from reconciler.api_types import Abc, Amount, Name, StrictBody, UnitDelta, Units
 from reconciler.book_import import (
     BookDiff,
     BookOptions,

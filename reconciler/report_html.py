@@ -25,7 +25,7 @@ from reconciler.model import COUNTED, EXCEPTIONS, Row, Status, Summary
 from reconciler.report_trend import trend_section
 
 if TYPE_CHECKING:
-    from reconciler.report import Decision, ReportData
+    from reconciler.report_data import Decision, ReportData
 
 __all__ = ["render_html"]
 

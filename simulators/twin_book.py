@@ -15,10 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from simulators.twin import Twin
+from typing import Protocol
 
 ERROR_KINDS = ("miscount", "misplaced", "missing", "unexpected")
 BOOK_HEADER = ("location", "sku", "qty", "unit_cost", "abc")
@@ -240,6 +237,25 @@ def book_records(
     return [BookRecord(loc, gtin, qty, *costs[gtin]) for (loc, gtin), qty in sorted(book.items())]
 
 
+class BookSide(Protocol):
+    """What the CSV writers read of a twin (:class:`simulators.twin.Twin` has it all)."""
+
+    @property
+    def book(self) -> Sequence[BookRecord]:
+        """The book snapshot."""
+        ...
+
+    @property
+    def errors(self) -> Sequence[InjectedError]:
+        """The injected errors."""
+        ...
+
+    @property
+    def movements(self) -> Sequence[TwinMovement]:
+        """The movement log after the snapshot."""
+        ...
+
+
 def _write(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -247,7 +263,7 @@ def _write(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[obje
         writer.writerows(rows)
 
 
-def write_book_csv(twin: Twin, path: str | Path) -> None:
+def write_book_csv(twin: BookSide, path: str | Path) -> None:
     """Write the book snapshot as the reconciler's book import CSV.
 
     Args:
@@ -261,7 +277,7 @@ def write_book_csv(twin: Twin, path: str | Path) -> None:
     )
 
 
-def write_movements_csv(twin: Twin, path: str | Path) -> None:
+def write_movements_csv(twin: BookSide, path: str | Path) -> None:
     """Write the movement log as the reconciler's movement CSV (ISO-8601 UTC ``ts``).
 
     Args:
@@ -282,7 +298,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def write_errors_csv(twin: Twin, path: str | Path) -> None:
+def write_errors_csv(twin: BookSide, path: str | Path) -> None:
     """Write the injected errors (the true discrepancies of the book snapshot) as CSV.
 
     Columns ``event,kind,location,sku,book_qty,true_qty``; a ``misplaced`` event has two rows.

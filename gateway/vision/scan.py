@@ -8,6 +8,11 @@ fully covered is incomplete. Detection runs in a worker thread, one frame at a t
 
 A camera that delivers no usable frame makes its locations incomplete, like a reader that
 drops out: never "0 found" for a shelf nobody looked at.
+
+:class:`VisionPart` is the part a zone scan (:mod:`gateway.scan`) is given when its zone has
+cameras: it starts one :class:`CameraCounter` per camera for the window, then adds what they
+counted to the RFID counts (a location only a camera sees is published as ``source:
+vision``, one both see is fused, :mod:`gateway.vision.fusion`).
 """
 
 from __future__ import annotations
@@ -16,39 +21,23 @@ import asyncio
 import logging
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from drivers.camera.driver import Camera, CameraSettings
 from drivers.camera.frame import Frame
 from gateway.config import CameraConfig, GatewayConfig
-from gateway.vision.fusion import Figure
+from gateway.counts import CameraOutcome, LocationCount
+from gateway.vision.detectors import DetectorCache
+from gateway.vision.fusion import Figure, fuse
 from gateway.vision.moving import MovingCounter
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from gateway.vision.tracker import TrackerSettings
-from models.artifacts import SHELF_INT8
-from models.detector import Detector, load_detector
+from models.detector import Detector
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class CameraOutcome:
-    """How one camera did during a scan (reported in the scan message)."""
-
-    name: str
-    ok: bool = True
-    frames: int = 0
-    error: str | None = None
-
-    def as_json(self) -> dict[str, object]:
-        """The entry of the scan message's ``cameras`` list."""
-        out: dict[str, object] = {"name": self.name, "ok": self.ok, "frames": self.frames}
-        if self.error:
-            out["error"] = self.error
-        return out
 
 
 @dataclass(slots=True)
@@ -78,26 +67,71 @@ def camera_settings(config: CameraConfig) -> CameraSettings:
     )
 
 
-class DetectorCache:
-    """One loaded detector per (model, backend, conf, tile), shared by cameras that agree."""
-
-    def __init__(self) -> None:
-        self._detectors: dict[tuple[Path, str, float, bool], Detector] = {}
-
-    def get(self, config: CameraConfig) -> Detector:
-        """The detector for ``config`` (loaded on first use)."""
-        key = (config.model or SHELF_INT8, config.backend, config.conf, config.tile)
-        if key not in self._detectors:
-            self._detectors[key] = load_detector(
-                key[0], backend=config.backend, conf=candidate_floor(config.conf), tile=config.tile
-            )
-        return self._detectors[key]
-
-
 def build_cameras(config: GatewayConfig, names: list[str] | None = None) -> dict[str, Camera]:
     """Drivers for the named cameras (all when ``names`` is None), not yet started."""
     wanted = names if names is not None else [camera.name for camera in config.cameras]
     return {name: Camera(camera_settings(config.camera(name))) for name in wanted}
+
+
+class VisionPart:
+    """The cameras of one zone scan: count over the window, then add or fuse the figures.
+
+    Args:
+        config: The gateway configuration.
+        zone: The zone scanned.
+        cameras: Started cameras by name (at least the zone's).
+        detectors: The process's detector cache (:mod:`gateway.runtime` owns it).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        zone: str,
+        cameras: Mapping[str, Camera],
+        detectors: DetectorCache,
+    ) -> None:
+        self.config = config
+        self.zone = zone
+        self.cameras = {name: cameras[name] for name in config.zones[zone].cameras}
+        self.detectors = detectors
+
+    def start(self) -> list[asyncio.Task[CameraCounts]]:
+        """One counting task per camera over a window that starts now."""
+        zone = self.config.zones[self.zone]
+        window_end = time.monotonic() + zone.scan_seconds
+        tasks = []
+        for name, camera in self.cameras.items():
+            counter = CameraCounter(self.config.camera(name), camera, self.detectors)
+            tasks.append(asyncio.create_task(counter.run(window_end), name=f"camera:{name}"))
+        return tasks
+
+    def merge(self, counts: dict[str, LocationCount], camera_counts: list[CameraCounts]) -> None:
+        """Add camera figures as vision counts, or fuse them with the RFID count, in place."""
+        figures: dict[str, Figure] = {}
+        for camera in camera_counts:
+            for location, figure in camera.figures.items():
+                best = figures.get(location)
+                if best is None or (figure.complete and not best.complete):
+                    figures[location] = figure
+        rfid_locations = set(self.config.rfid_locations(self.zone))
+        tolerance = self.config.zones[self.zone].fusion_tolerance
+        for location, figure in figures.items():
+            if location not in rfid_locations:
+                skus = {str(item["sku"]): int(item["qty"]) for item in figure.items}
+                counts[location] = LocationCount(
+                    location,
+                    skus=skus,
+                    complete=figure.complete,
+                    source="vision",
+                    items=figure.items,
+                )
+                continue
+            rfid = counts[location]
+            seen = Figure(rfid.payload_items(), complete=rfid.complete)
+            fused = fuse(seen, figure, tolerance)
+            rfid.skus = {str(item["sku"]): int(item["qty"]) for item in fused.items}
+            rfid.complete, rfid.source = fused.complete, "fused"
+            rfid.items, rfid.fusion = fused.items, fused.fusion
 
 
 class CameraCounter:

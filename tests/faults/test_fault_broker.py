@@ -14,7 +14,7 @@ from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import OutboxFullError
 from gateway.readers import build_readers
 from gateway.runtime import open_publisher
-from gateway.scan import ScanResult, ZoneScan
+from gateway.scan import ScanResult, create_zone_scan
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene
 from tests.conftest import MosquittoFactory, RecorderFactory, eventually
@@ -33,7 +33,7 @@ async def _scan(config: GatewayConfig, publisher: MqttPublisher) -> ScanResult:
     readers = build_readers(config)
     await asyncio.gather(*(reader.start() for reader in readers.values()))
     try:
-        return await ZoneScan(config, ZONE, readers, publisher).run()
+        return await create_zone_scan(config, ZONE, readers, publisher).run()
     finally:
         await asyncio.gather(*(reader.stop() for reader in readers.values()))
 

@@ -24,7 +24,7 @@ from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.readers import build_readers
 from gateway.runtime import OUTBOX_FILE, open_publisher
-from gateway.scan import ZoneScan
+from gateway.scan import create_zone_scan
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene
 from tests.conftest import MosquittoFactory, Received, RecorderFactory, eventually
@@ -170,7 +170,7 @@ async def test_reader_dropped_mid_scan_incomplete_locations_and_nothing_flagged_
 
             dropper = asyncio.create_task(drop_when_running())
             try:
-                result = await ZoneScan(config, ZONE, readers, publisher).run()
+                result = await create_zone_scan(config, ZONE, readers, publisher).run()
             finally:
                 await asyncio.gather(*(reader.stop() for reader in readers.values()))
             await dropper

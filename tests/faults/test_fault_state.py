@@ -9,7 +9,7 @@ from pathlib import Path
 from gateway.config import GatewayConfig
 from gateway.readers import build_readers
 from gateway.runtime import open_publisher
-from gateway.scan import ZoneScan
+from gateway.scan import create_zone_scan
 from simulators.llrp.server import LLRPSimulator
 from simulators.shelf import shelf_scene
 from tests.conftest import MosquittoFactory
@@ -29,7 +29,7 @@ async def _scan_and_flush(config: GatewayConfig) -> tuple[str, list[int]]:
         readers = build_readers(config)
         await asyncio.gather(*(reader.start() for reader in readers.values()))
         try:
-            result = await ZoneScan(config, ZONE, readers, publisher).run()
+            result = await create_zone_scan(config, ZONE, readers, publisher).run()
         finally:
             await asyncio.gather(*(reader.stop() for reader in readers.values()))
         assert result.complete

@@ -18,7 +18,7 @@ from drivers.llrp.driver import LlrpReader
 from gateway.config import GatewayConfig, LlrpReaderConfig
 from gateway.readers import build_readers, llrp_settings
 from gateway.runtime import open_publisher
-from gateway.scan import ScanResult, ZoneScan
+from gateway.scan import ScanResult, create_zone_scan
 from simulators.llrp.server import LLRPSimulator
 from simulators.scene import Scene
 from simulators.shelf import shelf_scene, truth_by_antenna
@@ -75,7 +75,7 @@ async def scan(config: GatewayConfig, sim: LLRPSimulator | None = None) -> ScanR
 
             dropper = asyncio.create_task(drop_when_running())
         try:
-            result = await ZoneScan(config, "A", readers, publisher).run()
+            result = await create_zone_scan(config, "A", readers, publisher).run()
         finally:
             await asyncio.gather(*(reader.stop() for reader in readers.values()))
         if dropper is not None:

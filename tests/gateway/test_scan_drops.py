@@ -14,7 +14,7 @@ import time
 from drivers.base import DeviceHealth, Reader, TagRead
 from gateway.config import GatewayConfig
 from gateway.publisher import MemoryPublisher
-from gateway.scan import ZoneScan
+from gateway.scan import create_zone_scan
 
 EPC = bytes.fromhex("3034257BF7194E4000003039")  # GTIN 80614141123458, serial 12345
 
@@ -70,7 +70,7 @@ def config() -> GatewayConfig:
 async def scan(drop: int) -> tuple[bool, dict[str, bool], str | None]:
     publisher = MemoryPublisher(site="dc1", gateway_id="gw-1")
     reader = QueueReader(drop)
-    result = await ZoneScan(config(), "A", {"aisle-a": reader}, publisher).run()
+    result = await create_zone_scan(config(), "A", {"aisle-a": reader}, publisher).run()
     published = {
         m.payload["location"]: m.payload["complete"]
         for m in publisher.messages

@@ -16,7 +16,7 @@ from edgecount.backoff import Backoff
 from gateway.config import GatewayConfig
 from gateway.publisher import MemoryPublisher
 from gateway.readers import build_readers
-from gateway.scan import ScanResult, ZoneScan
+from gateway.scan import ScanResult, create_zone_scan
 from simulators.serial.server import SerialModuleSimulator
 from simulators.shelf import shelf_scene, truth_by_antenna
 
@@ -59,7 +59,7 @@ async def scan(tmp_path: Path, sim: SerialModuleSimulator, drop: bool) -> ScanRe
     try:
         if drop:
             sim.faults.disconnect_after_frames = 50  # mid-window: ~0.25 s of notices
-        return await ZoneScan(gateway, "A", {"cart": reader}, publisher).run()
+        return await create_zone_scan(gateway, "A", {"cart": reader}, publisher).run()
     finally:
         await reader.stop()
 

@@ -3,7 +3,7 @@
 The LLRP simulator carries a :class:`~simulators.cart.CartProvider` past 6 bays 0.8 m wide at
 2.5 m/s, 125 inventory rounds per second (50 rounds a metre, where the model alone put every
 item of 300 seeded aisles in its bay). The gateway's LLRP driver (sllurp over TCP) reads it in
-a mobile zone (:class:`~gateway.mobile_scan.MobileZoneScan`) that publishes to the in-memory
+a mobile zone (:class:`~gateway.mobile_scan.MobileTally`) that publishes to the in-memory
 publisher: every item must land in its bay, among them one 15 cm from each inner bay edge, and
 every bay must be published complete.
 
@@ -30,7 +30,7 @@ from drivers.llrp.driver import LlrpReader
 from edgecount.cli import main
 from gateway.config import GatewayConfig
 from gateway.epc import EpcDecoder
-from gateway.mobile_scan import MobileZoneScan
+from gateway.mobile_scan import MobileTally
 from gateway.publisher import MemoryPublisher
 from gateway.readers import build_readers
 from gateway.scan import create_zone_scan
@@ -123,7 +123,8 @@ async def test_a_mobile_zone_scans_an_llrp_reader_on_a_cart() -> None:
             assert await reader.wait_connected(10)
             assert provider.started_at is None, "the cart waits for the first inventory round"
             zone_scan = create_zone_scan(config, "A", {"cart": reader}, publisher)
-            assert isinstance(zone_scan, MobileZoneScan)
+            tally = zone_scan.tally
+            assert isinstance(tally, MobileTally)
             async with asyncio.timeout(SCAN_SECONDS + WAIT):
                 result = await zone_scan.run()
         finally:
@@ -132,8 +133,8 @@ async def test_a_mobile_zone_scans_an_llrp_reader_on_a_cart() -> None:
     assert provider.done(), "the cart passed the whole aisle within the window"
     assert reader.health().dropped == 0
     assert sent.tag_reports_sent > 1000
-    assert zone_scan.assigner.placements() == aisle.truth(), "every item in its bay"
-    assert not zone_scan.assigner.late
+    assert tally.assigner.placements() == aisle.truth(), "every item in its bay"
+    assert not tally.assigner.late
     expected = expected_skus(aisle)
     assert result.complete
     assert result.published

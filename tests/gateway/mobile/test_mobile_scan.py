@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from drivers.base import DeviceHealth, Reader, TagRead
 from edgecount.yamlcfg import ConfigError
 from gateway.config import GatewayConfig, load_gateway_config
-from gateway.mobile_scan import MobileZoneScan
+from gateway.mobile_scan import MobileTally
 from gateway.publisher import MemoryPublisher
 from gateway.scan import ScanResult, create_zone_scan
 from tests.gateway.mobile.test_mobile_assign import BAYS, REFS, Run, expected, simulate
@@ -103,7 +103,7 @@ async def scan(run: Run, *, fail_at_end: bool = False) -> tuple[ScanResult, Repl
     publisher = MemoryPublisher(site="dc1", gateway_id="gw-cart")
     reader = ReplayReader(run, publisher, fail_at_end=fail_at_end)
     zone_scan = create_zone_scan(config(), "A", {"cart": reader}, publisher)
-    assert isinstance(zone_scan, MobileZoneScan)
+    assert isinstance(zone_scan.tally, MobileTally)
     result = await zone_scan.run()
     return result, reader, publisher
 

@@ -23,7 +23,7 @@ from edgecount.pose import parse_pose, pose_payload, pose_topic
 from edgecount.yamlcfg import ConfigError
 from gateway.config import GatewayConfig, load_gateway_config
 from gateway.mobile import PoseAssigner
-from gateway.mobile_scan import MobileZoneScan
+from gateway.mobile_scan import MobileTally
 from gateway.publisher import MemoryPublisher
 from gateway.scan import ScanResult, create_zone_scan
 from tests.gateway.mobile.test_mobile_assign import BAYS, REFS, WIDTH, Run, expected, simulate
@@ -255,22 +255,23 @@ class PoseReplayReader(ReplayReader):
             self.queue.put_nowait([dataclasses.replace(read, t=at) for read in batch])
 
 
-async def pose_scan(run: Run, *, poses: bool = True) -> tuple[ScanResult, MobileZoneScan, Any]:
+async def pose_scan(run: Run, *, poses: bool = True) -> tuple[ScanResult, MobileTally, Any]:
     publisher = MemoryPublisher(site="dc1", gateway_id="gw-cart")
     reader = PoseReplayReader(run, publisher, poses=poses)
     zone_scan = create_zone_scan(pose_config(), "A", {"cart": reader}, publisher)
-    assert isinstance(zone_scan, MobileZoneScan)
+    tally = zone_scan.tally
+    assert isinstance(tally, MobileTally)
     result = await zone_scan.run()
     assert reader.malformed_sent.is_set()
     assert publisher.deliver(TOPIC, b"{}") == 1, "subscribed once; nobody listens after the scan"
-    return result, zone_scan, publisher
+    return result, tally, publisher
 
 
 async def test_a_pose_scan_publishes_bays_as_the_robot_passes_and_survives_a_bad_pose() -> None:
     run = simulate(8)
-    result, zone_scan, publisher = await pose_scan(run)
-    assert zone_scan.poses_rejected == 1
-    assert zone_scan.poses > 100
+    result, tally, publisher = await pose_scan(run)
+    assert tally.poses_rejected == 1
+    assert tally.poses > 100
     assert result.complete
     counts = published_counts(publisher)
     assert [payload["location"] for _, payload in counts] == BAYS
@@ -282,8 +283,8 @@ async def test_a_pose_scan_publishes_bays_as_the_robot_passes_and_survives_a_bad
 
 
 async def test_a_pose_scan_without_poses_publishes_every_bay_incomplete() -> None:
-    result, zone_scan, publisher = await pose_scan(simulate(9), poses=False)
-    assert zone_scan.poses == 0
+    result, tally, publisher = await pose_scan(simulate(9), poses=False)
+    assert tally.poses == 0
     assert not result.complete
     counts = published_counts(publisher)
     assert sorted(payload["location"] for _, payload in counts) == BAYS

@@ -3,7 +3,7 @@ the real serial driver, the cart's pose published with paho, and the gateway's M
 
 The cart drives past 4 bays 0.8 m wide at 2 m/s (100 inventory rounds a second) and reports
 its pose 10 times a second; besides the random items, every bay holds one item 12 cm inside
-each of its edges. The gateway's ``MobileZoneScan`` (``assign: pose``) must put every item in
+each of its edges. The gateway's ``MobileTally`` (``assign: pose``) must put every item in
 its bay, publish each bay as the cart passes it, and shrug off malformed poses.
 """
 
@@ -29,7 +29,7 @@ from edgecount.mqtt import MqttSettings
 from edgecount.pose import pose_payload, pose_topic
 from edgecount.timefmt import to_iso
 from gateway.config import GatewayConfig
-from gateway.mobile_scan import MobileZoneScan
+from gateway.mobile_scan import MobileTally
 from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 from gateway.scan import create_zone_scan
@@ -120,7 +120,8 @@ async def test_a_cart_scan_placed_by_its_published_pose(
         try:
             config = gateway_config(unique_site, gateway, srv.url, layout, sim.path.duration + 0.5)
             zone_scan = create_zone_scan(config, "A", {"cart": cart}, publisher)
-            assert isinstance(zone_scan, MobileZoneScan)
+            tally = zone_scan.tally
+            assert isinstance(tally, MobileTally)
             running = asyncio.create_task(zone_scan.run(), name="pose-scan")
             await srv.wait_for(lambda _: provider.pose() > WIDTH)  # driving through bay 1
             poses.inject(b"{broken")
@@ -131,8 +132,8 @@ async def test_a_cart_scan_placed_by_its_published_pose(
             await poses.stop()
             await cart.stop()
     try:
-        assert zone_scan.poses_rejected == 2
-        assert zone_scan.poses >= 10 * sim.path.duration * 0.8
+        assert tally.poses_rejected == 2
+        assert tally.poses >= 10 * sim.path.duration * 0.8
         assert result.complete, {bay: c.complete for bay, c in result.locations.items()}
         for bay in BAYS:
             assert result.locations[bay].skus == expected(layout, bay), bay

@@ -24,7 +24,7 @@ from drivers.camera.driver import Camera
 from gateway.config import GatewayConfig
 from gateway.readers import build_readers
 from gateway.runtime import open_publisher
-from gateway.scan import ScanResult, ZoneScan
+from gateway.scan import ScanResult, create_zone_scan
 from gateway.vision.scan import build_cameras
 from simulators.camera.render import RenderSettings, ShelfImage, finish, render_shelf
 from simulators.camera.server import CameraServer
@@ -106,7 +106,7 @@ async def run_scan(config: GatewayConfig) -> ScanResult:
         devices: list[Reader | Camera] = [*readers.values(), *cameras.values()]
         await asyncio.gather(*(device.start() for device in devices))
         try:
-            result = await ZoneScan(config, "A", readers, publisher, cameras=cameras).run()
+            result = await create_zone_scan(config, "A", readers, publisher, cameras=cameras).run()
         finally:
             await asyncio.gather(*(device.stop() for device in devices))
         assert await publisher.flush(10.0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from gateway.config import GatewayConfig
 from gateway.runtime import open_publisher
-from gateway.scan import ZoneScan
+from gateway.scan import create_zone_scan
 from gateway.vision.moving import MovingCounter
 from gateway.vision.roi import Roi, candidate_floor
 from gateway.vision.scan import build_cameras
@@ -99,7 +99,7 @@ async def test_zone_scan_with_a_moving_camera(
         async with open_publisher(config) as publisher:
             await asyncio.gather(*(camera.start() for camera in cameras.values()))
             try:
-                result = await ZoneScan(config, "A", {}, publisher, cameras=cameras).run()
+                result = await create_zone_scan(config, "A", {}, publisher, cameras=cameras).run()
             finally:
                 await asyncio.gather(*(camera.stop() for camera in cameras.values()))
             assert await publisher.flush(10.0)
