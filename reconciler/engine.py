@@ -1,29 +1,19 @@
-"""The discrepancy state machine: what happens when a count arrives or a person decides.
+"""What happens when a count arrives or a person decides: the reconciler's orchestration.
 
 For each count of a location the book is taken **as of the moment the count was observed**
-(movements after it do not count), compared record by record, and:
+(movements after it do not count) and compared record by record (:mod:`reconciler.rules`);
+the state machine (:mod:`reconciler.transitions`) says what that does to the location's open
+discrepancy: none opened, resolved (its retained message cleared), a recount asked of the
+gateway covering the location, a wait for a person, or superseded by a new one. An incomplete
+count never flags anything. Approval turns each exception line into an adjustment (published
+for the WMS and applied to the local book as a movement); rejection accepts the difference
+until the book, the count or a movement changes it. Every end is recorded as an
+``edgecount.decision/1`` (:mod:`reconciler.decisions`).
 
-* no exception (every record within tolerance): an open discrepancy of that location is
-  resolved and its retained message cleared;
-* exceptions and no open discrepancy: one is opened; while recounts remain
-  (``max_recounts``) the gateway covering the location is asked to scan it again
-  (``recount_requested``), else it waits for a person (``awaiting_approval``);
-* exceptions on a recount: the recount is counted; again, or ``awaiting_approval``;
-* an incomplete count changes nothing (a location not fully scanned is never flagged).
-
-Approval turns each exception line into an adjustment (published for the WMS, written to the
-audit log, and applied to the local book as a movement); rejection closes the discrepancy and
-accepts its difference: the same figures are ``accepted``, not flagged, until the book, the
-count or a movement changes them. A discrepancy awaiting approval whose location is counted
-again with a *different* difference is ``superseded`` by a new discrepancy. Every end
-(approved, rejected, resolved, superseded) is recorded as an ``edgecount.decision/1``
-(:mod:`reconciler.decisions`). The engine returns the MQTT messages to send; the service
-publishes them, and the outboxes of decisions and adjustments from the store.
-
-The engine only orchestrates: it compares (:mod:`reconciler.rules`), asks the state machine
-(:mod:`reconciler.transitions`) what follows, writes that in one transaction
-(:mod:`reconciler.repository`) and shapes the messages (:mod:`reconciler.messages`); it reads
-through :mod:`reconciler.queries` and the store.
+The engine only orchestrates: compare, ask the state machine, write the step in one
+transaction (:mod:`reconciler.repository`), and return the messages to send
+(:mod:`reconciler.messages`); it reads through :mod:`reconciler.queries` and the store. The
+service publishes those messages, and the store's outboxes of decisions and adjustments.
 """
 
 from __future__ import annotations
@@ -51,8 +41,6 @@ from reconciler.transitions import (
     Count,
     Current,
     Figures,
-    State,
-    Step,
     TransitionError,
     after_count,
     after_decision,
@@ -175,73 +163,31 @@ class Engine:
         with self.store.engine.begin() as conn:
             current = read.open_at(conn, payload["location"])
             step = after_count(_current(current), count, self.max_recounts)
-            return self._write(conn, current, payload, lines, step=step, now=now)
-
-    def _write(
-        self,
-        conn: sa.Connection,
-        current: Discrepancy | None,
-        payload: Mapping[str, Any],
-        lines: list[dict[str, Any]],
-        *,
-        step: Step,
-        now: datetime,
-    ) -> list[Outgoing]:
-        """Write what a step says; returns the messages to publish."""
-        if step.action is Action.NONE:
-            return []
-        if step.action is Action.OPEN:
-            return self._open(conn, payload, lines, step=step, now=now)
-        assert current is not None  # every other action changes the open discrepancy
-        if step.action in (Action.UPDATE, Action.ATTEMPT_FAILED):
-            repository.update_discrepancy(
-                conn, current, payload, lines, step, actor=self.actor, now=now
+            if step.action is Action.NONE:
+                return []
+            shown = repository.write_step(
+                conn, current, payload, lines, step, site=self.site, actor=self.actor, now=now
             )
-            return self._show(conn, current.id, payload, step=step, now=now)
-        assert step.reason is not None
-        outcome = State.RESOLVED if step.action is Action.RESOLVE else State.SUPERSEDED
-        repository.end_discrepancy(
-            conn, current, payload, outcome=outcome, reason=step.reason,
-            site=self.site, actor=self.actor, now=now,
-        )  # fmt: skip
-        if step.action is Action.RESOLVE:
-            return [messages.cleared(self.site, current.zone, current.location)]
-        return self._open(conn, payload, lines, step=step, now=now)  # superseded by a new one
-
-    def _open(
-        self,
-        conn: sa.Connection,
-        payload: Mapping[str, Any],
-        lines: list[dict[str, Any]],
-        *,
-        step: Step,
-        now: datetime,
-    ) -> list[Outgoing]:
-        opened = repository.open_discrepancy(conn, payload, lines, step, actor=self.actor, now=now)
-        return self._show(conn, opened, payload, step=step, now=now)
-
-    def _show(
-        self,
-        conn: sa.Connection,
-        discrepancy_id: int,
-        payload: Mapping[str, Any],
-        *,
-        step: Step,
-        now: datetime,
-    ) -> list[Outgoing]:
-        """The retained message of a discrepancy as written, and the recount it asks for."""
-        written = read.by_id(conn, discrepancy_id)
-        assert written is not None
-        out = [messages.discrepancy_message(self.site, written)]
-        if not step.recount:
+            if shown is None:  # resolved: clear its retained message
+                assert current is not None
+                return [messages.cleared(self.site, current.zone, current.location)]
+            written = read.by_id(conn, shown)
+            assert written is not None
+            out = [messages.discrepancy_message(self.site, written)]
+            if step.recount:
+                out.append(self._request_recount(conn, shown, payload, now))
             return out
+
+    def _request_recount(
+        self, conn: sa.Connection, discrepancy_id: int, payload: Mapping[str, Any], now: datetime
+    ) -> Outgoing:
         # the gateway configured for the zone, else the one that sent this count
         gateway = self.gateways.get(payload["zone"], payload["gateway"])
         request_id = f"recount-{discrepancy_id}-{uuid.uuid4().hex[:8]}"
         repository.request_recount(
             conn, request_id=request_id, discrepancy_id=discrepancy_id, gateway=gateway, now=now
         )
-        return [*out, self._recount(gateway, payload["location"], request_id)]
+        return self._recount(gateway, payload["location"], request_id)
 
     def _recount(self, gateway: str, location: str, request_id: str) -> Outgoing:
         return messages.recount_request(
@@ -273,13 +219,13 @@ class Engine:
                 approver=approver, note=note, now=now,
             ):  # fmt: skip
                 raise DecisionError(f"discrepancy {discrepancy_id} was decided meanwhile")
-            made = (
-                self._adjust(
-                    conn, current, reason_code=reason_code, approver=approver, note=note, now=now
-                )
-                if approve
-                else []
-            )
+            made: list[dict[str, Any]] = []
+            if approve:
+                made = messages.adjustments(
+                    self.site, current, unit_costs=self._unit_costs(current),
+                    reason_code=reason_code, approver=approver, note=note, at=now,
+                )  # fmt: skip
+                repository.record_adjustments(conn, current, made, approver=approver, now=now)
             ended = messages.Ended(
                 current, decision, approver, reason_code, now, note=note, adjustments=made
             )
@@ -288,23 +234,9 @@ class Engine:
         # by the CLI while the service or the broker is down still reaches the WMS once.
         return [messages.cleared(self.site, current.zone, current.location)]
 
-    def _adjust(
-        self,
-        conn: sa.Connection,
-        current: Discrepancy,
-        *,
-        reason_code: str,
-        approver: str,
-        note: str,
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        info = self.store.sku_info(line["sku"] for line in current.lines)
-        made = messages.adjustments(
-            self.site, current, unit_costs={sku: cost for sku, (cost, _) in info.items()},
-            reason_code=reason_code, approver=approver, note=note, at=now,
-        )  # fmt: skip
-        repository.record_adjustments(conn, current, made, approver=approver, now=now)
-        return made
+    def _unit_costs(self, d: Discrepancy) -> dict[str, float]:
+        info = self.store.sku_info(line["sku"] for line in d.lines)
+        return {sku: cost for sku, (cost, _) in info.items()}
 
     # -- the store's outboxes --------------------------------------------------------------
 

@@ -30,13 +30,11 @@ __all__ = [
     "audit",
     "decide",
     "decision_published",
-    "end_discrepancy",
     "mark_announced",
-    "open_discrepancy",
     "record_adjustments",
     "record_decision",
     "request_recount",
-    "update_discrepancy",
+    "write_step",
 ]
 
 
@@ -62,7 +60,50 @@ def audit(
 # -- discrepancies after a count ----------------------------------------------------------
 
 
-def open_discrepancy(
+def write_step(
+    conn: sa.Connection,
+    current: Discrepancy | None,
+    count: Mapping[str, Any],
+    lines: list[dict[str, Any]],
+    step: Step,
+    *,
+    site: str,
+    actor: str,
+    now: datetime,
+) -> int | None:
+    """Write what the state machine says a count does (:func:`~reconciler.transitions.after_count`).
+
+    Args:
+        conn: The caller's connection; ``current`` was read in its transaction.
+        current: The discrepancy open at the count's location, None when there is none.
+        count: The ``edgecount.count/1``.
+        lines: The count's exception lines (:func:`reconciler.messages.exception_lines`).
+        step: The step to write.
+        site: The site (in the decision message of a discrepancy the count ends).
+        actor: Who the audit log and the decisions name.
+        now: When.
+
+    Returns:
+        The id of the discrepancy open at the location afterwards (opened or changed), or
+        None when none is: nothing to write, or the count resolved it.
+    """
+    if step.action is Action.NONE:
+        return None
+    if step.action is Action.OPEN:
+        return _open(conn, count, lines, step, actor=actor, now=now)
+    assert current is not None  # every other action changes the open discrepancy
+    if step.action in (Action.UPDATE, Action.ATTEMPT_FAILED):
+        _update(conn, current, count, lines, step, actor=actor, now=now)
+        return current.id
+    assert step.reason is not None
+    outcome = State.RESOLVED if step.action is Action.RESOLVE else State.SUPERSEDED
+    _end(conn, current, count, outcome=outcome, reason=step.reason, site=site, actor=actor, now=now)
+    if step.action is Action.RESOLVE:
+        return None
+    return _open(conn, count, lines, step, actor=actor, now=now)  # superseded by a new one
+
+
+def _open(
     conn: sa.Connection,
     count: Mapping[str, Any],
     lines: list[dict[str, Any]],
@@ -95,7 +136,7 @@ def open_discrepancy(
     return discrepancy_id
 
 
-def update_discrepancy(
+def _update(
     conn: sa.Connection,
     current: Discrepancy,
     count: Mapping[str, Any],
@@ -131,7 +172,7 @@ def update_discrepancy(
     audit(conn, actor, action, count["location"], detail)
 
 
-def end_discrepancy(
+def _end(
     conn: sa.Connection,
     current: Discrepancy,
     count: Mapping[str, Any],
