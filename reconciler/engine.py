@@ -1,24 +1,19 @@
-"""The discrepancy state machine: what happens when a count arrives or a person decides.
+"""What happens when a count arrives or a person decides: the reconciler's orchestration.
 
 For each count of a location the book is taken **as of the moment the count was observed**
-(movements after it do not count), compared record by record, and:
+(movements after it do not count) and compared record by record (:mod:`reconciler.rules`);
+the state machine (:mod:`reconciler.transitions`) says what that does to the location's open
+discrepancy: none opened, resolved (its retained message cleared), a recount asked of the
+gateway covering the location, a wait for a person, or superseded by a new one. An incomplete
+count never flags anything. Approval turns each exception line into an adjustment (published
+for the WMS and applied to the local book as a movement); rejection accepts the difference
+until the book, the count or a movement changes it. Every end is recorded as an
+``edgecount.decision/1`` (:mod:`reconciler.decisions`).
 
-* no exception (every record within tolerance): an open discrepancy of that location is
-  resolved and its retained message cleared;
-* exceptions and no open discrepancy: one is opened; while recounts remain
-  (``max_recounts``) the gateway covering the location is asked to scan it again
-  (``recount_requested``), else it waits for a person (``awaiting_approval``);
-* exceptions on a recount: the recount is counted; again, or ``awaiting_approval``;
-* an incomplete count changes nothing (a location not fully scanned is never flagged).
-
-Approval turns each exception line into an adjustment (published for the WMS, written to the
-audit log, and applied to the local book as a movement); rejection closes the discrepancy and
-accepts its difference: the same figures are ``accepted``, not flagged, until the book, the
-count or a movement changes them. A discrepancy awaiting approval whose location is counted
-again with a *different* difference is ``superseded`` by a new discrepancy. Every end
-(approved, rejected, resolved, superseded) is recorded as an ``edgecount.decision/1``
-(:mod:`reconciler.decisions`). The engine returns the MQTT messages to send; the service
-publishes them, and the outboxes of decisions and adjustments from the store.
+The engine only orchestrates: compare, ask the state machine, write the step in one
+transaction (:mod:`reconciler.repository`), and return the messages to send
+(:mod:`reconciler.messages`); it reads through :mod:`reconciler.queries` and the store. The
+service publishes those messages, and the store's outboxes of decisions and adjustments.
 """
 
 from __future__ import annotations
@@ -33,21 +28,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
-from edgecount.timefmt import parse_utc, utc
-from reconciler import decisions, views
-from reconciler import schema as t
-from reconciler.decisions import Ended
-from reconciler.model import Row, Status
+from edgecount.timefmt import parse_utc
+from reconciler import messages, repository
+from reconciler.messages import Outgoing
+from reconciler.model import Discrepancy, Row, Status
+from reconciler.queries import discrepancies as read
+from reconciler.queries import outbox
 from reconciler.rules import AcceptedFigures, TolerancePolicy, apply_accepted, compare_location
 from reconciler.store import BookLedger, Store
 from reconciler.transitions import (
-    OPEN_STATES,
     Action,
     Count,
     Current,
     Figures,
-    State,
-    Step,
     TransitionError,
     after_count,
     after_decision,
@@ -58,15 +51,6 @@ log = logging.getLogger(__name__)
 
 class DecisionError(ValueError):
     """An approval or rejection that cannot be applied (wrong state, unknown id)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message for the service to publish."""
-
-    topic: str
-    payload: dict[str, Any] | None  # None: clear the retained message
-    retain: bool
 
 
 @dataclass(slots=True)
@@ -148,7 +132,7 @@ class Engine:
         out: list[Outgoing] = []
         # An incomplete count changes nothing where nothing is open (it never opens, resolves
         # or supersedes), so one query spares a transaction per incomplete count.
-        flagged = self._open_locations({p["location"] for p in payloads})
+        flagged = read.open_locations(self.store, {p["location"] for p in payloads})
         for payload in payloads:
             if not payload["complete"]:
                 log.info("count of %s incomplete: nothing flagged", payload["location"])
@@ -171,224 +155,43 @@ class Engine:
                 flagged.discard(payload["location"])
         return out
 
-    def _open_locations(self, locations: set[str]) -> set[str]:
-        query = sa.select(t.discrepancies.c.location).where(
-            t.discrepancies.c.location.in_(sorted(locations)),
-            t.discrepancies.c.state.in_(OPEN_STATES),
-        )
-        with self.store.engine.connect() as conn:
-            return set(conn.execute(query).scalars())
-
     def _step(self, payload: Mapping[str, Any], exceptions: list[Row]) -> list[Outgoing]:
         """Apply one count to its location's open discrepancy (:func:`after_count`)."""
         now = datetime.now(UTC)
-        lines = self._lines(exceptions)
+        lines = messages.exception_lines(exceptions)
         count = Count(payload["scan_id"], bool(payload["complete"]), _figures(lines))
         with self.store.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(t.discrepancies).where(
-                    t.discrepancies.c.location == payload["location"],
-                    t.discrepancies.c.state.in_(OPEN_STATES),
-                )
-            ).first()
-            current = (
-                None
-                if row is None
-                else Current(State(row.state), row.recounts, row.scan_id, _figures(row.lines))
+            current = read.open_at(conn, payload["location"])
+            step = after_count(_current(current), count, self.max_recounts)
+            if step.action is Action.NONE:
+                return []
+            shown = repository.write_step(
+                conn, current, payload, lines, step, site=self.site, actor=self.actor, now=now
             )
-            step = after_count(current, count, self.max_recounts)
-            return self._write(conn, row, payload, lines, step=step, now=now)
-
-    def _write(
-        self,
-        conn: sa.Connection,
-        row: Any,
-        payload: Mapping[str, Any],
-        lines: list[dict[str, Any]],
-        *,
-        step: Step,
-        now: datetime,
-    ) -> list[Outgoing]:
-        """Write what a step says; returns the messages to publish."""
-        if step.action is Action.NONE:
-            return []
-        if step.action in (Action.RESOLVE, Action.SUPERSEDE):
-            outcome = State.RESOLVED if step.action is Action.RESOLVE else State.SUPERSEDED
-            assert step.reason is not None
-            self._end_by_count(conn, row, payload, outcome=outcome, reason=step.reason, now=now)
-        if step.action is Action.RESOLVE:
-            topic = contract.discrepancy_topic(self.site, row.zone, row.location)
-            return [Outgoing(topic, None, retain=True)]  # clears the retained message
-        if step.action in (Action.OPEN, Action.SUPERSEDE):
-            discrepancy_id = self._insert(conn, payload, lines, step=step, now=now)
-        else:
-            discrepancy_id = row.id
-            self._update(conn, row, payload, lines, step=step, now=now)
-        out = [self._discrepancy_message(conn, discrepancy_id)]
-        if step.recount:
-            out.append(self._request_recount(conn, discrepancy_id, payload, now))
-        return out
-
-    def _lines(self, rows: list[Row]) -> list[dict[str, Any]]:
-        return [
-            {
-                "sku": r.sku,
-                "book_qty": r.book_qty,
-                "counted_qty": r.counted_qty or 0,
-                "diff": r.diff,
-                "diff_value": round(r.diff_value, 2),
-                "status": r.status.value,
-            }
-            for r in rows
-        ]
-
-    def _insert(
-        self,
-        conn: sa.Connection,
-        payload: Mapping[str, Any],
-        lines: list[dict[str, Any]],
-        *,
-        step: Step,
-        now: datetime,
-    ) -> int:
-        """Open a discrepancy for a count's exception lines; returns its id."""
-        assert step.state is not None
-        new_id = conn.execute(
-            t.discrepancies.insert().values(
-                zone=payload["zone"],
-                location=payload["location"],
-                gateway=payload["gateway"],
-                state=step.state.value,
-                opened_at=now,
-                updated_at=now,
-                recounts=step.recounts,
-                scan_id=payload["scan_id"],
-                count_msg_id=payload["msg_id"],
-                observed_at=parse_utc(payload["observed_at"]),
-                lines=lines,
-            )
-        ).inserted_primary_key
-        assert new_id is not None
-        self.store.audit_in(
-            conn,
-            self.actor,
-            "discrepancy.open",
-            payload["location"],
-            {"id": new_id[0], "lines": lines},
-        )
-        return int(new_id[0])
-
-    def _update(
-        self,
-        conn: sa.Connection,
-        row: Any,
-        payload: Mapping[str, Any],
-        lines: list[dict[str, Any]],
-        *,
-        step: Step,
-        now: datetime,
-    ) -> None:
-        """A later count of an open discrepancy: its lines (complete) or its attempts."""
-        assert step.state is not None
-        values: dict[str, Any] = {
-            "state": step.state.value,
-            "recounts": step.recounts,
-            "updated_at": now,
-            "scan_id": payload["scan_id"],
-        }
-        if step.action is Action.ATTEMPT_FAILED:
-            # The lines stay those of the last complete count: a person decides on them.
-            action = "discrepancy.recount_incomplete"
-            detail = {"id": row.id, "recounts": step.recounts, "scan_id": payload["scan_id"]}
-        else:
-            values |= {
-                "count_msg_id": payload["msg_id"],
-                "observed_at": parse_utc(payload["observed_at"]),
-                "lines": lines,
-            }
-            action = f"discrepancy.{step.state.value}"
-            detail = {"id": row.id, "recounts": step.recounts}
-        conn.execute(
-            t.discrepancies.update().where(t.discrepancies.c.id == row.id).values(**values)
-        )
-        self.store.audit_in(conn, self.actor, action, payload["location"], detail)
-
-    def _end_by_count(
-        self,
-        conn: sa.Connection,
-        current: Any,
-        payload: Mapping[str, Any],
-        *,
-        outcome: State,
-        reason: str,
-        now: datetime,
-    ) -> None:
-        """Close a discrepancy because of a count (resolved, superseded) and record it."""
-        conn.execute(
-            t.discrepancies.update()
-            .where(t.discrepancies.c.id == current.id)
-            .values(state=outcome.value, updated_at=now, closed_at=now, scan_id=payload["scan_id"])
-        )
-        ended = Ended(
-            current,
-            outcome,
-            self.actor,
-            reason,
-            now,
-            scan_id=payload["scan_id"],
-            count_msg_id=payload["msg_id"],
-        )
-        decisions.record(conn, self.site, ended)
-        self.store.audit_in(
-            conn,
-            self.actor,
-            f"discrepancy.{outcome.value}",
-            payload["location"],
-            {"id": current.id, "by_scan": payload["scan_id"]},
-        )
+            if shown is None:  # resolved: clear its retained message
+                assert current is not None
+                return [messages.cleared(self.site, current.zone, current.location)]
+            written = read.by_id(conn, shown)
+            assert written is not None
+            out = [messages.discrepancy_message(self.site, written)]
+            if step.recount:
+                out.append(self._request_recount(conn, shown, payload, now))
+            return out
 
     def _request_recount(
         self, conn: sa.Connection, discrepancy_id: int, payload: Mapping[str, Any], now: datetime
     ) -> Outgoing:
+        # the gateway configured for the zone, else the one that sent this count
         gateway = self.gateways.get(payload["zone"], payload["gateway"])
-        request = contract.scan_request_payload(
-            reason="recount",
-            requested_by=self.actor,
-            locations=[payload["location"]],
-            request_id=f"recount-{discrepancy_id}-{uuid.uuid4().hex[:8]}",
+        request_id = f"recount-{discrepancy_id}-{uuid.uuid4().hex[:8]}"
+        repository.request_recount(
+            conn, request_id=request_id, discrepancy_id=discrepancy_id, gateway=gateway, now=now
         )
-        conn.execute(
-            t.recounts.insert().values(
-                request_id=request["request_id"],
-                discrepancy_id=discrepancy_id,
-                gateway=gateway,
-                requested_at=now,
-            )
-        )
-        return Outgoing(contract.cmd_scan_topic(self.site, gateway), request, retain=False)
+        return self._recount(gateway, payload["location"], request_id)
 
-    def _discrepancy_message(self, conn: sa.Connection, discrepancy_id: int) -> Outgoing:
-        row = conn.execute(
-            sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
-        ).one()
-        payload = contract.build(
-            contract.DISCREPANCY,
-            {
-                "discrepancy_id": str(row.id),
-                "site": self.site,
-                "zone": row.zone,
-                "location": row.location,
-                "state": row.state,
-                "scan_id": row.scan_id,
-                "count_msg_id": row.count_msg_id,
-                "observed_at": contract.to_iso(utc(row.observed_at)),
-                "detected_at": contract.to_iso(utc(row.opened_at)),
-                "recounts": row.recounts,
-                "lines": row.lines,
-            },
-        )
-        return Outgoing(
-            contract.discrepancy_topic(self.site, row.zone, row.location), payload, retain=True
+    def _recount(self, gateway: str, location: str, request_id: str) -> Outgoing:
+        return messages.recount_request(
+            self.site, gateway, location, request_id=request_id, requested_by=self.actor
         )
 
     # -- decisions -------------------------------------------------------------------------
@@ -396,145 +199,82 @@ class Engine:
     def decide(
         self, discrepancy_id: int, *, approve: bool, reason_code: str, approver: str, note: str = ""
     ) -> list[Outgoing]:
-        """Approve (adjust the book) or reject a discrepancy awaiting approval."""
+        """Approve (adjust the book) or reject a discrepancy awaiting approval.
+
+        Raises:
+            DecisionError: No such discrepancy, it does not await approval, or another
+                decider changed it meanwhile.
+        """
         now = datetime.now(UTC)
         with self.store.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(t.discrepancies).where(t.discrepancies.c.id == discrepancy_id)
-            ).first()
-            if row is None:
+            current = read.by_id(conn, discrepancy_id)
+            if current is None:
                 raise DecisionError(f"no discrepancy {discrepancy_id}")
             try:
-                decision = after_decision(State(row.state), approve=approve).value
+                decision = after_decision(current.state, approve=approve)
             except TransitionError as exc:
                 raise DecisionError(f"discrepancy {discrepancy_id} {exc}") from None
-            # Conditional update first: of two deciders racing (CLI and API, two instances)
-            # exactly one changes the row; the other rolls back here.
-            changed = conn.execute(
-                t.discrepancies.update()
-                .where(
-                    t.discrepancies.c.id == discrepancy_id,
-                    t.discrepancies.c.state == State.AWAITING_APPROVAL,
-                )
-                .values(state=decision, updated_at=now, closed_at=now, announced=False)
-            ).rowcount
-            if changed != 1:
+            if not repository.decide(
+                conn, current, decision=decision, reason_code=reason_code,
+                approver=approver, note=note, now=now,
+            ):  # fmt: skip
                 raise DecisionError(f"discrepancy {discrepancy_id} was decided meanwhile")
-            conn.execute(
-                t.approvals.insert().values(
-                    discrepancy_id=discrepancy_id,
-                    decision=decision,
-                    reason_code=reason_code,
-                    approver=approver,
-                    at=now,
-                    note=note,
-                )
+            made: list[dict[str, Any]] = []
+            if approve:
+                made = messages.adjustments(
+                    self.site, current, unit_costs=self._unit_costs(current),
+                    reason_code=reason_code, approver=approver, note=note, at=now,
+                )  # fmt: skip
+                repository.record_adjustments(conn, current, made, approver=approver, now=now)
+            ended = messages.Ended(
+                current, decision, approver, reason_code, now, note=note, adjustments=made
             )
-            self.store.audit_in(
-                conn,
-                approver,
-                f"discrepancy.{decision}",
-                row.location,
-                {"id": discrepancy_id, "reason_code": reason_code, "note": note},
-            )
-            made = (
-                self._adjust(
-                    conn, row, reason_code=reason_code, approver=approver, note=note, now=now
-                )
-                if approve
-                else []
-            )
-            outcome = State.APPROVED if approve else State.REJECTED
-            decisions.record(
-                conn,
-                self.site,
-                Ended(row, outcome, approver, reason_code, now, note=note, adjustments=made),
-            )
+            repository.record_decision(conn, self.site, ended)
         # Adjustments are published from their table (see pending_adjustments), so one made
         # by the CLI while the service or the broker is down still reaches the WMS once.
-        return [
-            Outgoing(
-                contract.discrepancy_topic(self.site, row.zone, row.location), None, retain=True
-            )
-        ]
+        return [messages.cleared(self.site, current.zone, current.location)]
 
-    def _adjust(
-        self,
-        conn: sa.Connection,
-        row: Any,
-        *,
-        reason_code: str,
-        approver: str,
-        note: str,
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        info = self.store.sku_info(line["sku"] for line in row.lines)
-        made: list[dict[str, Any]] = []
-        for line in row.lines:
-            adjustment_id = f"adj-{row.id}-{line['sku']}"
-            unit_cost = info.get(line["sku"], (0.0, None))[0]
-            payload = contract.build(
-                contract.ADJUSTMENT,
-                {
-                    "adjustment_id": adjustment_id,
-                    "site": self.site,
-                    "zone": row.zone,
-                    "location": row.location,
-                    "sku": line["sku"],
-                    "book_qty": line["book_qty"],
-                    "counted_qty": line["counted_qty"],
-                    "diff": line["diff"],
-                    "diff_value": line["diff_value"],
-                    "unit_cost": unit_cost,
-                    "reason_code": reason_code,
-                    "approved_by": approver,
-                    "approved_at": contract.to_iso(now),
-                    "discrepancy_id": str(row.id),
-                    "scan_id": row.scan_id,
-                    "count_msg_id": row.count_msg_id,
-                    **({"note": note} if note else {}),
-                },
-            )
-            conn.execute(
-                t.adjustments.insert().values(
-                    discrepancy_id=row.id,
-                    payload=payload,
-                    value=abs(line["diff_value"]),
-                    created_at=now,
-                )
-            )
-            conn.execute(
-                t.movements.insert().values(
-                    ts=now,
-                    location=row.location,
-                    sku=line["sku"],
-                    qty_delta=line["diff"],
-                    user=approver,
-                    doc=adjustment_id,
-                )
-            )
-            made.append(payload)
-        return made
+    def _unit_costs(self, d: Discrepancy) -> dict[str, float]:
+        info = self.store.sku_info(line["sku"] for line in d.lines)
+        return {sku: cost for sku, (cost, _) in info.items()}
+
+    # -- the store's outboxes --------------------------------------------------------------
 
     def pending_adjustments(self) -> list[tuple[int, Outgoing]]:
         """Adjustments not yet acknowledged by the broker, oldest first."""
         topic = contract.adjustment_topic(self.site)
         return [
-            (row_id, Outgoing(topic, payload, retain=False))
-            for row_id, payload in decisions.unpublished(self.store.engine, t.adjustments)
+            (i, Outgoing(topic, p, retain=False)) for i, p in outbox.pending_adjustments(self.store)
         ]
+
+    def adjustment_published(self, adjustment_id: int) -> None:
+        """The broker acknowledged an adjustment."""
+        with self.store.engine.begin() as conn:
+            repository.adjustment_published(conn, adjustment_id, datetime.now(UTC))
 
     def pending_decisions(self) -> list[tuple[int, Outgoing]]:
         """Decisions (``edgecount.decision/1``) not yet acknowledged by the broker, oldest first."""
         topic = contract.decision_topic(self.site)
         return [
-            (row_id, Outgoing(topic, payload, retain=False))
-            for row_id, payload in decisions.unpublished(self.store.engine, t.decisions)
+            (i, Outgoing(topic, p, retain=False)) for i, p in outbox.pending_decisions(self.store)
         ]
 
     def decision_published(self, decision_id: int) -> None:
         """The broker acknowledged a decision message."""
-        decisions.mark_published(self.store.engine, t.decisions, decision_id, datetime.now(UTC))
+        with self.store.engine.begin() as conn:
+            repository.decision_published(conn, decision_id, datetime.now(UTC))
+
+    def unannounced(self) -> list[tuple[int, Outgoing]]:
+        """Decided discrepancies whose retained message has not been cleared yet."""
+        return [
+            (d.id, messages.cleared(self.site, d.zone, d.location))
+            for d in read.unannounced(self.store)
+        ]
+
+    def announced(self, discrepancy_id: int) -> None:
+        """The broker acknowledged the message showing a discrepancy's decision."""
+        with self.store.engine.begin() as conn:
+            repository.mark_announced(conn, discrepancy_id)
 
     def recount_requests_for(self, gateway: str) -> list[Outgoing]:
         """The outstanding recount requests addressed to a gateway, to send again.
@@ -543,92 +283,31 @@ class Engine:
         lost; the service calls this when the gateway's status turns ``online``. Each request
         keeps its ``request_id``, so a gateway that did get it merges the repeat.
         """
-        latest = (
-            sa.select(
-                t.recounts.c.discrepancy_id,
-                sa.func.max(t.recounts.c.requested_at).label("requested_at"),
-            )
-            .group_by(t.recounts.c.discrepancy_id)
-            .subquery()
-        )
-        query = (
-            sa.select(t.recounts.c.request_id, t.discrepancies.c.location)
-            .join(
-                latest,
-                sa.and_(
-                    latest.c.discrepancy_id == t.recounts.c.discrepancy_id,
-                    latest.c.requested_at == t.recounts.c.requested_at,
-                ),
-            )
-            .join(t.discrepancies, t.discrepancies.c.id == t.recounts.c.discrepancy_id)
-            .where(
-                t.recounts.c.gateway == gateway,
-                t.discrepancies.c.state == State.RECOUNT_REQUESTED,
-            )
-        )
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        topic = contract.cmd_scan_topic(self.site, gateway)
         return [
-            Outgoing(
-                topic,
-                contract.scan_request_payload(
-                    reason="recount",
-                    requested_by=self.actor,
-                    locations=[location],
-                    request_id=request_id,
-                ),
-                retain=False,
-            )
-            for request_id, location in rows
+            self._recount(gateway, location, request_id)
+            for request_id, location in read.recount_requests(self.store, gateway)
         ]
-
-    def unannounced(self) -> list[tuple[int, Outgoing]]:
-        """Decided discrepancies whose retained message has not been cleared yet."""
-        query = sa.select(t.discrepancies).where(t.discrepancies.c.announced.is_(False))
-        with self.store.engine.connect() as conn:
-            return [
-                (
-                    r.id,
-                    Outgoing(
-                        contract.discrepancy_topic(self.site, r.zone, r.location), None, retain=True
-                    ),
-                )
-                for r in conn.execute(query)
-            ]
-
-    def announced(self, discrepancy_id: int) -> None:
-        """The broker acknowledged the message showing a discrepancy's decision."""
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                t.discrepancies.update()
-                .where(t.discrepancies.c.id == discrepancy_id)
-                .values(announced=True)
-            )
-
-    def adjustment_published(self, adjustment_id: int) -> None:
-        """The broker acknowledged an adjustment."""
-        decisions.mark_published(self.store.engine, t.adjustments, adjustment_id, datetime.now(UTC))
 
     def open_discrepancy_messages(self) -> list[Outgoing]:
         """The retained message of every open discrepancy (re-published on each connect)."""
-        with self.store.engine.connect() as conn:
-            ids = (
-                conn.execute(
-                    sa.select(t.discrepancies.c.id).where(t.discrepancies.c.state.in_(OPEN_STATES))
-                )
-                .scalars()
-                .all()
-            )
-            return [self._discrepancy_message(conn, i) for i in ids]
+        return [
+            messages.discrepancy_message(self.site, d) for d in read.open_discrepancies(self.store)
+        ]
+
+    # -- views -----------------------------------------------------------------------------
 
     def list_discrepancies(self, *, open_only: bool = True) -> list[dict[str, Any]]:
-        """Discrepancies with their lines, newest first (:func:`reconciler.views.discrepancies`)."""
-        return views.discrepancies(self.store, open_only=open_only)
+        """Discrepancies with their lines, newest first (:func:`~read.discrepancy_views`)."""
+        return read.discrepancy_views(self.store, open_only=open_only)
 
     def discrepancy(self, discrepancy_id: int) -> dict[str, Any] | None:
-        """One discrepancy (:func:`reconciler.views.discrepancy`); None when unknown."""
-        return views.discrepancy(self.store, discrepancy_id)
+        """One discrepancy (:func:`~read.discrepancy_view`); None when unknown."""
+        return read.discrepancy_view(self.store, discrepancy_id)
+
+
+def _current(d: Discrepancy | None) -> Current | None:
+    """What the state machine needs of an open discrepancy."""
+    return None if d is None else Current(d.state, d.recounts, d.scan_id, _figures(d.lines))
 
 
 def _figures(lines: list[dict[str, Any]]) -> Figures:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -55,54 +56,76 @@ def summarize(
     """
     if not adjustments_value >= 0:
         raise ValueError(f"adjustments_value must be >= 0, got {adjustments_value!r}")
-    counted = within = exact = exceptions = 0
-    net = absolute = net_value = abs_value = book_value = total_value = 0.0
-    by_sku: defaultdict[str, float] = defaultdict(float)
-    stocked: set[str] = set()  # locations whose book holds stock
-    covered: set[str] = set()  # locations a complete count covered
+    tally = _Tally()
     for row in rows:
-        total_value += row.book_qty * row.unit_cost
-        if row.book_qty > 0:
-            stocked.add(row.location)
-        if row.status not in COUNTED:
-            continue
-        covered.add(row.location)
-        counted += 1
-        diff = row.diff
-        within += row.status is Status.MATCH
-        exact += -_EPS <= diff <= _EPS
-        net += diff
-        absolute += abs(diff)
-        net_value += row.diff_value
-        abs_value += abs(row.diff_value)
-        book_value += row.book_qty * row.unit_cost
-        if row.status in EXCEPTIONS:
-            exceptions += 1
-            by_sku[row.sku] += abs(row.diff_value)
+        tally.add(row)
+    return tally.summary(adjustments_value, scan_seconds)
 
-    top = sorted(by_sku.items(), key=lambda item: (-item[1], item[0]))[:TOP_EXCEPTION_SKUS]
-    return Summary(
-        records_counted=counted,
-        records_within_tolerance=within,
-        exact_matches=exact,
-        exceptions=exceptions,
-        ira=_rate(within, counted),
-        exact_match_rate=_rate(exact, counted),
-        exception_rate=_rate(exceptions, counted),
-        net_variance=net,
-        absolute_variance=absolute,
-        net_variance_value=net_value,
-        absolute_variance_value=abs_value,
-        book_value_counted=book_value,
-        gross_adjustment_rate=adjustments_value / book_value if book_value > 0 else 0.0,
-        scan_seconds=scan_seconds,
-        top_exception_skus=top,
-        locations_in_book=len(stocked),
-        locations_counted=len(stocked & covered),
-        location_coverage=_rate(len(stocked & covered), len(stocked)),
-        book_value=total_value,
-        value_coverage=book_value / total_value if total_value > 0 else 0.0,
-    )
+
+@dataclass(slots=True)
+class _Tally:
+    """Running sums of :func:`summarize`."""
+
+    counted: int = 0
+    within: int = 0
+    exact: int = 0
+    exceptions: int = 0
+    net: float = 0.0
+    absolute: float = 0.0
+    net_value: float = 0.0
+    abs_value: float = 0.0
+    book_value: float = 0.0  # of counted rows
+    total_value: float = 0.0  # of every row
+    by_sku: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    stocked: set[str] = field(default_factory=set)  # locations whose book holds stock
+    covered: set[str] = field(default_factory=set)  # locations a complete count covered
+
+    def add(self, row: Row) -> None:
+        self.total_value += row.book_qty * row.unit_cost
+        if row.book_qty > 0:
+            self.stocked.add(row.location)
+        if row.status not in COUNTED:
+            return
+        self.covered.add(row.location)
+        self.counted += 1
+        diff = row.diff
+        self.within += row.status is Status.MATCH
+        self.exact += -_EPS <= diff <= _EPS
+        self.net += diff
+        self.absolute += abs(diff)
+        self.net_value += row.diff_value
+        self.abs_value += abs(row.diff_value)
+        self.book_value += row.book_qty * row.unit_cost
+        if row.status in EXCEPTIONS:
+            self.exceptions += 1
+            self.by_sku[row.sku] += abs(row.diff_value)
+
+    def summary(self, adjustments_value: float, scan_seconds: float | None) -> Summary:
+        top = sorted(self.by_sku.items(), key=lambda item: (-item[1], item[0]))
+        counted, book_value, total_value = self.counted, self.book_value, self.total_value
+        located = len(self.stocked & self.covered)
+        return Summary(
+            records_counted=counted,
+            records_within_tolerance=self.within,
+            exact_matches=self.exact,
+            exceptions=self.exceptions,
+            ira=_rate(self.within, counted),
+            exact_match_rate=_rate(self.exact, counted),
+            exception_rate=_rate(self.exceptions, counted),
+            net_variance=self.net,
+            absolute_variance=self.absolute,
+            net_variance_value=self.net_value,
+            absolute_variance_value=self.abs_value,
+            book_value_counted=book_value,
+            gross_adjustment_rate=adjustments_value / book_value if book_value > 0 else 0.0,
+            scan_seconds=scan_seconds,
+            top_exception_skus=top[:TOP_EXCEPTION_SKUS],
+            locations_in_book=len(self.stocked),
+            locations_counted=located,
+            location_coverage=_rate(located, len(self.stocked)),
+            book_value=total_value,
+            value_coverage=book_value / total_value if total_value > 0 else 0.0,
+        )
 
 
 def trend(points: Iterable[tuple[str, datetime, Summary]]) -> list[dict[str, Any]]:

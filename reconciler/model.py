@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from reconciler.transitions import State
 
 
 class Status(enum.StrEnum):
@@ -130,3 +133,28 @@ class Summary:
     """Book value of every record in scope, counted or not."""
     value_coverage: float = 0.0
     """``book_value_counted / book_value`` (0 when the book value is 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """One row of ``discrepancies``: what the reconciler found at a location, and its state.
+
+    Times are aware UTC. ``lines`` are the exception lines of the latest complete count
+    compared with it (``sku``, ``book_qty``, ``counted_qty``, ``diff``, ``diff_value``,
+    ``status``), as published in ``edgecount.discrepancy/1``.
+    """
+
+    id: int
+    zone: str
+    location: str
+    gateway: str
+    state: State
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    recounts: int
+    scan_id: str
+    count_msg_id: str
+    observed_at: datetime
+    lines: list[dict[str, Any]]
+    announced: bool

@@ -25,6 +25,7 @@ from reconciler.model import Row, Status
 from reconciler.queries import CountRecord
 from reconciler.report import Decision
 from reconciler.store import Store, chunks
+from reconciler.transitions import State
 
 __all__ = ["row_decisions"]
 
@@ -127,5 +128,5 @@ def _acceptances(store: Store, rows: Sequence[Row]) -> dict[_Key, Decision]:
             )  # fmt: skip
             for location, sku, book_qty, counted_qty, by, reason in conn.execute(query):
                 if figures.get((location, sku)) == (book_qty, counted_qty):
-                    out[location, sku] = Decision("rejected", by, reason)
+                    out[location, sku] = Decision(State.REJECTED.value, by, reason)
     return out

@@ -1,48 +1,36 @@
-"""Store queries behind reports and planning.
+"""Which counts a report compares, and their comparison with the book.
 
 Reports compare *selections* of counts (:func:`scan_selections`, :func:`zone_selection`,
 :func:`since_selection`) with the book as of each count's ``observed_at``, as
 :meth:`reconciler.engine.Engine.compare_count` does; :func:`compare_selections` loads the
 book and movements of every location involved once for any number of
-selections (a report and its trend). :func:`plan_inputs` gives the planner its
-:class:`~reconciler.plan.PlanInput` s from four grouped queries. ``IN`` lists are sent in
-chunks of :data:`reconciler.store.IN_CHUNK` values (both databases limit bound parameters
-per statement).
+selections (a report and its trend). ``IN`` lists are sent in chunks of
+:data:`reconciler.store.IN_CHUNK` values (both databases limit bound parameters per
+statement).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from edgecount.timefmt import utc
 from reconciler import schema as t
-from reconciler.model import AbcClass, Row
-from reconciler.plan import PlanInput
+from reconciler.model import Row
+from reconciler.queries.planning import UNKNOWN_ZONE, coverage
 from reconciler.rules import TolerancePolicy, apply_accepted, compare_location
 from reconciler.store import BookLedger, Store, chunks
-
-"""Most values bound in one ``IN (...)``."""
+from reconciler.transitions import State
 
 TREND_SCANS = 30
 """How many past scans a report's accuracy trend shows."""
 
-EXCEPTION_WINDOW_DAYS = 90
-"""Days before the planned night in which discrepancies count as past exceptions."""
-
-UNKNOWN_ZONE = "unknown"
-"""Zone of a book location that no gateway has reported yet."""
-
 TREND_STATES = ("completed", "incomplete")
 """Scan states that end a scan (a ``started`` scan is still running)."""
-
-# Engine._adjust books an approved difference as a movement with this document prefix; it
-# is the count's own correction, not stock moving, so planning does not count it.
-_ADJUSTMENT_DOC_PREFIX = "adj-"
 
 
 # --------------------------------------------------------------------------- records
@@ -108,13 +96,6 @@ class Selection:
     def locations(self) -> set[str]:
         """Every location the selection touches."""
         return {c.location for c in self.counts} | set(self.unscanned)
-
-
-class Covered(NamedTuple):
-    """Where a location was last reported (coverage table): its zone and gateway."""
-
-    zone: str
-    gateway: str
 
 
 def _count(row: Any) -> CountRecord:
@@ -369,7 +350,7 @@ def adjustments_value(store: Store, count_msg_ids: Iterable[str]) -> float:
                 sa.select(sa.func.coalesce(sa.func.sum(t.adjustments.c.value), 0.0))
                 .select_from(join)
                 .where(t.discrepancies.c.count_msg_id.in_(ids))
-                .where(t.discrepancies.c.state == "approved")
+                .where(t.discrepancies.c.state == State.APPROVED)
             )
             total += float(conn.execute(query).scalar_one())
     return total
@@ -432,99 +413,3 @@ def compare_selections(
         rows.sort(key=lambda r: (r.location, r.sku))
         out.append(apply_accepted(rows, accepted))
     return out
-
-
-# --------------------------------------------------------------------------- planning
-
-
-def coverage(store: Store) -> dict[str, Covered]:
-    """Location -> the (zone, gateway) that last reported it (one pass over ``coverage``).
-
-    Args:
-        store: The store.
-    """
-    query = sa.select(t.coverage).order_by(t.coverage.c.last_seen, t.coverage.c.zone)
-    with store.engine.connect() as conn:
-        return {r.location: Covered(r.zone, r.gateway) for r in conn.execute(query)}
-
-
-def _last_complete_counts() -> sa.Subquery:
-    return (
-        sa.select(t.counts.c.location, sa.func.max(t.counts.c.observed_at).label("last"))
-        .where(t.counts.c.complete.is_(True))
-        .group_by(t.counts.c.location)
-        .subquery()
-    )
-
-
-def _movements_since_count(conn: sa.Connection, snapshot_at: datetime | None) -> dict[str, int]:
-    """Movements per location after its last complete count (after the snapshot if never)."""
-    last = _last_complete_counts()
-    m = t.movements.c
-    never: sa.ColumnElement[bool] = last.c.last.is_(None)
-    if snapshot_at is not None:
-        never = sa.and_(never, m.ts > sa.bindparam("snapshot_at", snapshot_at, type_=t.TS))
-    query = (
-        sa.select(m.location, sa.func.count())
-        .select_from(t.movements.outerjoin(last, last.c.location == m.location))
-        .where(sa.or_(never, m.ts > last.c.last))
-        .where(sa.not_(m.doc.startswith(_ADJUSTMENT_DOC_PREFIX, autoescape=True)))
-        .group_by(m.location)
-    )
-    return {location: int(n) for location, n in conn.execute(query)}
-
-
-def plan_inputs(
-    store: Store, night: date, *, window_days: int = EXCEPTION_WINDOW_DAYS
-) -> list[PlanInput]:
-    """What the planner needs per location, from the store.
-
-    Locations: the book's, plus those gateways reported (class C, value 0 when the book has
-    none there). Zone: the latest coverage, else :data:`UNKNOWN_ZONE`. Class: the highest
-    of its snapshot lines; value: their Σ qty * unit_cost. Last counted: UTC date of the
-    latest complete count; movements after it (after the snapshot if never counted), not
-    the reconciler's own adjustment postings; discrepancies opened within ``window_days``
-    before ``night``. One grouped pass per table: O(book + counts + movements + discrepancies).
-
-    Args:
-        store: The store.
-        night: The night planned.
-        window_days: The exception window.
-
-    Returns:
-        One input per location, sorted by location.
-    """
-    covered = coverage(store)
-    snapshot_at = store.book_snapshot_at()
-    cutoff = datetime.combine(night - timedelta(days=window_days), time(), UTC)
-    b, d = t.book.c, t.discrepancies.c
-    last = _last_complete_counts()
-    with store.engine.connect() as conn:
-        book = {
-            loc: (AbcClass(abc), float(value))
-            for loc, abc, value in conn.execute(
-                sa.select(
-                    b.location, sa.func.min(b.abc), sa.func.sum(b.qty * b.unit_cost)
-                ).group_by(b.location)
-            )
-        }
-        counted = {loc: utc(at).date() for loc, at in conn.execute(sa.select(last))}
-        moved = _movements_since_count(conn, snapshot_at)
-        recent = sa.select(d.location, sa.func.count()).where(d.opened_at >= cutoff)
-        exceptions = {loc: int(n) for loc, n in conn.execute(recent.group_by(d.location))}
-    inputs = []
-    for location in sorted(book.keys() | covered.keys()):
-        abc, value = book.get(location, (AbcClass.C, 0.0))
-        where = covered.get(location)
-        inputs.append(
-            PlanInput(
-                location=location,
-                zone=UNKNOWN_ZONE if where is None else where.zone,
-                abc=abc,
-                value=max(value, 0.0),
-                last_counted=counted.get(location),
-                movements_since_count=moved.get(location, 0),
-                past_exceptions=exceptions.get(location, 0),
-            )
-        )
-    return inputs

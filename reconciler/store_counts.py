@@ -1,0 +1,190 @@
+"""The store's messages: counts and scans recorded once, and which gateway covers a location.
+
+:class:`CountStore` is the part of :class:`reconciler.store.Store` that records what gateways
+report (``counts``, ``scans``, ``messages``, ``coverage``). Recording is idempotent: a message
+delivered twice (QoS 1) is stored once, keyed by its ``msg_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from edgecount.timefmt import parse_utc
+from reconciler import schema as t
+from reconciler.store_book import chunks
+
+
+class CountStore:
+    """Counts, scans and coverage of :class:`reconciler.store.Store` (mixed into it)."""
+
+    __slots__ = ()
+    engine: Engine
+
+    def record_count(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
+        """Store an ``edgecount.count/1`` once; False when its msg_id was seen before."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.counts.insert().values(
+                        msg_id=payload["msg_id"],
+                        gateway=payload["gateway"],
+                        zone=payload["zone"],
+                        location=payload["location"],
+                        scan_id=payload["scan_id"],
+                        observed_at=parse_utc(payload["observed_at"]),
+                        source=payload["source"],
+                        complete=payload["complete"],
+                        historical=payload["historical"],
+                        received_at=received_at,
+                        items=payload["items"],
+                    )
+                )
+                self._cover(
+                    conn, payload["zone"], payload["location"], payload["gateway"], received_at
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def record_counts(
+        self, payloads: Iterable[Mapping[str, Any]], received_at: datetime
+    ) -> list[Mapping[str, Any]]:
+        """Store a batch of counts in one transaction; returns the ones not seen before.
+
+        Falls back to one message at a time if another instance stored one of them in the
+        meantime (a redelivery to a second member of a shared subscription).
+        """
+        unique: dict[str, Mapping[str, Any]] = {}
+        for payload in payloads:
+            unique.setdefault(payload["msg_id"], payload)
+        if not unique:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                seen: set[str] = set()
+                for chunk in chunks(unique):
+                    seen.update(
+                        conn.execute(
+                            sa.select(t.counts.c.msg_id).where(t.counts.c.msg_id.in_(chunk))
+                        ).scalars()
+                    )
+                new = [p for msg_id, p in unique.items() if msg_id not in seen]
+                if new:
+                    self._insert_counts(conn, new, received_at)
+        except IntegrityError:
+            return [p for p in unique.values() if self.record_count(p, received_at)]
+        return new
+
+    def _insert_counts(
+        self, conn: Connection, new: list[Mapping[str, Any]], received_at: datetime
+    ) -> None:
+        # counts.msg_id is the primary key: it alone makes a count idempotent
+        conn.execute(
+            t.counts.insert(),
+            [
+                {
+                    "msg_id": p["msg_id"],
+                    "gateway": p["gateway"],
+                    "zone": p["zone"],
+                    "location": p["location"],
+                    "scan_id": p["scan_id"],
+                    "observed_at": parse_utc(p["observed_at"]),
+                    "source": p["source"],
+                    "complete": p["complete"],
+                    "historical": p["historical"],
+                    "received_at": received_at,
+                    "items": p["items"],
+                }
+                for p in new
+            ],
+        )
+        latest = {(p["zone"], p["location"]): p["gateway"] for p in new}
+        self._cover_many(conn, latest, received_at)
+
+    def _cover_many(
+        self, conn: Connection, latest: Mapping[tuple[str, str], str], at: datetime
+    ) -> None:
+        """Upsert coverage rows in one statement (SQLite and PostgreSQL both have ON CONFLICT)."""
+        rows: list[dict[str, Any]] = [
+            {"zone": zone, "location": location, "gateway": gateway, "last_seen": at}
+            for (zone, location), gateway in latest.items()
+        ]
+        dialect = self.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            for row in rows:
+                self._cover(conn, row["zone"], row["location"], row["gateway"], at)
+            return
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        statement = insert(t.coverage)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["zone", "location"],
+                set_={
+                    "gateway": statement.excluded.gateway,
+                    "last_seen": statement.excluded.last_seen,
+                },
+            ),
+            rows,
+        )
+
+    def record_scan(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
+        """Store or advance an ``edgecount.scan/1``; False for a duplicate message."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.messages.insert().values(
+                        msg_id=payload["msg_id"], schema=payload["schema"], received_at=received_at
+                    )
+                )
+                values = {
+                    "gateway": payload["gateway"],
+                    "zone": payload["zone"],
+                    "state": payload["state"],
+                    "started_at": parse_utc(payload["started_at"]),
+                    "ended_at": parse_utc(payload["ended_at"]) if payload.get("ended_at") else None,
+                    "request_id": payload.get("request_id"),
+                    "locations": payload["locations"],
+                    "incomplete_locations": payload.get("incomplete_locations", []),
+                }
+                updated = conn.execute(
+                    t.scans.update().where(t.scans.c.scan_id == payload["scan_id"]).values(values)
+                ).rowcount
+                if not updated:
+                    conn.execute(t.scans.insert().values(scan_id=payload["scan_id"], **values))
+                for location in payload["locations"]:
+                    self._cover(conn, payload["zone"], location, payload["gateway"], received_at)
+        except IntegrityError:
+            return False
+        return True
+
+    def _cover(
+        self, conn: Connection, zone: str, location: str, gateway: str, at: datetime
+    ) -> None:
+        updated = conn.execute(
+            t.coverage.update()
+            .where(t.coverage.c.zone == zone, t.coverage.c.location == location)
+            .values(gateway=gateway, last_seen=at)
+        ).rowcount
+        if not updated:
+            conn.execute(
+                t.coverage.insert().values(
+                    zone=zone, location=location, gateway=gateway, last_seen=at
+                )
+            )
+
+    def gateway_for(self, zone: str, location: str) -> str | None:
+        """The gateway that last reported this location."""
+        query = sa.select(t.coverage.c.gateway).where(
+            t.coverage.c.zone == zone, t.coverage.c.location == location
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return str(value) if value is not None else None
