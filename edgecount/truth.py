@@ -186,7 +186,6 @@ class Night:
         self.locations: list[str] = []
         self.flagged: set[tuple[str, str]] = set()
         self.cleared = 0
-        self.results: dict[str, Any] = {}
 
     async def start(self, stack: contextlib.AsyncExitStack) -> None:
         """Broker, simulators, reconciler, gateway; each stopped by ``stack``."""
