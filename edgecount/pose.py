@@ -12,10 +12,10 @@ robot, gateway and readers must be kept in step by NTP; 10 ms of skew at 1 m/s m
 by 1 cm.
 
 Example:
-    >>> payload = pose_payload(robot="cart-1", at=0.0, x=1.25)
-    >>> payload["at"], pose_topic("dc1", "cart-1")
+    >>> message = pose_message(robot="cart-1", at=0.0, x=1.25)
+    >>> message.at, pose_topic("dc1", "cart-1")
     ('1970-01-01T00:00:00.000Z', 'edgecount/v1/dc1/pose/cart-1')
-    >>> parse_pose(contract.encode(payload), topic="edgecount/v1/dc1/pose/cart-1").t
+    >>> parse_pose(contract.encode(message.to_payload()), topic="edgecount/v1/dc1/pose/cart-1").t
     0.0
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from edgecount import contract
 
-__all__ = ["POSE", "Pose", "parse_pose", "pose_payload", "pose_topic"]
+__all__ = ["POSE", "Pose", "parse_pose", "pose_message", "pose_payload", "pose_topic"]
 
 POSE = contract.POSE
 QOS = 0
@@ -39,7 +39,7 @@ def pose_topic(site: str, robot: str) -> str:
     return contract.site_root(site) + "pose/" + contract.check_segment(robot, "robot")
 
 
-def pose_payload(
+def pose_message(
     *,
     robot: str,
     x: float,
@@ -47,8 +47,8 @@ def pose_payload(
     aisle: str | None = None,
     y: float | None = None,
     heading: float | None = None,
-) -> dict[str, Any]:
-    """A validated ``edgecount.pose/1`` payload.
+) -> contract.PoseMessage:
+    """A validated ``edgecount.pose/1`` message.
 
     Args:
         robot: The robot's id (the topic's last level).
@@ -58,14 +58,31 @@ def pose_payload(
         aisle: The aisle it is in, when known.
         y: Position across the aisle, metres.
         heading: Direction of travel, degrees in [0, 360) from the aisle's +x direction.
+
+    Raises:
+        contract.ContractError: The message would not be valid (a bad robot id, a heading
+            out of range, ...).
     """
     when = contract.now_iso() if at is None else at if isinstance(at, str) else contract.to_iso(at)
     message = contract.PoseMessage(
         robot=robot, at=when, x=float(x), aisle=aisle, y=y, heading=heading
     )
-    payload = message.to_payload()
-    contract.validate(payload)
-    return payload
+    contract.validate(message.to_payload())
+    return message
+
+
+def pose_payload(
+    *,
+    robot: str,
+    x: float,
+    at: str | datetime | float | None = None,
+    aisle: str | None = None,
+    y: float | None = None,
+    heading: float | None = None,
+) -> dict[str, Any]:
+    """The payload of :func:`pose_message` (same arguments), validated."""
+    message = pose_message(robot=robot, x=x, at=at, aisle=aisle, y=y, heading=heading)
+    return message.to_payload()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +110,8 @@ def parse_pose(raw: bytes, *, topic: str | None = None) -> Pose:
     Raises:
         contract.ContractError: Not a valid ``edgecount.pose/1`` payload (for this topic).
     """
-    payload = contract.decode(raw, topic=topic)
-    if payload["schema"] != POSE:
-        raise contract.ContractError(f"expected {POSE}, got {payload['schema']!r}")
-    moment = contract.parse_iso(payload["at"])
-    return Pose(payload["robot"], moment.timestamp(), float(payload["x"]))
+    message = contract.message_from_payload(contract.decode(raw, topic=topic))
+    if not isinstance(message, contract.PoseMessage):
+        raise contract.ContractError(f"expected {POSE}, got {message.SCHEMA!r}")
+    moment = contract.parse_iso(message.at)
+    return Pose(message.robot, moment.timestamp(), float(message.x))

@@ -33,7 +33,7 @@ class _Scan:
     scan_id: str
     zone: str
     request_id: str
-    state: str
+    state: contract.ScanState
     locations: int
     incomplete: int
 
@@ -89,38 +89,46 @@ class SiteWatcher:
         if not message.payload:
             return  # a cleared retained message
         try:
-            payload = contract.decode(bytes(message.payload), topic=message.topic)
+            received = contract.decode_message(message.topic, bytes(message.payload))
         except contract.ContractError as exc:
             self.invalid.append(f"{message.topic}: {exc}")
             return
-        schema = payload.get("schema")
         with self._changed:
-            if schema in (contract.COUNT, contract.STATUS):
+            if isinstance(received, contract.CountMessage | contract.StatusMessage):
                 self.retained.add(message.topic)
             if message.topic == self._status_topic:
-                if payload.get("state") == "online":
+                if (
+                    isinstance(received, contract.StatusMessage)
+                    and received.state is contract.GatewayState.ONLINE
+                ):
                     self.online.set()
-            elif schema == contract.COUNT:
-                items = {str(i["sku"]): int(i["qty"]) for i in payload["items"]}
-                self.first_counts.setdefault(payload["location"], items)
-                self.latest_counts[payload["location"]] = items
-                if payload["complete"]:
-                    self.all_counts.append((payload["zone"], payload["location"], items))
-                vision = (payload.get("fusion") or {}).get("vision")
-                if vision is not None and vision["complete"]:
-                    self.vision_totals.append((payload["location"], int(vision["total"])))
-            elif schema == contract.SCAN and payload["state"] != "started":
+            elif isinstance(received, contract.CountMessage):
+                self._note_count(received)
+            elif (
+                isinstance(received, contract.ScanMessage)
+                and received.state is not contract.ScanState.STARTED
+            ):
                 scan = _Scan(
-                    payload["scan_id"],
-                    payload["zone"],
-                    str(payload.get("request_id", "")),
-                    payload["state"],
-                    len(payload["locations"]),
-                    len(payload["incomplete_locations"]),
+                    received.scan_id,
+                    received.zone,
+                    received.request_id or "",
+                    received.state,
+                    len(received.locations),
+                    len(received.incomplete_locations),
                 )
                 self.scans.append(scan)
                 self._note(scan)
             self._changed.notify_all()
+
+    def _note_count(self, count: contract.CountMessage) -> None:
+        items = count.quantities
+        self.first_counts.setdefault(count.location, items)
+        self.latest_counts[count.location] = items
+        if count.complete:
+            self.all_counts.append((count.zone, count.location, items))
+        vision = None if count.fusion is None else count.fusion.vision
+        if vision is not None and vision.complete:
+            self.vision_totals.append((count.location, vision.total))
 
     def _note(self, scan: _Scan) -> None:
         kind = "recount" if scan.request_id.startswith("recount-") else "nightly"

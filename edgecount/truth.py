@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from edgecount.broker import embedded_broker
+from edgecount.contract import DiscrepancyState
 from edgecount.mqtt import MqttSettings
 from edgecount.site_watch import REQUESTED_BY, Say, SiteWatcher
 from reconciler.model import BookLine, Status
@@ -55,6 +56,8 @@ __all__ = ["NightOptions", "run_night", "score"]
 
 APPROVER = REQUESTED_BY
 REASON = "CYCLE-COUNT"
+_RECOUNTING = (DiscrepancyState.OPEN.value, DiscrepancyState.RECOUNT_REQUESTED.value)
+"""States of a discrepancy the reconciler still recounts (the night has not settled)."""
 
 
 @dataclass
@@ -183,7 +186,6 @@ class Night:
         self.locations: list[str] = []
         self.flagged: set[tuple[str, str]] = set()
         self.cleared = 0
-        self.results: dict[str, Any] = {}
 
     async def start(self, stack: contextlib.AsyncExitStack) -> None:
         """Broker, simulators, reconciler, gateway; each stopped by ``stack``."""
@@ -306,10 +308,14 @@ class Night:
         engine, store = self.engine, self.store
         await _until(self._settled, self.deadline, "the recounts to settle")
         self.book_before = _book(store, self.locations, self.counted_at)
-        waiting = [d for d in engine.list_discrepancies() if d["state"] == "awaiting_approval"]
+        waiting = [
+            d
+            for d in engine.list_discrepancies()
+            if d["state"] == DiscrepancyState.AWAITING_APPROVAL
+        ]
         self.flagged = {(d["location"], line["sku"]) for d in waiting for line in d["lines"]}
         every = engine.list_discrepancies(open_only=False)
-        self.cleared = sum(1 for d in every if d["state"] == "resolved")
+        self.cleared = sum(1 for d in every if d["state"] == DiscrepancyState.RESOLVED)
         self.say(
             f"settled: {len(waiting)} discrepancies confirmed by recounts, {self.cleared} "
             "cleared by a recount; approving the confirmed ones"
@@ -346,7 +352,7 @@ class Night:
             pending = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(discrepancies)
-                .where(discrepancies.c.state.in_(("open", "recount_requested")))
+                .where(discrepancies.c.state.in_(_RECOUNTING))
             ).scalar()
         ingested = all(stored.get(scan_id, 0) >= n for scan_id, n in ended.items())
         return ingested and not pending and self.gateway.idle

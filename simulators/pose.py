@@ -12,7 +12,7 @@ Example:
     >>> layout = AisleLayout.synthetic(["A-01-01-1"], seed=1)
     >>> provider = CartProvider(CartSim(layout, CartPath.across(layout, speed=1.0)))
     >>> poses = PosePublisher(provider, host="127.0.0.1", port=1883, site="dc1", robot="cart-1")
-    >>> poses.payload(at=0.0)["x"]
+    >>> poses.message(at=0.0).x
     -1.6
 """
 
@@ -31,7 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecount import contract
 from edgecount.mqtt import MqttSettings, new_client
-from edgecount.pose import QOS, pose_payload, pose_topic
+from edgecount.pose import QOS, pose_message, pose_topic
 from simulators.cart import CartProvider
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,12 @@ class PosePublisher:
         self._client: paho.Client | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def payload(self, at: float | None = None) -> dict[str, Any]:
-        """The pose payload of the cart now (``at``: the time stamp, default the wall clock)."""
+    def message(self, at: float | None = None) -> contract.PoseMessage:
+        """The pose message of the cart now (``at``: the time stamp, default the wall clock)."""
         path = self.provider.sim.path
         heading = 0.0 if path.x1 >= path.x0 else 180.0
         when = self.wall() if at is None else at
-        return pose_payload(robot=self.robot, x=self.provider.pose(), at=when, heading=heading)
+        return pose_message(robot=self.robot, x=self.provider.pose(), at=when, heading=heading)
 
     async def start(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a bound
         """Connect (waiting for the CONNACK) and start publishing every ``1/rate`` seconds.
@@ -126,7 +126,7 @@ class PosePublisher:
 
     def publish_now(self) -> None:
         """Publish the cart's pose now."""
-        self._send(contract.encode(self.payload()))
+        self._send(contract.encode(self.message().to_payload()))
         self.published += 1
 
     def inject(self, raw: bytes) -> None:

@@ -195,6 +195,11 @@ class CountDraft(Record):
     total: int
     fusion: Fusion | None = None
 
+    @property
+    def quantities(self) -> dict[str, int]:
+        """SKU -> quantity of the count's items (what a WMS or a scorer compares)."""
+        return {item.sku: item.qty for item in self.items}
+
     def sequenced(
         self, seq: int, *, historical: bool = False, epoch: str | None = None
     ) -> CountMessage:

@@ -359,6 +359,16 @@ def test_from_payload_gives_typed_parts() -> None:
     assert hash(count) == hash(contract.message_from_payload(payload))
 
 
+def test_count_quantities_are_sku_to_qty() -> None:
+    payload = _count(items=[{"sku": "B", "qty": 3}, {"sku": "A", "qty": 0}])
+    draft = contract.CountDraft.from_payload(payload)
+    assert draft.quantities == {"A": 0, "B": 3}
+    assert list(draft.quantities) == ["A", "B"]  # the items' (sorted) order
+    assert draft.sequenced(1).quantities == draft.quantities
+    empty = contract.CountDraft.from_payload(_count(items=[]))
+    assert empty.quantities == {}
+
+
 def test_a_draft_sequenced_is_what_the_outbox_writes() -> None:
     payload = next(_gateway_payloads())
     draft = contract.CountDraft.from_payload(payload)
