@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP     := $(VENV)/.stamp-dev
 
-.PHONY: demo test lint typecheck unit bench clean mosquitto system-tools venv
+.PHONY: demo test lint typecheck unit bench bench-smoke clean mosquitto system-tools venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ test: lint typecheck unit
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/rfid_throughput.py
+
+## bench-smoke: every benchmark once with tiny sizes (does each still run?), a few minutes
+bench-smoke: $(DEV_STAMP)
+	PY=$(BIN)/python bench/smoke.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
