@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from epcpy.epc_schemes.sgtin import SGTIN
 from epcpy.utils.parsers import hex_to_tag_encodable
 
-UNKNOWN_SKU = "unknown"
+from edgecount.contract import UNKNOWN_SKU
+
+__all__ = ["UNKNOWN_SKU", "Decoded", "EpcDecoder"]
+
 _SGTIN96_HEADER = 0x30
 
 
