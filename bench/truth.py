@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=float, default=2.0, help="fixed readers' rounds/s")
     parser.add_argument("--scan-seconds", type=float, default=4.0, help="fixed zones' window")
     parser.add_argument(
-        "--bays", type=int, default=20, help="bays per aisle (20: the full twin; fewer: a quick run)"
+        "--bays", type=int, default=20, help="bays per aisle (20: the full twin; fewer: quicker)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -68,7 +68,8 @@ def main() -> int:
         print(json.dumps(figures, indent=2))
     met = True
     print(
-        f"\ntwin of {args.bays} bays per aisle, seed {args.seed}: {figures['locations']} locations, "
+        f"\ntwin of {args.bays} bays per aisle, seed {args.seed}: "
+        f"{figures['locations']} locations, "
         f"{figures['records']} records, {figures['true_discrepancies']} true discrepancies; "
         f"{figures['scans']['nightly']} zone scans + {figures['scans']['recounts']} recount "
         f"scans in {figures['seconds']} s"
