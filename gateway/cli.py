@@ -21,6 +21,7 @@ from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import GatewayConfig, load_gateway_config
 
 if TYPE_CHECKING:
+    from gateway.counts import ScanResult
     from gateway.runtime import StateDirBusyError
 
 
@@ -157,7 +158,7 @@ def _busy(args: argparse.Namespace, exc: StateDirBusyError) -> str:
     return f"{args.config}: the state_dir is in use ({holder}); try again when it has finished"
 
 
-def result_json(result: Any) -> dict[str, Any]:
+def result_json(result: ScanResult) -> dict[str, Any]:
     """A scan result as plain JSON-able data."""
     from edgecount.timefmt import to_iso
 
@@ -170,11 +171,11 @@ def result_json(result: Any) -> dict[str, Any]:
         "locations": [
             {
                 "location": count.location,
-                "source": count.source,
+                "source": count.source.value,
                 "complete": count.complete,
                 "total": count.total,
                 "items": [{"sku": sku, "qty": qty} for sku, qty in count.skus.items()],
-                **({"fusion": count.fusion} if count.fusion else {}),
+                **({"fusion": count.fusion.to_payload()} if count.fusion else {}),
             }
             for count in result.locations.values()
         ],

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from edgecount import contract
 from gateway.aggregate import LocationTally
 from gateway.epc import UNKNOWN_SKU
 
@@ -25,6 +25,12 @@ class ReaderOutcome:
     reads: int = 0
     error: str | None = None
 
+    def report(self) -> contract.ReaderReport:
+        """The entry of the scan message's ``readers`` list."""
+        return contract.ReaderReport(
+            name=self.name, ok=self.ok, reads=self.reads, error=self.error or None
+        )
+
 
 @dataclass(slots=True)
 class CameraOutcome:
@@ -35,37 +41,38 @@ class CameraOutcome:
     frames: int = 0
     error: str | None = None
 
-    def as_json(self) -> dict[str, object]:
+    def report(self) -> contract.CameraReport:
         """The entry of the scan message's ``cameras`` list."""
-        out: dict[str, object] = {"name": self.name, "ok": self.ok, "frames": self.frames}
-        if self.error:
-            out["error"] = self.error
-        return out
+        return contract.CameraReport(
+            name=self.name, ok=self.ok, frames=self.frames, error=self.error or None
+        )
 
 
 @dataclass(slots=True)
 class LocationCount(LocationTally):
     """The count of one location in one scan: its tally, and whether it was fully scanned.
 
-    ``items`` is set for camera counts (``source`` vision or fused): what is published then.
+    ``items`` is set for camera counts (``source`` vision or fused): what is published then;
+    ``fusion`` goes with ``source`` fused.
     """
 
     complete: bool = True
-    source: str = "rfid"
-    items: list[dict[str, Any]] | None = None
-    fusion: dict[str, Any] | None = None
+    source: contract.CountSource = contract.CountSource.RFID
+    items: tuple[contract.CountItem, ...] | None = None
+    fusion: contract.Fusion | None = None
 
-    def payload_items(self) -> list[dict[str, Any]]:
-        """The ``items`` of the count message."""
+    def count_items(self) -> tuple[contract.CountItem, ...]:
+        """The ``items`` of the count message: ``items``, or the tally's SKUs."""
         if self.items is not None:
             return self.items
-        rows: list[dict[str, Any]] = []
-        for sku, qty in self.skus.items():
-            item: dict[str, Any] = {"sku": sku, "qty": qty}
-            if sku == UNKNOWN_SKU:
-                item["epcs"] = sorted(self.unknown_epcs)
-            rows.append(item)
-        return rows
+        return tuple(
+            contract.CountItem(
+                sku=sku,
+                qty=qty,
+                epcs=tuple(sorted(self.unknown_epcs)) if sku == UNKNOWN_SKU else None,
+            )
+            for sku, qty in self.skus.items()
+        )
 
 
 @dataclass(slots=True)

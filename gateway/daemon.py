@@ -87,37 +87,34 @@ class Gateway:
     def on_command(self, topic: str, raw: bytes) -> None:
         """Handle one message on ``cmd/{gateway_id}/scan``: validate, resolve zones, queue."""
         try:
-            payload = contract.decode(raw)
+            message = contract.message_from_payload(contract.decode(raw))
         except contract.ContractError as exc:
             self._reject(topic, str(exc))
             return
-        if payload.get("schema") != "edgecount.scan-request/1":
-            self._reject(topic, f"expected a scan request, got {payload.get('schema')!r}")
+        if not isinstance(message, contract.ScanRequestMessage):
+            self._reject(topic, f"expected a scan request, got {message.SCHEMA!r}")
             return
-        expires = payload.get("expires_at")
-        if isinstance(expires, str) and contract.parse_iso(expires) < datetime.now(UTC):
-            self._reject(topic, f"request {payload['request_id']} expired at {expires}")
+        expires = message.expires_at
+        if expires is not None and contract.parse_iso(expires) < datetime.now(UTC):
+            self._reject(topic, f"request {message.request_id} expired at {expires}")
             return
-        zones = self._zones_for(payload)
+        zones = self._zones_for(message)
         if not zones:
             self._reject(topic, "names no zone or location of this gateway")
             return
         for zone in zones:
             self.request(
-                ScanRequest(zone, payload["reason"], payload["requested_by"], payload["request_id"])
+                ScanRequest(zone, message.reason, message.requested_by, message.request_id)
             )
 
-    def _zones_for(self, payload: dict[str, object]) -> list[str]:
-        zone = payload.get("zone")
-        if isinstance(zone, str):
-            return [zone] if zone in self.config.zones else []
-        wanted = payload.get("locations")
-        if not isinstance(wanted, list):
+    def _zones_for(self, message: contract.ScanRequestMessage) -> list[str]:
+        if message.zone is not None:
+            return [message.zone] if message.zone in self.config.zones else []
+        if message.locations is None:
             return []
+        wanted = set(message.locations)
         return [
-            name
-            for name in self.config.zones
-            if set(self.config.zone_locations(name)) & set(wanted)
+            name for name in self.config.zones if set(self.config.zone_locations(name)) & wanted
         ]
 
     def _reject(self, topic: str, why: str) -> None:

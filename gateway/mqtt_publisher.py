@@ -26,10 +26,10 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -37,7 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgecount import __version__, contract
 from edgecount.mqtt import Backoff, MqttConnection, MqttSettings, MqttSettingsError
 from edgecount.supervisor import RESTART, Supervisor, TaskFailed
-from gateway.outbox import Outbox, OutboxError
+from gateway.outbox import Outbox, OutboxError, Outgoing
 from gateway.publisher import MessageCallback, Publisher, PublisherHealth, _matches
 
 log = logging.getLogger(__name__)
@@ -156,13 +156,12 @@ class MqttPublisher(Publisher):
         )
         await _wait(self._attempted, self.settings.connect_timeout * 2 + 1.0)
 
-    async def publish(
-        self, topic: str, payload: Mapping[str, Any], *, retain: bool
-    ) -> dict[str, Any]:
-        """Store the message in the outbox (committed) and return its final payload."""
-        enqueued = await self._db(self.outbox.put, topic, payload, retain)
+    async def publish(self, topic: str, message: Outgoing, *, retain: bool) -> contract.Message:
+        """Store the message in the outbox (committed) and return it as it goes out."""
+        enqueued = await self._db(self.outbox.put, topic, message, retain)
         self._wake.set()
-        return dict(enqueued.payload or {})
+        assert enqueued.message is not None  # only a retained clear is stored empty
+        return enqueued.message
 
     async def clear_retained(self, topic: str) -> None:
         """Store an empty retained message for ``topic`` in the outbox."""
@@ -375,10 +374,10 @@ class MqttPublisher(Publisher):
     # --- status messages ------------------------------------------------------------------
 
     def _status_bytes(self, state: str) -> bytes:
-        payload = contract.status_payload(
+        message = contract.status_message(
             gateway=self.gateway_id, site=self.site, state=state, version=self.version
         )
-        return contract.encode(payload)
+        return contract.encode_message(message)
 
     def _send_control(
         self, session: _Session, state: str

@@ -1,8 +1,9 @@
 """The gateway's outbox: every message is written to SQLite before it is published.
 
-A message enters with :meth:`Outbox.put`, which assigns the next sequence number, fills
-``seq`` / ``msg_id`` into sequenced payloads (``edgecount.count/1``, ``edgecount.scan/1``),
-validates the result against the contract and commits before returning. It leaves only with
+A message enters with :meth:`Outbox.put` as its typed class (:mod:`edgecount.contract`).
+``put`` assigns the next sequence number, makes a sequenced draft (``edgecount.count/1``,
+``edgecount.scan/1``) the message with ``seq`` / ``msg_id`` (:meth:`CountDraft.sequenced`),
+validates and encodes it, and commits the bytes before returning. It leaves only with
 :meth:`Outbox.ack`, which the publisher calls once the broker acknowledged it (PUBACK).
 
 Sequence numbers come from a persisted counter, so they are never reused: not after rows are
@@ -35,17 +36,16 @@ described in ``docs/outbox.md``.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import NamedTuple, Self
 
 from edgecount import contract
 
@@ -78,11 +78,25 @@ class OutboxFullError(OutboxError):
     """The outbox holds ``max_rows`` messages; the new one was not accepted."""
 
 
+Outgoing = contract.Message | contract.CountDraft | contract.ScanDraft
+"""What the gateway publishes: a message, or a draft that the outbox sequences."""
+
+
+def sequenced(message: Outgoing, seq: int, epoch: str | None = None) -> contract.Message:
+    """The message as it goes on the wire: a draft (count, scan) with ``seq`` and ``msg_id``.
+
+    A sequenced message given again is sequenced afresh; others are returned as they are.
+    """
+    if isinstance(message, contract.CountDraft | contract.ScanDraft):
+        return message.sequenced(seq, epoch=epoch)
+    return message
+
+
 class Enqueued(NamedTuple):
-    """What :meth:`Outbox.put` stored: the sequence number and the final payload."""
+    """What :meth:`Outbox.put` stored: the sequence number and the final message."""
 
     seq: int
-    payload: dict[str, Any] | None
+    message: contract.Message | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +123,9 @@ class OutboxRow:
 
     def wire_payload(self) -> bytes:
         """The bytes to publish: the stored payload, with ``historical: true`` if it applies."""
-        if not self.historical or not self.payload:
+        if not self.historical:
             return self.payload
-        data = json.loads(self.payload)
-        if data.get("schema") not in contract.SEQUENCED:
-            return self.payload
-        data["historical"] = True
-        return _dumps(data)
+        return contract.as_historical(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +149,6 @@ class OutboxStats:
     rejected_invalid: int
     last_seq: int
     oldest_age_s: float | None
-
-
-def _dumps(payload: Mapping[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class Outbox:
@@ -229,14 +235,12 @@ class Outbox:
 
     # --- writing ------------------------------------------------------------------------
 
-    def put(
-        self, topic: str, payload: Mapping[str, Any] | None, retain: bool, qos: int = 1
-    ) -> Enqueued:
-        """Store a message durably and return its sequence number and final payload.
+    def put(self, topic: str, message: Outgoing | None, retain: bool, qos: int = 1) -> Enqueued:
+        """Store a message durably and return its sequence number and final message.
 
         Args:
             topic: MQTT topic.
-            payload: The payload (a draft for sequenced schemas), or None for an empty
+            message: The message (a draft for sequenced schemas), or None for an empty
                 retained message that clears ``topic``.
             retain: MQTT retain flag (must be True to clear).
             qos: MQTT QoS, 1 by default.
@@ -253,11 +257,8 @@ class Outbox:
             if self._depth >= self.max_rows:
                 self._reject_full(topic)
             seq = self._last_seq + 1
-            final = (
-                None if payload is None else contract.with_sequence(payload, seq, epoch=self.epoch)
-            )
-            self._check(topic, final, retain)
-            data = b"" if final is None else _dumps(final)
+            final = None if message is None else sequenced(message, seq, self.epoch)
+            data = self._encode(topic, final, retain)
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
@@ -288,31 +289,35 @@ class Outbox:
             f"({self._rejected_full} rejected so far)"
         )
 
-    def _check(self, topic: str, payload: Mapping[str, Any] | None, retain: bool) -> None:
+    def _encode(self, topic: str, message: contract.Message | None, retain: bool) -> bytes:
+        """The bytes to store, checked (counted and logged when they break the contract)."""
         try:
-            self._validate(topic, payload, retain)
+            return self._checked_bytes(topic, message, retain)
         except contract.ContractError as exc:
             self._rejected_invalid += 1
             log.warning("outbox rejected a message for %s: %s", topic, exc)
             raise
 
-    def _validate(self, topic: str, payload: Mapping[str, Any] | None, retain: bool) -> None:
-        if payload is None and not retain:
-            raise contract.ContractError("an empty payload only makes sense retained")
-        if not self.validate:
-            return
-        if payload is None:
-            contract.parse_topic(topic)
-            return
-        contract.validate(payload)
-        contract.check_topic(topic, payload)
-        if payload["schema"] in contract.SEQUENCED and payload["gateway"] != self.gateway_id:
+    def _checked_bytes(self, topic: str, message: contract.Message | None, retain: bool) -> bytes:
+        if message is None:
+            if not retain:
+                raise contract.ContractError("an empty payload only makes sense retained")
+            if self.validate:
+                contract.parse_topic(topic)
+            return b""
+        data = contract.encode_message(message, topic=topic, check=self.validate)
+        if (
+            self.validate
+            and isinstance(message, contract.CountMessage | contract.ScanMessage)
+            and message.gateway != self.gateway_id
+        ):
             raise contract.ContractError(
-                f"gateway is {payload['gateway']!r} but this outbox sequences messages of "
+                f"gateway is {message.gateway!r} but this outbox sequences messages of "
                 f"{self.gateway_id!r} (msg_ids would collide)",
-                schema=payload["schema"],
+                schema=message.SCHEMA,
                 path="gateway",
             )
+        return data
 
     # --- reading and acknowledging ----------------------------------------------------
 

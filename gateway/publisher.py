@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from paho.mqtt.client import topic_matches_sub
 
 from edgecount import contract
-from gateway.outbox import OutboxFullError
+from gateway.outbox import OutboxFullError, Outgoing, sequenced
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,13 @@ MessageCallback = Callable[[str, bytes], None]
 """Called on the event loop with (topic, payload bytes) for each incoming message."""
 
 
+M = TypeVar("M", bound=contract.Record)
+
 __all__ = [
     "MemoryPublisher",
     "MessageCallback",
     "OutboxFullError",
+    "Outgoing",
     "Publisher",
     "PublisherHealth",
     "Sent",
@@ -93,12 +96,10 @@ class Publisher(ABC):
         """Start publishing; returns after the first connection attempt ended."""
 
     @abstractmethod
-    async def publish(
-        self, topic: str, payload: Mapping[str, Any], *, retain: bool
-    ) -> dict[str, Any]:
-        """Enqueue a message durably and return the final payload (with seq/msg_id).
+    async def publish(self, topic: str, message: Outgoing, *, retain: bool) -> contract.Message:
+        """Enqueue a message durably and return it as it goes out (sequenced: seq/msg_id).
 
-        Delivery happens later, in order. Raises ``contract.ContractError`` for a payload
+        Delivery happens later, in order. Raises ``contract.ContractError`` for a message
         that breaks the contract and :class:`OutboxFullError` when there is no room.
         """
 
@@ -134,10 +135,10 @@ def _matches(topic_filter: str, topic: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """A message a :class:`MemoryPublisher` published (payload None: a retained clear)."""
+    """A message a :class:`MemoryPublisher` published (message None: a retained clear)."""
 
     topic: str
-    payload: dict[str, Any] | None
+    message: contract.Message | None
     retain: bool
     seq: int | None
 
@@ -157,44 +158,41 @@ class MemoryPublisher(Publisher):
         self.gateway_id = contract.check_segment(gateway_id, "gateway_id")
         self.validate = validate
         self.messages: list[Sent] = []
-        self.retained: dict[str, dict[str, Any]] = {}
+        self.retained: dict[str, contract.Message] = {}
         self.fail_with: BaseException | None = None
         self._seq = 0
         self._subscriptions: list[tuple[str, MessageCallback]] = []
         self._health = PublisherHealth()
 
     def _record(
-        self, topic: str, payload: dict[str, Any] | None, retain: bool, seq: int | None
+        self, topic: str, message: contract.Message | None, retain: bool, seq: int | None
     ) -> None:
-        self.messages.append(Sent(topic, payload, retain, seq))
-        if retain and payload is None:
+        self.messages.append(Sent(topic, message, retain, seq))
+        if retain and message is None:
             self.retained.pop(topic, None)
-        elif retain and payload is not None:
-            self.retained[topic] = payload
+        elif retain and message is not None:
+            self.retained[topic] = message
         self._health.published += 1
         self._health.acked += 1
 
     def _status(self, state: str) -> None:
-        payload = contract.status_payload(gateway=self.gateway_id, site=self.site, state=state)
-        self._record(contract.status_topic(self.site, self.gateway_id), payload, True, None)
+        message = contract.status_message(gateway=self.gateway_id, site=self.site, state=state)
+        self._record(contract.status_topic(self.site, self.gateway_id), message, True, None)
 
     async def start(self) -> None:
         """Mark connected and record the ``online`` birth."""
         self._health.state, self._health.connected = "connected", True
         self._status("online")
 
-    async def publish(
-        self, topic: str, payload: Mapping[str, Any], *, retain: bool
-    ) -> dict[str, Any]:
-        """Validate, sequence and record the message."""
+    async def publish(self, topic: str, message: Outgoing, *, retain: bool) -> contract.Message:
+        """Sequence, validate and record the message."""
         if self.fail_with is not None:
             self._health.rejected += 1
             raise self.fail_with
-        final = contract.with_sequence(payload, self._seq + 1)
+        final = sequenced(message, self._seq + 1)
         if self.validate:
             try:
-                contract.validate(final)
-                contract.check_topic(topic, final)
+                contract.encode_message(final, topic=topic)
             except contract.ContractError:
                 self._health.rejected += 1
                 raise
@@ -232,10 +230,9 @@ class MemoryPublisher(Publisher):
         """Current figures."""
         return self._health
 
-    def payloads(self, schema: str | None = None) -> list[dict[str, Any]]:
-        """Payloads published so far (optionally only those of one schema)."""
-        return [
-            m.payload
-            for m in self.messages
-            if m.payload is not None and (schema is None or m.payload.get("schema") == schema)
-        ]
+    def published(self, cls: type[M]) -> list[M]:
+        """The messages of class ``cls`` published so far, in order.
+
+        ``contract.StatusMessage`` gives the ``online`` birth and ``stopped``.
+        """
+        return [message for sent in self.messages if isinstance(message := sent.message, cls)]

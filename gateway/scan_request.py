@@ -57,37 +57,40 @@ class ScanWatch:
     """Set once the broker acknowledged the request; what came before is old news."""
     before: set[str] = field(default_factory=set)
     scan_id: str | None = None
-    counts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    final: dict[str, Any] | None = None
+    counts: dict[str, dict[str, contract.CountMessage]] = field(default_factory=dict)
+    """scan_id -> location -> the latest count."""
+    final: contract.ScanMessage | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_message(self, topic: str, raw: bytes) -> None:
         """Record a count, or follow a scan message."""
         try:
-            payload = contract.decode(raw, topic=topic)
+            message = contract.decode_message(topic, raw)
         except contract.ContractError as exc:  # an empty retained payload, or garbage
             log.debug("ignoring %s: %s", topic, exc)
             return
-        if payload["schema"] == contract.COUNT:
-            self.counts.setdefault(payload["scan_id"], {})[payload["location"]] = payload
+        if isinstance(message, contract.CountMessage):
+            self.counts.setdefault(message.scan_id, {})[message.location] = message
             return
-        if payload["schema"] != contract.SCAN or payload["zone"] != self.zone:
+        if not isinstance(message, contract.ScanMessage) or message.zone != self.zone:
             return
-        scan_id = payload["scan_id"]
-        if self.scan_id is None and self._answers(payload):
+        scan_id = message.scan_id
+        if self.scan_id is None and self._answers(message):
             self.scan_id = scan_id
-            log.info("following scan %s (request_id %s)", scan_id, payload.get("request_id"))
+            log.info("following scan %s (request_id %s)", scan_id, message.request_id)
         if not self.armed:
             self.before.add(scan_id)
-        if scan_id == self.scan_id and payload["state"] != "started":
-            self.final = payload
+        if scan_id == self.scan_id and message.state is not contract.ScanState.STARTED:
+            self.final = message
             self.done.set()
 
-    def _answers(self, payload: dict[str, Any]) -> bool:
-        if payload.get("request_id") == self.request_id:
+    def _answers(self, message: contract.ScanMessage) -> bool:
+        if message.request_id == self.request_id:
             return True
         return (
-            self.armed and payload["state"] == "started" and payload["scan_id"] not in self.before
+            self.armed
+            and message.state is contract.ScanState.STARTED
+            and message.scan_id not in self.before
         )
 
     def report(self) -> dict[str, Any]:
@@ -96,47 +99,46 @@ class ScanWatch:
         if final is None or self.scan_id is None:
             raise RuntimeError("no scan has ended yet")
         counts = self.counts.get(self.scan_id, {})
-        wanted = self.locations or list(final["locations"])
+        wanted = self.locations or list(final.locations)
         rows = [_location_row(counts[name]) for name in wanted if name in counts]
         missing = [name for name in wanted if name not in counts]
         if self.locations:
             complete = not missing and all(row["complete"] for row in rows)
         else:
-            complete = final["state"] == "completed"
+            complete = final.state is contract.ScanState.COMPLETED
         return {
             "scan_id": self.scan_id,
             "zone": self.zone,
             "complete": complete,
-            "started_at": final["started_at"],
-            "ended_at": final.get("ended_at"),
+            "started_at": final.started_at,
+            "ended_at": final.ended_at,
             "locations": rows,
-            "readers": [_device(r, "reads") for r in final["readers"]],
-            "cameras": [_device(c, "frames") for c in final.get("cameras", [])],
+            "readers": [_device(r.name, r.ok, "reads", r.reads, r.error) for r in final.readers],
+            "cameras": [
+                _device(c.name, c.ok, "frames", c.frames, c.error) for c in final.cameras or ()
+            ],
             "request_id": self.request_id,
-            "answered_request_id": final.get("request_id"),
+            "answered_request_id": final.request_id,
         }
 
 
-def _location_row(count: dict[str, Any]) -> dict[str, Any]:
-    row = {
-        "location": count["location"],
-        "source": count["source"],
-        "complete": count["complete"],
-        "total": count["total"],
-        "items": [{"sku": item["sku"], "qty": item["qty"]} for item in count["items"]],
+def _location_row(count: contract.CountMessage) -> dict[str, Any]:
+    """A location of the printed result (``edgecount scan --json``'s shape)."""
+    row: dict[str, Any] = {
+        "location": count.location,
+        "source": count.source.value,
+        "complete": count.complete,
+        "total": count.total,
+        "items": [{"sku": item.sku, "qty": item.qty} for item in count.items],
     }
-    if "fusion" in count:
-        row["fusion"] = count["fusion"]
+    if count.fusion is not None:
+        row["fusion"] = count.fusion.to_payload()
     return row
 
 
-def _device(entry: dict[str, Any], figure: str) -> dict[str, Any]:
-    return {
-        "name": entry["name"],
-        "ok": entry["ok"],
-        figure: entry[figure],
-        "error": entry.get("error"),
-    }
+def _device(name: str, ok: bool, figure: str, value: int, error: str | None) -> dict[str, Any]:
+    """A reader or camera of the printed result."""
+    return {"name": name, "ok": ok, figure: value, "error": error}
 
 
 class _Events:
@@ -197,7 +199,7 @@ async def _within(
 
 async def send_request(
     config: GatewayConfig,
-    payload: dict[str, Any],
+    request: contract.ScanRequestMessage,
     watch: ScanWatch | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 - the operator's --timeout
 ) -> bool:
@@ -227,7 +229,7 @@ async def send_request(
         if watch is not None:
             await _subscribe(conn, events, config.site, watch.zone, settings.connect_timeout)
         topic = contract.cmd_scan_topic(config.site, config.gateway_id)
-        await _publish(conn, events, topic, payload, settings.connect_timeout)
+        await _publish(conn, events, topic, request, settings.connect_timeout)
         if watch is None:
             return True
         watch.armed = True
@@ -250,9 +252,13 @@ async def _subscribe(
 
 
 async def _publish(
-    conn: MqttConnection, events: _Events, topic: str, payload: dict[str, Any], limit: float
+    conn: MqttConnection,
+    events: _Events,
+    topic: str,
+    request: contract.ScanRequestMessage,
+    limit: float,
 ) -> None:
-    mid = conn.publish(topic, contract.encode(payload), qos=1, retain=False)
+    mid = conn.publish(topic, contract.encode_message(request), qos=1, retain=False)
     if mid is None:
         raise RequestNotDeliveredError("the connection to the broker is gone")
     events.acks[mid] = asyncio.get_running_loop().create_future()
@@ -341,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return ExitCode.USAGE
     now = datetime.now(UTC)
-    payload = contract.scan_request_payload(
+    request = contract.scan_request_message(
         reason=args.reason,
         requested_by=requester(),
         zone=args.zone,
@@ -349,20 +355,21 @@ def run(args: argparse.Namespace) -> int:
         at=now,
         expires_at=now + timedelta(seconds=args.timeout) if args.wait else None,
     )
-    watch = ScanWatch(args.zone, payload["request_id"], args.locations) if args.wait else None
+    request_id = request.request_id
+    watch = ScanWatch(args.zone, request_id, args.locations) if args.wait else None
     try:
-        finished = asyncio.run(send_request(config, payload, watch, args.timeout))
+        finished = asyncio.run(send_request(config, request, watch, args.timeout))
     except RequestNotDeliveredError as exc:
-        print(f"scan-request {payload['request_id']}: {exc}", file=sys.stderr)
+        print(f"scan-request {request_id}: {exc}", file=sys.stderr)
         return ExitCode.UNDELIVERED
     if watch is None:
-        sent = {"request_id": payload["request_id"], "zone": args.zone, "sent": True}
-        print(json.dumps(sent) if args.json else f"request {payload['request_id']} sent")
+        sent = {"request_id": request_id, "zone": args.zone, "sent": True}
+        print(json.dumps(sent) if args.json else f"request {request_id} sent")
         return ExitCode.OK
     if not finished:
         following = f" (following scan {watch.scan_id})" if watch.scan_id else ""
         print(
-            f"scan-request {payload['request_id']}: no result within {args.timeout:.0f} s"
+            f"scan-request {request_id}: no result within {args.timeout:.0f} s"
             f"{following}; the daemon may still run it: its scan/{args.zone} message carries"
             " the request_id",
             file=sys.stderr,

@@ -47,7 +47,7 @@ class CountSink:
         """Publish one location's count, unless this scan has published it already."""
         if count.location in self.published:
             return
-        payload = contract.count_payload(
+        draft = contract.count_draft(
             gateway=self.config.gateway_id,
             site=self.config.site,
             zone=self.zone,
@@ -56,11 +56,11 @@ class CountSink:
             observed_at=to_iso(observed),
             source=count.source,
             complete=count.complete,
-            items=count.payload_items(),
+            items=count.count_items(),
             fusion=count.fusion,
         )
         topic = contract.count_topic(self.config.site, self.zone, count.location)
-        await self.publisher.publish(topic, payload, retain=True)
+        await self.publisher.publish(topic, draft, retain=True)
         self.published.add(count.location)
 
     async def publish_started(
@@ -68,58 +68,48 @@ class CountSink:
     ) -> None:
         """Publish that the scan started (state ``started``)."""
         await self._publish_scan(
-            state="started", started=started, ended=None, incomplete=[], readers=readers
+            contract.ScanState.STARTED, started=started, ended=None, incomplete=(), readers=readers
         )
 
     async def publish_result(self, result: ScanResult) -> None:
         """Publish every count not yet out, then how the scan ended; mark it published."""
         for count in result.locations.values():
             await self.publish_count(count, result.ended_at)
-        incomplete = [name for name, c in result.locations.items() if not c.complete]
+        incomplete = tuple(name for name, c in result.locations.items() if not c.complete)
         await self._publish_scan(
-            state="completed" if result.complete else "incomplete",
+            contract.ScanState.COMPLETED if result.complete else contract.ScanState.INCOMPLETE,
             started=result.started_at,
             ended=result.ended_at,
             incomplete=incomplete,
             readers=result.readers,
-            cameras=[camera.as_json() for camera in result.cameras.values()],
+            cameras=tuple(camera.report() for camera in result.cameras.values()),
         )
         result.published = True
 
     async def _publish_scan(
         self,
+        state: contract.ScanState,
         *,
-        state: str,
         started: datetime,
         ended: datetime | None,
-        incomplete: list[str],
+        incomplete: tuple[str, ...],
         readers: Mapping[str, ReaderOutcome],
-        cameras: list[dict[str, object]] | None = None,
+        cameras: tuple[contract.CameraReport, ...] = (),
     ) -> None:
-        entries = []
-        for outcome in readers.values():
-            entry: dict[str, object] = {
-                "name": outcome.name,
-                "ok": outcome.ok,
-                "reads": outcome.reads,
-            }
-            if outcome.error:
-                entry["error"] = outcome.error
-            entries.append(entry)
-        payload = contract.scan_payload(
+        draft = contract.ScanDraft(
+            state=state,
+            scan_id=self.scan_id,
+            zone=self.zone,
             gateway=self.config.gateway_id,
             site=self.config.site,
-            zone=self.zone,
-            scan_id=self.scan_id,
-            state=state,
             started_at=to_iso(started),
-            ended_at=to_iso(ended) if ended else None,
-            locations=self.config.zone_locations(self.zone),
+            locations=tuple(self.config.zone_locations(self.zone)),
             incomplete_locations=incomplete,
-            readers=entries,
-            cameras=cameras or (),
+            readers=tuple(outcome.report() for outcome in readers.values()),
+            cameras=cameras or None,
+            ended_at=to_iso(ended) if ended else None,
             request_id=self.request_id,
         )
         await self.publisher.publish(
-            contract.scan_topic(self.config.site, self.zone), payload, retain=True
+            contract.scan_topic(self.config.site, self.zone), draft, retain=True
         )

@@ -10,9 +10,10 @@ references them. The package's parts, bottom up:
 * :mod:`~edgecount.contract.wire`: :func:`validate`, :func:`encode`, the hardened
   :func:`decode`, and the semantic checks JSON Schema cannot say;
 * :mod:`~edgecount.contract.messages`: one frozen typed class per schema, the enumerations,
-  and :func:`decode_message` (bytes -> the typed :data:`Message`);
+  :func:`decode_message` (bytes -> the typed :data:`Message`) and :func:`encode_message`
+  (a typed message -> validated bytes);
 * :mod:`~edgecount.contract.builders`: ``count_payload`` and the other builders, which make
-  the class and return its payload.
+  the class and return its payload; ``count_draft`` returns the class itself.
 
 Topics live under ``edgecount/v1/{site}/``::
 
@@ -34,10 +35,13 @@ a draft, :func:`validate` checks what goes on the wire.
 
 from edgecount.contract.builders import (
     build,
+    count_draft,
     count_payload,
     deadletter_payload,
     scan_payload,
+    scan_request_message,
     scan_request_payload,
+    status_message,
     status_payload,
 )
 from edgecount.contract.common import (
@@ -97,6 +101,7 @@ from edgecount.contract.messages import (
     ScanState,
     StatusMessage,
     decode_message,
+    encode_message,
     message_from_payload,
 )
 from edgecount.contract.record import FieldSpec, Layout, Record, field_specs, layout
@@ -120,9 +125,11 @@ from edgecount.contract.topics import (
 )
 from edgecount.contract.wire import (
     MAX_INT_DIGITS,
+    as_historical,
     decode,
     encode,
     schema_document,
+    serialise,
     validate,
     validate_draft,
     with_sequence,
@@ -186,10 +193,12 @@ __all__ = [
     "StatusMessage",
     "TopicInfo",
     "adjustment_topic",
+    "as_historical",
     "build",
     "check_segment",
     "check_topic",
     "cmd_scan_topic",
+    "count_draft",
     "count_payload",
     "count_topic",
     "deadletter_payload",
@@ -199,6 +208,7 @@ __all__ = [
     "decode_message",
     "discrepancy_topic",
     "encode",
+    "encode_message",
     "field_specs",
     "layout",
     "message_from_payload",
@@ -207,11 +217,14 @@ __all__ = [
     "parse_iso",
     "parse_topic",
     "scan_payload",
+    "scan_request_message",
     "scan_request_payload",
     "scan_topic",
     "schema_document",
+    "serialise",
     "site_filter",
     "site_root",
+    "status_message",
     "status_payload",
     "status_topic",
     "to_iso",

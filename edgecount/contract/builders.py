@@ -97,6 +97,45 @@ def _enum(cls: type[E], value: str, schema: str, name: str) -> E:
         ) from None
 
 
+def count_draft(
+    *,
+    gateway: str,
+    site: str,
+    zone: str,
+    location: str,
+    scan_id: str,
+    items: Iterable[CountItem],
+    source: CountSource = CountSource.RFID,
+    complete: bool = True,
+    observed_at: str | datetime | None = None,
+    fusion: Fusion | None = None,
+) -> CountDraft:
+    """An ``edgecount.count/1`` draft from typed parts: items sorted by sku, ``total`` their sum.
+
+    Not validated against the schema: whoever sequences it validates the message (the
+    gateway's outbox does, on put); :func:`count_payload` validates the draft.
+
+    Raises:
+        ContractError: ``fusion`` without ``source`` fused, or the other way round.
+    """
+    if (fusion is not None) != (source is CountSource.FUSED):
+        raise ContractError("fusion figures go with source 'fused', and only with it")
+    rows = tuple(sorted(items, key=lambda item: str(item.sku)))
+    return CountDraft(
+        gateway=gateway,
+        site=site,
+        zone=zone,
+        location=location,
+        scan_id=scan_id,
+        observed_at=iso_or_now(observed_at),
+        source=source,
+        complete=complete,
+        items=rows,
+        total=sum(int(item.qty) for item in rows),
+        fusion=fusion,
+    )
+
+
 def count_payload(
     *,
     gateway: str,
@@ -114,22 +153,21 @@ def count_payload(
 
     Items are ``{"sku", "qty", "confidence"?, "epcs"?}``, sorted here by sku; ``total`` is
     their sum. ``fusion`` (the RFID and vision figures) goes with ``source="fused"``.
+    The payload of :func:`count_draft`, validated.
     Raises :class:`ContractError` when the result would not be valid.
     """
-    if (fusion is not None) != (source == "fused"):
+    if (fusion is not None) != (source == "fused"):  # before the parts: the clearer error
         raise ContractError("fusion figures go with source 'fused', and only with it")
-    rows = sorted(_parts(CountItem, items, COUNT, "items"), key=lambda item: str(item.sku))
-    draft = CountDraft(
+    draft = count_draft(
         gateway=gateway,
         site=site,
         zone=zone,
         location=location,
         scan_id=scan_id,
-        observed_at=iso_or_now(observed_at),
+        items=_parts(CountItem, items, COUNT, "items"),
         source=_enum(CountSource, source, COUNT, "source"),
         complete=complete,
-        items=tuple(rows),
-        total=sum(int(item.qty) for item in rows),
+        observed_at=observed_at,
         fusion=None if fusion is None else _part(Fusion, fusion, COUNT, "fusion"),
     )
     payload = draft.to_payload()
@@ -173,6 +211,26 @@ def scan_payload(
     return payload
 
 
+def status_message(
+    *,
+    gateway: str,
+    site: str,
+    state: str,
+    at: str | datetime | None = None,
+    version: str = __version__,
+) -> StatusMessage:
+    """A validated ``edgecount.status/1``; ``state`` is online, offline or stopped."""
+    message = StatusMessage(
+        gateway=gateway,
+        site=site,
+        state=_enum(GatewayState, state, STATUS, "state"),
+        at=iso_or_now(at),
+        version=version,
+    )
+    validate(message.to_payload())
+    return message
+
+
 def status_payload(
     *,
     gateway: str,
@@ -181,20 +239,12 @@ def status_payload(
     at: str | datetime | None = None,
     version: str = __version__,
 ) -> dict[str, Any]:
-    """An ``edgecount.status/1`` payload; ``state`` is online, offline or stopped."""
-    message = StatusMessage(
-        gateway=gateway,
-        site=site,
-        state=_enum(GatewayState, state, STATUS, "state"),
-        at=iso_or_now(at),
-        version=version,
-    )
-    payload = message.to_payload()
-    validate(payload)
-    return payload
+    """An ``edgecount.status/1`` payload: the payload of :func:`status_message`."""
+    message = status_message(gateway=gateway, site=site, state=state, at=at, version=version)
+    return message.to_payload()
 
 
-def scan_request_payload(
+def scan_request_message(
     *,
     reason: str,
     requested_by: str,
@@ -203,8 +253,8 @@ def scan_request_payload(
     request_id: str | None = None,
     at: str | datetime | None = None,
     expires_at: str | datetime | None = None,
-) -> dict[str, Any]:
-    """An ``edgecount.scan-request/1`` payload for a zone and/or locations.
+) -> ScanRequestMessage:
+    """A validated ``edgecount.scan-request/1`` for a zone and/or locations.
 
     ``request_id`` defaults to a fresh UUID.
     """
@@ -217,9 +267,31 @@ def scan_request_payload(
         locations=None if locations is None else tuple(locations),
         expires_at=None if expires_at is None else iso_or_now(expires_at),
     )
-    payload = message.to_payload()
-    validate(payload)
-    return payload
+    validate(message.to_payload())
+    return message
+
+
+def scan_request_payload(
+    *,
+    reason: str,
+    requested_by: str,
+    zone: str | None = None,
+    locations: Sequence[str] | None = None,
+    request_id: str | None = None,
+    at: str | datetime | None = None,
+    expires_at: str | datetime | None = None,
+) -> dict[str, Any]:
+    """An ``edgecount.scan-request/1`` payload: that of :func:`scan_request_message`."""
+    message = scan_request_message(
+        reason=reason,
+        requested_by=requested_by,
+        zone=zone,
+        locations=locations,
+        request_id=request_id,
+        at=at,
+        expires_at=expires_at,
+    )
+    return message.to_payload()
 
 
 def build(schema: str, fields: Mapping[str, Any]) -> dict[str, Any]:

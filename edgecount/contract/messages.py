@@ -46,7 +46,8 @@ from edgecount.contract.common import (
     msg_id,
 )
 from edgecount.contract.record import Record, field_specs
-from edgecount.contract.wire import decode
+from edgecount.contract.topics import check_topic
+from edgecount.contract.wire import decode, serialise, validate
 
 # --- enumerations -------------------------------------------------------------------------------
 
@@ -496,3 +497,23 @@ def decode_message(topic: str, raw: bytes) -> Message:
         ContractError: Whatever :func:`~edgecount.contract.decode` rejects, with its text.
     """
     return message_from_payload(decode(raw, topic=topic))
+
+
+def encode_message(message: Record, *, topic: str | None = None, check: bool = True) -> bytes:
+    """A typed message -> the bytes that go on the wire (compact UTF-8 JSON).
+
+    The counterpart of :func:`decode_message`: the payload is :meth:`Record.to_payload`,
+    validated (:func:`~edgecount.contract.validate`) and, with ``topic``, checked against it
+    (:func:`~edgecount.contract.check_topic`). ``check=False`` skips both (an outbox told not
+    to validate). A sequenced draft is not a message: sequence it first
+    (:meth:`CountDraft.sequenced`).
+
+    Raises:
+        ContractError: The payload breaks the contract or does not belong on ``topic``.
+    """
+    payload = message.to_payload()
+    if check:
+        validate(payload)
+        if topic is not None:
+            check_topic(topic, payload)
+    return serialise(payload)

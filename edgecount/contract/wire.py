@@ -177,7 +177,30 @@ def with_sequence(
 def encode(payload: Mapping[str, Any]) -> bytes:
     """Validate and serialise a payload to compact UTF-8 JSON."""
     validate(payload)
+    return serialise(payload)
+
+
+def serialise(payload: Mapping[str, Any]) -> bytes:
+    """A payload as compact UTF-8 JSON, unchecked: :func:`encode` without :func:`validate`.
+
+    For payloads validated already, or on purpose not at all (an outbox told not to).
+    """
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def as_historical(raw: bytes) -> bytes:
+    """Encoded bytes of a sequenced message, made ``historical: true``; others unchanged.
+
+    For a message sent again that a consumer may have seen before (see ``gateway.outbox``);
+    an empty payload (a retained clear) stays empty.
+    """
+    if not raw:
+        return raw
+    payload = json.loads(raw)
+    if not isinstance(payload, dict) or payload.get("schema") not in SEQUENCED:
+        return raw
+    payload["historical"] = True
+    return serialise(payload)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

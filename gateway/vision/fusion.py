@@ -16,9 +16,10 @@ halved: a consumer should recount rather than adjust on a disputed figure.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
+from edgecount import contract
 from gateway.config import FusionTolerance
 
 
@@ -26,35 +27,40 @@ from gateway.config import FusionTolerance
 class Figure:
     """One source's count at a location."""
 
-    items: list[dict[str, Any]]
+    items: tuple[contract.CountItem, ...]
     complete: bool
     confidence: float | None = None
 
     @property
     def total(self) -> int:
         """Units over every SKU."""
-        return sum(int(item["qty"]) for item in self.items)
+        return sum(item.qty for item in self.items)
 
-    def as_json(self) -> dict[str, Any]:
+    @property
+    def quantities(self) -> dict[str, int]:
+        """SKU -> units."""
+        return {item.sku: item.qty for item in self.items}
+
+    def as_fusion(self) -> contract.FusionFigure:
         """The figure as carried in ``fusion``."""
-        out: dict[str, Any] = {"total": self.total, "complete": self.complete}
-        if self.confidence is not None:
-            out["confidence"] = round(self.confidence, 4)
-        return out
+        confidence = None if self.confidence is None else round(self.confidence, 4)
+        return contract.FusionFigure(
+            total=self.total, complete=self.complete, confidence=confidence
+        )
 
 
 @dataclass(slots=True)
 class Fused:
     """What is published for a location both sources cover."""
 
-    items: list[dict[str, Any]]
+    items: tuple[contract.CountItem, ...]
     complete: bool
-    fusion: dict[str, Any]
+    fusion: contract.Fusion
 
     @property
     def disagreement(self) -> bool:
         """Whether the figures disagree beyond the tolerance."""
-        return bool(self.fusion["disagreement"])
+        return self.fusion.disagreement
 
 
 def fuse(rfid: Figure, vision: Figure, tolerance: FusionTolerance) -> Fused:
@@ -64,14 +70,19 @@ def fuse(rfid: Figure, vision: Figure, tolerance: FusionTolerance) -> Fused:
         chosen, complete = rfid, rfid.complete
     else:
         chosen, complete = vision, True
-    items = [dict(item) for item in chosen.items]
+    items = chosen.items
     if disagreement:
-        for item in items:
-            item["confidence"] = round(float(item.get("confidence", 1.0)) / 2, 4)
-    fusion = {
-        "rfid": rfid.as_json(),
-        "vision": vision.as_json(),
-        "disagreement": disagreement,
-        "tolerance": {"abs": tolerance.abs, "pct": tolerance.pct},
-    }
+        items = tuple(_halved(item) for item in items)
+    fusion = contract.Fusion(
+        rfid=rfid.as_fusion(),
+        vision=vision.as_fusion(),
+        disagreement=disagreement,
+        tolerance=contract.FusionTolerance(abs=tolerance.abs, pct=tolerance.pct),
+    )
     return Fused(items, complete, fusion)
+
+
+def _halved(item: contract.CountItem) -> contract.CountItem:
+    """The item with its confidence (1 when it has none) halved: a disputed figure."""
+    confidence = 1.0 if item.confidence is None else float(item.confidence)
+    return dataclasses.replace(item, confidence=round(confidence / 2, 4))

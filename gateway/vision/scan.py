@@ -28,6 +28,7 @@ import numpy as np
 
 from drivers.camera.driver import Camera, CameraSettings
 from drivers.camera.frame import Frame
+from edgecount import contract
 from gateway.config import CameraConfig, GatewayConfig
 from gateway.counts import CameraOutcome, LocationCount
 from gateway.vision.detectors import DetectorCache
@@ -117,20 +118,19 @@ class VisionPart:
         tolerance = self.config.zones[self.zone].fusion_tolerance
         for location, figure in figures.items():
             if location not in rfid_locations:
-                skus = {str(item["sku"]): int(item["qty"]) for item in figure.items}
                 counts[location] = LocationCount(
                     location,
-                    skus=skus,
+                    skus=figure.quantities,
                     complete=figure.complete,
-                    source="vision",
+                    source=contract.CountSource.VISION,
                     items=figure.items,
                 )
                 continue
             rfid = counts[location]
-            seen = Figure(rfid.payload_items(), complete=rfid.complete)
+            seen = Figure(rfid.count_items(), complete=rfid.complete)
             fused = fuse(seen, figure, tolerance)
-            rfid.skus = {str(item["sku"]): int(item["qty"]) for item in fused.items}
-            rfid.complete, rfid.source = fused.complete, "fused"
+            rfid.skus = {item.sku: item.qty for item in fused.items}
+            rfid.complete, rfid.source = fused.complete, contract.CountSource.FUSED
             rfid.items, rfid.fusion = fused.items, fused.fusion
 
 
@@ -169,7 +169,7 @@ class CameraCounter:
             outcome.error = outcome.error or "no frame during the scan window"
         if not outcome.ok:
             figures = {
-                roi.name: Figure([], complete=False) for roi in self.rois if roi.name not in figures
+                roi.name: Figure((), complete=False) for roi in self.rois if roi.name not in figures
             } | {name: _incomplete(fig) for name, fig in figures.items()}
         return CameraCounts(outcome, figures)
 
@@ -224,7 +224,7 @@ class CameraCounter:
         for roi in self.rois:
             unique = counts.get(roi.name)
             if unique is None:
-                figures[roi.name] = Figure([], complete=False)
+                figures[roi.name] = Figure((), complete=False)
                 continue
             sample = [(unique.count, unique.confidence)]
             figures[roi.name] = self._figure(roi, sample, complete=unique.complete)
@@ -233,11 +233,13 @@ class CameraCounter:
     @staticmethod
     def _figure(roi: Roi, samples: list[tuple[int, float]], *, complete: bool) -> Figure:
         if not samples:
-            return Figure([], complete=False)
+            return Figure((), complete=False)
         qty = round(statistics.median(count for count, _ in samples))
         confidence = round(statistics.fmean(conf for _, conf in samples), 4)
-        items = [{"sku": roi.sku or "unknown", "qty": qty, "confidence": confidence}]
-        return Figure(items, complete=complete, confidence=confidence)
+        item = contract.CountItem(
+            sku=roi.sku or contract.UNKNOWN_SKU, qty=qty, confidence=confidence
+        )
+        return Figure((item,), complete=complete, confidence=confidence)
 
 
 def _discard_queued(camera: Camera) -> None:

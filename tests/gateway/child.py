@@ -19,14 +19,14 @@ from gateway.mqtt_publisher import MqttPublisher
 from gateway.outbox import Outbox
 
 
-def count_draft(gateway: str, site: str, n: int) -> dict[str, object]:
-    return contract.count_payload(
+def count_draft(gateway: str, site: str, n: int) -> contract.CountDraft:
+    return contract.count_draft(
         gateway=gateway,
         site=site,
         zone="z",
         location=f"L{n}",
         scan_id="s1",
-        items=[{"sku": "80614141123458", "qty": n}],
+        items=[contract.CountItem(sku="80614141123458", qty=n)],
     )
 
 

@@ -15,14 +15,14 @@ from gateway.publisher import MemoryPublisher
 SITE, GW = "dc-east", "gw-1"
 
 
-def draft(location: str = "L1") -> dict[str, object]:
-    return contract.count_payload(
+def draft(location: str = "L1") -> contract.CountDraft:
+    return contract.count_draft(
         gateway=GW,
         site=SITE,
         zone="z",
         location=location,
         scan_id="s",
-        items=[{"sku": "x", "qty": 1}],
+        items=[contract.CountItem(sku="x", qty=1)],
     )
 
 
@@ -31,7 +31,9 @@ async def test_memory_publisher_sequences_validates_and_keeps_retained() -> None
     await publisher.start()
     first = await publisher.publish(contract.count_topic(SITE, "z", "L1"), draft(), retain=True)
     second = await publisher.publish(contract.count_topic(SITE, "z", "L1"), draft(), retain=True)
-    assert (first["msg_id"], second["msg_id"]) == ("gw-1:1", "gw-1:2")
+    assert isinstance(first, contract.CountMessage)
+    assert isinstance(second, contract.CountMessage)
+    assert (first.msg_id, second.msg_id) == ("gw-1:1", "gw-1:2")
     assert publisher.retained[contract.count_topic(SITE, "z", "L1")] == second
     with pytest.raises(contract.ContractError, match="location is 'L1' but the topic"):
         await publisher.publish(contract.count_topic(SITE, "z", "L2"), draft(), retain=True)
@@ -41,9 +43,9 @@ async def test_memory_publisher_sequences_validates_and_keeps_retained() -> None
         await publisher.publish(contract.count_topic(SITE, "z", "L1"), draft(), retain=True)
     assert await publisher.flush(0.1)
     await publisher.stop()
-    states = [p["state"] for p in publisher.payloads(contract.STATUS)]
-    assert states == ["online", "stopped"]
-    assert len(publisher.payloads(contract.COUNT)) == 2
+    states = [status.state for status in publisher.published(contract.StatusMessage)]
+    assert states == [contract.GatewayState.ONLINE, contract.GatewayState.STOPPED]
+    assert publisher.published(contract.CountMessage) == [first, second]
 
 
 async def test_memory_publisher_delivers_to_matching_subscriptions() -> None:

@@ -37,14 +37,14 @@ def gateway_id() -> str:
     return f"gw-{uuid.uuid4().hex[:8]}"
 
 
-def count(site: str, gateway: str, location: str, qty: int = 1) -> dict[str, Any]:
-    return contract.count_payload(
+def count(site: str, gateway: str, location: str, qty: int = 1) -> contract.CountDraft:
+    return contract.count_draft(
         gateway=gateway,
         site=site,
         zone="z",
         location=location,
         scan_id="s1",
-        items=[{"sku": "80614141123458", "qty": qty}],
+        items=[contract.CountItem(sku="80614141123458", qty=qty)],
     )
 
 
@@ -87,11 +87,13 @@ def state_is(state: str) -> Any:
 
 async def publish(
     publisher: MqttPublisher, site: str, location: str, qty: int = 1
-) -> dict[str, Any]:
+) -> contract.CountMessage:
     topic = contract.count_topic(site, "z", location)
-    return await publisher.publish(
+    sent = await publisher.publish(
         topic, count(site, publisher.gateway_id, location, qty), retain=True
     )
+    assert isinstance(sent, contract.CountMessage)
+    return sent
 
 
 @PROTOCOLS
@@ -107,11 +109,11 @@ async def test_count_is_delivered_retained_with_qos1_and_birth(
     async with running(tmp_path, settings(broker, protocol), site, gateway) as (publisher, outbox):
         assert await publisher.wait_connected(5)
         sent = await publish(publisher, site, "A-1", qty=3)
-        assert sent["msg_id"] == f"{gateway}:{outbox.epoch}:1"
+        assert sent.msg_id == f"{gateway}:{outbox.epoch}:1"
         assert await publisher.flush(5)
         assert outbox.depth == 0
         (message,) = await live.await_for(1, contract.count_topic(site, "z", "A-1"))
-        assert message.payload == sent
+        assert message.payload == sent.to_payload()
         assert message.qos == 1
         health = publisher.health()
         assert (health.connected, health.published, health.acked, health.replayed) == (
@@ -256,7 +258,7 @@ async def test_messages_from_before_a_restart_are_sent_historical(
     recorder = mqtt_recorder(broker, contract.site_filter(site))
     async with running(tmp_path, settings(broker), site, gateway) as (publisher, outbox):
         fresh = await publish(publisher, site, "C")
-        assert fresh["seq"] == 3
+        assert fresh.seq == 3
         assert await publisher.flush(5)
         assert outbox.depth == 0
     found = await recorder.await_for(3, f"{contract.site_root(site)}count/#")

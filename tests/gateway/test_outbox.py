@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sqlite3
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,14 +20,14 @@ GW, SITE = "gw-1", "dc-east"
 CHILD = Path(__file__).with_name("child.py")
 
 
-def draft(n: int = 1, gateway: str = GW) -> dict[str, Any]:
-    return contract.count_payload(
+def draft(n: int = 1, gateway: str = GW) -> contract.CountDraft:
+    return contract.count_draft(
         gateway=gateway,
         site=SITE,
         zone="z",
         location=f"L{n}",
         scan_id="s1",
-        items=[{"sku": "80614141123458", "qty": n}],
+        items=[contract.CountItem(sku="80614141123458", qty=n)],
     )
 
 
@@ -41,18 +41,20 @@ def put(outbox: Outbox, n: int = 1) -> int:
 
 def test_put_sequences_validates_and_stores(tmp_path: Path) -> None:
     with Outbox(tmp_path / "ob.sqlite3", gateway_id=GW) as outbox:
-        first = outbox.put(topic(1), draft(1), True)
+        made = draft(1)
+        first = outbox.put(topic(1), made, True)
         second = outbox.put(topic(2), draft(2), True)
         assert (first.seq, second.seq) == (1, 2)
-        assert first.payload is not None
-        assert first.payload["msg_id"] == f"gw-1:{outbox.epoch}:1"
-        assert first.payload["historical"] is False
+        assert isinstance(first.message, contract.CountMessage)
+        assert first.message.msg_id == f"gw-1:{outbox.epoch}:1"
+        assert first.message.historical is False
+        assert first.message == made.sequenced(1, epoch=outbox.epoch)
         rows = outbox.pending()
         assert [row.seq for row in rows] == [1, 2]
         assert rows[0].retain is True
         assert rows[0].qos == 1
-        assert json.loads(rows[0].payload) == first.payload
-        assert contract.decode(rows[1].wire_payload(), topic=rows[1].topic) == second.payload
+        assert rows[0].payload == contract.encode_message(first.message)
+        assert contract.decode_message(rows[1].topic, rows[1].wire_payload()) == second.message
         assert outbox.depth == 2
         assert outbox.last_seq == 2
 
@@ -103,16 +105,16 @@ def test_sequence_is_never_reused_after_all_rows_are_gone(tmp_path: Path) -> Non
 def test_a_new_outbox_file_never_repeats_a_msg_id_of_a_lost_one(tmp_path: Path) -> None:
     path = tmp_path / "state" / "outbox.sqlite3"
     with Outbox(path, gateway_id=GW) as outbox:
-        old = outbox.put(topic(1), draft(1), True).payload
+        old = outbox.put(topic(1), draft(1), True).message
     for leftover in path.parent.iterdir():  # the state_dir is lost
         leftover.unlink()
     with Outbox(path, gateway_id=GW) as outbox:
-        new = outbox.put(topic(1), draft(1), True).payload
-    assert old is not None
-    assert new is not None
-    assert (old["seq"], new["seq"]) == (1, 1)
-    assert old["msg_id"] != new["msg_id"]
-    assert contract.EPOCH_PATTERN.fullmatch(new["msg_id"].split(":")[1])
+        new = outbox.put(topic(1), draft(1), True).message
+    assert isinstance(old, contract.CountMessage)
+    assert isinstance(new, contract.CountMessage)
+    assert (old.seq, new.seq) == (1, 1)
+    assert old.msg_id != new.msg_id
+    assert contract.EPOCH_PATTERN.fullmatch(new.msg_id.split(":")[1])
 
 
 def test_an_outbox_from_before_epochs_gets_one_and_keeps_it(tmp_path: Path) -> None:
@@ -162,7 +164,7 @@ def test_bound_rejects_new_messages_with_an_alarm(tmp_path: Path) -> None:
 def test_invalid_payloads_are_rejected_and_not_stored(tmp_path: Path) -> None:
     with Outbox(tmp_path / "ob.sqlite3", gateway_id=GW) as outbox:
         with pytest.raises(contract.ContractError, match="total"):
-            outbox.put(topic(), {**draft(), "total": 99}, True)
+            outbox.put(topic(), dataclasses.replace(draft(), total=99), True)
         with pytest.raises(contract.ContractError, match="location is 'L1' but the topic"):
             outbox.put(topic(2), draft(1), True)
         with pytest.raises(contract.ContractError, match="gateway is 'other' but this outbox"):
@@ -177,7 +179,7 @@ def test_invalid_payloads_are_rejected_and_not_stored(tmp_path: Path) -> None:
 def test_retained_clear_is_stored_empty(tmp_path: Path) -> None:
     with Outbox(tmp_path / "ob.sqlite3", gateway_id="reconciler-1") as outbox:
         enqueued = outbox.put(contract.discrepancy_topic(SITE, "z", "L1"), None, True)
-        assert enqueued.payload is None
+        assert enqueued.message is None
         row = outbox.pending()[0]
         assert (row.payload, row.wire_payload(), row.retain) == (b"", b"", True)
 

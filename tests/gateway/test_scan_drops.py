@@ -12,6 +12,7 @@ import asyncio
 import time
 
 from drivers.base import DeviceHealth, Reader, TagRead
+from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.publisher import MemoryPublisher
 from gateway.scan import create_zone_scan
@@ -72,9 +73,7 @@ async def scan(drop: int) -> tuple[bool, dict[str, bool], str | None]:
     reader = QueueReader(drop)
     result = await create_zone_scan(config(), "A", {"aisle-a": reader}, publisher).run()
     published = {
-        m.payload["location"]: m.payload["complete"]
-        for m in publisher.messages
-        if m.payload is not None and m.payload["schema"] == "edgecount.count/1"
+        count.location: count.complete for count in publisher.published(contract.CountMessage)
     }
     return result.complete, published, result.readers["aisle-a"].error
 

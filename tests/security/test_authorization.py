@@ -108,9 +108,9 @@ async def run_gateway(
             await eventually(lambda: publisher.health().connect_failures >= 1, what="refusal")
             return
         assert await publisher.wait_connected(5)
-        draft = contract.count_payload(
+        draft = contract.count_draft(
             gateway="gw-a", site=SITE, zone="A", location="A-03", scan_id="s1",
-            items=[{"sku": "80614141123458", "qty": 2}],
+            items=[contract.CountItem(sku="80614141123458", qty=2)],
         )  # fmt: skip
         await publisher.publish(contract.count_topic(SITE, "A", "A-03"), draft, retain=True)
         assert await publisher.flush(5)

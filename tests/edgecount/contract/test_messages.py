@@ -431,6 +431,80 @@ def test_decode_message_rejects_as_decode_does(topic: str, raw: bytes) -> None:
     assert (got.value.schema, got.value.path) == (expected.value.schema, expected.value.path)
 
 
+# --- encode_message, and the builders that return the classes ---------------------------------
+
+
+@pytest.mark.parametrize("payload", BUILT, ids=lambda p: str(p["schema"]))
+def test_encode_message_is_encode_of_the_payload(payload: dict[str, Any]) -> None:
+    if payload["schema"] in contract.SEQUENCED and "seq" not in payload:
+        payload = contract.with_sequence(payload, 11, epoch="ab12cd34")
+    message = contract.message_from_payload(payload)
+    raw = contract.encode_message(message, topic=_topic_of(payload))
+    assert raw == contract.encode(payload)
+    assert contract.decode_message(_topic_of(payload), raw) == message
+
+
+def test_encode_message_validates_and_checks_the_topic_unless_told_not_to() -> None:
+    count = contract.CountDraft.from_payload(_count()).sequenced(1)
+    wrong = dataclasses.replace(count, total=9)
+    with pytest.raises(ContractError, match="total is 9 but the items add up to 1"):
+        contract.encode_message(wrong)
+    elsewhere = contract.count_topic(SITE, ZONE, "M")
+    with pytest.raises(ContractError, match="location is 'L' but the topic"):
+        contract.encode_message(count, topic=elsewhere)
+    unchecked = contract.encode_message(wrong, topic=elsewhere, check=False)
+    assert json.loads(unchecked)["total"] == 9
+    with pytest.raises(ContractError, match="missing required properties: historical, msg_id"):
+        contract.encode_message(contract.CountDraft.from_payload(_count()))
+
+
+def test_count_draft_is_the_draft_of_count_payload() -> None:
+    items = [
+        contract.CountItem(sku="b", qty=2, confidence=0.5),
+        contract.CountItem(sku="a", qty=1, epcs=("e2801160",)),
+    ]
+    draft = contract.count_draft(
+        gateway=GW, site=SITE, zone=ZONE, location="L", scan_id="s", items=items, observed_at=WHEN
+    )
+    payload = _count(items=[item.to_payload() for item in items], observed_at=WHEN)
+    assert draft == contract.CountDraft.from_payload(payload)
+    assert [item.sku for item in draft.items] == ["a", "b"]
+    assert draft.total == 3
+    with pytest.raises(ContractError, match="fusion figures go with source 'fused'"):
+        contract.count_draft(
+            gateway=GW, site=SITE, zone=ZONE, location="L", scan_id="s", items=items,
+            source=contract.CountSource.FUSED,
+        )  # fmt: skip
+
+
+def test_status_and_scan_request_messages_are_their_payload_builders() -> None:
+    status = contract.status_message(gateway=GW, site=SITE, state="stopped", at=WHEN)
+    assert status.state is contract.GatewayState.STOPPED
+    assert status.to_payload() == contract.status_payload(
+        gateway=GW, site=SITE, state="stopped", at=WHEN
+    )
+    with pytest.raises(ContractError, match="'asleep' is not one of"):
+        contract.status_message(gateway=GW, site=SITE, state="asleep")
+    request = contract.scan_request_message(
+        reason="recount", requested_by="me", locations=["L1", "L2"], request_id="r-1", at=WHEN
+    )
+    assert request.locations == ("L1", "L2")
+    assert request.to_payload() == contract.scan_request_payload(
+        reason="recount", requested_by="me", locations=["L1", "L2"], request_id="r-1", at=WHEN
+    )
+    with pytest.raises(ContractError):
+        contract.scan_request_message(reason="recount", requested_by="me")  # no zone, no locations
+
+
+def test_as_historical_marks_sequenced_messages_only() -> None:
+    count = contract.with_sequence(_count(), 4, epoch="ab12cd34")
+    replayed = contract.as_historical(contract.encode(count))
+    assert replayed == contract.encode({**count, "historical": True})
+    status = contract.encode(contract.status_payload(gateway=GW, site=SITE, state="online"))
+    assert contract.as_historical(status) == status
+    assert contract.as_historical(b"") == b""
+
+
 # --- builders check what they are given ---------------------------------------------------------
 
 

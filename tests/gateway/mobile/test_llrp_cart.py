@@ -22,11 +22,11 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drivers.llrp.driver import LlrpReader
+from edgecount import contract
 from edgecount.cli import main
 from gateway.config import GatewayConfig
 from gateway.epc import EpcDecoder
@@ -101,12 +101,8 @@ def expected_skus(aisle: AisleLayout) -> dict[str, dict[str, int]]:
     return {bay: dict(sorted(skus.items())) for bay, skus in per_bay.items()}
 
 
-def published_counts(publisher: MemoryPublisher) -> list[dict[str, Any]]:
-    return [
-        sent.payload
-        for sent in publisher.messages
-        if sent.payload is not None and sent.payload["schema"] == "edgecount.count/1"
-    ]
+def published_counts(publisher: MemoryPublisher) -> list[contract.CountMessage]:
+    return publisher.published(contract.CountMessage)
 
 
 async def test_a_mobile_zone_scans_an_llrp_reader_on_a_cart() -> None:
@@ -140,16 +136,14 @@ async def test_a_mobile_zone_scans_an_llrp_reader_on_a_cart() -> None:
     assert result.published
     assert {bay: result.locations[bay].skus for bay in BAYS} == expected
     counts = published_counts(publisher)
-    assert sorted(payload["location"] for payload in counts) == BAYS, "each bay once"
-    for payload in counts:
-        assert payload["complete"] is True, payload["location"]
-        assert payload["scan_id"] == result.scan_id
-        items = {str(item["sku"]): int(item["qty"]) for item in payload["items"]}
-        assert items == expected[payload["location"]]
-    last = publisher.messages[-1].payload
-    assert last is not None
-    assert last["schema"] == "edgecount.scan/1"
-    assert last["state"] == "completed"
+    assert sorted(count.location for count in counts) == BAYS, "each bay once"
+    for count in counts:
+        assert count.complete is True, count.location
+        assert count.scan_id == result.scan_id
+        assert count.quantities == expected[count.location]
+    last = publisher.messages[-1].message
+    assert isinstance(last, contract.ScanMessage)
+    assert last.state is contract.ScanState.COMPLETED
 
 
 def test_sim_llrp_cli_serves_a_cart(tmp_path: Path) -> None:

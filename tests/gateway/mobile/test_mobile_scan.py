@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.base import DeviceHealth, Reader, TagRead
+from edgecount import contract
 from edgecount.yamlcfg import ConfigError
 from gateway.config import GatewayConfig, load_gateway_config
 from gateway.mobile_scan import MobileTally
@@ -108,17 +109,20 @@ async def scan(run: Run, *, fail_at_end: bool = False) -> tuple[ScanResult, Repl
     return result, reader, publisher
 
 
-def published_counts(publisher: MemoryPublisher) -> list[tuple[int, dict[str, Any]]]:
-    """(message index, payload) of every count message."""
+def published_counts(publisher: MemoryPublisher) -> list[tuple[int, contract.CountMessage]]:
+    """(message index, message) of every count message."""
     return [
-        (index, sent.payload)
+        (index, sent.message)
         for index, sent in enumerate(publisher.messages)
-        if sent.payload is not None and sent.payload["schema"] == "edgecount.count/1"
+        if isinstance(sent.message, contract.CountMessage)
     ]
 
 
-def skus(payload: dict[str, Any]) -> dict[str, int]:
-    return dict(sorted((str(item["sku"]), int(item["qty"])) for item in payload["items"]))
+def last_scan(publisher: MemoryPublisher) -> contract.ScanMessage:
+    """The last message published, which must be a scan message."""
+    last = publisher.messages[-1].message
+    assert isinstance(last, contract.ScanMessage)
+    return last
 
 
 async def test_every_bay_is_counted_and_published_as_the_reader_passes() -> None:
@@ -127,22 +131,20 @@ async def test_every_bay_is_counted_and_published_as_the_reader_passes() -> None
     assert result.complete
     assert result.published
     counts = published_counts(publisher)
-    locations = [payload["location"] for _, payload in counts]
+    locations = [count.location for _, count in counts]
     assert sorted(locations) == BAYS, "each bay once"
-    for _, payload in counts:
-        assert payload["source"] == "rfid"
-        assert payload["complete"] is True
-        assert payload["scan_id"] == result.scan_id
-        assert skus(payload) == expected(run.truth, payload["location"])
+    for _, count in counts:
+        assert count.source is contract.CountSource.RFID
+        assert count.complete is True
+        assert count.scan_id == result.scan_id
+        assert count.quantities == expected(run.truth, count.location)
     assert reader.messages_at_stop is not None
-    during = [payload["location"] for index, payload in counts if index < reader.messages_at_stop]
+    during = [count.location for index, count in counts if index < reader.messages_at_stop]
     assert during == BAYS[: len(during)], "published in the order the reader passed them"
     assert len(during) >= len(BAYS) - 2, "all but the last bays went out before the window ended"
-    last = publisher.messages[-1].payload
-    assert last is not None
-    assert last["schema"] == "edgecount.scan/1"
-    assert last["state"] == "completed"
-    assert last["locations"] == BAYS
+    last = last_scan(publisher)
+    assert last.state is contract.ScanState.COMPLETED
+    assert list(last.locations) == BAYS
     assert all(index < len(publisher.messages) - 1 for index, _ in counts)
 
 
@@ -151,18 +153,17 @@ async def test_a_reader_failure_marks_the_unfinished_bays_incomplete() -> None:
     result, _, publisher = await scan(run, fail_at_end=True)
     assert not result.complete
     assert not result.readers["cart"].ok
-    counts = {payload["location"]: payload for _, payload in published_counts(publisher)}
+    counts = {count.location: count for _, count in published_counts(publisher)}
     assert sorted(counts) == BAYS
-    finished = [bay for bay in BAYS if counts[bay]["complete"]]
+    finished = [bay for bay in BAYS if counts[bay].complete]
     assert finished
     assert finished == BAYS[: len(finished)]
     assert len(finished) < 4
     for bay in finished:
-        assert skus(counts[bay]) == expected(run.truth, bay)
-    last = publisher.messages[-1].payload
-    assert last is not None
-    assert last["state"] == "incomplete"
-    assert last["incomplete_locations"] == [bay for bay in BAYS if bay not in finished]
+        assert counts[bay].quantities == expected(run.truth, bay)
+    last = last_scan(publisher)
+    assert last.state is contract.ScanState.INCOMPLETE
+    assert list(last.incomplete_locations) == [bay for bay in BAYS if bay not in finished]
 
 
 def test_mobile_zone_configuration() -> None:

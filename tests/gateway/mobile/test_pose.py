@@ -32,7 +32,6 @@ from tests.gateway.mobile.test_mobile_scan import (
     ReplayReader,
     config,
     published_counts,
-    skus,
 )
 
 EXTENTS = {bay: (i * WIDTH, (i + 1) * WIDTH) for i, bay in enumerate(BAYS)}
@@ -274,12 +273,12 @@ async def test_a_pose_scan_publishes_bays_as_the_robot_passes_and_survives_a_bad
     assert tally.poses > 100
     assert result.complete
     counts = published_counts(publisher)
-    assert [payload["location"] for _, payload in counts] == BAYS
-    for _, payload in counts:
-        assert payload["complete"] is True
-        assert skus(payload) == expected(run.truth, payload["location"])
-    scan_end = publisher.payloads("edgecount.scan/1")[-1]
-    assert scan_end["state"] == "completed"
+    assert [count.location for _, count in counts] == BAYS
+    for _, count in counts:
+        assert count.complete is True
+        assert count.quantities == expected(run.truth, count.location)
+    scan_end = publisher.published(contract.ScanMessage)[-1]
+    assert scan_end.state is contract.ScanState.COMPLETED
 
 
 async def test_a_pose_scan_without_poses_publishes_every_bay_incomplete() -> None:
@@ -287,6 +286,7 @@ async def test_a_pose_scan_without_poses_publishes_every_bay_incomplete() -> Non
     assert tally.poses == 0
     assert not result.complete
     counts = published_counts(publisher)
-    assert sorted(payload["location"] for _, payload in counts) == BAYS
-    assert not any(payload["complete"] for _, payload in counts)
-    assert publisher.payloads("edgecount.scan/1")[-1]["incomplete_locations"] == BAYS
+    assert sorted(count.location for _, count in counts) == BAYS
+    assert not any(count.complete for _, count in counts)
+    scan_end = publisher.published(contract.ScanMessage)[-1]
+    assert list(scan_end.incomplete_locations) == BAYS
