@@ -58,7 +58,7 @@ class MqttSettings:
         port: Broker port (1883, or 8883 for TLS by convention).
         protocol: ``"5"`` or ``"3.1.1"``.
         client_id: MQTT client id; must be unique per gateway (a second client with the same
-            id takes the session over). Empty: the publisher uses ``edgecount-{gateway_id}``.
+            id takes the session over). Empty: the publisher uses ``edgecount-{site}-{gateway_id}``.
         username: User name, or None for anonymous.
         password_file: File holding the password (trailing newline ignored). It is read at
             every connection attempt, so a rotated secret is picked up; it is never logged.

@@ -48,10 +48,19 @@ STOP_TIMEOUT_S = 5.0  # how long stop() waits for the PUBACK of ``stopped``
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-__all__ = ["MqttPublisher"]
+__all__ = ["MqttPublisher", "default_client_id"]
 
 
 # --- MQTT -----------------------------------------------------------------------------------
+
+
+def default_client_id(site: str, gateway_id: str) -> str:
+    """The daemon's MQTT client id unless ``mqtt.client_id`` says otherwise.
+
+    ``edgecount-{site}-{gateway_id}``: gateway ids are unique within a site (the topics say
+    so), not across sites, and two clients with one id take each other's session over.
+    """
+    return f"edgecount-{site}-{gateway_id}"
 
 
 @dataclass(slots=True)
@@ -122,7 +131,7 @@ class MqttPublisher(Publisher):
         self.gateway_id = outbox.gateway_id
         self.version = version
         self.announce = announce
-        self.client_id = settings.client_id or f"edgecount-{self.gateway_id}"
+        self.client_id = settings.client_id or default_client_id(self.site, self.gateway_id)
         self.status_topic = contract.status_topic(self.site, self.gateway_id)
         self._db_exec = ThreadPoolExecutor(1, thread_name_prefix=f"outbox-{self.gateway_id}")
         self._health = PublisherHealth()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from drivers.base import Device, Reader
 from edgecount.settings import mqtt_settings
 from gateway.config import GatewayConfig
-from gateway.mqtt_publisher import MqttPublisher
+from gateway.mqtt_publisher import MqttPublisher, default_client_id
 from gateway.outbox import Outbox
 from gateway.readers import build_readers
 from gateway.scan import Progress, ScanResult, create_zone_scan
@@ -90,11 +90,11 @@ def state_lock(config: GatewayConfig, role: str) -> Iterator[Path]:
 def client_id(config: GatewayConfig, role: str | None = None) -> str:
     """The MQTT client id of a process: the daemon's, or one derived from it per process.
 
-    The daemon uses ``mqtt.client_id`` (default ``edgecount-{gateway_id}``); every other
+    The daemon uses ``mqtt.client_id`` (default ``edgecount-{site}-{gateway_id}``); every other
     process (``scan``, ``scan-request``) appends ``-{role}-{pid}``, so it never takes the
     daemon's session over.
     """
-    base = config.mqtt.client_id or f"edgecount-{config.gateway_id}"
+    base = config.mqtt.client_id or default_client_id(config.site, config.gateway_id)
     return base if role is None else f"{base}-{role}-{os.getpid()}"
 
 

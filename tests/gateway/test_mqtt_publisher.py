@@ -133,6 +133,32 @@ async def test_count_is_delivered_retained_with_qos1_and_birth(
         assert status.payload["state"] == "online"
 
 
+async def test_one_gateway_id_at_two_sites_keeps_both_sessions(
+    broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
+) -> None:
+    """Gateway ids are unique within a site only: the default client ids must differ."""
+    gateway = gateway_id()
+    sites = (unique_site, f"{unique_site}b")
+    recorders = [mqtt_recorder(broker, contract.status_topic(site, gateway)) for site in sites]
+    async with (
+        running(tmp_path / "a", settings(broker), sites[0], gateway) as (first, _),
+        running(tmp_path / "b", settings(broker), sites[1], gateway) as (second, _),
+    ):
+        assert first.client_id != second.client_id
+        assert await first.wait_connected(5)
+        assert await second.wait_connected(5)
+        for recorder in recorders:
+            await recorder.await_for(1, where=state_is("online"))
+        await publish(first, sites[0], "A-1")  # the first session is still the broker's
+        await publish(second, sites[1], "A-1")
+        assert await first.flush(5)
+        assert await second.flush(5)
+        assert (first.health().disconnects, second.health().disconnects) == (0, 0)
+    for recorder in recorders:
+        await recorder.await_for(1, where=state_is("stopped"))
+        assert not recorder.matching(where=state_is("offline"))
+
+
 async def test_clean_stop_says_stopped_and_leaves_no_will(
     broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
 ) -> None:
