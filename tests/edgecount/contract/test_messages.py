@@ -142,12 +142,12 @@ def test_every_class_is_frozen_slotted_and_keyword_only() -> None:
     assert len(seen) > len(contract.MESSAGE_CLASSES)  # the nested parts were visited too
 
 
-def test_enumerations_keep_the_reconcilers_values() -> None:
-    assert [s.value for s in contract.DiscrepancyState] == [s.value for s in State]
-    assert [s.value for s in contract.OPEN_STATES] == [s.value for s in OPEN_STATES]
-    assert [s.value for s in contract.CLOSED_STATES] == [s.value for s in CLOSED_STATES]
-    assert [s.value for s in contract.LineStatus] == [s.value for s in Status]
-    assert [s.value for s in contract.AbcClass] == [s.value for s in ReconcilerAbc]
+def test_the_reconciler_uses_the_contracts_enumerations() -> None:
+    assert State is contract.DiscrepancyState
+    assert OPEN_STATES is contract.OPEN_STATES
+    assert CLOSED_STATES is contract.CLOSED_STATES
+    assert Status is contract.LineStatus
+    assert ReconcilerAbc is contract.AbcClass
 
 
 # --- the payloads the builders, tests and docs use -------------------------------------------
