@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from edgecount.contract import CountMessage
 from edgecount.timefmt import parse_utc
 from reconciler import schema as t
 from reconciler.messages import Ended, decision_payload
@@ -63,7 +64,7 @@ def audit(
 def write_step(
     conn: sa.Connection,
     current: Discrepancy | None,
-    count: Mapping[str, Any],
+    count: CountMessage,
     lines: list[dict[str, Any]],
     step: Step,
     *,
@@ -76,7 +77,7 @@ def write_step(
     Args:
         conn: The caller's connection; ``current`` was read in its transaction.
         current: The discrepancy open at the count's location, None when there is none.
-        count: The ``edgecount.count/1``.
+        count: The count.
         lines: The count's exception lines (:func:`reconciler.messages.exception_lines`).
         step: The step to write.
         site: The site (in the decision message of a discrepancy the count ends).
@@ -105,7 +106,7 @@ def write_step(
 
 def _open(
     conn: sa.Connection,
-    count: Mapping[str, Any],
+    count: CountMessage,
     lines: list[dict[str, Any]],
     step: Step,
     *,
@@ -116,30 +117,30 @@ def _open(
     assert step.state is not None
     new_id = conn.execute(
         t.discrepancies.insert().values(
-            zone=count["zone"],
-            location=count["location"],
-            gateway=count["gateway"],
+            zone=count.zone,
+            location=count.location,
+            gateway=count.gateway,
             state=step.state.value,
             opened_at=now,
             updated_at=now,
             recounts=step.recounts,
-            scan_id=count["scan_id"],
-            count_msg_id=count["msg_id"],
-            observed_at=parse_utc(count["observed_at"]),
+            scan_id=count.scan_id,
+            count_msg_id=count.msg_id,
+            observed_at=parse_utc(count.observed_at),
             lines=lines,
         )
     ).inserted_primary_key
     assert new_id is not None
     discrepancy_id = int(new_id[0])
     detail = {"id": discrepancy_id, "lines": lines}
-    audit(conn, actor, "discrepancy.open", count["location"], detail)
+    audit(conn, actor, "discrepancy.open", count.location, detail)
     return discrepancy_id
 
 
 def _update(
     conn: sa.Connection,
     current: Discrepancy,
-    count: Mapping[str, Any],
+    count: CountMessage,
     lines: list[dict[str, Any]],
     step: Step,
     *,
@@ -152,16 +153,16 @@ def _update(
         "state": step.state.value,
         "recounts": step.recounts,
         "updated_at": now,
-        "scan_id": count["scan_id"],
+        "scan_id": count.scan_id,
     }
     if step.action is Action.ATTEMPT_FAILED:
         # The lines stay those of the last complete count: a person decides on them.
         action = "discrepancy.recount_incomplete"
-        detail = {"id": current.id, "recounts": step.recounts, "scan_id": count["scan_id"]}
+        detail = {"id": current.id, "recounts": step.recounts, "scan_id": count.scan_id}
     else:
         values |= {
-            "count_msg_id": count["msg_id"],
-            "observed_at": parse_utc(count["observed_at"]),
+            "count_msg_id": count.msg_id,
+            "observed_at": parse_utc(count.observed_at),
             "lines": lines,
         }
         action = f"discrepancy.{step.state.value}"
@@ -169,13 +170,13 @@ def _update(
     conn.execute(
         t.discrepancies.update().where(t.discrepancies.c.id == current.id).values(**values)
     )
-    audit(conn, actor, action, count["location"], detail)
+    audit(conn, actor, action, count.location, detail)
 
 
 def _end(
     conn: sa.Connection,
     current: Discrepancy,
-    count: Mapping[str, Any],
+    count: CountMessage,
     *,
     outcome: State,
     reason: str,
@@ -187,7 +188,7 @@ def _end(
     conn.execute(
         t.discrepancies.update()
         .where(t.discrepancies.c.id == current.id)
-        .values(state=outcome.value, updated_at=now, closed_at=now, scan_id=count["scan_id"])
+        .values(state=outcome.value, updated_at=now, closed_at=now, scan_id=count.scan_id)
     )
     ended = Ended(
         current,
@@ -195,12 +196,12 @@ def _end(
         actor,
         reason,
         now,
-        scan_id=count["scan_id"],
-        count_msg_id=count["msg_id"],
+        scan_id=count.scan_id,
+        count_msg_id=count.msg_id,
     )
     record_decision(conn, site, ended)
-    detail = {"id": current.id, "by_scan": count["scan_id"]}
-    audit(conn, actor, f"discrepancy.{outcome.value}", count["location"], detail)
+    detail = {"id": current.id, "by_scan": count.scan_id}
+    audit(conn, actor, f"discrepancy.{outcome.value}", count.location, detail)
 
 
 def request_recount(

@@ -56,7 +56,7 @@ def flagged(store: Store) -> tuple[Engine, int]:
         items=[{"sku": SKU_A, "qty": 6}, {"sku": SKU_B, "qty": 5}],
         observed_at=SNAPSHOT + timedelta(hours=4),
     )
-    engine.on_count(contract.with_sequence(draft, 1))
+    engine.on_count(contract.CountMessage.from_payload(contract.with_sequence(draft, 1)))
     (item,) = engine.list_discrepancies()
     assert item["state"] == "awaiting_approval"
     return engine, int(item["id"])

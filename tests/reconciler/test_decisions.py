@@ -7,7 +7,6 @@ with real Mosquitto (the decision and adjustment messages, each once, validated)
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -246,7 +245,9 @@ async def test_service_publishes_each_decision_and_adjustment_once(
     try:
         for seq in range(1, 4):  # flagged, recounted twice: awaiting approval
             wrong = count(unique_site, "A-01", {SKU_A: 6, SKU_B: 5}, seq=seq, scan=f"s{seq}")
-            await asyncio.to_thread(send, f"{root}/count/A/A-01", json.dumps(wrong).encode())
+            await asyncio.to_thread(
+                send, f"{root}/count/A/A-01", contract.encode(wrong.to_payload())
+            )
         await asyncio.wait_for(service.wait_until(lambda s: s.applied >= 3), 10)
         (item,) = service.engine.list_discrepancies()
         await asyncio.to_thread(

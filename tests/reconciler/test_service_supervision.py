@@ -67,7 +67,7 @@ async def test_a_crashing_ingest_is_logged_restarted_and_ingests_again(
         await asyncio.to_thread(send, f"{root}/status/gw-1", json.dumps(online).encode())
         await eventually(lambda: service.tasks.health()["ingest"].restarts == 1, 10, "a restart")
         probe = count(unique_site, "A-02", {"80614141123458": 4}, seq=1)
-        await asyncio.to_thread(send, f"{root}/count/A/A-02", json.dumps(probe).encode())
+        await asyncio.to_thread(send, f"{root}/count/A/A-02", contract.encode(probe.to_payload()))
         await asyncio.wait_for(service.wait_until(lambda s: s.applied >= 1), 10)
         assert not service.health_reasons()
     finally:
