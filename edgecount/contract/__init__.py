@@ -35,8 +35,10 @@ a draft, :func:`validate` checks what goes on the wire.
 from edgecount.contract.builders import (
     build,
     count_payload,
+    deadletter_message,
     deadletter_payload,
     scan_payload,
+    scan_request_message,
     scan_request_payload,
     status_payload,
 )
@@ -192,6 +194,7 @@ __all__ = [
     "cmd_scan_topic",
     "count_payload",
     "count_topic",
+    "deadletter_message",
     "deadletter_payload",
     "deadletter_topic",
     "decision_topic",
@@ -207,6 +210,7 @@ __all__ = [
     "parse_iso",
     "parse_topic",
     "scan_payload",
+    "scan_request_message",
     "scan_request_payload",
     "scan_topic",
     "schema_document",
