@@ -218,7 +218,7 @@ class Engine:
                 approver=approver, note=note, now=now,
             ):  # fmt: skip
                 raise DecisionError(f"discrepancy {discrepancy_id} was decided meanwhile")
-            made: list[dict[str, Any]] = []
+            made: tuple[contract.AdjustmentMessage, ...] = ()
             if approve:
                 made = messages.adjustments(
                     self.site, current, unit_costs=self._unit_costs(current),
@@ -234,7 +234,7 @@ class Engine:
         return [messages.cleared(self.site, current.zone, current.location)]
 
     def _unit_costs(self, d: Discrepancy) -> dict[str, float]:
-        info = self.store.sku_info(line["sku"] for line in d.lines)
+        info = self.store.sku_info(line.sku for line in d.lines)
         return {sku: cost for sku, (cost, _) in info.items()}
 
     # -- the store's outboxes --------------------------------------------------------------
@@ -243,7 +243,8 @@ class Engine:
         """Adjustments not yet acknowledged by the broker, oldest first."""
         topic = contract.adjustment_topic(self.site)
         return [
-            (i, Outgoing(topic, p, retain=False)) for i, p in outbox.pending_adjustments(self.store)
+            (i, Outgoing(topic, contract.AdjustmentMessage.from_payload(p), retain=False))
+            for i, p in outbox.pending_adjustments(self.store)
         ]
 
     def adjustment_published(self, adjustment_id: int) -> None:
@@ -255,7 +256,8 @@ class Engine:
         """Decisions (``edgecount.decision/1``) not yet acknowledged by the broker, oldest first."""
         topic = contract.decision_topic(self.site)
         return [
-            (i, Outgoing(topic, p, retain=False)) for i, p in outbox.pending_decisions(self.store)
+            (i, Outgoing(topic, contract.DecisionMessage.from_payload(p), retain=False))
+            for i, p in outbox.pending_decisions(self.store)
         ]
 
     def decision_published(self, decision_id: int) -> None:
@@ -309,9 +311,9 @@ def _current(d: Discrepancy | None) -> Current | None:
     return None if d is None else Current(d.state, d.recounts, d.scan_id, _figures(d.lines))
 
 
-def _figures(lines: list[dict[str, Any]]) -> Figures:
+def _figures(lines: Sequence[contract.DecisionLine]) -> Figures:
     """What a discrepancy's lines claim: (SKU, book, counted) of each, order aside."""
-    return frozenset((ln["sku"], ln["book_qty"], ln["counted_qty"]) for ln in lines)
+    return frozenset((line.sku, line.book_qty, line.counted_qty) for line in lines)
 
 
 __all__ = ["DecisionError", "Engine", "Outgoing", "Status"]

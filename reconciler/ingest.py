@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def dead_letter(site: str, topic: str, raw: bytes, reason: str, rejected_by: str) -> Outgoing:
     """The dead letter of a rejected message (logged with its reason)."""
     log.warning("rejected message on %s: %s", topic, reason)
-    letter = contract.deadletter_payload(
+    letter = contract.deadletter_message(
         topic=topic, raw=raw, reason=reason, rejected_by=rejected_by
     )
     return Outgoing(contract.deadletter_topic(site), letter, retain=False)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from edgecount.contract import AbcClass, LineStatus
+from edgecount.contract import AbcClass, DecisionLine, LineStatus
 from reconciler.transitions import State
 
 __all__ = [
@@ -126,8 +125,9 @@ class Discrepancy:
     """One row of ``discrepancies``: what the reconciler found at a location, and its state.
 
     Times are aware UTC. ``lines`` are the exception lines of the latest complete count
-    compared with it (``sku``, ``book_qty``, ``counted_qty``, ``diff``, ``diff_value``,
-    ``status``), as published in ``edgecount.discrepancy/1``.
+    compared with it, as stored (the ``lines`` column holds their payloads) and published in
+    ``edgecount.discrepancy/1`` and ``edgecount.decision/1``; an exception line always has a
+    counted quantity, so they are the contract's :class:`~edgecount.contract.DecisionLine`.
     """
 
     id: int
@@ -142,5 +142,5 @@ class Discrepancy:
     scan_id: str
     count_msg_id: str
     observed_at: datetime
-    lines: list[dict[str, Any]]
+    lines: tuple[DecisionLine, ...]
     announced: bool

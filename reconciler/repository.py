@@ -19,10 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edgecount.contract import CountMessage
+from edgecount.contract import AdjustmentMessage, CountMessage, DecisionLine
 from edgecount.timefmt import parse_utc
 from reconciler import schema as t
-from reconciler.messages import Ended, decision_payload
+from reconciler.messages import Ended, decision_message
 from reconciler.model import Discrepancy
 from reconciler.transitions import Action, State, Step
 
@@ -61,11 +61,16 @@ def audit(
 # -- discrepancies after a count ----------------------------------------------------------
 
 
+def _stored(lines: Sequence[DecisionLine]) -> list[dict[str, Any]]:
+    """Exception lines as the ``lines`` column (and the audit log) hold them: their payloads."""
+    return [line.to_payload() for line in lines]
+
+
 def write_step(
     conn: sa.Connection,
     current: Discrepancy | None,
     count: CountMessage,
-    lines: list[dict[str, Any]],
+    lines: Sequence[DecisionLine],
     step: Step,
     *,
     site: str,
@@ -107,7 +112,7 @@ def write_step(
 def _open(
     conn: sa.Connection,
     count: CountMessage,
-    lines: list[dict[str, Any]],
+    lines: Sequence[DecisionLine],
     step: Step,
     *,
     actor: str,
@@ -127,12 +132,12 @@ def _open(
             scan_id=count.scan_id,
             count_msg_id=count.msg_id,
             observed_at=parse_utc(count.observed_at),
-            lines=lines,
+            lines=_stored(lines),
         )
     ).inserted_primary_key
     assert new_id is not None
     discrepancy_id = int(new_id[0])
-    detail = {"id": discrepancy_id, "lines": lines}
+    detail = {"id": discrepancy_id, "lines": _stored(lines)}
     audit(conn, actor, "discrepancy.open", count.location, detail)
     return discrepancy_id
 
@@ -141,7 +146,7 @@ def _update(
     conn: sa.Connection,
     current: Discrepancy,
     count: CountMessage,
-    lines: list[dict[str, Any]],
+    lines: Sequence[DecisionLine],
     step: Step,
     *,
     actor: str,
@@ -163,7 +168,7 @@ def _update(
         values |= {
             "count_msg_id": count.msg_id,
             "observed_at": parse_utc(count.observed_at),
-            "lines": lines,
+            "lines": _stored(lines),
         }
         action = f"discrepancy.{step.state.value}"
         detail = {"id": current.id, "recounts": step.recounts}
@@ -265,7 +270,7 @@ def decide(
 def record_adjustments(
     conn: sa.Connection,
     current: Discrepancy,
-    payloads: Sequence[Mapping[str, Any]],
+    made: Sequence[AdjustmentMessage],
     *,
     approver: str,
     now: datetime,
@@ -275,12 +280,12 @@ def record_adjustments(
     The movement's document is the adjustment id, so the local book agrees with the WMS's
     once it applies the adjustment.
     """
-    for payload in payloads:
+    for adjustment in made:
         conn.execute(
             t.adjustments.insert().values(
                 discrepancy_id=current.id,
-                payload=dict(payload),
-                value=abs(payload["diff_value"]),
+                payload=adjustment.to_payload(),
+                value=abs(adjustment.diff_value or 0.0),
                 created_at=now,
             )
         )
@@ -288,10 +293,10 @@ def record_adjustments(
             t.movements.insert().values(
                 ts=now,
                 location=current.location,
-                sku=payload["sku"],
-                qty_delta=payload["diff"],
+                sku=adjustment.sku,
+                qty_delta=adjustment.diff,
                 user=approver,
-                doc=payload["adjustment_id"],
+                doc=adjustment.adjustment_id,
             )
         )
 
@@ -317,7 +322,7 @@ def record_decision(conn: sa.Connection, site: str, ended: Ended) -> int:
     ).inserted_primary_key
     assert new_id is not None
     decision_id = int(new_id[0])
-    payload = decision_payload(site, decision_id, ended)
+    payload = decision_message(site, decision_id, ended).to_payload()
     conn.execute(
         t.decisions.update().where(t.decisions.c.id == decision_id).values(payload=payload)
     )
@@ -334,9 +339,9 @@ def _accept_variances(conn: sa.Connection, ended: Ended) -> None:
         [
             {
                 "location": d.location,
-                "sku": line["sku"],
-                "book_qty": line["book_qty"],
-                "counted_qty": line["counted_qty"],
+                "sku": line.sku,
+                "book_qty": line.book_qty,
+                "counted_qty": line.counted_qty,
                 "discrepancy_id": d.id,
                 "reason_code": ended.reason,
                 "decided_by": ended.by,

@@ -460,9 +460,10 @@ class ReconcileService:
     # -- publishing --------------------------------------------------------------------------
 
     @staticmethod
-    def _send(conn: MqttConnection, message: Outgoing) -> int | None:
-        body = b"" if message.payload is None else contract.encode(message.payload)
-        return conn.publish(message.topic, body, qos=1, retain=message.retain)
+    def _send(conn: MqttConnection, out: Outgoing) -> int | None:
+        """Encode at the wire (validated once more) and publish QoS 1; None: not sent."""
+        body = b"" if out.message is None else contract.encode(out.message.to_payload())
+        return conn.publish(out.topic, body, qos=1, retain=out.retain)
 
     def publish(self, messages: list[Outgoing]) -> None:
         """Send messages now (QoS 1); what cannot go out is re-derived from the store later."""

@@ -40,8 +40,25 @@ COUNT = contract.CountMessage(
     items=(contract.CountItem(sku="S1", qty=3),),
     total=3,
 )
-LINES = [
-    {"sku": "S1", "book_qty": 5, "counted_qty": 3, "diff": -2, "diff_value": -4.0},
+LINES = (
+    contract.DecisionLine(
+        sku="S1",
+        book_qty=5,
+        counted_qty=3,
+        diff=-2,
+        diff_value=-4.0,
+        status=contract.LineStatus.SHORT,
+    ),
+)
+STORED_LINES = [
+    {
+        "sku": "S1",
+        "book_qty": 5,
+        "counted_qty": 3,
+        "diff": -2,
+        "diff_value": -4.0,
+        "status": "short",
+    }
 ]
 OPEN_AWAITING = Step(Action.OPEN, State.AWAITING_APPROVAL, 0)
 
@@ -97,7 +114,9 @@ def test_a_committed_step_is_audited(store: Store) -> None:
         opened = _open(conn)
     (entry,) = _rows(store, t.audit)
     assert (entry.actor, entry.action, entry.subject) == ("reconciler", "discrepancy.open", "A-01")
-    assert entry.detail == {"id": opened, "lines": LINES}
+    assert entry.detail == {"id": opened, "lines": STORED_LINES}
+    (row,) = _rows(store, t.discrepancies)
+    assert row.lines == STORED_LINES
 
 
 def test_of_two_deciders_only_the_first_changes_the_discrepancy(store: Store) -> None:

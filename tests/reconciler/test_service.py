@@ -130,10 +130,10 @@ def test_recounts_then_approval_then_one_adjustment_per_line(store: Store) -> No
     engine.decide(item["id"], approve=True, reason_code="MISCOUNT", approver="kim")
     pending = engine.pending_adjustments()
     assert len(pending) == 1
-    payload = pending[0][1].payload
-    assert payload is not None
-    contract.validate(payload)
-    assert (payload["sku"], payload["diff"], payload["approved_by"]) == (SKU_A, -4, "kim")
+    adjustment = pending[0][1].message
+    assert isinstance(adjustment, contract.AdjustmentMessage)
+    contract.validate(adjustment.to_payload())
+    assert (adjustment.sku, adjustment.diff, adjustment.approved_by) == (SKU_A, -4, "kim")
     # the local book learned the adjustment: the same count now matches
     after = count(
         "s",
@@ -173,7 +173,7 @@ def test_a_good_recount_resolves_the_discrepancy(store: Store) -> None:
     engine.on_count(count("s", "A-02", {SKU_A: 9}, seq=1, scan="s1"))
     cleared = engine.on_count(count("s", "A-02", {SKU_A: 4}, seq=2, scan="s2"))
     assert states(store) == [("A-02", "resolved", 0)]
-    assert [(m.topic, m.payload, m.retain) for m in cleared] == [
+    assert [(m.topic, m.message, m.retain) for m in cleared] == [
         ("edgecount/v1/s/discrepancy/A/A-02", None, True)
     ]
 

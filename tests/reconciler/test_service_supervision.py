@@ -40,7 +40,12 @@ class UnencodableReaction(Engine):
     """An engine whose recount requests for a gateway coming online break the contract."""
 
     def recount_requests_for(self, gateway: str) -> list[Outgoing]:
-        return [Outgoing(f"test/{gateway}", {"not json": object()}, retain=False)]
+        # made without the builder, so nothing checked it: the wire refuses it (no zone or
+        # locations, a request_id with a '/', a time that is not one)
+        request = contract.ScanRequestMessage(
+            request_id="a/b", reason="recount", requested_by="test", at="yesterday"
+        )
+        return [Outgoing(f"test/{gateway}", request, retain=False)]
 
 
 def service_on(
