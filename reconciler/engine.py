@@ -243,8 +243,8 @@ class Engine:
         """Adjustments not yet acknowledged by the broker, oldest first."""
         topic = contract.adjustment_topic(self.site)
         return [
-            (i, Outgoing(topic, contract.AdjustmentMessage.from_payload(p), retain=False))
-            for i, p in outbox.pending_adjustments(self.store)
+            (i, Outgoing(topic, adjustment, retain=False))
+            for i, adjustment in outbox.pending_adjustments(self.store)
         ]
 
     def adjustment_published(self, adjustment_id: int) -> None:
@@ -256,8 +256,8 @@ class Engine:
         """Decisions (``edgecount.decision/1``) not yet acknowledged by the broker, oldest first."""
         topic = contract.decision_topic(self.site)
         return [
-            (i, Outgoing(topic, contract.DecisionMessage.from_payload(p), retain=False))
-            for i, p in outbox.pending_decisions(self.store)
+            (i, Outgoing(topic, decision, retain=False))
+            for i, decision in outbox.pending_decisions(self.store)
         ]
 
     def decision_published(self, decision_id: int) -> None:
