@@ -359,6 +359,17 @@ def test_from_payload_gives_typed_parts() -> None:
     assert hash(count) == hash(contract.message_from_payload(payload))
 
 
+def test_an_enumeration_is_read_as_its_member_and_refuses_other_values() -> None:
+    status = contract.StatusMessage.from_payload(
+        contract.status_payload(gateway=GW, site=SITE, state="offline")
+    )
+    assert status.state is contract.GatewayState.OFFLINE
+    for wrong in ("lost", "OFFLINE", ["offline"], None):
+        payload = {**status.to_payload(), "state": wrong}
+        with pytest.raises(ValueError, match="is not a valid GatewayState"):
+            contract.StatusMessage.from_payload(payload)
+
+
 def test_count_quantities_are_sku_to_qty() -> None:
     payload = _count(items=[{"sku": "B", "qty": 3}, {"sku": "A", "qty": 0}])
     draft = contract.CountDraft.from_payload(payload)
