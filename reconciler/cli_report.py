@@ -327,7 +327,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def scan_requests(
     plan: Plan, site: str, covered: Mapping[str, Covered], gateways: Mapping[str, str]
-) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+) -> tuple[list[tuple[str, contract.ScanRequestMessage]], list[str]]:
     """One ``edgecount.scan-request/1`` per (gateway, zone) of a plan.
 
     The gateway of a location is the one configured for its zone (``gateways:``, as for
@@ -340,7 +340,7 @@ def scan_requests(
         gateways: Zone -> gateway from the configuration.
 
     Returns:
-        (topic, payload) pairs in plan order, and the planned locations no gateway covers.
+        (topic, message) pairs in plan order, and the planned locations no gateway covers.
     """
     groups: dict[tuple[str, str], list[str]] = {}
     unroutable: list[str] = []
@@ -357,7 +357,7 @@ def scan_requests(
     messages = [
         (
             contract.cmd_scan_topic(site, gateway),
-            contract.scan_request_payload(
+            contract.scan_request_message(
                 reason="cycle",
                 requested_by="planner",
                 zone=None if zone == UNKNOWN_ZONE else zone,
@@ -389,7 +389,7 @@ def _publish(plan: Plan, config: ReconcilerConfig, covered: Mapping[str, Covered
         print(f"error: {error}", file=sys.stderr)
     if errors:
         return ExitCode.FAILED
-    requested = sum(len(payload["locations"]) for _, payload in messages)
+    requested = sum(len(message.locations or ()) for _, message in messages)
     print(
         f"published {len(messages)} scan requests ({requested} locations) to {settings.describe()}",
         file=sys.stderr,
@@ -432,16 +432,16 @@ class _Acks:
 def publish_messages(
     settings: MqttSettings,
     client_id: str,
-    messages: Sequence[tuple[str, Mapping[str, Any]]],
+    messages: Sequence[tuple[str, contract.Message]],
     *,
     timeout: float = PUBACK_TIMEOUT,
 ) -> list[str]:
-    """Publish contract payloads with QoS 1 (not retained) and wait for every PUBACK.
+    """Publish contract messages with QoS 1 (not retained) and wait for every PUBACK.
 
     Args:
         settings: The broker connection.
         client_id: MQTT client id (must not be the reconciler service's).
-        messages: (topic, payload) pairs; each payload is validated before sending.
+        messages: (topic, message) pairs; each is encoded (and validated) as it is sent.
         timeout: Seconds to wait for the acknowledgements.
 
     Returns:
@@ -467,8 +467,9 @@ def publish_messages(
             return [f"the broker refused the connection: {acks.connack or acks.closed}"]
         sent: dict[int, str] = {}
         errors: list[str] = []
-        for topic, payload in messages:
-            info = client.publish(topic, contract.encode(payload), qos=1, retain=False)
+        for topic, message in messages:
+            body = contract.encode(message.to_payload())
+            info = client.publish(topic, body, qos=1, retain=False)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 errors.append(f"{topic}: not sent ({info.rc.name})")
                 continue

@@ -3,7 +3,7 @@
 Every end of a discrepancy writes one row to ``decisions`` in the same transaction as the
 state change, holding the ``edgecount.decision/1`` message
 (:func:`reconciler.repository.record_decision`, shaped by
-:func:`reconciler.messages.decision_payload`); the service publishes rows whose
+:func:`reconciler.messages.decision_message`); the service publishes rows whose
 ``published_at`` is empty and stamps them on the broker's PUBACK (an outbox, like
 adjustments). Both tables' ids are cursors: ``GET /decisions?after=ID`` and ``GET
 /adjustments?after=ID`` let a WMS that missed messages catch up (:func:`page`, from

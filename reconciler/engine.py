@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgecount import contract
+from edgecount.contract import CountMessage
 from edgecount.timefmt import parse_utc
 from reconciler import messages, repository
 from reconciler.messages import Outgoing
@@ -68,17 +69,16 @@ class Engine:
 
     # -- authorisation ---------------------------------------------------------------------
 
-    def unauthorized(self, payload: Mapping[str, Any]) -> str | None:
-        """Why a count or scan must not be applied, or None when its gateway may report it.
+    def unauthorized(self, gateway: str, zone: str) -> str | None:
+        """Why a count or scan of ``gateway`` for ``zone`` must not be applied, or None.
 
         With ``authorized`` set (``authorized_gateways:`` in the configuration) only the
         listed gateways may report, and only for their zones: a second check behind the
-        broker's ACL, so a too-wide ACL or a gateway writing another's id into its payload
-        cannot change the book. The reason names gateway and zone, never payload contents.
+        broker's ACL, so a too-wide ACL or a gateway writing another's id into its message
+        cannot change the book. The reason names gateway and zone, never message contents.
         """
         if self.authorized is None:
             return None
-        gateway, zone = payload["gateway"], payload["zone"]
         zones = self.authorized.get(gateway)
         if zones is None:
             reason = f"unauthorized: gateway {gateway!r} is not in authorized_gateways"
@@ -91,82 +91,81 @@ class Engine:
 
     # -- counts ----------------------------------------------------------------------------
 
-    def compare_count(self, payload: Mapping[str, Any]) -> list[Row]:
+    def compare_count(self, count: CountMessage) -> list[Row]:
         """Compare one count with the book as it was when the count was observed.
 
         Differences a person accepted before (a rejected discrepancy with the same figures)
         come back as ``accepted``.
         """
-        locations = [payload["location"]]
+        locations = [count.location]
         return self._compare(
-            payload,
+            count,
             BookLedger.load(self.store, locations),
             self.store.accepted_variances(locations),
         )
 
     def _compare(
-        self, payload: Mapping[str, Any], ledger: BookLedger, accepted: AcceptedFigures
+        self, count: CountMessage, ledger: BookLedger, accepted: AcceptedFigures
     ) -> list[Row]:
-        location = payload["location"]
-        book = ledger.book(location, parse_utc(payload["observed_at"]))
-        counted = {item["sku"]: int(item["qty"]) for item in payload["items"]}
+        book = ledger.book(count.location, parse_utc(count.observed_at))
+        counted = count.quantities
         unknown = [sku for sku in counted if sku not in book]
         info = self.store.sku_info(unknown) if unknown else {}
         rows = compare_location(
-            location, book, counted, bool(payload["complete"]), self.policy, sku_info=info
+            count.location, book, counted, count.complete, self.policy, sku_info=info
         )
         return apply_accepted(rows, accepted)
 
-    def on_count(self, payload: Mapping[str, Any]) -> list[Outgoing]:
+    def on_count(self, count: CountMessage) -> list[Outgoing]:
         """React to a new (not duplicate) count; returns the messages to publish."""
-        return self.on_counts([payload])
+        return self.on_counts([count])
 
-    def on_counts(self, payloads: Sequence[Mapping[str, Any]]) -> list[Outgoing]:
+    def on_counts(self, counts: Sequence[CountMessage]) -> list[Outgoing]:
         """React to new counts, in order; returns the messages to publish.
 
         The book, the movements and the open discrepancies of every location in the batch
         are read once; a count that matches its book at a location with nothing open writes
         nothing (the common case of a nightly scan), so ingest stays fast.
         """
-        complete = [p for p in payloads if p["complete"]]
+        complete = [count for count in counts if count.complete]
         out: list[Outgoing] = []
         # An incomplete count changes nothing where nothing is open (it never opens, resolves
         # or supersedes), so one query spares a transaction per incomplete count.
-        flagged = read.open_locations(self.store, {p["location"] for p in payloads})
-        for payload in payloads:
-            if not payload["complete"]:
-                log.info("count of %s incomplete: nothing flagged", payload["location"])
-                if payload["location"] in flagged:
-                    out += self._step(payload, [])
+        flagged = read.open_locations(self.store, {count.location for count in counts})
+        for count in counts:
+            if not count.complete:
+                log.info("count of %s incomplete: nothing flagged", count.location)
+                if count.location in flagged:
+                    out += self._step(count, [])
         if not complete:
             return out
-        locations = {p["location"] for p in complete}
+        locations = {count.location for count in complete}
         ledger = BookLedger.load(self.store, locations)
         accepted = self.store.accepted_variances(locations)
-        for payload in complete:
-            rows = self._compare(payload, ledger, accepted)
+        for count in complete:
+            rows = self._compare(count, ledger, accepted)
             exceptions = [row for row in rows if row.is_exception]
-            if not exceptions and payload["location"] not in flagged:
+            if not exceptions and count.location not in flagged:
                 continue
-            out += self._step(payload, exceptions)
+            out += self._step(count, exceptions)
             if exceptions:
-                flagged.add(payload["location"])
+                flagged.add(count.location)
             else:
-                flagged.discard(payload["location"])
+                flagged.discard(count.location)
         return out
 
-    def _step(self, payload: Mapping[str, Any], exceptions: list[Row]) -> list[Outgoing]:
+    def _step(self, count: CountMessage, exceptions: list[Row]) -> list[Outgoing]:
         """Apply one count to its location's open discrepancy (:func:`after_count`)."""
         now = datetime.now(UTC)
         lines = messages.exception_lines(exceptions)
-        count = Count(payload["scan_id"], bool(payload["complete"]), _figures(lines))
+        seen = Count(count.scan_id, count.complete, _figures(lines))
         with self.store.engine.begin() as conn:
-            current = read.open_at(conn, payload["location"])
-            step = after_count(_current(current), count, self.max_recounts)
+            current = read.open_at(conn, count.location)
+            step = after_count(_current(current), seen, self.max_recounts)
             if step.action is Action.NONE:
                 return []
             shown = repository.write_step(
-                conn, current, payload, lines, step, site=self.site, actor=self.actor, now=now
+                conn, current, count, lines, step, site=self.site, actor=self.actor, now=now
             )
             if shown is None:  # resolved: clear its retained message
                 assert current is not None
@@ -175,19 +174,19 @@ class Engine:
             assert written is not None
             out = [messages.discrepancy_message(self.site, written)]
             if step.recount:
-                out.append(self._request_recount(conn, shown, payload, now))
+                out.append(self._request_recount(conn, shown, count, now))
             return out
 
     def _request_recount(
-        self, conn: sa.Connection, discrepancy_id: int, payload: Mapping[str, Any], now: datetime
+        self, conn: sa.Connection, discrepancy_id: int, count: CountMessage, now: datetime
     ) -> Outgoing:
         # the gateway configured for the zone, else the one that sent this count
-        gateway = self.gateways.get(payload["zone"], payload["gateway"])
+        gateway = self.gateways.get(count.zone, count.gateway)
         request_id = f"recount-{discrepancy_id}-{uuid.uuid4().hex[:8]}"
         repository.request_recount(
             conn, request_id=request_id, discrepancy_id=discrepancy_id, gateway=gateway, now=now
         )
-        return self._recount(gateway, payload["location"], request_id)
+        return self._recount(gateway, count.location, request_id)
 
     def _recount(self, gateway: str, location: str, request_id: str) -> Outgoing:
         return messages.recount_request(
@@ -219,7 +218,7 @@ class Engine:
                 approver=approver, note=note, now=now,
             ):  # fmt: skip
                 raise DecisionError(f"discrepancy {discrepancy_id} was decided meanwhile")
-            made: list[dict[str, Any]] = []
+            made: tuple[contract.AdjustmentMessage, ...] = ()
             if approve:
                 made = messages.adjustments(
                     self.site, current, unit_costs=self._unit_costs(current),
@@ -235,7 +234,7 @@ class Engine:
         return [messages.cleared(self.site, current.zone, current.location)]
 
     def _unit_costs(self, d: Discrepancy) -> dict[str, float]:
-        info = self.store.sku_info(line["sku"] for line in d.lines)
+        info = self.store.sku_info(line.sku for line in d.lines)
         return {sku: cost for sku, (cost, _) in info.items()}
 
     # -- the store's outboxes --------------------------------------------------------------
@@ -244,7 +243,8 @@ class Engine:
         """Adjustments not yet acknowledged by the broker, oldest first."""
         topic = contract.adjustment_topic(self.site)
         return [
-            (i, Outgoing(topic, p, retain=False)) for i, p in outbox.pending_adjustments(self.store)
+            (i, Outgoing(topic, adjustment, retain=False))
+            for i, adjustment in outbox.pending_adjustments(self.store)
         ]
 
     def adjustment_published(self, adjustment_id: int) -> None:
@@ -256,7 +256,8 @@ class Engine:
         """Decisions (``edgecount.decision/1``) not yet acknowledged by the broker, oldest first."""
         topic = contract.decision_topic(self.site)
         return [
-            (i, Outgoing(topic, p, retain=False)) for i, p in outbox.pending_decisions(self.store)
+            (i, Outgoing(topic, decision, retain=False))
+            for i, decision in outbox.pending_decisions(self.store)
         ]
 
     def decision_published(self, decision_id: int) -> None:
@@ -310,9 +311,9 @@ def _current(d: Discrepancy | None) -> Current | None:
     return None if d is None else Current(d.state, d.recounts, d.scan_id, _figures(d.lines))
 
 
-def _figures(lines: list[dict[str, Any]]) -> Figures:
+def _figures(lines: Sequence[contract.DecisionLine]) -> Figures:
     """What a discrepancy's lines claim: (SKU, book, counted) of each, order aside."""
-    return frozenset((ln["sku"], ln["book_qty"], ln["counted_qty"]) for ln in lines)
+    return frozenset((line.sku, line.book_qty, line.counted_qty) for line in lines)
 
 
 __all__ = ["DecisionError", "Engine", "Outgoing", "Status"]

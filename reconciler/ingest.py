@@ -7,9 +7,7 @@ this module holds what runs off the event loop, so it can be read and tested on 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from edgecount import contract
 from reconciler.engine import Engine, Outgoing
@@ -23,7 +21,7 @@ log = logging.getLogger(__name__)
 def dead_letter(site: str, topic: str, raw: bytes, reason: str, rejected_by: str) -> Outgoing:
     """The dead letter of a rejected message (logged with its reason)."""
     log.warning("rejected message on %s: %s", topic, reason)
-    letter = contract.deadletter_payload(
+    letter = contract.deadletter_message(
         topic=topic, raw=raw, reason=reason, rejected_by=rejected_by
     )
     return Outgoing(contract.deadletter_topic(site), letter, retain=False)
@@ -32,11 +30,14 @@ def dead_letter(site: str, topic: str, raw: bytes, reason: str, rejected_by: str
 def handle_batch(
     engine: Engine,
     batch: list[tuple[str, bytes]],
-    recorded: list[Mapping[str, Any]],
+    recorded: list[contract.CountMessage],
     *,
     rejected_by: str,
 ) -> BatchOutcome:
     """Validate, store once, reconcile (blocking: run it in a worker thread).
+
+    Each message is decoded once, to its class (:func:`~edgecount.contract.decode_message`);
+    everything after that reads the typed message.
 
     Args:
         engine: The engine and its store.
@@ -54,33 +55,36 @@ def handle_batch(
             but what ``recorded`` says.
     """
     outcome = BatchOutcome()
-    counts: list[dict[str, Any]] = []
+    counts: list[contract.CountMessage] = []
 
     def reject(index: int, topic: str, raw: bytes, reason: str) -> None:
         outcome.letters[index] = dead_letter(engine.site, topic, raw, reason, rejected_by)
 
     for index, (topic, raw) in enumerate(batch):
         try:
-            payload = contract.decode(raw, topic=topic)
+            message = contract.decode_message(topic, raw)
         except contract.ContractError as exc:
             reject(index, topic, raw, str(exc))
             continue
-        schema = payload["schema"]
-        if schema in (contract.COUNT, contract.SCAN) and (denied := engine.unauthorized(payload)):
+        if isinstance(message, contract.CountMessage | contract.ScanMessage) and (
+            denied := engine.unauthorized(message.gateway, message.zone)
+        ):
             reject(index, topic, raw, denied)  # never applied
-        elif schema == contract.COUNT:
-            counts.append(payload)
-        elif schema == contract.STATUS:
-            outcome.statuses += 1
-            if payload["state"] == "online":  # re-send what it may have missed offline
-                outcome.out += engine.recount_requests_for(payload["gateway"])
-        elif schema == contract.SCAN:
-            if engine.store.record_scan(payload, datetime.now(UTC)):
-                outcome.applied += 1
-            else:
-                outcome.duplicates += 1
-        else:
-            reject(index, topic, raw, f"{schema} is not accepted here")
+            continue
+        match message:
+            case contract.CountMessage():
+                counts.append(message)
+            case contract.StatusMessage():
+                outcome.statuses += 1
+                if message.state is contract.GatewayState.ONLINE:  # re-send what it missed
+                    outcome.out += engine.recount_requests_for(message.gateway)
+            case contract.ScanMessage():
+                if engine.store.record_scan(message, datetime.now(UTC)):
+                    outcome.applied += 1
+                else:
+                    outcome.duplicates += 1
+            case _:
+                reject(index, topic, raw, f"{message.SCHEMA} is not accepted here")
     recorded += engine.store.record_counts(counts, datetime.now(UTC))
     outcome.duplicates += len(counts) - len(recorded)
     outcome.applied += len(recorded)

@@ -2,48 +2,33 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from edgecount.contract import AbcClass, DecisionLine, LineStatus
 from reconciler.transitions import State
 
+__all__ = [
+    "COUNTED",
+    "EXCEPTIONS",
+    "AbcClass",
+    "BookLine",
+    "Discrepancy",
+    "Movement",
+    "Row",
+    "Status",
+    "Summary",
+]
 
-class Status(enum.StrEnum):
-    """Outcome of comparing one (location, SKU) record with the book.
-
-    * ``match``: the count is within tolerance of the book (not necessarily equal to it).
-    * ``over`` / ``short``: outside tolerance, more / fewer than the book.
-    * ``unexpected``: counted at a location whose book does not hold the SKU.
-    * ``not_scanned``: in the book, but its location was not counted.
-    * ``incomplete``: the location's count was not complete; it is never flagged short.
-    * ``accepted``: outside tolerance, but a person rejected this very difference before
-      (same counted figure against the same book, no movement since): not flagged again.
-    """
-
-    MATCH = "match"
-    OVER = "over"
-    SHORT = "short"
-    UNEXPECTED = "unexpected"
-    NOT_SCANNED = "not_scanned"
-    INCOMPLETE = "incomplete"
-    ACCEPTED = "accepted"
-
+Status = LineStatus
+"""Outcome of comparing one (location, SKU) record with the book: the contract's
+:class:`~edgecount.contract.LineStatus` (each value is explained there)."""
 
 EXCEPTIONS = frozenset({Status.OVER, Status.SHORT, Status.UNEXPECTED})
 """Statuses that open a discrepancy."""
 
 COUNTED = frozenset({Status.MATCH, Status.OVER, Status.SHORT, Status.UNEXPECTED, Status.ACCEPTED})
 """Statuses of records that were really counted (the denominator of accuracy)."""
-
-
-class AbcClass(enum.StrEnum):
-    """ABC class of a SKU: A = high value / turnover, counted most often."""
-
-    A = "A"
-    B = "B"
-    C = "C"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +125,9 @@ class Discrepancy:
     """One row of ``discrepancies``: what the reconciler found at a location, and its state.
 
     Times are aware UTC. ``lines`` are the exception lines of the latest complete count
-    compared with it (``sku``, ``book_qty``, ``counted_qty``, ``diff``, ``diff_value``,
-    ``status``), as published in ``edgecount.discrepancy/1``.
+    compared with it, as stored (the ``lines`` column holds their payloads) and published in
+    ``edgecount.discrepancy/1`` and ``edgecount.decision/1``; an exception line always has a
+    counted quantity, so they are the contract's :class:`~edgecount.contract.DecisionLine`.
     """
 
     id: int
@@ -156,5 +142,5 @@ class Discrepancy:
     scan_id: str
     count_msg_id: str
     observed_at: datetime
-    lines: list[dict[str, Any]]
+    lines: tuple[DecisionLine, ...]
     announced: bool

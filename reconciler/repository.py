@@ -19,9 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from edgecount.contract import AdjustmentMessage, CountMessage, DecisionLine
 from edgecount.timefmt import parse_utc
 from reconciler import schema as t
-from reconciler.messages import Ended, decision_payload
+from reconciler.messages import Ended, decision_message
 from reconciler.model import Discrepancy
 from reconciler.transitions import Action, State, Step
 
@@ -60,11 +61,16 @@ def audit(
 # -- discrepancies after a count ----------------------------------------------------------
 
 
+def _stored(lines: Sequence[DecisionLine]) -> list[dict[str, Any]]:
+    """Exception lines as the ``lines`` column (and the audit log) hold them: their payloads."""
+    return [line.to_payload() for line in lines]
+
+
 def write_step(
     conn: sa.Connection,
     current: Discrepancy | None,
-    count: Mapping[str, Any],
-    lines: list[dict[str, Any]],
+    count: CountMessage,
+    lines: Sequence[DecisionLine],
     step: Step,
     *,
     site: str,
@@ -76,7 +82,7 @@ def write_step(
     Args:
         conn: The caller's connection; ``current`` was read in its transaction.
         current: The discrepancy open at the count's location, None when there is none.
-        count: The ``edgecount.count/1``.
+        count: The count.
         lines: The count's exception lines (:func:`reconciler.messages.exception_lines`).
         step: The step to write.
         site: The site (in the decision message of a discrepancy the count ends).
@@ -105,8 +111,8 @@ def write_step(
 
 def _open(
     conn: sa.Connection,
-    count: Mapping[str, Any],
-    lines: list[dict[str, Any]],
+    count: CountMessage,
+    lines: Sequence[DecisionLine],
     step: Step,
     *,
     actor: str,
@@ -116,31 +122,31 @@ def _open(
     assert step.state is not None
     new_id = conn.execute(
         t.discrepancies.insert().values(
-            zone=count["zone"],
-            location=count["location"],
-            gateway=count["gateway"],
+            zone=count.zone,
+            location=count.location,
+            gateway=count.gateway,
             state=step.state.value,
             opened_at=now,
             updated_at=now,
             recounts=step.recounts,
-            scan_id=count["scan_id"],
-            count_msg_id=count["msg_id"],
-            observed_at=parse_utc(count["observed_at"]),
-            lines=lines,
+            scan_id=count.scan_id,
+            count_msg_id=count.msg_id,
+            observed_at=parse_utc(count.observed_at),
+            lines=_stored(lines),
         )
     ).inserted_primary_key
     assert new_id is not None
     discrepancy_id = int(new_id[0])
-    detail = {"id": discrepancy_id, "lines": lines}
-    audit(conn, actor, "discrepancy.open", count["location"], detail)
+    detail = {"id": discrepancy_id, "lines": _stored(lines)}
+    audit(conn, actor, "discrepancy.open", count.location, detail)
     return discrepancy_id
 
 
 def _update(
     conn: sa.Connection,
     current: Discrepancy,
-    count: Mapping[str, Any],
-    lines: list[dict[str, Any]],
+    count: CountMessage,
+    lines: Sequence[DecisionLine],
     step: Step,
     *,
     actor: str,
@@ -152,30 +158,30 @@ def _update(
         "state": step.state.value,
         "recounts": step.recounts,
         "updated_at": now,
-        "scan_id": count["scan_id"],
+        "scan_id": count.scan_id,
     }
     if step.action is Action.ATTEMPT_FAILED:
         # The lines stay those of the last complete count: a person decides on them.
         action = "discrepancy.recount_incomplete"
-        detail = {"id": current.id, "recounts": step.recounts, "scan_id": count["scan_id"]}
+        detail = {"id": current.id, "recounts": step.recounts, "scan_id": count.scan_id}
     else:
         values |= {
-            "count_msg_id": count["msg_id"],
-            "observed_at": parse_utc(count["observed_at"]),
-            "lines": lines,
+            "count_msg_id": count.msg_id,
+            "observed_at": parse_utc(count.observed_at),
+            "lines": _stored(lines),
         }
         action = f"discrepancy.{step.state.value}"
         detail = {"id": current.id, "recounts": step.recounts}
     conn.execute(
         t.discrepancies.update().where(t.discrepancies.c.id == current.id).values(**values)
     )
-    audit(conn, actor, action, count["location"], detail)
+    audit(conn, actor, action, count.location, detail)
 
 
 def _end(
     conn: sa.Connection,
     current: Discrepancy,
-    count: Mapping[str, Any],
+    count: CountMessage,
     *,
     outcome: State,
     reason: str,
@@ -187,7 +193,7 @@ def _end(
     conn.execute(
         t.discrepancies.update()
         .where(t.discrepancies.c.id == current.id)
-        .values(state=outcome.value, updated_at=now, closed_at=now, scan_id=count["scan_id"])
+        .values(state=outcome.value, updated_at=now, closed_at=now, scan_id=count.scan_id)
     )
     ended = Ended(
         current,
@@ -195,12 +201,12 @@ def _end(
         actor,
         reason,
         now,
-        scan_id=count["scan_id"],
-        count_msg_id=count["msg_id"],
+        scan_id=count.scan_id,
+        count_msg_id=count.msg_id,
     )
     record_decision(conn, site, ended)
-    detail = {"id": current.id, "by_scan": count["scan_id"]}
-    audit(conn, actor, f"discrepancy.{outcome.value}", count["location"], detail)
+    detail = {"id": current.id, "by_scan": count.scan_id}
+    audit(conn, actor, f"discrepancy.{outcome.value}", count.location, detail)
 
 
 def request_recount(
@@ -264,7 +270,7 @@ def decide(
 def record_adjustments(
     conn: sa.Connection,
     current: Discrepancy,
-    payloads: Sequence[Mapping[str, Any]],
+    made: Sequence[AdjustmentMessage],
     *,
     approver: str,
     now: datetime,
@@ -274,12 +280,12 @@ def record_adjustments(
     The movement's document is the adjustment id, so the local book agrees with the WMS's
     once it applies the adjustment.
     """
-    for payload in payloads:
+    for adjustment in made:
         conn.execute(
             t.adjustments.insert().values(
                 discrepancy_id=current.id,
-                payload=dict(payload),
-                value=abs(payload["diff_value"]),
+                payload=adjustment.to_payload(),
+                value=abs(adjustment.diff_value or 0.0),
                 created_at=now,
             )
         )
@@ -287,10 +293,10 @@ def record_adjustments(
             t.movements.insert().values(
                 ts=now,
                 location=current.location,
-                sku=payload["sku"],
-                qty_delta=payload["diff"],
+                sku=adjustment.sku,
+                qty_delta=adjustment.diff,
                 user=approver,
-                doc=payload["adjustment_id"],
+                doc=adjustment.adjustment_id,
             )
         )
 
@@ -316,7 +322,7 @@ def record_decision(conn: sa.Connection, site: str, ended: Ended) -> int:
     ).inserted_primary_key
     assert new_id is not None
     decision_id = int(new_id[0])
-    payload = decision_payload(site, decision_id, ended)
+    payload = decision_message(site, decision_id, ended).to_payload()
     conn.execute(
         t.decisions.update().where(t.decisions.c.id == decision_id).values(payload=payload)
     )
@@ -333,9 +339,9 @@ def _accept_variances(conn: sa.Connection, ended: Ended) -> None:
         [
             {
                 "location": d.location,
-                "sku": line["sku"],
-                "book_qty": line["book_qty"],
-                "counted_qty": line["counted_qty"],
+                "sku": line.sku,
+                "book_qty": line.book_qty,
+                "counted_qty": line.counted_qty,
                 "discrepancy_id": d.id,
                 "reason_code": ended.reason,
                 "decided_by": ended.by,

@@ -36,7 +36,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.properties import Properties
@@ -387,7 +387,7 @@ class ReconcileService:
         loses nothing: the broker sends the batch again.
         """
         backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
-        recorded: list[Mapping[str, Any]] = []  # counts committed by an attempt that then failed
+        recorded: list[contract.CountMessage] = []  # stored by an attempt that then failed
         while True:
             try:
                 outcome = await self._handle_in_thread(batch, recorded)
@@ -410,7 +410,7 @@ class ReconcileService:
             return outcome
 
     async def _handle_in_thread(
-        self, batch: list[Delivery], recorded: list[Mapping[str, Any]]
+        self, batch: list[Delivery], recorded: list[contract.CountMessage]
     ) -> BatchOutcome:
         """Handle a batch; a failure other than "database away" is isolated to its message.
 
@@ -460,9 +460,10 @@ class ReconcileService:
     # -- publishing --------------------------------------------------------------------------
 
     @staticmethod
-    def _send(conn: MqttConnection, message: Outgoing) -> int | None:
-        body = b"" if message.payload is None else contract.encode(message.payload)
-        return conn.publish(message.topic, body, qos=1, retain=message.retain)
+    def _send(conn: MqttConnection, out: Outgoing) -> int | None:
+        """Encode at the wire (validated once more) and publish QoS 1; None: not sent."""
+        body = b"" if out.message is None else contract.encode(out.message.to_payload())
+        return conn.publish(out.topic, body, qos=1, retain=out.retain)
 
     def publish(self, messages: list[Outgoing]) -> None:
         """Send messages now (QoS 1); what cannot go out is re-derived from the store later."""

@@ -17,9 +17,27 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from edgecount.contract import CountMessage, ScanMessage
 from edgecount.timefmt import parse_utc
 from reconciler import schema as t
 from reconciler.store_book import chunks
+
+
+def _count_row(count: CountMessage, received_at: datetime) -> dict[str, Any]:
+    """The ``counts`` row of a count (its items as the message carries them)."""
+    return {
+        "msg_id": count.msg_id,
+        "gateway": count.gateway,
+        "zone": count.zone,
+        "location": count.location,
+        "scan_id": count.scan_id,
+        "observed_at": parse_utc(count.observed_at),
+        "source": count.source.value,
+        "complete": count.complete,
+        "historical": count.historical,
+        "received_at": received_at,
+        "items": [item.to_payload() for item in count.items],
+    }
 
 
 class CountStore:
@@ -28,43 +46,27 @@ class CountStore:
     __slots__ = ()
     engine: Engine
 
-    def record_count(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
+    def record_count(self, count: CountMessage, received_at: datetime) -> bool:
         """Store an ``edgecount.count/1`` once; False when its msg_id was seen before."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.counts.insert().values(
-                        msg_id=payload["msg_id"],
-                        gateway=payload["gateway"],
-                        zone=payload["zone"],
-                        location=payload["location"],
-                        scan_id=payload["scan_id"],
-                        observed_at=parse_utc(payload["observed_at"]),
-                        source=payload["source"],
-                        complete=payload["complete"],
-                        historical=payload["historical"],
-                        received_at=received_at,
-                        items=payload["items"],
-                    )
-                )
-                self._cover(
-                    conn, payload["zone"], payload["location"], payload["gateway"], received_at
-                )
+                conn.execute(t.counts.insert().values(_count_row(count, received_at)))
+                self._cover(conn, count.zone, count.location, count.gateway, received_at)
         except IntegrityError:
             return False
         return True
 
     def record_counts(
-        self, payloads: Iterable[Mapping[str, Any]], received_at: datetime
-    ) -> list[Mapping[str, Any]]:
+        self, counts: Iterable[CountMessage], received_at: datetime
+    ) -> list[CountMessage]:
         """Store a batch of counts in one transaction; returns the ones not seen before.
 
         Falls back to one message at a time if another instance stored one of them in the
         meantime (a redelivery to a second member of a shared subscription).
         """
-        unique: dict[str, Mapping[str, Any]] = {}
-        for payload in payloads:
-            unique.setdefault(payload["msg_id"], payload)
+        unique: dict[str, CountMessage] = {}
+        for count in counts:
+            unique.setdefault(count.msg_id, count)
         if not unique:
             return []
         try:
@@ -76,37 +78,19 @@ class CountStore:
                             sa.select(t.counts.c.msg_id).where(t.counts.c.msg_id.in_(chunk))
                         ).scalars()
                     )
-                new = [p for msg_id, p in unique.items() if msg_id not in seen]
+                new = [count for msg_id, count in unique.items() if msg_id not in seen]
                 if new:
                     self._insert_counts(conn, new, received_at)
         except IntegrityError:
-            return [p for p in unique.values() if self.record_count(p, received_at)]
+            return [count for count in unique.values() if self.record_count(count, received_at)]
         return new
 
     def _insert_counts(
-        self, conn: Connection, new: list[Mapping[str, Any]], received_at: datetime
+        self, conn: Connection, new: list[CountMessage], received_at: datetime
     ) -> None:
         # counts.msg_id is the primary key: it alone makes a count idempotent
-        conn.execute(
-            t.counts.insert(),
-            [
-                {
-                    "msg_id": p["msg_id"],
-                    "gateway": p["gateway"],
-                    "zone": p["zone"],
-                    "location": p["location"],
-                    "scan_id": p["scan_id"],
-                    "observed_at": parse_utc(p["observed_at"]),
-                    "source": p["source"],
-                    "complete": p["complete"],
-                    "historical": p["historical"],
-                    "received_at": received_at,
-                    "items": p["items"],
-                }
-                for p in new
-            ],
-        )
-        latest = {(p["zone"], p["location"]): p["gateway"] for p in new}
+        conn.execute(t.counts.insert(), [_count_row(count, received_at) for count in new])
+        latest = {(count.zone, count.location): count.gateway for count in new}
         self._cover_many(conn, latest, received_at)
 
     def _cover_many(
@@ -135,32 +119,32 @@ class CountStore:
             rows,
         )
 
-    def record_scan(self, payload: Mapping[str, Any], received_at: datetime) -> bool:
+    def record_scan(self, scan: ScanMessage, received_at: datetime) -> bool:
         """Store or advance an ``edgecount.scan/1``; False for a duplicate message."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     t.messages.insert().values(
-                        msg_id=payload["msg_id"], schema=payload["schema"], received_at=received_at
+                        msg_id=scan.msg_id, schema=scan.SCHEMA, received_at=received_at
                     )
                 )
                 values = {
-                    "gateway": payload["gateway"],
-                    "zone": payload["zone"],
-                    "state": payload["state"],
-                    "started_at": parse_utc(payload["started_at"]),
-                    "ended_at": parse_utc(payload["ended_at"]) if payload.get("ended_at") else None,
-                    "request_id": payload.get("request_id"),
-                    "locations": payload["locations"],
-                    "incomplete_locations": payload.get("incomplete_locations", []),
+                    "gateway": scan.gateway,
+                    "zone": scan.zone,
+                    "state": scan.state.value,
+                    "started_at": parse_utc(scan.started_at),
+                    "ended_at": parse_utc(scan.ended_at) if scan.ended_at else None,
+                    "request_id": scan.request_id,
+                    "locations": list(scan.locations),
+                    "incomplete_locations": list(scan.incomplete_locations),
                 }
                 updated = conn.execute(
-                    t.scans.update().where(t.scans.c.scan_id == payload["scan_id"]).values(values)
+                    t.scans.update().where(t.scans.c.scan_id == scan.scan_id).values(values)
                 ).rowcount
                 if not updated:
-                    conn.execute(t.scans.insert().values(scan_id=payload["scan_id"], **values))
-                for location in payload["locations"]:
-                    self._cover(conn, payload["zone"], location, payload["gateway"], received_at)
+                    conn.execute(t.scans.insert().values(scan_id=scan.scan_id, **values))
+                for location in scan.locations:
+                    self._cover(conn, scan.zone, location, scan.gateway, received_at)
         except IntegrityError:
             return False
         return True

@@ -28,29 +28,32 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from edgecount.contract import CLOSED_STATES, OPEN_STATES, DiscrepancyState
 
-class State(enum.StrEnum):
-    """The state of a discrepancy."""
+State = DiscrepancyState
+"""The state of a discrepancy: the contract's :class:`~edgecount.contract.DiscrepancyState`.
 
-    OPEN = "open"
-    RECOUNT_REQUESTED = "recount_requested"
-    AWAITING_APPROVAL = "awaiting_approval"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    RESOLVED = "resolved"
-    SUPERSEDED = "superseded"
+Its :data:`OPEN_STATES` (at most one open discrepancy per location) are those a discrepancy
+message shows, its :data:`CLOSED_STATES` the ends (each one a decision:
+:mod:`reconciler.decisions`); both are the contract's, imported here.
+"""
 
-
-OPEN_STATES: tuple[State, ...] = (State.OPEN, State.RECOUNT_REQUESTED, State.AWAITING_APPROVAL)
-"""States of a discrepancy that is not over (at most one per location)."""
-
-CLOSED_STATES: tuple[State, ...] = (
-    State.APPROVED,
-    State.REJECTED,
-    State.RESOLVED,
-    State.SUPERSEDED,
-)
-"""States of a discrepancy that ended (each end is a decision: reconciler.decisions)."""
+__all__ = [
+    "CLOSED_STATES",
+    "OPEN_STATES",
+    "RESOLVED_BY_COUNT",
+    "RESOLVED_BY_RECOUNT",
+    "SUPERSEDED_BY_COUNT",
+    "Action",
+    "Count",
+    "Current",
+    "Figures",
+    "State",
+    "Step",
+    "TransitionError",
+    "after_count",
+    "after_decision",
+]
 
 RESOLVED_BY_RECOUNT = "RECOUNT_MATCH"
 RESOLVED_BY_COUNT = "COUNT_MATCH"

@@ -5,7 +5,8 @@ Each builder makes the typed class (:mod:`edgecount.contract.messages`) and retu
 knows each shape; the builders add what is derived (``total``, sorting, timestamps, a fresh
 ``request_id``) and validate the result. Nested parts given as mappings (a count's items, a
 scan's readers) are checked key by key first, so a wrong key is a :class:`ContractError`,
-never silently dropped.
+never silently dropped. For a consumer that keeps the class until it encodes at the wire,
+:func:`scan_request_message` and :func:`deadletter_message` return the validated class itself.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def scan_request_message(
     at: str | datetime | None = None,
     expires_at: str | datetime | None = None,
 ) -> ScanRequestMessage:
-    """A validated ``edgecount.scan-request/1`` for a zone and/or locations.
+    """An ``edgecount.scan-request/1`` for a zone and/or locations, validated.
 
     ``request_id`` defaults to a fresh UUID.
     """
@@ -281,8 +282,8 @@ def scan_request_payload(
     at: str | datetime | None = None,
     expires_at: str | datetime | None = None,
 ) -> dict[str, Any]:
-    """An ``edgecount.scan-request/1`` payload: that of :func:`scan_request_message`."""
-    message = scan_request_message(
+    """The payload of :func:`scan_request_message` (same arguments)."""
+    return scan_request_message(
         reason=reason,
         requested_by=requested_by,
         zone=zone,
@@ -290,8 +291,7 @@ def scan_request_payload(
         request_id=request_id,
         at=at,
         expires_at=expires_at,
-    )
-    return message.to_payload()
+    ).to_payload()
 
 
 def build(schema: str, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -311,10 +311,10 @@ def build(schema: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     return cls.from_payload(payload).to_payload()
 
 
-def deadletter_payload(
+def deadletter_message(
     *, topic: str, raw: bytes, reason: str, rejected_by: str, max_bytes: int = 65536
-) -> dict[str, Any]:
-    """An ``edgecount.deadletter/1`` payload for a rejected message (kept up to max_bytes)."""
+) -> DeadletterMessage:
+    """The ``edgecount.deadletter/1`` of a rejected message (kept up to max_bytes), validated."""
     message = DeadletterMessage(
         topic=topic or "?",
         reason=reason[:4096] or "?",
@@ -323,6 +323,14 @@ def deadletter_payload(
         payload_base64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
         truncated=True if len(raw) > max_bytes else None,
     )
-    payload = message.to_payload()
-    validate(payload)
-    return payload
+    validate(message.to_payload())
+    return message
+
+
+def deadletter_payload(
+    *, topic: str, raw: bytes, reason: str, rejected_by: str, max_bytes: int = 65536
+) -> dict[str, Any]:
+    """The payload of :func:`deadletter_message` (same arguments)."""
+    return deadletter_message(
+        topic=topic, raw=raw, reason=reason, rejected_by=rejected_by, max_bytes=max_bytes
+    ).to_payload()

@@ -80,7 +80,7 @@ class GatewayState(enum.StrEnum):
 class DiscrepancyState(enum.StrEnum):
     """The state of a discrepancy: three open ones (published), four ends (decisions).
 
-    The same values as the reconciler's state machine (``reconciler.transitions.State``).
+    The reconciler's state machine uses it (``reconciler.transitions.State`` is this class).
     """
 
     OPEN = "open"
@@ -109,10 +109,18 @@ CLOSED_STATES: Final = (
 
 
 class LineStatus(enum.StrEnum):
-    """Outcome of comparing one (location, SKU) with the book.
+    """Outcome of comparing one (location, SKU) record with the book.
 
-    The same values as the reconciler's ``reconciler.model.Status``; ``accepted`` (a
-    difference a person rejected before) stays inside the reconciler and is never published.
+    * ``match``: the count is within tolerance of the book (not necessarily equal to it).
+    * ``over`` / ``short``: outside tolerance, more / fewer than the book.
+    * ``unexpected``: counted at a location whose book does not hold the SKU.
+    * ``not_scanned``: in the book, but its location was not counted.
+    * ``incomplete``: the location's count was not complete; it is never flagged short.
+    * ``accepted``: outside tolerance, but a person rejected this very difference before
+      (same counted figure against the same book, no movement since): not flagged again.
+      It stays inside the reconciler and is never published.
+
+    The reconciler compares with it (``reconciler.model.Status`` is this class).
     """
 
     MATCH = "match"

@@ -41,6 +41,19 @@ def _nullable(convert: _Convert | None) -> _Convert | None:
     return lambda value: None if value is None else convert(value)
 
 
+def _enum_load(cls: type[enum.StrEnum]) -> _Convert:
+    """Value -> member by a lookup (calling the class is several times slower)."""
+    members = {member.value: member for member in cls}
+
+    def load(value: Any) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):  # not one of the values: the class says why
+            return cls(value)
+
+    return load
+
+
 def _converters(hint: Any) -> tuple[_Convert | None, _Convert | None]:
     """(load, dump) for a field's type: records, tuples, enums, ``X | None``, scalars."""
     origin = get_origin(hint)
@@ -54,11 +67,11 @@ def _converters(hint: Any) -> tuple[_Convert | None, _Convert | None]:
             return tuple, list
         item_load, item_dump = load or (lambda v: v), dump or (lambda v: v)
         return (
-            lambda values: tuple(item_load(v) for v in values),
-            lambda values: [item_dump(v) for v in values],
+            lambda values: tuple(map(item_load, values)),
+            lambda values: list(map(item_dump, values)),
         )
     if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
-        return hint, str
+        return _enum_load(hint), str
     if isinstance(hint, type) and issubclass(hint, Record):
         return hint.from_payload, hint.to_payload
     return None, None
@@ -80,12 +93,14 @@ class Layout(NamedTuple):
         names: The field names.
         required: The names of the fields without a default.
         parts: The specs of the fields that hold nested records.
+        loads: ``(name, load)`` of each field, all :meth:`Record.from_payload` needs.
     """
 
     specs: tuple[FieldSpec, ...]
     names: frozenset[str]
     required: frozenset[str]
     parts: tuple[FieldSpec, ...]
+    loads: tuple[tuple[str, _Convert | None], ...]
 
 
 _LAYOUTS: dict[type[Record], Layout] = {}
@@ -107,6 +122,7 @@ def layout(cls: type[Record]) -> Layout:
         names=frozenset(spec.name for spec in specs),
         required=frozenset(spec.name for spec in specs if not spec.optional),
         parts=tuple(spec for spec in specs if spec.part is not None),
+        loads=tuple((spec.name, spec.load) for spec in specs),
     )
     _LAYOUTS[cls] = made
     return made
@@ -131,7 +147,7 @@ class Record:
     def from_payload(cls, payload: Mapping[str, Any]) -> Self:
         """Read a valid payload (or nested object); unknown keys are ignored."""
         values = {}
-        for name, _optional, load, _dump, _part in layout(cls).specs:
+        for name, load in layout(cls).loads:
             if name in payload:
                 value = payload[name]
                 values[name] = value if load is None else load(value)

@@ -51,7 +51,7 @@ def _record(row: Any) -> Discrepancy:
         scan_id=row.scan_id,
         count_msg_id=row.count_msg_id,
         observed_at=utc(row.observed_at),
-        lines=list(row.lines),
+        lines=tuple(contract.DecisionLine.from_payload(line) for line in row.lines),
         announced=bool(row.announced),
     )
 

@@ -10,10 +10,11 @@ up (:func:`page`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from edgecount import contract
 from reconciler import schema as t
 from reconciler.store import Store
 
@@ -21,6 +22,8 @@ __all__ = ["PAGE_LIMIT", "Page", "page", "pending_adjustments", "pending_decisio
 
 PAGE_LIMIT = 1000
 """Most items one cursor page returns."""
+
+M = TypeVar("M", contract.AdjustmentMessage, contract.DecisionMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +54,22 @@ def page(engine: sa.Engine, table: sa.Table, after: int, limit: int) -> Page:
     return Page(items, items[-1][0] if items else after, len(rows) > limit)
 
 
-def pending_adjustments(store: Store) -> list[tuple[int, dict[str, Any]]]:
-    """``(id, edgecount.adjustment/1)`` the broker has not acknowledged yet, oldest first."""
-    return _unpublished(store, t.adjustments)
+def pending_adjustments(store: Store) -> list[tuple[int, contract.AdjustmentMessage]]:
+    """``(id, adjustment)`` the broker has not acknowledged yet, oldest first."""
+    return _unpublished(store, t.adjustments, contract.AdjustmentMessage)
 
 
-def pending_decisions(store: Store) -> list[tuple[int, dict[str, Any]]]:
-    """``(id, edgecount.decision/1)`` the broker has not acknowledged yet, oldest first."""
-    return _unpublished(store, t.decisions)
+def pending_decisions(store: Store) -> list[tuple[int, contract.DecisionMessage]]:
+    """``(id, decision)`` the broker has not acknowledged yet, oldest first."""
+    return _unpublished(store, t.decisions, contract.DecisionMessage)
 
 
-def _unpublished(store: Store, table: sa.Table) -> list[tuple[int, dict[str, Any]]]:
+def _unpublished(store: Store, table: sa.Table, cls: type[M]) -> list[tuple[int, M]]:
+    """The unpublished rows' messages (each row holds the payload validated when written)."""
     query = (
         sa.select(table.c.id, table.c.payload)
         .where(table.c.published_at.is_(None))
         .order_by(table.c.id)
     )
     with store.engine.connect() as conn:
-        return [(r.id, dict(r.payload)) for r in conn.execute(query)]
+        return [(r.id, cls.from_payload(r.payload)) for r in conn.execute(query)]

@@ -116,7 +116,7 @@ def test_reconcile_serve_builds_its_engine_with_the_key(tmp_path: Path) -> None:
     config.write_text(RECONCILER, encoding="utf-8")
     engine = make_engine(load_reconciler_config(config))
     try:
-        assert engine.unauthorized({"gateway": "gw-2", "zone": "A"}) is not None
-        assert engine.unauthorized({"gateway": "gw-2", "zone": "C"}) is None
+        assert engine.unauthorized("gw-2", "A") is not None
+        assert engine.unauthorized("gw-2", "C") is None
     finally:
         engine.store.close()

@@ -56,7 +56,7 @@ def flagged(store: Store) -> tuple[Engine, int]:
         items=[{"sku": SKU_A, "qty": 6}, {"sku": SKU_B, "qty": 5}],
         observed_at=SNAPSHOT + timedelta(hours=4),
     )
-    engine.on_count(contract.with_sequence(draft, 1))
+    engine.on_count(contract.CountMessage.from_payload(contract.with_sequence(draft, 1)))
     (item,) = engine.list_discrepancies()
     assert item["state"] == "awaiting_approval"
     return engine, int(item["id"])
@@ -91,9 +91,9 @@ def test_approve_makes_one_adjustment_and_a_second_approve_conflicts(any_store: 
     assert response.json()["closed_at"] is not None
     assert approvals(any_store) == [(ident, "approved", "MISCOUNT", "kim", "shelf behind A-01")]
     (pending,) = engine.pending_adjustments()  # published by the service from the store
-    payload = pending[1].payload
-    assert payload is not None
-    assert (payload["sku"], payload["diff"], payload["approved_by"], payload["reason_code"]) == (
+    adjustment = pending[1].message
+    assert isinstance(adjustment, contract.AdjustmentMessage)
+    assert (adjustment.sku, adjustment.diff, adjustment.approved_by, adjustment.reason_code) == (
         SKU_A,
         -4,
         "kim",

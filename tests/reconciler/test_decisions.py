@@ -7,7 +7,6 @@ with real Mosquitto (the decision and adjustment messages, each once, validated)
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,13 +55,14 @@ def awaiting(engine: Engine, items: dict[str, int], location: str = "A-01", seq:
 
 def decisions_of(engine: Engine) -> list[dict[str, Any]]:
     """The decision payloads waiting to be published, each validated against the contract."""
-    out = []
-    for _, message in engine.pending_decisions():
-        assert message.topic == "edgecount/v1/s/decision"
-        assert message.payload is not None
-        contract.validate(message.payload)
-        out.append(message.payload)
-    return out
+    payloads = []
+    for _, out in engine.pending_decisions():
+        assert out.topic == "edgecount/v1/s/decision"
+        assert isinstance(out.message, contract.DecisionMessage)
+        payload = out.message.to_payload()
+        contract.validate(payload)
+        payloads.append(payload)
+    return payloads
 
 
 def test_approval_is_a_decision_with_its_adjustments(store: Store) -> None:
@@ -87,12 +87,12 @@ def test_approval_is_a_decision_with_its_adjustments(store: Store) -> None:
             "status": "short",
         }
     ]
-    (adjustment,) = [m.payload for _, m in engine.pending_adjustments()]
-    assert adjustment is not None
+    (adjustment,) = [m.message for _, m in engine.pending_adjustments()]
+    assert isinstance(adjustment, contract.AdjustmentMessage)
     assert decision["adjustments"] == [
-        {"adjustment_id": adjustment["adjustment_id"], "sku": SKU_A, "diff": -4, "diff_value": -8.0}
+        {"adjustment_id": adjustment.adjustment_id, "sku": SKU_A, "diff": -4, "diff_value": -8.0}
     ]
-    assert all(isinstance(v, int) for v in (adjustment["book_qty"], adjustment["diff"]))
+    assert all(isinstance(v, int) for v in (adjustment.book_qty, adjustment.diff))
     (row_id, _), *_ = engine.pending_decisions()
     engine.decision_published(row_id)
     assert engine.pending_decisions() == []
@@ -246,7 +246,9 @@ async def test_service_publishes_each_decision_and_adjustment_once(
     try:
         for seq in range(1, 4):  # flagged, recounted twice: awaiting approval
             wrong = count(unique_site, "A-01", {SKU_A: 6, SKU_B: 5}, seq=seq, scan=f"s{seq}")
-            await asyncio.to_thread(send, f"{root}/count/A/A-01", json.dumps(wrong).encode())
+            await asyncio.to_thread(
+                send, f"{root}/count/A/A-01", contract.encode(wrong.to_payload())
+            )
         await asyncio.wait_for(service.wait_until(lambda s: s.applied >= 3), 10)
         (item,) = service.engine.list_discrepancies()
         await asyncio.to_thread(

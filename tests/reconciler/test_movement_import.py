@@ -63,7 +63,7 @@ def test_every_bad_row_is_reported_and_ids_are_required() -> None:
         parse_movements(b"ts,location,sku,qty_delta,user,doc\n", "old.csv")
 
 
-def count(location: str, qty: int, observed_at: datetime) -> dict[str, object]:
+def count(location: str, qty: int, observed_at: datetime) -> contract.CountMessage:
     draft = contract.count_payload(
         gateway="gw-1",
         site="s",
@@ -73,7 +73,7 @@ def count(location: str, qty: int, observed_at: datetime) -> dict[str, object]:
         items=[{"sku": GTIN, "qty": qty}],
         observed_at=observed_at,
     )
-    return contract.with_sequence(draft, 1)
+    return contract.CountMessage.from_payload(contract.with_sequence(draft, 1))
 
 
 def test_importing_a_log_twice_applies_it_once(any_store: Store) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -76,7 +75,7 @@ class World:
     """What :func:`fill` stored, for the tests to refer to."""
 
     site: str
-    counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> wire payload
+    counts: dict[str, contract.CountMessage] = field(default_factory=dict)  # name -> count
     seq: int = 0
 
     def next_seq(self) -> int:
@@ -98,9 +97,9 @@ def _count(
         complete=complete,
         observed_at=at,
     )
-    payload = contract.with_sequence(draft, world.next_seq())
-    assert store.record_count(payload, at + timedelta(seconds=5))
-    world.counts[name] = payload
+    message = contract.CountMessage.from_payload(contract.with_sequence(draft, world.next_seq()))
+    assert store.record_count(message, at + timedelta(seconds=5))
+    world.counts[name] = message
 
 
 def _scan(
@@ -118,7 +117,8 @@ def _scan(
         locations=locations,
         incomplete_locations=incomplete,
     )
-    assert store.record_scan(contract.with_sequence(draft, world.next_seq()), started)
+    message = contract.ScanMessage.from_payload(contract.with_sequence(draft, world.next_seq()))
+    assert store.record_scan(message, started)
 
 
 def fill(store: Store, site: str = "s") -> World:
@@ -183,7 +183,7 @@ def test_scan_rows_use_the_latest_count_and_the_book_as_of_each_count(store: Sto
     assert (scan.state, scan.seconds, scan.incomplete_locations) == ("incomplete", 600, ["A-04"])
     (selection,) = scan_selections(store, [scan])
     assert [c.msg_id for c in selection.counts] == [
-        world.counts[name]["msg_id"] for name in ("a01", "a02", "a04")
+        world.counts[name].msg_id for name in ("a01", "a02", "a04")
     ]
     assert selection.unscanned == ["A-03", "A-05"]
     (rows,) = compare_selections(store, TolerancePolicy(), [selection])
@@ -191,7 +191,7 @@ def test_scan_rows_use_the_latest_count_and_the_book_as_of_each_count(store: Sto
     # the same comparison as the engine's for each count
     engine = Engine(store, world.site, TolerancePolicy())
     for name in ("a01", "a02", "a04"):
-        mine = [r for r in rows if r.location == world.counts[name]["location"]]
+        mine = [r for r in rows if r.location == world.counts[name].location]
         assert mine == engine.compare_count(world.counts[name])
 
 
@@ -263,11 +263,11 @@ def test_a_complete_count_covers_a_location_a_later_partial_read_does_not(store:
     s2 = get_scan(store, "s2")
     assert s2 is not None
     (in_s2,) = scan_selections(store, [s2])
-    assert [c.msg_id for c in in_s2.counts] == [world.counts["a01-again"]["msg_id"]]
+    assert [c.msg_id for c in in_s2.counts] == [world.counts["a01-again"].msg_id]
     selection = since_selection(store, T1, NOW)
     chosen = {c.location: c.msg_id for c in selection.counts}
-    assert chosen == {"A-01": world.counts["a01-again"]["msg_id"],
-                      "A-03": world.counts["a03-part"]["msg_id"]}  # fmt: skip
+    assert chosen == {"A-01": world.counts["a01-again"].msg_id,
+                      "A-03": world.counts["a03-part"].msg_id}  # fmt: skip
     (rows,) = compare_selections(store, TolerancePolicy(), [selection])
     assert [r for r in table(rows) if r[0] == "A-03"] == [
         ("A-03", SKU_B, 6, 2, -4, -40.0, "incomplete")
@@ -314,8 +314,8 @@ def test_trend_is_ended_scans_of_the_zone_oldest_first(store: Store) -> None:
 
 def test_adjustments_value_counts_approved_adjustments_of_the_counts_shown(store: Store) -> None:
     world = fill(store)
-    assert adjustments_value(store, [world.counts["a02"]["msg_id"]]) == pytest.approx(22.0)
-    assert adjustments_value(store, [world.counts["a01"]["msg_id"]]) == 0.0
+    assert adjustments_value(store, [world.counts["a02"].msg_id]) == pytest.approx(22.0)
+    assert adjustments_value(store, [world.counts["a01"].msg_id]) == 0.0
     assert adjustments_value(store, []) == 0.0
 
 

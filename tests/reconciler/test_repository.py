@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from edgecount import contract
 from reconciler import repository
 from reconciler import schema as t
 from reconciler.queries import discrepancies as read
@@ -24,16 +25,40 @@ from reconciler.store import Store
 from reconciler.transitions import Action, State, Step
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
-COUNT = {
-    "msg_id": "gw-1:7",
-    "gateway": "gw-1",
-    "zone": "Z1",
-    "location": "A-01",
-    "scan_id": "scan-1",
-    "observed_at": "2025-03-04T05:00:00Z",
-}
-LINES = [
-    {"sku": "S1", "book_qty": 5, "counted_qty": 3, "diff": -2, "diff_value": -4.0},
+COUNT = contract.CountMessage(
+    msg_id="gw-1:7",
+    seq=7,
+    historical=False,
+    gateway="gw-1",
+    site="s",
+    zone="Z1",
+    location="A-01",
+    scan_id="scan-1",
+    observed_at="2025-03-04T05:00:00Z",
+    source=contract.CountSource.RFID,
+    complete=True,
+    items=(contract.CountItem(sku="S1", qty=3),),
+    total=3,
+)
+LINES = (
+    contract.DecisionLine(
+        sku="S1",
+        book_qty=5,
+        counted_qty=3,
+        diff=-2,
+        diff_value=-4.0,
+        status=contract.LineStatus.SHORT,
+    ),
+)
+STORED_LINES = [
+    {
+        "sku": "S1",
+        "book_qty": 5,
+        "counted_qty": 3,
+        "diff": -2,
+        "diff_value": -4.0,
+        "status": "short",
+    }
 ]
 OPEN_AWAITING = Step(Action.OPEN, State.AWAITING_APPROVAL, 0)
 
@@ -89,7 +114,9 @@ def test_a_committed_step_is_audited(store: Store) -> None:
         opened = _open(conn)
     (entry,) = _rows(store, t.audit)
     assert (entry.actor, entry.action, entry.subject) == ("reconciler", "discrepancy.open", "A-01")
-    assert entry.detail == {"id": opened, "lines": LINES}
+    assert entry.detail == {"id": opened, "lines": STORED_LINES}
+    (row,) = _rows(store, t.discrepancies)
+    assert row.lines == STORED_LINES
 
 
 def test_of_two_deciders_only_the_first_changes_the_discrepancy(store: Store) -> None:

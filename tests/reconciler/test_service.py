@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import paho.mqtt.publish as mqtt_publish
@@ -57,7 +56,7 @@ def count(
     scan: str = "s1",
     observed: datetime | None = None,
     complete: bool = True,
-) -> dict[str, Any]:
+) -> contract.CountMessage:
     draft = contract.count_payload(
         gateway="gw-1",
         site=site,
@@ -68,7 +67,7 @@ def count(
         complete=complete,
         observed_at=observed or SNAPSHOT + timedelta(hours=4),
     )
-    return contract.with_sequence(draft, seq)
+    return contract.CountMessage.from_payload(contract.with_sequence(draft, seq))
 
 
 def states(store: Store) -> list[tuple[str, str, int]]:
@@ -131,10 +130,10 @@ def test_recounts_then_approval_then_one_adjustment_per_line(store: Store) -> No
     engine.decide(item["id"], approve=True, reason_code="MISCOUNT", approver="kim")
     pending = engine.pending_adjustments()
     assert len(pending) == 1
-    payload = pending[0][1].payload
-    assert payload is not None
-    contract.validate(payload)
-    assert (payload["sku"], payload["diff"], payload["approved_by"]) == (SKU_A, -4, "kim")
+    adjustment = pending[0][1].message
+    assert isinstance(adjustment, contract.AdjustmentMessage)
+    contract.validate(adjustment.to_payload())
+    assert (adjustment.sku, adjustment.diff, adjustment.approved_by) == (SKU_A, -4, "kim")
     # the local book learned the adjustment: the same count now matches
     after = count(
         "s",
@@ -174,7 +173,7 @@ def test_a_good_recount_resolves_the_discrepancy(store: Store) -> None:
     engine.on_count(count("s", "A-02", {SKU_A: 9}, seq=1, scan="s1"))
     cleared = engine.on_count(count("s", "A-02", {SKU_A: 4}, seq=2, scan="s2"))
     assert states(store) == [("A-02", "resolved", 0)]
-    assert [(m.topic, m.payload, m.retain) for m in cleared] == [
+    assert [(m.topic, m.message, m.retain) for m in cleared] == [
         ("edgecount/v1/s/discrepancy/A/A-02", None, True)
     ]
 
@@ -211,7 +210,7 @@ async def test_service_dedups_rejects_to_deadletter_and_requests_recounts(
     send = publisher(broker)
     try:
         wrong = count(unique_site, "A-01", {SKU_A: 3, SKU_B: 5}, seq=7)
-        body = json.dumps(wrong).encode()
+        body = contract.encode(wrong.to_payload())
         await asyncio.to_thread(send, f"{root}/count/A/A-01", b"{broken")
         await asyncio.to_thread(send, f"{root}/count/A/A-01", body)
         await asyncio.to_thread(send, f"{root}/count/A/A-01", body)  # a QoS 1 duplicate
@@ -225,7 +224,7 @@ async def test_service_dedups_rejects_to_deadletter_and_requests_recounts(
         assert flagged[0].payload is not None
         assert flagged[0].payload["state"] == "recount_requested"
         probe = count(unique_site, "A-02", {SKU_A: 4}, seq=8)
-        await asyncio.to_thread(send, f"{root}/count/A/A-02", json.dumps(probe).encode())
+        await asyncio.to_thread(send, f"{root}/count/A/A-02", contract.encode(probe.to_payload()))
         await asyncio.wait_for(service.wait_until(lambda stats: stats.applied >= 2), 10)
         assert service.stats.duplicates == 1
         assert service.stats.rejected == 1
@@ -284,7 +283,9 @@ async def test_shared_subscription_splits_messages_and_applies_each_once(
         send = publisher(broker)
         for seq in range(1, 41):
             message = count(unique_site, "A-02", {SKU_A: 4}, seq=seq, scan=f"s{seq}")
-            await asyncio.to_thread(send, f"{root}/count/A/A-02", json.dumps(message).encode())
+            await asyncio.to_thread(
+                send, f"{root}/count/A/A-02", contract.encode(message.to_payload())
+            )
 
         async def all_applied() -> None:
             while sum(s.stats.applied for s in services) < 40:
@@ -317,7 +318,7 @@ async def test_recount_requests_are_sent_again_when_the_gateway_comes_online(
     send = publisher(broker)
     try:
         wrong = count(unique_site, "A-01", {SKU_A: 3, SKU_B: 5}, seq=1)
-        await asyncio.to_thread(send, f"{root}/count/A/A-01", json.dumps(wrong).encode())
+        await asyncio.to_thread(send, f"{root}/count/A/A-01", contract.encode(wrong.to_payload()))
         first = await recorder.await_for(1, f"{root}/cmd/gw-1/scan")
         online = contract.status_payload(gateway="gw-1", site=unique_site, state="online")
         await asyncio.to_thread(send, f"{root}/status/gw-1", json.dumps(online).encode())

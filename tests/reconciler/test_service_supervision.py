@@ -40,7 +40,12 @@ class UnencodableReaction(Engine):
     """An engine whose recount requests for a gateway coming online break the contract."""
 
     def recount_requests_for(self, gateway: str) -> list[Outgoing]:
-        return [Outgoing(f"test/{gateway}", {"not json": object()}, retain=False)]
+        # made without the builder, so nothing checked it: the wire refuses it (no zone or
+        # locations, a request_id with a '/', a time that is not one)
+        request = contract.ScanRequestMessage(
+            request_id="a/b", reason="recount", requested_by="test", at="yesterday"
+        )
+        return [Outgoing(f"test/{gateway}", request, retain=False)]
 
 
 def service_on(
@@ -67,7 +72,7 @@ async def test_a_crashing_ingest_is_logged_restarted_and_ingests_again(
         await asyncio.to_thread(send, f"{root}/status/gw-1", json.dumps(online).encode())
         await eventually(lambda: service.tasks.health()["ingest"].restarts == 1, 10, "a restart")
         probe = count(unique_site, "A-02", {"80614141123458": 4}, seq=1)
-        await asyncio.to_thread(send, f"{root}/count/A/A-02", json.dumps(probe).encode())
+        await asyncio.to_thread(send, f"{root}/count/A/A-02", contract.encode(probe.to_payload()))
         await asyncio.wait_for(service.wait_until(lambda s: s.applied >= 1), 10)
         assert not service.health_reasons()
     finally:

@@ -27,16 +27,14 @@ def test_engine_names_gateway_and_zone_of_an_unauthorized_count(tmp_path: Path) 
     store = open_store(f"sqlite:///{tmp_path / 'e.sqlite3'}")
     try:
         engine = Engine(store, SITE, TolerancePolicy(), authorized=AUTHORIZED)
-        assert engine.unauthorized({"gateway": "gw-a", "zone": "A"}) is None
-        assert engine.unauthorized({"gateway": "gw-a", "zone": "B"}) == (
+        assert engine.unauthorized("gw-a", "A") is None
+        assert engine.unauthorized("gw-a", "B") == (
             "unauthorized: gateway 'gw-a' may not report zone 'B'"
         )
-        assert "not in authorized_gateways" in (
-            engine.unauthorized({"gateway": "gw-x", "zone": "A"}) or ""
-        )
+        assert "not in authorized_gateways" in (engine.unauthorized("gw-x", "A") or "")
         assert engine.unauthorized_total == 2
         open_engine = Engine(store, SITE, TolerancePolicy())  # no key: every gateway
-        assert open_engine.unauthorized({"gateway": "gw-x", "zone": "A"}) is None
+        assert open_engine.unauthorized("gw-x", "A") is None
     finally:
         store.close()
 

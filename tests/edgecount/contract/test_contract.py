@@ -156,6 +156,26 @@ def test_status_scan_request_and_deadletter_builders() -> None:
     assert dead["truncated"] is True
 
 
+def test_the_message_builders_return_the_validated_class() -> None:
+    request = contract.scan_request_message(
+        locations=["A-01-02"], reason="spot", requested_by="ops", request_id="r-1", at=WHEN
+    )
+    assert isinstance(request, contract.ScanRequestMessage)
+    assert request.to_payload() == contract.scan_request_payload(
+        locations=["A-01-02"], reason="spot", requested_by="ops", request_id="r-1", at=WHEN
+    )
+    with pytest.raises(ContractError, match="request_id"):  # checked when made, not at the wire
+        contract.scan_request_message(zone=ZONE, reason="spot", requested_by="o", request_id="a/b")
+    dead = contract.deadletter_message(topic="", raw=b"x" * 5, reason="", rejected_by="rec")
+    assert isinstance(dead, contract.DeadletterMessage)
+    assert (dead.topic, dead.reason, dead.truncated, dead.payload_base64) == (
+        "?",
+        "?",
+        None,
+        "eHh4eHg=",
+    )
+
+
 def test_reconciler_payloads_via_build() -> None:
     line = {
         "sku": "x",

@@ -142,12 +142,12 @@ def test_every_class_is_frozen_slotted_and_keyword_only() -> None:
     assert len(seen) > len(contract.MESSAGE_CLASSES)  # the nested parts were visited too
 
 
-def test_enumerations_keep_the_reconcilers_values() -> None:
-    assert [s.value for s in contract.DiscrepancyState] == [s.value for s in State]
-    assert [s.value for s in contract.OPEN_STATES] == [s.value for s in OPEN_STATES]
-    assert [s.value for s in contract.CLOSED_STATES] == [s.value for s in CLOSED_STATES]
-    assert [s.value for s in contract.LineStatus] == [s.value for s in Status]
-    assert [s.value for s in contract.AbcClass] == [s.value for s in ReconcilerAbc]
+def test_the_reconciler_uses_the_contracts_enumerations() -> None:
+    assert State is contract.DiscrepancyState
+    assert OPEN_STATES is contract.OPEN_STATES
+    assert CLOSED_STATES is contract.CLOSED_STATES
+    assert Status is contract.LineStatus
+    assert ReconcilerAbc is contract.AbcClass
 
 
 # --- the payloads the builders, tests and docs use -------------------------------------------
@@ -357,6 +357,17 @@ def test_from_payload_gives_typed_parts() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         count.total = 4  # type: ignore[misc]
     assert hash(count) == hash(contract.message_from_payload(payload))
+
+
+def test_an_enumeration_is_read_as_its_member_and_refuses_other_values() -> None:
+    status = contract.StatusMessage.from_payload(
+        contract.status_payload(gateway=GW, site=SITE, state="offline")
+    )
+    assert status.state is contract.GatewayState.OFFLINE
+    for wrong in ("lost", "OFFLINE", ["offline"], None):
+        payload = {**status.to_payload(), "state": wrong}
+        with pytest.raises(ValueError, match="is not a valid GatewayState"):
+            contract.StatusMessage.from_payload(payload)
 
 
 def test_count_quantities_are_sku_to_qty() -> None:
