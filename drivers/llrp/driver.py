@@ -6,7 +6,11 @@ and decodes RO_ACCESS_REPORTs with the project's codec (:mod:`drivers.llrp.reads
 several times faster than sllurp's decoder; every other message goes to sllurp. This module
 is the only place that imports sllurp. Threads meet asyncio at one seam, the device's
 bridge (:class:`~drivers.base.Device`): reads are handed over in batches (one per
-RO_ACCESS_REPORT) into a bounded queue whose drops are counted.
+RO_ACCESS_REPORT) into a bounded queue. When the queue is full, sllurp's socket thread
+waits for room (``overflow="block"``, the default): it stops reading the socket, TCP's
+window closes and the reader keeps the backlog in its own buffers (late, never lost), as a
+reader does for a client that reads slowly. The wait is bounded (:func:`block_timeout`);
+after it, and with ``overflow="drop"``, what does not fit is dropped and counted.
 
 sllurp's defaults are fixed here: antenna ID, peak RSSI, first/last-seen timestamps and the
 seen count are enabled in every tag report; reconnecting is ours (sllurp's is off); and a
@@ -21,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
@@ -66,7 +70,23 @@ class LlrpSettings:
     connect_timeout_seconds: float = 5.0
     report_every_n_tags: int = 200
     queue_size: int = 1000
+    overflow: Literal["block", "drop"] = "block"
     backoff: Backoff = field(default_factory=Backoff)
+
+
+def block_timeout(settings: LlrpSettings) -> float:
+    """How long sllurp's socket thread waits for room in a full read queue: half a keepalive.
+
+    A thread that waits reads nothing, so the wait must end well before anything takes the
+    silence for a dead link: the driver's own watchdog (1.5 keepalive periods without a
+    byte) and a reader that monitors the link (it closes the connection after keepalives go
+    unanswered; the acknowledgement is sent by this thread). Half a period leaves both a
+    full period of margin, and is still long next to what slows a healthy gateway's loop
+    (a burst of reports, a scan closing, a garbage collection: well under a second). A wait
+    that runs out means the loop or the scan's consumer is stuck: the reads are dropped and
+    counted, and the scan's locations go out incomplete.
+    """
+    return settings.keepalive_seconds / 2 if settings.overflow == "block" else 0.0
 
 
 @dataclass(slots=True)
@@ -196,6 +216,7 @@ class LlrpReader(Reader):
             settings.backoff,
             watch_period=settings.keepalive_seconds / 4,
             queue_size=settings.queue_size,
+            block_timeout=block_timeout(settings),
         )
         self.settings = settings
         self._client: _Client | None = None
