@@ -11,7 +11,8 @@ Parts, each printing its figures:
    the last count arriving on the broker. Prints the largest N held with zero drops and every
    count within 1 s (goal ≥ 150). ``--overflow`` picks what a full read queue does
    (``block``, the default: the socket thread waits, TCP keeps the backlog in the reader;
-   ``drop``: dropped and counted); ``--keep-going`` tries every N even after one is not held.
+   ``drop``: dropped and counted) and ``--queue-size`` its bound in reports (1000, the
+   default of the configuration); ``--keep-going`` tries every N even after one is not held.
 3. ``memory``: peak memory of the window state per unique tag at 1,000,000 unique tags
    (goal ≤ 300 bytes).
 
@@ -181,7 +182,9 @@ class CountClock:
         self.client.loop_stop()
 
 
-async def run_readers(n: int, duration: float, work: Path, overflow: str) -> dict[str, float]:
+async def run_readers(
+    n: int, duration: float, work: Path, overflow: str, queue_size: int
+) -> dict[str, float]:
     # 1,000 tags, 250 per antenna, each read once a second: 1,000 reads/s per reader. Every
     # simulated reader sees the same tags, so the zone counts 1,000 unique tags in all.
     scene = generate_scene(
@@ -212,7 +215,7 @@ async def run_readers(n: int, duration: float, work: Path, overflow: str) -> dic
                         "host": "127.0.0.1",
                         "port": port,
                         "antennas": {a: f"r{i}-L{a}" for a in range(1, 5)},
-                        "queue_size": 1000,
+                        "queue_size": queue_size,
                         "overflow": overflow,
                     }
                     for i, port in enumerate(ports)
@@ -261,13 +264,18 @@ async def run_readers(n: int, duration: float, work: Path, overflow: str) -> dic
 
 
 def part_readers(
-    work: Path, duration: float, counts: list[int], overflow: str, keep_going: bool
+    work: Path,
+    duration: float,
+    counts: list[int],
+    overflow: str,
+    queue_size: int,
+    keep_going: bool,
 ) -> dict[str, object]:
     held = 0
     failed = False
     rows = []
     for n in counts:
-        row = asyncio.run(run_readers(n, duration, work, overflow))
+        row = asyncio.run(run_readers(n, duration, work, overflow, queue_size))
         ok = (
             row["dropped"] == 0
             and row["complete"] == 1.0
@@ -276,7 +284,7 @@ def part_readers(
         )
         rows.append(row)
         print(
-            f"N={n:>3} ({overflow}): {row['reads_per_s']:>9,.0f} reads/s, "
+            f"N={n:>3} ({overflow}, queue {queue_size}): {row['reads_per_s']:>9,.0f} reads/s, "
             f"dropped {row['dropped']:.0f}, counted {row['counted']:.0f}/{row['expected']:.0f}, "
             f"complete {'yes' if row['complete'] else 'no'}, socket-thread waits "
             f"{row['handover_waits']:.0f}, last count {row['last_count_after_close_s']:.2f} s "
@@ -339,6 +347,7 @@ def main() -> None:
     parser.add_argument(
         "--overflow", choices=["block", "drop"], default="block", help="full read queue"
     )
+    parser.add_argument("--queue-size", type=int, default=1000, help="read queue bound")
     parser.add_argument("--keep-going", action="store_true", help="try every N")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -353,7 +362,7 @@ def main() -> None:
             print(f"== readers: N x 1,000 reads/s for {args.duration:.0f} s into Mosquitto")
             counts = [int(n) for n in args.readers.split(",")]
             figures["readers"] = part_readers(
-                work, args.duration, counts, args.overflow, args.keep_going
+                work, args.duration, counts, args.overflow, args.queue_size, args.keep_going
             )
         if "memory" in parts:
             print("== memory: window state at many unique tags")

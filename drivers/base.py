@@ -354,6 +354,11 @@ class Device(ABC, Generic[T]):
         bridge = self._bridge
         return bridge.put(item) if bridge is not None else False
 
+    def _backpressure(self) -> tuple[int, int]:
+        """Puts that waited for room in the hand-over so far, and those waiting now."""
+        bridge = self._bridge
+        return (bridge.waits, bridge.blocked) if bridge is not None else (0, 0)
+
     def _give_back(self, count: int = 1) -> None:
         """On the loop: ``count`` delivered items are done with (``room_on="release"``)."""
         bridge = self._bridge

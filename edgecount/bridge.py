@@ -116,6 +116,7 @@ class LoopBridge(Generic[T]):
         self._closed = False
         self._waits = 0
         self._waited = 0.0
+        self._blocked = 0  # puts waiting now
 
     @property
     def dropped(self) -> int:
@@ -134,6 +135,12 @@ class LoopBridge(Generic[T]):
         """Puts that waited for room since construction; read from any thread."""
         with self._lock:
             return self._waits
+
+    @property
+    def blocked(self) -> int:
+        """Puts waiting for room right now; read from any thread."""
+        with self._lock:
+            return self._blocked
 
     @property
     def waited_seconds(self) -> float:
@@ -199,6 +206,7 @@ class LoopBridge(Generic[T]):
         started = time.monotonic()
         deadline = started + self.block_timeout
         self._waits += 1
+        self._blocked += 1
         while self._full() and not (self._closed or self.loop.is_closed()):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -211,6 +219,7 @@ class LoopBridge(Generic[T]):
                 )
                 break
             self._room.wait(min(left, WAIT_SLICE))
+        self._blocked -= 1
         self._waited += time.monotonic() - started
         if self.loop.is_closed():  # nobody will drain: what waits is lost, and counted
             self._discard()

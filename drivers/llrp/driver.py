@@ -10,7 +10,9 @@ RO_ACCESS_REPORT) into a bounded queue. When the queue is full, sllurp's socket 
 waits for room (``overflow="block"``, the default): it stops reading the socket, TCP's
 window closes and the reader keeps the backlog in its own buffers (late, never lost), as a
 reader does for a client that reads slowly. The wait is bounded (:func:`block_timeout`);
-after it, and with ``overflow="drop"``, what does not fit is dropped and counted.
+after it, and with ``overflow="drop"``, what does not fit is dropped and counted. While the
+thread is held back, replies wait behind the backlog too, so the stop's deadline waits with
+them (:meth:`LlrpReader._await_stop`).
 
 sllurp's defaults are fixed here: antenna ID, peak RSSI, first/last-seen timestamps and the
 seen count are enabled in every tag report; reconnecting is ours (sllurp's is off); and a
@@ -243,7 +245,7 @@ class LlrpReader(Reader):
         done = self._expect("stopped")
         with client.lock:
             client.llrp.stopPolitely(onCompletion=self._callback("stopped"))
-        if not await self._await(done):
+        if not await self._await_stop(done):
             raise ReaderError(f"{self.name}: reader did not confirm the stop")
 
     # -- the link ---------------------------------------------------------------------------
@@ -388,6 +390,23 @@ class LlrpReader(Reader):
         future = self._waiters.get(name)
         if future is not None and not future.done():
             future.set_result(ok)
+
+    async def _await_stop(self, done: asyncio.Future[bool]) -> bool:
+        """Wait for the stop's confirmation; whether the reader confirmed it.
+
+        The deadline (``connect_timeout_seconds``) starts again as long as our own read
+        queue holds sllurp's thread back: the confirmation then waits behind reports we have
+        not taken yet (late, not lost), not on the reader. A thread no longer held back (the
+        backlog drained, or its wait ran out and it drops) gets one more deadline.
+        """
+        seen = self._backpressure()
+        while not await self._await(done):
+            now = self._backpressure()
+            held_back = now[1] > 0 or now[0] != seen[0]
+            if done.done() or self._link_lost.is_set() or not held_back:
+                return False
+            seen = now
+        return True
 
     async def _await(
         self,

@@ -195,6 +195,7 @@ def test_a_full_blocking_bridge_makes_the_thread_wait_then_delivers_all_in_order
         producer.start()
         until(lambda: bridge.waits == 1)  # the loop does not run: the third put waits
         assert producer.is_alive()
+        assert bridge.blocked == 1
         assert bridge.waiting == 2
         assert bridge.dropped == 0
         run_until(loop, done)  # each drain makes room, the thread hands over the rest
@@ -204,6 +205,7 @@ def test_a_full_blocking_bridge_makes_the_thread_wait_then_delivers_all_in_order
     assert got == list(range(10))
     assert accepted == [True] * 10
     assert bridge.dropped == 0
+    assert bridge.blocked == 0
     assert bridge.waited_seconds > 0
 
 

@@ -148,3 +148,31 @@ async def test_a_consumer_that_never_takes_costs_reads_but_not_the_link() -> Non
     assert health.dropped > 0
     assert health.reads + health.dropped == sent  # nothing vanished
     assert health.extra["handover_waits"] == 1  # one wait, then drops until room frees
+
+
+async def test_a_stop_confirmed_behind_a_backlog_is_late_not_failed() -> None:
+    """The stop's confirmation waits behind reports not taken yet; so does its deadline."""
+    with SimulatorThread(shelf_scene(tags_per_location=50)) as sim:
+        reader = LlrpReader(settings(sim, connect_timeout_seconds=1.0))
+        await reader.start()
+        try:
+            assert await reader.wait_connected(30)
+            await reader.start_inventory()
+            await asyncio.to_thread(
+                sim.wait_for, lambda stats: stats.tag_reports_sent >= BACKLOG, 10
+            )
+            stop = asyncio.create_task(reader.stop_inventory())
+            # The scan's consumer is busy for 1.5 s (the scenario, not a synchronisation):
+            # the confirmation waits behind the backlog, past the stop's 1 s deadline.
+            await asyncio.sleep(1.5)
+            assert not stop.done()
+            async with Consumer(reader) as consumer:
+                await asyncio.wait_for(stop, 30)  # raises if the reader did not confirm
+                await asyncio.wait_for(reader.queue.join(), 30)
+                sent = sim.stats.tag_reports_sent
+        finally:
+            await reader.stop()
+    health = reader.health()
+    assert health.dropped == 0
+    assert consumer.reads == sent
+    assert reader.failures == 0
