@@ -171,7 +171,7 @@ class Device(ABC, Generic[T]):
         name: The device's name (logs, health, task name).
         backoff: Reconnect delays.
         watch_period: How often :meth:`_check_link` runs while the link is up.
-        queue_size: Most items waiting to reach the loop (see :class:`LoopBridge`).
+        queue_size: Most items outstanding in the hand-over (see :class:`LoopBridge`).
         keep: Which items survive a full hand-over: the ``oldest`` or the ``newest``.
         weigh: What one dropped item counts (default 1).
         block_timeout: Longest a thread waits for room in a full hand-over (seconds; 0

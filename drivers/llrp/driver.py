@@ -83,10 +83,10 @@ def block_timeout(settings: LlrpSettings) -> float:
     silence for a dead link: the driver's own watchdog (1.5 keepalive periods without a
     byte) and a reader that monitors the link (it closes the connection after keepalives go
     unanswered; the acknowledgement is sent by this thread). Half a period leaves both a
-    full period of margin, and is still long next to what slows a healthy gateway's loop
-    (a burst of reports, a scan closing, a garbage collection: well under a second). A wait
-    that runs out means the loop or the scan's consumer is stuck: the reads are dropped and
-    counted, and the scan's locations go out incomplete.
+    full period of margin, and is still long next to the momentary stalls of a loop that
+    keeps up (5 s with the default keepalive). A wait that runs out means the loop or the
+    scan's consumer is stuck: the reads are dropped and counted, the scan's locations go
+    out incomplete, and the thread does not wait again until the queue has room.
     """
     return settings.keepalive_seconds / 2 if settings.overflow == "block" else 0.0
 
