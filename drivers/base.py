@@ -5,7 +5,8 @@ the link up under a :class:`LinkSupervisor` (connect, watch, reconnect with back
 the state and counters of :class:`DeviceHealth`, and owns the device's one thread→loop seam
 (an :class:`~edgecount.bridge.LoopBridge`). A driver adds only its specifics: how to open,
 check and close its link, and what to do with what its thread hands over.
-:class:`Reader` adds inventory windows and the bounded queue of read batches.
+:class:`Reader` adds inventory windows and the bounded queue of read batches
+(:class:`ReadQueue`), optionally with back-pressure to the reader's thread.
 """
 
 from __future__ import annotations
@@ -162,15 +163,21 @@ class Device(ABC, Generic[T]):
     :meth:`_refresh_health`. Its threads reach the loop only through :meth:`_hand_over`
     (items, bounded: what does not fit is dropped and counted in ``health().dropped``) and
     :meth:`_post` (control events), both in order. A thread reports a lost link with
-    ``self._post(self._lose, why)``.
+    ``self._post(self._lose, why)``. With ``block_timeout`` a thread that finds the hand-over
+    full waits for room instead (back-pressure, see :class:`~edgecount.bridge.LoopBridge`);
+    :meth:`stop` ends such waits.
 
     Args:
         name: The device's name (logs, health, task name).
         backoff: Reconnect delays.
         watch_period: How often :meth:`_check_link` runs while the link is up.
-        queue_size: Most items waiting to reach the loop (see :class:`LoopBridge`).
+        queue_size: Most items outstanding in the hand-over (see :class:`LoopBridge`).
         keep: Which items survive a full hand-over: the ``oldest`` or the ``newest``.
         weigh: What one dropped item counts (default 1).
+        block_timeout: Longest a thread waits for room in a full hand-over (seconds; 0
+            never waits).
+        room_on: When a delivered item gives its room back: ``drain`` or ``release``
+            (see :class:`~edgecount.bridge.LoopBridge`).
     """
 
     kind: ClassVar[str] = "device"
@@ -187,13 +194,15 @@ class Device(ABC, Generic[T]):
         queue_size: int,
         keep: Literal["oldest", "newest"] = "oldest",
         weigh: Callable[[T], int] | None = None,
+        block_timeout: float = 0.0,
+        room_on: Literal["drain", "release"] = "drain",
     ) -> None:
         self.name = name
         self.failed = asyncio.Event()
         """Set at the first link failure; never cleared."""
         self._backoff = backoff
         self._watch_period = watch_period
-        self._bridge_shape = (queue_size, keep, weigh)
+        self._bridge_shape = (queue_size, keep, weigh, block_timeout, room_on)
         self._bridge: LoopBridge[T] | None = None
         self._health = DeviceHealth(name=name)
         self._failures = 0
@@ -222,6 +231,9 @@ class Device(ABC, Generic[T]):
         """Current health figures (the driver's own in ``extra``)."""
         bridge = self._bridge
         self._health.dropped = self._dropped + (bridge.dropped if bridge is not None else 0)
+        if bridge is not None and bridge.block_timeout > 0:
+            self._health.extra["handover_waits"] = bridge.waits
+            self._health.extra["handover_wait_seconds"] = bridge.waited_seconds
         self._refresh_health(self._health)
         return self._health
 
@@ -233,7 +245,7 @@ class Device(ABC, Generic[T]):
         """
         if self._supervisor is not None:
             raise RuntimeError(f"{self.kind} {self.name} already started")
-        size, keep, weigh = self._bridge_shape
+        size, keep, weigh, block_timeout, room_on = self._bridge_shape
         self._bridge = LoopBridge(
             asyncio.get_running_loop(),
             self._deliver,
@@ -241,6 +253,8 @@ class Device(ABC, Generic[T]):
             keep=keep,
             weigh=weigh,
             name=self.name,
+            block_timeout=block_timeout,
+            room_on=room_on,
         )
         supervisor = LinkSupervisor(
             self.name,
@@ -258,7 +272,13 @@ class Device(ABC, Generic[T]):
         await self._first_attempt.wait()
 
     async def stop(self) -> None:
-        """Stop the supervisor and close the link; health says ``stopped`` after."""
+        """Stop the supervisor and close the link; health says ``stopped`` after.
+
+        A thread waiting for room in the hand-over stops waiting first (what does not fit
+        from then on is dropped and counted), so no thread holds up the stop.
+        """
+        if self._bridge is not None:
+            self._bridge.close()
         await self._before_stop()
         self._stopping.set()
         self._link_lost.set()
@@ -326,9 +346,24 @@ class Device(ABC, Generic[T]):
     # -- the thread seam --------------------------------------------------------------------
 
     def _hand_over(self, item: T) -> bool:
-        """From any thread: pass ``item`` to :meth:`_deliver`; False when it was dropped."""
+        """From any thread: pass ``item`` to :meth:`_deliver`; False when it was dropped.
+
+        Waits for room when the hand-over is full, if the device was built with a
+        ``block_timeout`` (never on the loop's thread).
+        """
         bridge = self._bridge
         return bridge.put(item) if bridge is not None else False
+
+    def _backpressure(self) -> tuple[int, int]:
+        """Puts that waited for room in the hand-over so far, and those waiting now."""
+        bridge = self._bridge
+        return (bridge.waits, bridge.blocked) if bridge is not None else (0, 0)
+
+    def _give_back(self, count: int = 1) -> None:
+        """On the loop: ``count`` delivered items are done with (``room_on="release"``)."""
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.release(count)
 
     def _post(self, fn: Callable[..., object], *args: Any) -> bool:
         """From any thread: run ``fn(*args)`` on the loop, after what was handed over before."""
@@ -396,6 +431,60 @@ class Device(ABC, Generic[T]):
         self._notify()
 
 
+class ReadQueue:
+    """A reader's batches for its consumer; tells the reader whenever one is taken.
+
+    A bounded :class:`asyncio.Queue` underneath; the reader gives a taken batch's room back
+    to its thread (back-pressure, see :class:`Reader`). It offers what consumers and readers
+    use of an asyncio queue: ``get``, ``get_nowait``, ``task_done``, ``join``, ``empty``,
+    ``qsize`` and ``put_nowait`` (which raises :class:`asyncio.QueueFull` when full).
+
+    Args:
+        maxsize: Most batches held; 0 for no bound.
+        on_take: Called on the loop for every batch taken.
+    """
+
+    def __init__(self, maxsize: int = 0, on_take: Callable[[], None] | None = None) -> None:
+        self._queue: asyncio.Queue[list[TagRead]] = asyncio.Queue(maxsize)
+        self._on_take = on_take
+
+    async def get(self) -> list[TagRead]:
+        """Take the oldest batch, waiting for one."""
+        batch = await self._queue.get()
+        self._taken()
+        return batch
+
+    def get_nowait(self) -> list[TagRead]:
+        """Take the oldest batch; :class:`asyncio.QueueEmpty` if there is none."""
+        batch = self._queue.get_nowait()
+        self._taken()
+        return batch
+
+    def put_nowait(self, batch: list[TagRead]) -> None:
+        """Add a batch; :class:`asyncio.QueueFull` if there is no room."""
+        self._queue.put_nowait(batch)
+
+    def task_done(self) -> None:
+        """The consumer finished a batch it took (see :meth:`join`)."""
+        self._queue.task_done()
+
+    async def join(self) -> None:
+        """Wait until every batch added was taken and finished."""
+        await self._queue.join()
+
+    def empty(self) -> bool:
+        """Whether no batch is held."""
+        return self._queue.empty()
+
+    def qsize(self) -> int:
+        """Batches held."""
+        return self._queue.qsize()
+
+    def _taken(self) -> None:
+        if self._on_take is not None:
+            self._on_take()
+
+
 class Reader(Device[list[TagRead]]):
     """A tag reader the gateway can run inventories on.
 
@@ -403,21 +492,45 @@ class Reader(Device[list[TagRead]]):
     :meth:`start_inventory` / :meth:`stop_inventory` bracket one scan window; :meth:`stop`
     closes the link. Reads arrive as batches on :attr:`queue`.
 
+    Two ways to meet a consumer that falls behind (``block_timeout``):
+
+    * drop (0): the thread never waits; batches that do not fit the hand-over or the queue
+      are dropped and counted in ``health().dropped``.
+    * block (> 0): at most ``queue_size`` batches are on their way or in the queue, all told;
+      a thread that finds no room waits until the consumer takes a batch (at most
+      ``block_timeout`` seconds, then drops and counts), so the backlog stays where the
+      thread reads from (a TCP socket: the reader's own buffers).
+
     Args:
         name: The reader's name.
         backoff: Reconnect delays.
         watch_period: How often the link is checked while up.
         queue_size: Batches kept for the consumer (and most waiting on the thread side).
+        block_timeout: Longest the reader's thread waits for room (seconds); 0 drops at once.
     """
 
-    queue: asyncio.Queue[list[TagRead]]
-    """Batches of reads, in arrival order. Bounded: a full queue drops and counts."""
+    queue: ReadQueue
+    """Batches of reads, in arrival order. Bounded: see the two ways above."""
 
     def __init__(
-        self, name: str, backoff: Backoff, *, watch_period: float, queue_size: int
+        self,
+        name: str,
+        backoff: Backoff,
+        *,
+        watch_period: float,
+        queue_size: int,
+        block_timeout: float = 0.0,
     ) -> None:
-        super().__init__(name, backoff, watch_period=watch_period, queue_size=queue_size, weigh=len)
-        self.queue = asyncio.Queue(maxsize=queue_size)
+        super().__init__(
+            name,
+            backoff,
+            watch_period=watch_period,
+            queue_size=queue_size,
+            weigh=len,
+            block_timeout=block_timeout,
+            room_on="release" if block_timeout > 0 else "drain",
+        )
+        self.queue = ReadQueue(queue_size, on_take=self._give_back)
 
     @abstractmethod
     async def start_inventory(self) -> None:
@@ -429,16 +542,18 @@ class Reader(Device[list[TagRead]]):
 
     def _deliver(self, items: list[list[TagRead]]) -> None:
         self._health.last_message_at = time.time()
-        for batch in items:
-            self._accept(batch)
+        refused = sum(not self._accept(batch) for batch in items)
+        if refused:  # never reach the consumer: their room is free again
+            self._give_back(refused)
         self._notify()
 
-    def _accept(self, batch: list[TagRead]) -> None:
-        """One batch from the reader's thread (a driver may filter first)."""
+    def _accept(self, batch: list[TagRead]) -> bool:
+        """One batch from the reader's thread (a driver may filter first); whether queued."""
         try:
             self.queue.put_nowait(batch)
         except asyncio.QueueFull:
             self._dropped += len(batch)
             log.warning("%s: read queue full, dropped %d reads", self.name, len(batch))
-            return
+            return False
         self._health.reads += len(batch)
+        return True

@@ -48,6 +48,7 @@ class LlrpReaderConfig(StrictModel):
     connect_timeout_seconds: float = Field(default=5.0, gt=0.0, le=120.0)
     report_every_n_tags: int = Field(default=200, ge=1, le=65535)
     queue_size: int = Field(default=1000, ge=1)
+    overflow: Literal["block", "drop"] = "block"
 
 
 class SerialReaderConfig(StrictModel):

@@ -23,6 +23,7 @@ def llrp_settings(reader: LlrpReaderConfig) -> LlrpSettings:
         connect_timeout_seconds=reader.connect_timeout_seconds,
         report_every_n_tags=reader.report_every_n_tags,
         queue_size=reader.queue_size,
+        overflow=reader.overflow,
     )
 
 

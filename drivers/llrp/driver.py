@@ -6,7 +6,13 @@ and decodes RO_ACCESS_REPORTs with the project's codec (:mod:`drivers.llrp.reads
 several times faster than sllurp's decoder; every other message goes to sllurp. This module
 is the only place that imports sllurp. Threads meet asyncio at one seam, the device's
 bridge (:class:`~drivers.base.Device`): reads are handed over in batches (one per
-RO_ACCESS_REPORT) into a bounded queue whose drops are counted.
+RO_ACCESS_REPORT) into a bounded queue. When the queue is full, sllurp's socket thread
+waits for room (``overflow="block"``, the default): it stops reading the socket, TCP's
+window closes and the reader keeps the backlog in its own buffers (late, never lost), as a
+reader does for a client that reads slowly. The wait is bounded (:func:`block_timeout`);
+after it, and with ``overflow="drop"``, what does not fit is dropped and counted. While the
+thread is held back, replies wait behind the backlog too, so the stop's deadline waits with
+them (:meth:`LlrpReader._await_stop`).
 
 sllurp's defaults are fixed here: antenna ID, peak RSSI, first/last-seen timestamps and the
 seen count are enabled in every tag report; reconnecting is ours (sllurp's is off); and a
@@ -21,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
@@ -66,7 +72,23 @@ class LlrpSettings:
     connect_timeout_seconds: float = 5.0
     report_every_n_tags: int = 200
     queue_size: int = 1000
+    overflow: Literal["block", "drop"] = "block"
     backoff: Backoff = field(default_factory=Backoff)
+
+
+def block_timeout(settings: LlrpSettings) -> float:
+    """How long sllurp's socket thread waits for room in a full read queue: half a keepalive.
+
+    A thread that waits reads nothing, so the wait must end well before anything takes the
+    silence for a dead link: the driver's own watchdog (1.5 keepalive periods without a
+    byte) and a reader that monitors the link (it closes the connection after keepalives go
+    unanswered; the acknowledgement is sent by this thread). Half a period leaves both a
+    full period of margin, and is still long next to the momentary stalls of a loop that
+    keeps up (5 s with the default keepalive). A wait that runs out means the loop or the
+    scan's consumer is stuck: the reads are dropped and counted, the scan's locations go
+    out incomplete, and the thread does not wait again until the queue has room.
+    """
+    return settings.keepalive_seconds / 2 if settings.overflow == "block" else 0.0
 
 
 @dataclass(slots=True)
@@ -196,6 +218,7 @@ class LlrpReader(Reader):
             settings.backoff,
             watch_period=settings.keepalive_seconds / 4,
             queue_size=settings.queue_size,
+            block_timeout=block_timeout(settings),
         )
         self.settings = settings
         self._client: _Client | None = None
@@ -222,7 +245,7 @@ class LlrpReader(Reader):
         done = self._expect("stopped")
         with client.lock:
             client.llrp.stopPolitely(onCompletion=self._callback("stopped"))
-        if not await self._await(done):
+        if not await self._await_stop(done):
             raise ReaderError(f"{self.name}: reader did not confirm the stop")
 
     # -- the link ---------------------------------------------------------------------------
@@ -367,6 +390,23 @@ class LlrpReader(Reader):
         future = self._waiters.get(name)
         if future is not None and not future.done():
             future.set_result(ok)
+
+    async def _await_stop(self, done: asyncio.Future[bool]) -> bool:
+        """Wait for the stop's confirmation; whether the reader confirmed it.
+
+        The deadline (``connect_timeout_seconds``) starts again as long as our own read
+        queue holds sllurp's thread back: the confirmation then waits behind reports we have
+        not taken yet (late, not lost), not on the reader. A thread no longer held back (the
+        backlog drained, or its wait ran out and it drops) gets one more deadline.
+        """
+        seen = self._backpressure()
+        while not await self._await(done):
+            now = self._backpressure()
+            held_back = now[1] > 0 or now[0] != seen[0]
+            if done.done() or self._link_lost.is_set() or not held_back:
+                return False
+            seen = now
+        return True
 
     async def _await(
         self,

@@ -5,6 +5,10 @@ pyserial reads block, so each connection has one reader thread
 event loop at one seam, the device's bridge (:class:`~drivers.base.Device`): tag notices as
 :class:`TagRead` batches, responses in the order they arrived. The loop owns all state;
 commands are written from the loop (one at a time) and matched to responses by command code.
+A full read queue drops and counts; unlike the LLRP driver's socket thread, the reader
+thread never waits for room: a UART without flow control cannot make the module hold back,
+so a waiting thread would only move the loss into the kernel's buffers (bytes lost
+uncounted, as broken frames) and leave the watchdog's probe unanswered.
 
 A scan is a multi-poll (command 0x27) kept running until :meth:`SerialReader.stop_inventory`
 sends stop (0x28) and receives its acknowledgement; every read the module reported before
@@ -384,11 +388,11 @@ class SerialReader(Reader):
         if waiter is not None and not waiter.done():
             waiter.set_result(frame)
 
-    def _accept(self, batch: list[TagRead]) -> None:
+    def _accept(self, batch: list[TagRead]) -> bool:
         if not self._polling:
             self._counts["stray_reads"] += len(batch)
-            return
-        super()._accept(batch)
+            return False
+        return super()._accept(batch)
 
 
 def _response_code(frame: Frame) -> int | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgecount.yamlcfg import ConfigError
-from gateway.config import load_gateway_config
+from gateway.config import LlrpReaderConfig, load_gateway_config
+from gateway.readers import llrp_settings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "gateway.example.yaml"
@@ -61,6 +62,19 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
         tmp_path, VALID.replace("    host: 10.0.0.5\n", "    host: 10.0.0.5\n    tx_powr: 30\n")
     )
     assert issues_of(path) == [f"{path}:11: readers[0].tx_powr: unknown key (not allowed here)"]
+
+
+def test_llrp_overflow_defaults_to_block_and_reaches_the_driver(tmp_path: Path) -> None:
+    def overflow_of(text: str) -> str:
+        reader = load_gateway_config(write(tmp_path, text)).reader("dock-a")
+        assert isinstance(reader, LlrpReaderConfig)
+        return llrp_settings(reader).overflow
+
+    assert overflow_of(VALID) == "block"
+    with_key = VALID.replace("    host: 10.0.0.5\n", "    host: 10.0.0.5\n    overflow: drop\n")
+    assert overflow_of(with_key) == "drop"
+    path = write(tmp_path, with_key.replace("overflow: drop", "overflow: wait"))
+    assert issues_of(path) == [f"{path}:11: readers[0].overflow: Input should be 'block' or 'drop'"]
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:

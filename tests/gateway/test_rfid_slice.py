@@ -175,7 +175,10 @@ async def test_full_read_queue_drops_and_counts(
     async with LLRPSimulator(shelf_scene(tags_per_location=50)) as sim:
         config = gateway_config(unique_site, broker, sim.port, tmp_path)
         settings = dataclasses.replace(
-            llrp_settings(llrp_reader(config)), queue_size=1, report_every_n_tags=10
+            llrp_settings(llrp_reader(config)),
+            queue_size=1,
+            report_every_n_tags=10,
+            overflow="drop",  # the waiting kind: tests/drivers/llrp/test_llrp_backpressure.py
         )
         reader = LlrpReader(settings)
         await reader.start()

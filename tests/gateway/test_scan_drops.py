@@ -8,10 +8,9 @@ location short. The scan notices the drops of its window and publishes the locat
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-from drivers.base import DeviceHealth, Reader, TagRead
+from drivers.base import DeviceHealth, Reader, ReadQueue, TagRead
 from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.publisher import MemoryPublisher
@@ -25,7 +24,7 @@ class QueueReader(Reader):
 
     def __init__(self, drop: int) -> None:
         self.name = "aisle-a"
-        self.queue: asyncio.Queue[list[TagRead]] = asyncio.Queue(maxsize=1)
+        self.queue = ReadQueue(maxsize=1)
         self._health = DeviceHealth(self.name)
         self._drop = drop
 

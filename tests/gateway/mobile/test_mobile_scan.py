@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from drivers.base import DeviceHealth, Reader, TagRead
+from drivers.base import DeviceHealth, Reader, ReadQueue
 from edgecount import contract
 from edgecount.yamlcfg import ConfigError
 from gateway.config import GatewayConfig, load_gateway_config
@@ -39,7 +39,7 @@ class ReplayReader(Reader):
 
     def __init__(self, run: Run, publisher: MemoryPublisher, *, fail_at_end: bool = False):
         self.name = "cart"
-        self.queue: asyncio.Queue[list[TagRead]] = asyncio.Queue()
+        self.queue = ReadQueue()
         self.run = run
         self.publisher = publisher
         self.fail_at_end = fail_at_end
