@@ -236,7 +236,11 @@ class MqttConnection:
     :class:`~edgecount.bridge.LoopBridge`, the seam where that thread hands work to the event
     loop, so :class:`ConnectionEvents` are only ever called on the loop, in the order paho
     reported them. Incoming messages wait in the bridge; more than ``max_backlog`` of them
-    are dropped and counted (:attr:`dropped`).
+    are dropped and counted (:attr:`dropped`) — except with manual acknowledgement, where
+    every message matters and the broker would not send a dropped one again before the next
+    connection: there a full bridge holds paho's thread back (TCP keeps the backlog in the
+    broker) for at most half a keepalive, so the thread still answers the broker in time,
+    and drops only after that (a wedged loop).
 
     Args:
         settings: Connection settings.
@@ -275,7 +279,11 @@ class MqttConnection:
         self._max_backlog = max_backlog
         self._on_delivery = on_delivery
         self._bridge: LoopBridge[Delivery] = LoopBridge(
-            loop, self._deliver, maxsize=max_backlog, name=f"mqtt {client_id}"
+            loop,
+            self._deliver,
+            maxsize=max_backlog,
+            name=f"mqtt {client_id}",
+            block_timeout=settings.keepalive / 2 if on_delivery is not None else 0.0,
         )
         self._filters: dict[int, str] = {}
         self.client.on_connect = self._on_connect
@@ -286,11 +294,17 @@ class MqttConnection:
 
     @property
     def dropped(self) -> int:
-        """Incoming messages dropped because ``max_backlog`` of them waited for the loop.
+        """Incoming messages dropped because ``max_backlog`` of them waited for the loop
+        (with manual acknowledgement: for longer than half a keepalive).
 
         None was acknowledged: a persistent session gets them again.
         """
         return self._bridge.dropped
+
+    @property
+    def waits(self) -> int:
+        """Times paho's thread waited for room (manual acknowledgement: back-pressure)."""
+        return self._bridge.waits
 
     # paho callbacks: network thread -----------------------------------------------------
 
