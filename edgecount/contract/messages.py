@@ -31,6 +31,7 @@ from typing import (
     Any,
     ClassVar,
     Final,
+    TypeVar,
 )
 
 from edgecount.contract.common import (
@@ -42,6 +43,7 @@ from edgecount.contract.common import (
     POSE,
     SCAN,
     SCAN_REQUEST,
+    SEQUENCE_FIELDS,
     STATUS,
     msg_id,
 )
@@ -213,12 +215,7 @@ class CountDraft(Record):
         self, seq: int, *, historical: bool = False, epoch: str | None = None
     ) -> CountMessage:
         """The message with ``seq``, ``msg_id`` (see :func:`msg_id`) and ``historical``."""
-        return CountMessage(
-            **_draft_fields(self, CountDraft),
-            seq=seq,
-            msg_id=msg_id(self.gateway, seq, epoch),
-            historical=historical,
-        )
+        return _sequenced(self, CountMessage, seq, historical, epoch)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,12 +272,7 @@ class ScanDraft(Record):
         self, seq: int, *, historical: bool = False, epoch: str | None = None
     ) -> ScanMessage:
         """The message with ``seq``, ``msg_id`` (see :func:`msg_id`) and ``historical``."""
-        return ScanMessage(
-            **_draft_fields(self, ScanDraft),
-            seq=seq,
-            msg_id=msg_id(self.gateway, seq, epoch),
-            historical=historical,
-        )
+        return _sequenced(self, ScanMessage, seq, historical, epoch)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,8 +284,19 @@ class ScanMessage(ScanDraft):
     historical: bool
 
 
-def _draft_fields(draft: Record, cls: type[Record]) -> dict[str, Any]:
-    return {spec.name: getattr(draft, spec.name) for spec in field_specs(cls)}
+_S = TypeVar("_S", CountMessage, ScanMessage)
+
+
+def _sequenced(
+    draft: CountDraft | ScanDraft, cls: type[_S], seq: int, historical: bool, epoch: str | None
+) -> _S:
+    """``cls`` made of the draft's fields and the three the outbox adds."""
+    fields = {
+        spec.name: getattr(draft, spec.name)
+        for spec in field_specs(cls)
+        if spec.name not in SEQUENCE_FIELDS
+    }
+    return cls(**fields, seq=seq, msg_id=msg_id(draft.gateway, seq, epoch), historical=historical)
 
 
 # --- gateway status, scan request, pose -------------------------------------------------------
