@@ -201,7 +201,7 @@ async def run_readers(n: int, duration: float, work: Path) -> dict[str, float]:
         config = GatewayConfig.model_validate(
             {
                 "site": site,
-                "gateway_id": "bench",
+                "gateway_id": f"bench-{uuid.uuid4().hex[:8]}",
                 "state_dir": str(work / f"state-{n}"),
                 "readers": [
                     {
