@@ -64,6 +64,7 @@ DEFAULT_MAX_ROWS = 100_000
 EPOCH_BYTES = 6  # the epoch is 12 hex digits: 48 random bits
 _LOW_WATER = 0.9  # the full alarm clears below this fraction of max_rows
 _ACK_CHUNK = 500  # stays under SQLite's bound-parameter limit
+_Row = tuple[int, str, bytes, int, int, float]  # seq, topic, payload, qos, retain, created_at
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -296,36 +297,34 @@ class Outbox:
         Raises:
             OutboxError: The outbox is closed or the database failed; nothing was stored.
         """
-        for put in puts:
-            if put.qos not in (0, 1, 2):
-                raise ValueError(f"qos must be 0, 1 or 2, got {put.qos}")
+        for item in puts:
+            if item.qos not in (0, 1, 2):
+                raise ValueError(f"qos must be 0, 1 or 2, got {item.qos}")
         if not puts:
             return []
         with self._lock:
             db = self._conn()
             outcomes: list[Enqueued | Rejected] = []
-            rows: list[tuple[int, str, bytes, int, int, float]] = []
+            rows: list[_Row] = []
             now = time.time()
-            for put in puts:
+            for item in puts:
                 if self._depth + len(rows) >= self.max_rows:
-                    outcomes.append(self._reject_full(put.topic))
+                    outcomes.append(self._reject_full(item.topic))
                     continue
                 seq = self._last_seq + len(rows) + 1
-                final = None if put.message is None else sequenced(put.message, seq, self.epoch)
+                final = None if item.message is None else sequenced(item.message, seq, self.epoch)
                 try:
-                    data = self._encode(put.topic, final, put.retain)
+                    data = self._encode(item.topic, final, item.retain)
                 except contract.ContractError as exc:
                     outcomes.append(exc)
                     continue
-                rows.append((seq, put.topic, data, put.qos, int(put.retain), now))
+                rows.append((seq, item.topic, data, item.qos, int(item.retain), now))
                 outcomes.append(Enqueued(seq, final))
             if rows:
                 self._store(db, rows)
             return outcomes
 
-    def _store(
-        self, db: sqlite3.Connection, rows: list[tuple[int, str, bytes, int, int, float]]
-    ) -> None:
+    def _store(self, db: sqlite3.Connection, rows: list[_Row]) -> None:
         """Commit ``rows`` (contiguous seqs after the last one) and the counter: one transaction."""
         last = rows[-1][0]
         try:
