@@ -206,7 +206,7 @@ async def run_readers(
         config = GatewayConfig.model_validate(
             {
                 "site": site,
-                "gateway_id": "bench",
+                "gateway_id": f"bench-{uuid.uuid4().hex[:8]}",
                 "state_dir": str(work / f"state-{n}"),
                 "readers": [
                     {

@@ -37,8 +37,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgecount import __version__, contract
 from edgecount.mqtt import Backoff, MqttConnection, MqttSettings, MqttSettingsError
 from edgecount.supervisor import RESTART, Supervisor, TaskFailed
-from gateway.outbox import Outbox, OutboxError, Outgoing
-from gateway.publisher import MessageCallback, Publisher, PublisherHealth, _matches
+from gateway.outbox import Outbox, OutboxError, Outgoing, Put
+from gateway.publisher import (
+    Batch,
+    MessageCallback,
+    Publisher,
+    PublisherHealth,
+    _matches,
+    accepted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +178,19 @@ class MqttPublisher(Publisher):
         self._wake.set()
         assert enqueued.message is not None  # only a retained clear is stored empty
         return enqueued.message
+
+    async def publish_many(self, messages: Batch, *, retain: bool) -> list[contract.Message]:
+        """Store the batch in the outbox in one transaction and return what went in.
+
+        See :meth:`Publisher.publish_many`: a rejected message is raised once the batch's
+        others are committed.
+        """
+        if not messages:
+            return []
+        puts = [Put(topic, message, retain) for topic, message in messages]
+        outcomes = await self._db(self.outbox.put_many, puts)
+        self._wake.set()
+        return accepted(outcomes)
 
     async def clear_retained(self, topic: str) -> None:
         """Store an empty retained message for ``topic`` in the outbox."""

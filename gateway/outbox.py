@@ -6,6 +6,13 @@ A message enters with :meth:`Outbox.put` as its typed class (:mod:`edgecount.con
 validates and encodes it, and commits the bytes before returning. It leaves only with
 :meth:`Outbox.ack`, which the publisher calls once the broker acknowledged it (PUBACK).
 
+:meth:`Outbox.put_many` does the same for a batch (a scan's counts at the window's close) in
+one transaction, so one fsync: the batch's stored messages are all in the file or, after a
+crash before the commit, none is. Each message is judged on its own: one that breaks the
+contract, or finds the outbox full, is rejected (counted, logged) and takes no sequence
+number, and the batch's other messages are stored; the caller learns per message what
+became of it. Sequence numbers within a batch are contiguous and in batch order.
+
 Sequence numbers come from a persisted counter, so they are never reused: not after rows are
 deleted, not after a restart. A gap in a gateway's sequence therefore means a message was
 lost downstream, never that the gateway reused a number. The counter lives in the file, so a
@@ -30,8 +37,9 @@ The outbox is bounded (``max_rows``). When full, :meth:`Outbox.put` raises
 alarm until the depth falls below 90 % of the bound. The policy is deliberate: refusing the
 new message keeps every message already accepted (the gateway promised to deliver those),
 where dropping the oldest would lose counts silently; the scan that hits the bound fails
-loudly instead. Durability (why ``synchronous = FULL``), the policy and the fault tests are
-described in ``docs/outbox.md``.
+loudly instead. A batch meets the bound like a run of puts would: its messages are stored in
+order until the outbox is full, and the rest are rejected, each counted. Durability (why
+``synchronous = FULL``), the policy and the fault tests are described in ``docs/outbox.md``.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +64,7 @@ DEFAULT_MAX_ROWS = 100_000
 EPOCH_BYTES = 6  # the epoch is 12 hex digits: 48 random bits
 _LOW_WATER = 0.9  # the full alarm clears below this fraction of max_rows
 _ACK_CHUNK = 500  # stays under SQLite's bound-parameter limit
+_Row = tuple[int, str, bytes, int, int, float]  # seq, topic, payload, qos, retain, created_at
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,6 +106,19 @@ class Enqueued(NamedTuple):
 
     seq: int
     message: contract.Message | None
+
+
+class Put(NamedTuple):
+    """One message of a batch for :meth:`Outbox.put_many`: the arguments of :meth:`Outbox.put`."""
+
+    topic: str
+    message: Outgoing | None
+    retain: bool
+    qos: int = 1
+
+
+Rejected = OutboxFullError | contract.ContractError
+"""Why a message of a batch was not stored: the error :meth:`Outbox.put` would have raised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +220,8 @@ class Outbox:
         # synchronous = FULL: in WAL mode every COMMIT fsyncs the WAL before put() returns.
         # NORMAL would survive kill -9 (the WAL is in the OS page cache) but not a power
         # loss: commits since the last checkpoint could roll back, silently losing counts the
-        # pipeline believes are safe. The cost is one fsync per put and one per ack batch
-        # (milliseconds on SSD/eMMC), small next to a scan's message rate.
+        # pipeline believes are safe. The cost is one fsync per put (or batch of puts) and one
+        # per ack batch (milliseconds on SSD/eMMC), small next to a scan's message rate.
         db.execute("PRAGMA synchronous = FULL")
         db.executescript(_DDL)
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -250,31 +272,74 @@ class Outbox:
             contract.ContractError: The payload or topic breaks the contract.
             OutboxError: The outbox is closed or the database failed.
         """
-        if qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        (outcome,) = self.put_many([Put(topic, message, retain, qos)])
+        if not isinstance(outcome, Enqueued):
+            raise outcome
+        return outcome
+
+    def put_many(self, puts: Sequence[Put]) -> list[Enqueued | Rejected]:
+        """Store a batch of messages in one transaction (one fsync); say what became of each.
+
+        Each message is sequenced, validated and encoded as by :meth:`put`. One that breaks
+        the contract, or finds the outbox full, is rejected alone: counted, logged, given no
+        sequence number, not stored. The others are committed together before this returns,
+        with contiguous sequence numbers in batch order; a crash before the commit leaves
+        none of them in the file.
+
+        Args:
+            puts: The messages, in the order they are to be sent.
+
+        Returns:
+            One entry per message, in order: what was stored (:class:`Enqueued`), or the
+            error :meth:`put` would have raised for it (:class:`OutboxFullError`,
+            ``contract.ContractError``).
+
+        Raises:
+            OutboxError: The outbox is closed or the database failed; nothing was stored.
+        """
+        for item in puts:
+            if item.qos not in (0, 1, 2):
+                raise ValueError(f"qos must be 0, 1 or 2, got {item.qos}")
+        if not puts:
+            return []
         with self._lock:
             db = self._conn()
-            if self._depth >= self.max_rows:
-                self._reject_full(topic)
-            seq = self._last_seq + 1
-            final = None if message is None else sequenced(message, seq, self.epoch)
-            data = self._encode(topic, final, retain)
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
-                db.execute(
-                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?)",
-                    (seq, topic, data, qos, int(retain), time.time()),
-                )
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(db)
-                raise OutboxError(f"outbox {self.path}: cannot store message: {exc}") from exc
-            self._last_seq = seq
-            self._depth += 1
-            return Enqueued(seq, final)
+            outcomes: list[Enqueued | Rejected] = []
+            rows: list[_Row] = []
+            now = time.time()
+            for item in puts:
+                if self._depth + len(rows) >= self.max_rows:
+                    outcomes.append(self._reject_full(item.topic))
+                    continue
+                seq = self._last_seq + len(rows) + 1
+                final = None if item.message is None else sequenced(item.message, seq, self.epoch)
+                try:
+                    data = self._encode(item.topic, final, item.retain)
+                except contract.ContractError as exc:
+                    outcomes.append(exc)
+                    continue
+                rows.append((seq, item.topic, data, item.qos, int(item.retain), now))
+                outcomes.append(Enqueued(seq, final))
+            if rows:
+                self._store(db, rows)
+            return outcomes
 
-    def _reject_full(self, topic: str) -> None:
+    def _store(self, db: sqlite3.Connection, rows: list[_Row]) -> None:
+        """Commit ``rows`` (contiguous seqs after the last one) and the counter: one transaction."""
+        last = rows[-1][0]
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(last),))
+            db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(db)
+            raise OutboxError(f"outbox {self.path}: cannot store message: {exc}") from exc
+        self._last_seq = last
+        self._depth += len(rows)
+
+    def _reject_full(self, topic: str) -> OutboxFullError:
+        """Count a message rejected for lack of room, raise the alarm; the error to report."""
         self._rejected_full += 1
         if not self._full:
             log.error(
@@ -284,7 +349,7 @@ class Outbox:
                 self.max_rows,
             )
         self._full = True
-        raise OutboxFullError(
+        return OutboxFullError(
             f"outbox full ({self.max_rows} messages waiting); {topic} not stored "
             f"({self._rejected_full} rejected so far)"
         )

@@ -4,30 +4,39 @@
   ``seq`` / ``msg_id`` and validates exactly like the real one.
 * :class:`gateway.mqtt_publisher.MqttPublisher` is the durable MQTT one: outbox first,
   then the broker, in order, QoS 1.
+
+Both take a message alone (:meth:`Publisher.publish`) or a batch
+(:meth:`Publisher.publish_many`: one outbox transaction, so one fsync, for all of a scan's
+counts). In a batch each message is judged on its own: one that is rejected does not keep
+the others from being stored, and the first rejection is raised once they are.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from paho.mqtt.client import topic_matches_sub
 
 from edgecount import contract
-from gateway.outbox import OutboxFullError, Outgoing, sequenced
+from gateway.outbox import Enqueued, OutboxFullError, Outgoing, Rejected, sequenced
 
 log = logging.getLogger(__name__)
 
 MessageCallback = Callable[[str, bytes], None]
 """Called on the event loop with (topic, payload bytes) for each incoming message."""
 
+Batch = Sequence[tuple[str, Outgoing]]
+"""Messages to publish together, each with its topic, in the order they are to go out."""
+
 
 M = TypeVar("M", bound=contract.Record)
 
 __all__ = [
+    "Batch",
     "MemoryPublisher",
     "MessageCallback",
     "OutboxFullError",
@@ -35,6 +44,7 @@ __all__ = [
     "Publisher",
     "PublisherHealth",
     "Sent",
+    "accepted",
 ]
 
 
@@ -104,6 +114,17 @@ class Publisher(ABC):
         """
 
     @abstractmethod
+    async def publish_many(self, messages: Batch, *, retain: bool) -> list[contract.Message]:
+        """Enqueue a batch durably, together; return its messages as they go out.
+
+        The messages are stored in one go (one outbox transaction) and delivered in batch
+        order. Each is judged on its own: one that breaks the contract or finds no room is
+        rejected and the others are stored all the same; then the first rejection is raised
+        (``contract.ContractError`` or :class:`OutboxFullError`, as :meth:`publish` would
+        raise it), with a note saying how many of the batch were stored.
+        """
+
+    @abstractmethod
     async def clear_retained(self, topic: str) -> None:
         """Enqueue an empty retained message that clears ``topic``."""
 
@@ -122,6 +143,26 @@ class Publisher(ABC):
     @abstractmethod
     def health(self) -> PublisherHealth:
         """Current health figures (cheap, never blocks)."""
+
+
+def accepted(outcomes: Sequence[Enqueued | Rejected]) -> list[contract.Message]:
+    """The messages a batch stored, in order; raises the batch's first rejection, if any.
+
+    For :meth:`Publisher.publish_many`: the rejection is raised after the batch's other
+    messages were stored, with a note saying how many were.
+    """
+    stored = [outcome.message for outcome in outcomes if isinstance(outcome, Enqueued)]
+    rejected = [outcome for outcome in outcomes if not isinstance(outcome, Enqueued)]
+    if rejected:
+        first = rejected[0]
+        first.add_note(
+            f"{len(stored)} of the batch's {len(outcomes)} messages were stored, "
+            f"{len(rejected)} rejected"
+        )
+        raise first
+    messages = [message for message in stored if message is not None]
+    assert len(messages) == len(stored)  # only a retained clear is stored empty
+    return messages
 
 
 def _matches(topic_filter: str, topic: str) -> bool:
@@ -189,16 +230,33 @@ class MemoryPublisher(Publisher):
         if self.fail_with is not None:
             self._health.rejected += 1
             raise self.fail_with
+        outcome = self._put(topic, message, retain)
+        if not isinstance(outcome, Enqueued):
+            raise outcome
+        assert outcome.message is not None
+        return outcome.message
+
+    async def publish_many(self, messages: Batch, *, retain: bool) -> list[contract.Message]:
+        """Sequence, validate and record each message of the batch (see :class:`Publisher`).
+
+        With ``fail_with`` set, the whole batch is rejected: nothing is recorded.
+        """
+        if self.fail_with is not None:
+            self._health.rejected += len(messages)
+            raise self.fail_with
+        return accepted([self._put(topic, message, retain) for topic, message in messages])
+
+    def _put(self, topic: str, message: Outgoing, retain: bool) -> Enqueued | Rejected:
         final = sequenced(message, self._seq + 1)
         if self.validate:
             try:
                 contract.encode_message(final, topic=topic)
-            except contract.ContractError:
+            except contract.ContractError as exc:
                 self._health.rejected += 1
-                raise
+                return exc
         self._seq += 1
         self._record(topic, final, retain, self._seq)
-        return final
+        return Enqueued(self._seq, final)
 
     async def clear_retained(self, topic: str) -> None:
         """Record an empty retained message."""

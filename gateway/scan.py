@@ -243,10 +243,7 @@ class ZoneScan:
                 self.progress(1.0 - max(left - WINDOW_TICK, 0.0) / seconds, self.tally.reads)
             if any(reader.failures != failures[name] for name, reader in self.readers.items()):
                 continue
-            passed = self.tally.passed()
-            observed = datetime.now(UTC)
-            for count in passed:
-                await self.sink.publish_count(count, observed)
+            await self.sink.publish_counts(self.tally.passed(), datetime.now(UTC))
 
     async def _consume(self, reader: Reader, outcome: ReaderOutcome) -> None:
         queue = reader.queue

@@ -4,11 +4,17 @@ A :class:`CountSink` publishes, for one zone, the ``edgecount.count/1`` of each 
 (retained, at most once per scan: a mobile zone publishes bays as the reader passes them and
 the rest when the window ends) and the ``edgecount.scan/1`` messages that say a scan started
 and how it ended.
+
+Counts that are ready together (a window's close, a tick of a mobile scan) go out as one
+batch (:meth:`~gateway.publisher.Publisher.publish_many`: one outbox transaction, one fsync,
+rather than one per count). The message that says how a scan ended is stored after them, on
+its own: only once every count of the scan was stored (a rejected count raises first, the
+scan fails, and nothing says it ended whole).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from edgecount import contract
@@ -45,9 +51,38 @@ class CountSink:
 
     async def publish_count(self, count: LocationCount, observed: datetime) -> None:
         """Publish one location's count, unless this scan has published it already."""
-        if count.location in self.published:
+        await self.publish_counts([count], observed)
+
+    async def publish_counts(self, counts: Iterable[LocationCount], observed: datetime) -> None:
+        """Publish, as one batch, the counts of locations this scan has not published yet.
+
+        Args:
+            counts: Location counts, in the order they are to go out (a location given
+                twice goes out once, the first time).
+            observed: When they were observed.
+
+        Raises:
+            contract.ContractError: A count broke the contract (the others were stored).
+            OutboxFullError: No room for some of them (those before were stored).
+        """
+        fresh: dict[str, LocationCount] = {}
+        for count in counts:
+            if count.location not in self.published:
+                fresh.setdefault(count.location, count)
+        if not fresh:
             return
-        draft = contract.count_draft(
+        batch = [
+            (
+                contract.count_topic(self.config.site, self.zone, location),
+                self._draft(count, observed),
+            )
+            for location, count in fresh.items()
+        ]
+        await self.publisher.publish_many(batch, retain=True)
+        self.published.update(fresh)
+
+    def _draft(self, count: LocationCount, observed: datetime) -> contract.CountDraft:
+        return contract.count_draft(
             gateway=self.config.gateway_id,
             site=self.config.site,
             zone=self.zone,
@@ -59,9 +94,6 @@ class CountSink:
             items=count.count_items(),
             fusion=count.fusion,
         )
-        topic = contract.count_topic(self.config.site, self.zone, count.location)
-        await self.publisher.publish(topic, draft, retain=True)
-        self.published.add(count.location)
 
     async def publish_started(
         self, started: datetime, readers: Mapping[str, ReaderOutcome]
@@ -72,9 +104,8 @@ class CountSink:
         )
 
     async def publish_result(self, result: ScanResult) -> None:
-        """Publish every count not yet out, then how the scan ended; mark it published."""
-        for count in result.locations.values():
-            await self.publish_count(count, result.ended_at)
+        """Publish the counts not yet out (a batch), then how the scan ended; mark it published."""
+        await self.publish_counts(result.locations.values(), result.ended_at)
         incomplete = tuple(name for name, c in result.locations.items() if not c.complete)
         await self._publish_scan(
             contract.ScanState.COMPLETED if result.complete else contract.ScanState.INCOMPLETE,

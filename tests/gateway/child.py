@@ -3,6 +3,9 @@
 Usage:
     python child.py outbox DB GATEWAY SITE COUNT
         put COUNT counts into the outbox, printing each seq once put() returned.
+    python child.py batches DB GATEWAY SITE SIZE
+        put batches of SIZE counts into the outbox until killed, printing the first and last
+        seq of each batch once put_many() returned.
     python child.py gateway HOST PORT PROTOCOL SITE GATEWAY STATE_DIR
         run an MqttPublisher, print "up" once connected, then wait to be killed.
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 from edgecount import contract
 from edgecount.mqtt import MqttSettings
 from gateway.mqtt_publisher import MqttPublisher
-from gateway.outbox import Outbox
+from gateway.outbox import Enqueued, Outbox, Put
 
 
 def count_draft(gateway: str, site: str, n: int) -> contract.CountDraft:
@@ -39,6 +42,22 @@ def fill_outbox(db: str, gateway: str, site: str, count: int) -> None:
             print(enqueued.seq, flush=True)
 
 
+def fill_batches(db: str, gateway: str, site: str, size: int) -> None:
+    with Outbox(db, gateway_id=gateway) as outbox:
+        n = 0
+        while True:
+            batch = [
+                Put(contract.count_topic(site, "z", f"L{i}"), count_draft(gateway, site, i), True)
+                for i in range(n, n + size)
+            ]
+            n += size
+            outcomes = outbox.put_many(batch)
+            stored = [outcome for outcome in outcomes if isinstance(outcome, Enqueued)]
+            if len(stored) != size:
+                sys.exit(f"batch rejected: {outcomes}")
+            print(stored[0].seq, stored[-1].seq, flush=True)
+
+
 async def run_gateway(
     host: str, port: int, protocol: str, site: str, gateway: str, state: str
 ) -> None:
@@ -55,6 +74,8 @@ async def run_gateway(
 def main(argv: list[str]) -> None:
     if argv[0] == "outbox":
         fill_outbox(argv[1], argv[2], argv[3], int(argv[4]))
+    elif argv[0] == "batches":
+        fill_batches(argv[1], argv[2], argv[3], int(argv[4]))
     elif argv[0] == "gateway":
         asyncio.run(run_gateway(argv[1], int(argv[2]), argv[3], argv[4], argv[5], argv[6]))
     else:

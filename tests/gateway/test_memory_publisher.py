@@ -87,3 +87,29 @@ def test_backoff_grows_with_jitter_caps_and_resets() -> None:
     assert len(set(delays)) == len(delays), "jitter: no two delays alike"
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+async def test_memory_publisher_batch_keeps_the_good_messages_and_raises_the_bad_one() -> None:
+    publisher = MemoryPublisher(site=SITE, gateway_id=GW)
+    batch = [
+        (contract.count_topic(SITE, "z", "L1"), draft("L1")),
+        (contract.count_topic(SITE, "z", "L9"), draft("L2")),  # the topic says another location
+        (contract.count_topic(SITE, "z", "L3"), draft("L3")),
+    ]
+    with pytest.raises(contract.ContractError, match="location is 'L2'") as raised:
+        await publisher.publish_many(batch, retain=True)
+    assert "2 of the batch's 3 messages were stored, 1 rejected" in raised.value.__notes__
+    sent = publisher.published(contract.CountMessage)
+    assert [(m.location, m.seq) for m in sent] == [("L1", 1), ("L3", 2)]
+    assert publisher.health().rejected == 1
+    whole = await publisher.publish_many(batch[::2], retain=True)
+    assert [m.msg_id for m in whole if isinstance(m, contract.CountMessage)] == [
+        "gw-1:3",
+        "gw-1:4",
+    ]
+    assert await publisher.publish_many([], retain=True) == []
+    publisher.fail_with = OutboxFullError("full")
+    with pytest.raises(OutboxFullError):
+        await publisher.publish_many(batch, retain=True)
+    assert publisher.health().rejected == 4
+    assert len(publisher.published(contract.CountMessage)) == 4

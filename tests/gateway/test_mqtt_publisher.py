@@ -306,6 +306,31 @@ async def test_many_messages_arrive_in_order(
     assert [(m.payload or {}).get("seq") for m in found] == list(range(1, 201))
 
 
+async def test_a_batch_goes_out_in_order_without_its_rejected_message(
+    broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    recorder = mqtt_recorder(broker, contract.site_filter(site))
+    batch: list[tuple[str, contract.CountDraft]] = [
+        (contract.count_topic(site, "z", f"L{n}"), count(site, gateway, f"L{n}", n))
+        for n in range(30)
+    ]
+    batch[7] = (contract.count_topic(site, "z", "L7"), count(site, gateway, "elsewhere"))
+    async with running(tmp_path, settings(broker), site, gateway) as (publisher, outbox):
+        with pytest.raises(contract.ContractError, match="location is 'elsewhere'") as raised:
+            await publisher.publish_many(batch, retain=True)
+        assert "29 of the batch's 30 messages were stored, 1 rejected" in raised.value.__notes__
+        assert publisher.health().rejected == 1
+        assert outbox.last_seq == 29
+        assert await publisher.flush(5)
+    found = await recorder.await_for(29, f"{contract.site_root(site)}count/#")
+    payloads = [m.payload or {} for m in found]
+    assert [p["seq"] for p in payloads] == list(range(1, 30))
+    assert [p["location"] for p in payloads] == [f"L{n}" for n in range(30) if n != 7]
+    late = mqtt_recorder(broker, f"{contract.site_root(site)}count/#")
+    assert all(m.retain for m in await late.await_for(29)), "published retained"
+
+
 async def test_refused_connection_is_never_marked_connected(
     mosquitto_factory: MosquittoFactory, unique_site: str, tmp_path: Path
 ) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from edgecount import contract
 from gateway.config import GatewayConfig
 from gateway.counts import CameraOutcome, LocationCount, ReaderOutcome, ScanResult
-from gateway.publisher import MemoryPublisher
+from gateway.publisher import Batch, MemoryPublisher, Outgoing
 from gateway.sink import CountSink
 from gateway.vision.fusion import Figure, fuse
 
@@ -151,3 +153,64 @@ async def test_a_scan_is_the_same_bytes_as_from_the_dict_builder() -> None:
     assert contract.encode_message(last) == old_bytes(ended, 3)
     assert last.state is contract.ScanState.INCOMPLETE
     assert result.published
+
+
+class CallsPublisher(MemoryPublisher):
+    """Records how messages were handed over: ("one", schema) or ("many", count)."""
+
+    def __init__(self) -> None:
+        super().__init__(site=SITE, gateway_id=GW)
+        self.calls: list[tuple[str, object]] = []
+
+    async def publish(self, topic: str, message: Outgoing, *, retain: bool) -> contract.Message:
+        self.calls.append(("one", type(message).__name__))
+        return await super().publish(topic, message, retain=retain)
+
+    async def publish_many(self, messages: Batch, *, retain: bool) -> list[contract.Message]:
+        self.calls.append(("many", len(messages)))
+        return await super().publish_many(messages, retain=retain)
+
+
+def result_of(*locations: LocationCount) -> ScanResult:
+    return ScanResult(
+        scan_id="scan-1",
+        zone=ZONE,
+        started_at=STARTED,
+        ended_at=ENDED,
+        locations={count.location: count for count in locations},
+        readers={"r1": ReaderOutcome("r1"), "r2": ReaderOutcome("r2")},
+    )
+
+
+async def test_the_counts_left_at_the_end_go_out_as_one_batch_before_the_scan() -> None:
+    publisher = CallsPublisher()
+    made = CountSink(CONFIG, ZONE, publisher)
+    made.begin("scan-1", None)
+    await made.publish_counts([LocationCount("A-2", skus={GTIN: 1})] * 2, STARTED)
+    result = result_of(*(LocationCount(f"A-{n}", skus={GTIN: n}) for n in (1, 2, 3)))
+    await made.publish_result(result)
+    assert publisher.calls == [("many", 1), ("many", 2), ("one", "ScanDraft")]
+    sent = [(type(s.message).__name__, s.seq) for s in publisher.messages]
+    assert sent == [
+        ("CountMessage", 1),
+        ("CountMessage", 2),
+        ("CountMessage", 3),
+        ("ScanMessage", 4),
+    ]
+    counts = publisher.published(contract.CountMessage)
+    assert [(c.location, c.total) for c in counts] == [("A-2", 1), ("A-1", 1), ("A-3", 3)]
+    assert made.published == {"A-1", "A-2", "A-3"}
+    assert result.published
+    await made.publish_count(LocationCount("A-1", skus={GTIN: 9}), ENDED)
+    assert len(publisher.messages) == 4, "a location goes out once per scan"
+
+
+async def test_a_rejected_count_keeps_the_others_and_holds_back_the_scan_message() -> None:
+    made, publisher = sink()
+    broken = LocationCount("A-2", skus={GTIN: -1})  # a negative quantity breaks the contract
+    result = result_of(LocationCount("A-1", skus={GTIN: 1}), broken, LocationCount("A-3"))
+    with pytest.raises(contract.ContractError, match="minimum"):
+        await made.publish_result(result)
+    assert [c.location for c in publisher.published(contract.CountMessage)] == ["A-1", "A-3"]
+    assert publisher.published(contract.ScanMessage) == []
+    assert not result.published
