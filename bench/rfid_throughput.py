@@ -342,7 +342,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=3000, help="reports in the decode stream")
     parser.add_argument("--tags-per-report", type=int, default=100)
     parser.add_argument("--duration", type=float, default=60.0, help="readers part window (s)")
-    parser.add_argument("--readers", default="50,100,150", help="N values to try, ascending")
+    parser.add_argument("--readers", default="50,100,150", help="N values (smallest first)")
     parser.add_argument("--unique", type=int, default=1_000_000)
     parser.add_argument(
         "--overflow", choices=["block", "drop"], default="block", help="full read queue"
@@ -360,7 +360,7 @@ def main() -> None:
             figures["decode"] = part_decode(work, args.reports, args.tags_per_report)
         if "readers" in parts:
             print(f"== readers: N x 1,000 reads/s for {args.duration:.0f} s into Mosquitto")
-            counts = [int(n) for n in args.readers.split(",")]
+            counts = sorted(int(n) for n in args.readers.split(","))
             figures["readers"] = part_readers(
                 work, args.duration, counts, args.overflow, args.queue_size, args.keep_going
             )
