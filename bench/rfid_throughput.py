@@ -41,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from drivers.base import TagRead
 from drivers.llrp.codec import decode_ro_access_report
 from drivers.llrp.driver import LlrpReader, LlrpSettings
+from edgecount import contract
 from gateway.aggregate import WindowAggregator
 from gateway.config import GatewayConfig
 from gateway.epc import EpcDecoder
@@ -173,9 +174,11 @@ class CountClock:
     def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
         if not message.payload:
             return
-        payload = json.loads(message.payload)
+        arrived = time.time()
+        count = contract.decode_message(message.topic, message.payload)
+        assert isinstance(count, contract.CountMessage)
         with self.lock:
-            self.arrivals[message.topic] = (payload["scan_id"], time.time())
+            self.arrivals[message.topic] = (count.scan_id, arrived)
 
     def close(self) -> None:
         self.client.disconnect()
