@@ -142,6 +142,16 @@ class GatewayMonitor:
             self.m[f"{kind}_queue"] = _gauge(
                 f"edgecount_{kind}_queue_depth", "Items waiting in the driver's queue.", [kind]
             )
+        self.m["reader_waits"] = _counter(
+            "edgecount_reader_handover_waits_total",
+            "Times the reader's socket thread waited for room in a full queue (back-pressure).",
+            ["reader"],
+        )
+        self.m["reader_wait_seconds"] = _counter(
+            "edgecount_reader_handover_wait_seconds_total",
+            "Seconds the reader's socket thread waited for room in all.",
+            ["reader"],
+        )
         self.m["camera_age"] = _gauge(
             "edgecount_camera_seconds_since_frame", "Age of the newest frame.", ["camera"]
         )
@@ -228,6 +238,9 @@ def _collect_device(m: Mapping[str, Family], kind: str, name: str, device: Devic
     queue = getattr(device, "queue", None)
     if queue is not None:
         m[f"{kind}_queue"].add_metric([name], queue.qsize())
+    if kind == "reader" and "handover_waits" in health.extra:  # overflow: block
+        m["reader_waits"].add_metric([name], health.extra["handover_waits"])
+        m["reader_wait_seconds"].add_metric([name], health.extra["handover_wait_seconds"])
     age = health.extra.get("seconds_since_frame")
     if kind == "camera" and age is not None:
         m["camera_age"].add_metric([name], age)

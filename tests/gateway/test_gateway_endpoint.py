@@ -92,6 +92,8 @@ async def test_metrics_grow_with_a_scan_and_health_is_ok(
                 assert value(after, "edgecount_reader_reads_total", reader="r1") > 0
                 assert value(after, "edgecount_reader_dropped_total", reader="r1") == 0
                 assert value(after, "edgecount_reader_queue_depth", reader="r1") >= 0
+                # overflow: block is the default, so the waits are exported (KeyError if not)
+                assert value(after, "edgecount_reader_handover_waits_total", reader="r1") >= 0
                 assert value(after, "edgecount_scans_total") == 1
                 assert value(after, "edgecount_scans_failed_total") == 0
                 assert value(after, "edgecount_mqtt_acked_total") > value(
