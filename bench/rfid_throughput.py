@@ -175,7 +175,7 @@ class CountClock:
         if not message.payload:
             return
         arrived = time.time()
-        count = contract.decode_message(message.topic, message.payload)
+        count = contract.decode_message(message.topic, bytes(message.payload))
         assert isinstance(count, contract.CountMessage)
         with self.lock:
             self.arrivals[message.topic] = (count.scan_id, arrived)
