@@ -7,9 +7,11 @@
    with its own products); exact-count rate, MAE, RMSE and relative error per location
    (goal: exact >= 95 %, MAE <= 0.3 for locations of up to 60 items).
 2. Latency: the trained weights through ONNX Runtime (INT8 and float, default threads and
-   one thread) and through ultralytics on PyTorch, on the same images, in alternating blocks
-   (3 rounds) so all see the same machine load; median milliseconds per image including pre-
-   and post-processing, and the ratio (goal: ONNX >= 2x faster).
+   one thread), through OpenVINO (the same two .onnx files; the optional back-end) and
+   through ultralytics on PyTorch, on the same images, in alternating blocks (3 rounds) so
+   all see the same machine load; median milliseconds per image including pre- and
+   post-processing, and the ratios (goals: ONNX >= 2x faster than PyTorch; OpenVINO kept
+   only if >= 1.3x faster than ONNX Runtime at the same counting accuracy).
 """
 
 from __future__ import annotations
@@ -25,15 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.vision.roi import candidate_floor, count_rois
 from models.artifacts import SHELF_INT8, SHELF_ONNX
-from models.detector import DEFAULT_CONF, Detector, OnnxDetector, UltralyticsDetector
+from models.detector import (
+    DEFAULT_CONF,
+    Backend,
+    Detector,
+    UltralyticsDetector,
+    load_detector,
+)
 from models.evaluate import evaluate, held_out, rois_of
 
 SHELF_PT = SHELF_ONNX.with_suffix(".pt")
 
 
-def accuracy(model: Path, images: int, conf: float) -> dict[str, object]:
-    """Counting figures of the ONNX model on the held-out set."""
-    detector = OnnxDetector(model, conf=candidate_floor(conf))
+def accuracy(model: Path, backend: Backend, images: int, conf: float) -> dict[str, object]:
+    """Counting figures of the ONNX model (on ``backend``) on the held-out set."""
+    detector = load_detector(model, backend=backend, conf=candidate_floor(conf))
     done = 0
 
     def progress(n: int) -> None:
@@ -46,7 +54,11 @@ def accuracy(model: Path, images: int, conf: float) -> dict[str, object]:
 
 
 def latency(
-    models: dict[str, Path], weights: Path, images: int, conf: float, rounds: int = 3
+    models: dict[str, tuple[Path, Backend]],
+    weights: Path,
+    images: int,
+    conf: float,
+    rounds: int = 3,
 ) -> dict[str, object]:
     """Median ms per image for each back-end, on the same images, in alternating blocks.
 
@@ -56,9 +68,9 @@ def latency(
     """
     floor = candidate_floor(conf)
     backends: dict[str, Detector] = {}
-    for label, path in models.items():
-        backends[label] = OnnxDetector(path, conf=floor)
-        backends[f"{label}-1-thread"] = OnnxDetector(path, conf=floor, threads=1)
+    for label, (path, backend) in models.items():
+        backends[label] = load_detector(path, backend=backend, conf=floor)
+        backends[f"{label}-1-thread"] = load_detector(path, backend=backend, conf=floor, threads=1)
     backends["ultralytics"] = UltralyticsDetector(weights, conf=floor)
     shelves = list(held_out(images, seed=2000))
     for detector in backends.values():  # warm-up: first calls allocate
@@ -87,6 +99,11 @@ def latency(
             for name, ms in medians.items()
             if name != "ultralytics"
         },
+        "speedup_over_onnx_int8": {
+            name: round(medians["onnx-int8"] / ms, 2)
+            for name, ms in medians.items()
+            if name.startswith("openvino")
+        },
         "same_total_count": f"{agree}/{len(shelves)}",
     }
 
@@ -110,10 +127,15 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=SHELF_PT, help="the same model as .pt")
     args = parser.parse_args()
     started = time.monotonic()
-    models = {"onnx-int8": args.model, "onnx-float": args.float_model}
+    models: dict[str, tuple[Path, Backend]] = {
+        "onnx-int8": (args.model, "onnx"),
+        "onnx-float": (args.float_model, "onnx"),
+        "openvino-int8": (args.model, "openvino"),
+        "openvino-float": (args.float_model, "openvino"),
+    }
     accuracies = {}
-    for label, path in models.items():
-        acc = accuracy(path, args.images, args.conf)
+    for label, (path, backend) in models.items():
+        acc = accuracy(path, backend, args.images, args.conf)
         accuracies[label] = acc
         print(
             f"accuracy {label}: {acc['locations']} locations in {acc['images']} images:"
@@ -131,9 +153,12 @@ def main() -> int:
         f" {lat['torch_threads']} thread(s), its CPU default; same total count on"
         f" {lat['same_total_count']} images):"
     )
+    over_onnx = lat["speedup_over_onnx_int8"]
+    assert isinstance(over_onnx, dict)
     for name, value in ms.items():
         if name != "ultralytics":
-            print(f"  {name:<22} {value:>6} ms  {speedup[name]:>5}x faster than PyTorch")
+            versus = f", {over_onnx[name]}x onnx-int8" if name in over_onnx else ""
+            print(f"  {name:<26} {value:>6} ms  {speedup[name]:>5}x faster than PyTorch{versus}")
     print(
         json.dumps(
             {

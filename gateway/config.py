@@ -106,7 +106,7 @@ class CameraConfig(StrictModel):
     """Fixed cameras: frames counted per scan; a location's count is their median."""
     model: Path | None = None
     """ONNX (or ultralytics .pt) detector; defaults to the shipped shelf detector."""
-    backend: Literal["auto", "onnx", "ultralytics"] = "auto"
+    backend: Literal["auto", "onnx", "openvino", "ultralytics"] = "auto"
     conf: float = Field(default=COUNT_CONF, gt=0.0, lt=1.0)
     tile: bool = False
     fps: float | None = Field(default=None, gt=0.0, le=120.0)

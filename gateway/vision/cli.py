@@ -73,9 +73,10 @@ def add_vision_count_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "onnx", "ultralytics"),
+        choices=("auto", "onnx", "openvino", "ultralytics"),
         default="auto",
-        help="inference back-end; auto: by the model's suffix (default: %(default)s)",
+        help="inference back-end; auto: by the model's suffix (default: %(default)s); openvino"
+        " runs the .onnx on OpenVINO (pip install 'edgecount[openvino]')",
     )
     parser.add_argument(
         "--conf",

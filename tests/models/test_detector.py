@@ -22,6 +22,7 @@ from models.detector import (
     ModelError,
     ModelNotFoundError,
     OnnxDetector,
+    OpenVinoDetector,
     UltralyticsDetector,
     load_detector,
 )
@@ -461,6 +462,50 @@ def test_load_detector_errors(
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # as if it were not installed
     with pytest.raises(BackendUnavailableError, match=r"pip install 'edgecount\[train\]'"):
         load_detector(throwaway_model.pt)
+
+
+def test_openvino_runs_the_shipped_model_like_onnxruntime() -> None:
+    """The optional back-end: the same .onnx, the same boxes and counts as onnxruntime."""
+    onnx = OnnxDetector(SHELF_ONNX, conf=0.3, iou=0.6)
+    vino = load_detector(SHELF_ONNX, backend="openvino", conf=0.3, iou=0.6)
+    assert isinstance(vino, OpenVinoDetector)
+    assert vino.name == f"openvino:{SHELF_ONNX.name}"
+    assert vino.input_size == onnx.input_size == (288, 480)
+    assert vino.names == onnx.names == {0: "item"}
+    rois = [
+        Roi("left", np.array([[0, 0], [200, 0], [200, 700], [0, 700]], np.float32)),
+        Roi("right", np.array([[200, 0], [960, 0], [960, 700], [200, 700]], np.float32)),
+    ]
+    for image in _shelves():
+        a, b = onnx.detect(image), vino.detect(image)
+        assert len(a) > 5
+        _match(a, b)
+        counts_a = {k: v.count for k, v in count_rois(a, rois, conf=0.3).items()}
+        assert counts_a == {k: v.count for k, v in count_rois(b, rois, conf=0.3).items()}
+
+
+def test_openvino_detector_from_threads_at_once() -> None:
+    """Cameras share one detector: concurrent calls take turns on its inference request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    vino = OpenVinoDetector(SHELF_ONNX, conf=0.3)
+    images = _shelves()
+    alone = [vino.detect(image).boxes.tolist() for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda image: vino.detect(image).boxes.tolist(), images * 3))
+    assert together == alone * 3
+
+
+def test_openvino_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        load_detector(garbage, backend="openvino")
+    with pytest.raises(ModelNotFoundError):
+        load_detector(tmp_path / "nope.onnx", backend="openvino")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'edgecount\[openvino\]'"):
+        load_detector(SHELF_ONNX, backend="openvino")
 
 
 def test_detect_rejects_a_grey_image(throwaway_model: ThrowawayModel) -> None:
