@@ -14,6 +14,7 @@ import numpy.typing as npt
 import pytest
 
 from gateway.vision.roi import candidate_floor, count_rois, load_rois
+from models.artifacts import SHELF_ONNX
 from models.detector import load_detector
 from simulators.camera.dataset import DatasetSpec, write_dataset
 from tests.models.conftest_vision import ThrowawayModel, shared_throwaway_model
@@ -145,6 +146,18 @@ def test_ultralytics_back_end_keeps_stdout_clean(
         == _one_json_object(onnx_side.stdout)["counts"]
     )
     assert _read(drawn).shape == _read(image).shape
+
+
+def test_openvino_back_end_counts_as_onnxruntime(shelf: tuple[Path, Path]) -> None:
+    image, truth = shelf  # the shipped model: the one a gateway would run on OpenVINO
+    args = ("--image", image, "--rois", truth, "--model", SHELF_ONNX, "--json")
+    vino = edgecount(*args, "--backend", "openvino")
+    onnx = edgecount(*args, "--backend", "onnx")
+    assert vino.returncode == 0, vino.stderr
+    assert onnx.returncode == 0, onnx.stderr
+    counts = _one_json_object(vino.stdout)["counts"]
+    assert sum(counts.values()) > 0
+    assert counts == _one_json_object(onnx.stdout)["counts"]
 
 
 def test_errors_exit_2_with_a_message(
