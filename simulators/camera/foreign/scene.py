@@ -8,6 +8,7 @@ occluder painted later clears the ids it covers but leaves the item's box as it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -17,6 +18,17 @@ from simulators.camera.render import Bin, ShelfImage
 
 Mask = npt.NDArray[np.bool_]
 Float = npt.NDArray[np.float32]
+
+
+class Span(NamedTuple):
+    """The space of one location: between two uprights, from the shelf above to its own."""
+
+    x1: int
+    x2: int
+    ceiling: int
+    """Row of the underside of the shelf above (or the top of the unit)."""
+    floor: int
+    """Row of the shelf's top surface, where items stand."""
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from simulators.camera.foreign.scene import Canvas, Float, ForeignShelf, Mask, jpeg, quad
+from simulators.camera.foreign.scene import Canvas, Float, ForeignShelf, Mask, Span, jpeg, quad
 from simulators.camera.render import Bin
 
 WIDTH, HEIGHT = 960, 544
@@ -59,11 +59,11 @@ def render(rng: np.random.Generator) -> ForeignShelf:
             if x2 <= x1:
                 continue
             name = f"R{bay + 1}-{level + 1}" if 0 <= bay < bays else ""
-            _stock(rng, canvas, name, x1, x2, ceiling, floor, cut=(bay == -1, bay == bays))
+            _stock(rng, canvas, name, Span(x1, x2, ceiling, floor), cut=(bay == -1, bay == bays))
             if name:
                 sku = f"{name}-{int(rng.integers(1_000_000)):06d}"
                 bins.append(Bin(name, sku, 0, quad(x1, ceiling, x1 + inner, floor + edge)))
-        _shelf_edge(rng, canvas, floor, edge, metal, wire)
+        _shelf_edge(rng, canvas, floor, edge, metal=metal, wire=wire)
     for bay in range(bays + 1):
         _post(canvas, int(left + bay * (inner + post)), post, metal)
     _occlude(rng, canvas)
@@ -74,7 +74,8 @@ def _grid(h: int, w: int) -> tuple[Float, Float]:
     """Pixel-centre coordinates of an ``h`` x ``w`` patch, scaled to -1..1."""
     ys = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
     xs = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
-    return ys[:, None] + 0 * xs[None, :], xs[None, :] + 0 * ys[:, None]
+    rows, cols = np.meshgrid(ys, xs, indexing="ij")
+    return rows.astype(np.float32), cols.astype(np.float32)
 
 
 def _back_panel(rng: np.random.Generator, image: Float) -> None:
@@ -89,17 +90,18 @@ def _back_panel(rng: np.random.Generator, image: Float) -> None:
 
 
 def _shelf_edge(
-    rng: np.random.Generator, canvas: Canvas, floor: int, edge: int, metal: float, wire: bool
+    rng: np.random.Generator, canvas: Canvas, floor: int, edge: int, *, metal: float, wire: bool
 ) -> None:
     """The shelf's front: a shiny lip (metal) or a rail with stubs (wire), then price tags."""
     rows = np.arange(edge, dtype=np.float32)[:, None] / edge
+    band: npt.NDArray[np.float64]
     if wire:
-        band = np.where(rows < 0.35, metal * 1.1, 0.0) + 0 * np.arange(WIDTH)[None, :]
+        band = np.where(rows < 0.35, metal * 1.1, 0.0) + np.zeros((1, WIDTH))
         stubs = (np.arange(WIDTH) % 12 < 3)[None, :] & (rows >= 0.35)
         band = np.where(stubs, metal * 0.8, band)
         mask = band > 0
     else:
-        band = metal * (0.7 + 0.5 * np.exp(-(((rows - 0.3) / 0.15) ** 2))) + 0 * np.arange(WIDTH)
+        band = metal * (0.7 + 0.5 * np.exp(-(((rows - 0.3) / 0.15) ** 2))) + np.zeros((1, WIDTH))
         mask = np.ones((edge, WIDTH), bool)
     colours = np.repeat(band[..., None], 3, axis=2).astype(np.float32)
     canvas.paint(0, floor, mask, colours, None)
@@ -132,13 +134,12 @@ def _stock(
     rng: np.random.Generator,
     canvas: Canvas,
     name: str,
-    x1: int,
-    x2: int,
-    ceiling: int,
-    floor: int,
+    span: Span,
+    *,
     cut: tuple[bool, bool],
 ) -> None:
     """One product in a row on the shelf; a bay at the frame edge runs off the frame."""
+    x1, x2, ceiling, floor = span
     if rng.random() < 0.1:
         return
     kind = KINDS[int(rng.integers(len(KINDS)))]
@@ -245,7 +246,7 @@ def _occlude(rng: np.random.Generator, canvas: Canvas) -> None:
                 x,
                 y,
                 np.ones((h, w), bool),
-                colour * shade[None, :, None] * np.ones((h, 1, 1), np.float32),
+                np.asarray(colour * shade[None, :, None] * np.ones((h, 1, 1)), np.float32),
                 None,
             )
             return

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from simulators.camera.foreign.scene import Canvas, Float, ForeignShelf, Mask, jpeg, quad
+from simulators.camera.foreign.scene import Canvas, Float, ForeignShelf, Mask, Span, jpeg, quad
 from simulators.camera.render import Bin
 
 WIDTH, HEIGHT = 960, 544
@@ -41,18 +41,16 @@ def render(rng: np.random.Generator) -> ForeignShelf:
     bins = []
     wood = _wood_colour(rng)
     for s in range(sections + 1):
-        x = int(round(s * (inner + panel)))
-        _grain(rng, canvas.image, x, 0, panel, HEIGHT, wood, vertical=True)
+        x = round(s * (inner + panel))
+        _grain(rng, canvas.image, (x, 0, panel, HEIGHT), wood, vertical=True)
     for level in range(shelves):
-        floor = int(round(top + (shelves - level) * pitch))
-        ceiling = int(round(top + (shelves - level - 1) * pitch)) + (
-            board if level < shelves - 1 else 0
-        )
-        _grain(rng, canvas.image, 0, floor, WIDTH, board, wood, vertical=False)
+        floor = round(top + (shelves - level) * pitch)
+        ceiling = round(top + (shelves - level - 1) * pitch) + (board if level < shelves - 1 else 0)
+        _grain(rng, canvas.image, (0, floor, WIDTH, board), wood, vertical=False)
         for s in range(sections):
-            x1 = int(round(panel + s * (inner + panel)))
+            x1 = round(panel + s * (inner + panel))
             name = f"W{s + 1}-{level + 1}"
-            _fill_section(rng, canvas, name, x1, x1 + int(inner), ceiling, floor)
+            _fill_section(rng, canvas, name, Span(x1, x1 + int(inner), ceiling, floor))
             bins.append(
                 Bin(
                     name,
@@ -79,15 +77,13 @@ def _wood_colour(rng: np.random.Generator) -> npt.NDArray[np.float64]:
 def _grain(
     rng: np.random.Generator,
     image: Float,
-    x: int,
-    y: int,
-    w: int,
-    h: int,
+    board: tuple[int, int, int, int],
     colour: npt.NDArray[np.float64],
     *,
     vertical: bool,
 ) -> None:
-    """Fill a board with wood grain: wavy stripes along its length."""
+    """Fill a board (``x, y, w, h``) with wood grain: wavy stripes along its length."""
+    x, y, w, h = board
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     along, across = (ys, xs) if vertical else (xs, ys)
     wave = np.sin(along / rng.uniform(30, 90) + rng.uniform(0, 6)) * rng.uniform(1, 4)
@@ -97,10 +93,9 @@ def _grain(
     image[y : y + h, x : x + w] = patch[: image.shape[0] - y, : image.shape[1] - x]
 
 
-def _fill_section(
-    rng: np.random.Generator, canvas: Canvas, name: str, x1: int, x2: int, ceiling: int, floor: int
-) -> None:
+def _fill_section(rng: np.random.Generator, canvas: Canvas, name: str, span: Span) -> None:
     """One product in a single row along the board (cartons stacked where two fit)."""
+    x1, x2, ceiling, floor = span
     if rng.random() < 0.1:
         return
     kind = KINDS[int(rng.integers(len(KINDS)))]
@@ -108,7 +103,7 @@ def _fill_section(
     w, h = _size(rng, kind, clearance)
     gap = int(rng.integers(1, 7))
     capacity = max((x2 - x1 - 6) // (w + gap), 0)
-    count = int(round(capacity * rng.uniform(0.3, 1.0))) if rng.random() < 0.4 else capacity
+    count = round(capacity * rng.uniform(0.3, 1.0)) if rng.random() < 0.4 else capacity
     layers = 2 if kind == "carton" and 2 * h + 4 <= clearance and rng.random() < 0.5 else 1
     mask, colours = _item(rng, kind, w, h)
     x = x1 + int(rng.integers(3, 3 + max(x2 - x1 - 6 - count * (w + gap), 0) + 1))
@@ -172,13 +167,14 @@ def _bottle(rng: np.random.Generator, w: int, h: int) -> npt.NDArray[np.float64]
     cx = (w - 1) / 2
     inset = cx - neck / 2
     left = [(0.0, h - 1.0), (0.0, shoulder)]
-    for t in np.linspace(0, 1, 9)[1:]:  # round shoulder: tangent to the body, then to the neck
-        left.append(
-            (
-                inset * (1 - math.cos(t * math.pi / 2)),
-                shoulder - (shoulder - neck_base) * math.sin(t * math.pi / 2),
-            )
+    # a round shoulder: tangent to the body, then to the neck
+    left += [
+        (
+            inset * (1 - math.cos(t * math.pi / 2)),
+            shoulder - (shoulder - neck_base) * math.sin(t * math.pi / 2),
         )
+        for t in np.linspace(0, 1, 9)[1:]
+    ]
     left += [(inset, cap), (inset - 1.5, cap), (inset - 1.5, 0.0)]
     right = [(w - 1 - x, y) for x, y in reversed(left)]
     return np.array(left + right, np.float64)
@@ -279,4 +275,4 @@ def _light(rng: np.random.Generator, image: Float) -> Float:
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     distance = np.hypot(xs - lx, ys - ly) / math.hypot(WIDTH, HEIGHT)
     gain = rng.uniform(0.9, 1.35) * (1 - rng.uniform(0.3, 0.6) * distance)
-    return image * gain[..., None]
+    return np.asarray(image * gain[..., None], np.float32)
