@@ -171,7 +171,8 @@ def report_accuracy(
             figures[name][label] = acc
             print(
                 f"accuracy {label} on {name}: {acc['locations']} locations in {acc['images']}"
-                f" images: exact {acc['exact_rate']:.1%} (goal >= {goal} %), MAE"
+                f" images ({acc['exact_images']} counted exactly throughout):"
+                f" exact {acc['exact_rate']:.1%} (goal >= {goal} %), MAE"
                 f" {acc['mae']:.3f} (goal <= 0.3), RMSE {acc['rmse']:.3f},"
                 f" relative error {acc['mean_relative_error']:.2%},"
                 f" max {acc['max_items_per_location']} items/location",

@@ -43,6 +43,8 @@ class EvalReport:
     images: int = 0
     locations: int = 0
     exact: int = 0
+    exact_images: int = 0
+    """Images with every location counted exactly."""
     abs_error: int = 0
     sq_error: int = 0
     rel_errors: list[float] = field(default_factory=list)
@@ -72,6 +74,7 @@ class EvalReport:
             "images": self.images,
             "locations": self.locations,
             "exact_rate": round(self.exact / n, 4),
+            "exact_images": self.exact_images,
             "mae": round(self.abs_error / n, 4),
             "rmse": round(math.sqrt(self.sq_error / n), 4),
             "mean_relative_error": round(float(np.mean(self.rel_errors)), 4)
@@ -118,6 +121,7 @@ def evaluate(
         counts = count_rois(detections, rois_of(shelf), conf=conf)
         for b in shelf.bins:
             report.add(index, b.location, b.count, counts[b.location].count)
+        report.exact_images += all(counts[b.location].count == b.count for b in shelf.bins)
         report.images += 1
         if progress is not None:
             progress(report.images)
