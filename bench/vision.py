@@ -25,7 +25,6 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,21 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gateway.vision.roi import candidate_floor, count_rois
 from models.artifacts import SHELF_INT8, SHELF_ONNX
 from models.detector import DEFAULT_CONF, Detector, OnnxDetector, UltralyticsDetector
-from models.evaluate import evaluate, held_out, rois_of
-from simulators.camera.foreign import RENDERERS, foreign_held_out
-from simulators.camera.render import ShelfImage
+from models.evaluate import SETS, evaluate, held_out, held_out_set, rois_of
 
 SHELF_PT = SHELF_ONNX.with_suffix(".pt")
-SETS = ("own", *RENDERERS)
-"""The held-out sets: the training renderer's own, then each foreign renderer."""
 PARTS = ("accuracy", "latency")
-
-
-def shelves_of(name: str, images: int) -> Iterator[ShelfImage]:
-    """The held-out set ``name`` (``own`` or a foreign renderer), ``images`` long."""
-    if name == "own":
-        return held_out(images)
-    return (scene.shelf for scene in foreign_held_out(name, images))
 
 
 def accuracy(model: Path, name: str, images: int, conf: float) -> dict[str, object]:
@@ -58,7 +46,7 @@ def accuracy(model: Path, name: str, images: int, conf: float) -> dict[str, obje
         if n % 25 == 0 or n == images:
             print(f"  accuracy {name}: {n}/{images} images", file=sys.stderr, flush=True)
 
-    return evaluate(detector, shelves_of(name, images), conf=conf, progress=progress).summary()
+    return evaluate(detector, held_out_set(name, images), conf=conf, progress=progress).summary()
 
 
 def latency(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgecount.cli import main
 from models.detections import Detections
 from models.detector import Image
 from models.evaluate import evaluate
@@ -90,3 +91,11 @@ def test_the_shared_scorer_on_a_foreign_set_perfect_then_one_item_missed() -> No
     owned = sum(bool(s.owners[0]) for s in shelves)  # the first box of each image is dropped
     assert missed["exact_images"] == 3 - owned
     assert missed["mae"] == pytest.approx(owned / perfect["locations"], abs=1e-4)
+
+
+def test_models_eval_counts_a_foreign_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "eval", "--set", "wood", "--images", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["set"] == "wood"
+    assert summary["seed"] == 5000
+    assert summary["locations"] == sum(len(s.shelf.bins) for s in foreign_held_out("wood", 2))
