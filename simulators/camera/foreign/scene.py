@@ -52,8 +52,6 @@ class Canvas:
     ids: npt.NDArray[np.int32]
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     owners: list[str] = field(default_factory=list)
-    widths: list[int] = field(default_factory=list)
-    """The full width of each item, cut or not, to apply the edge rule."""
 
     @classmethod
     def blank(cls, height: int, width: int) -> Canvas:
@@ -100,7 +98,6 @@ class Canvas:
             )
         )
         self.owners.append(owner)
-        self.widths.append(w)
         return True
 
     def finish(self, image: npt.NDArray[np.uint8], bins: list[Bin]) -> ForeignShelf:
