@@ -24,7 +24,7 @@ run rfid_memory   "$PY" bench/rfid_throughput.py --parts memory --unique 20000
 run reconciler    "$PY" bench/reconciler.py --messages 500 --rows 2000
 run sgln          "$PY" bench/sgln.py --tags 500
 run truth         "$PY" bench/truth.py --scan-seconds 2 --bays 2
-run vision        "$PY" bench/vision.py --images 10 --latency-images 4 --rounds 1
+run vision        "$PY" bench/vision.py --images 10 --foreign-images 3 --latency-images 4 --rounds 1
 run twin_vision   "$PY" bench/twin_vision.py --frames 1
 run soak          "$PY" bench/soak.py --minutes 0.5 --scan-every 10 --broker-every 20 --reader-every 15
 for target in llrp_codec llrp_driver llrp_sim mqtt serial; do

@@ -31,9 +31,14 @@ from edgecount.exitcodes import ExitCode
 from gateway.vision.roi import Roi, candidate_floor, count_rois
 from models.artifacts import SHELF_INT8
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
+from simulators.camera.foreign import HELD_OUT_SEED as FOREIGN_SEED
+from simulators.camera.foreign import RENDERERS, foreign_held_out
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
 
 HELD_OUT_SEED = 1000
+SETS = ("own", *RENDERERS)
+"""Held-out sets: the training renderer's own, then each foreign renderer
+(:mod:`simulators.camera.foreign`, which shares no drawing code with it)."""
 
 
 @dataclass(slots=True)
@@ -43,6 +48,8 @@ class EvalReport:
     images: int = 0
     locations: int = 0
     exact: int = 0
+    exact_images: int = 0
+    """Images with every location counted exactly."""
     abs_error: int = 0
     sq_error: int = 0
     rel_errors: list[float] = field(default_factory=list)
@@ -72,6 +79,7 @@ class EvalReport:
             "images": self.images,
             "locations": self.locations,
             "exact_rate": round(self.exact / n, 4),
+            "exact_images": self.exact_images,
             "mae": round(self.abs_error / n, 4),
             "rmse": round(math.sqrt(self.sq_error / n), 4),
             "mean_relative_error": round(float(np.mean(self.rel_errors)), 4)
@@ -92,6 +100,20 @@ def held_out(
     rng = np.random.default_rng(seed)
     for _ in range(count):
         yield render_shelf(rng, settings or RenderSettings(), make_catalogue(rng))
+
+
+def held_out_set(name: str, count: int, seed: int | None = None) -> Iterator[ShelfImage]:
+    """``count`` shelves of the held-out set ``name`` (one of :data:`SETS`).
+
+    Args:
+        name: ``own`` or a foreign renderer's name.
+        count: Images to render.
+        seed: The set's seed; None for its default (1000 own, 5000 foreign).
+    """
+    if name == "own":
+        return held_out(count, HELD_OUT_SEED if seed is None else seed)
+    scenes = foreign_held_out(name, count, FOREIGN_SEED if seed is None else seed)
+    return (scene.shelf for scene in scenes)
 
 
 def rois_of(shelf: ShelfImage) -> list[Roi]:
@@ -118,6 +140,7 @@ def evaluate(
         counts = count_rois(detections, rois_of(shelf), conf=conf)
         for b in shelf.bins:
             report.add(index, b.location, b.count, counts[b.location].count)
+        report.exact_images += all(counts[b.location].count == b.count for b in shelf.bins)
         report.images += 1
         if progress is not None:
             progress(report.images)
@@ -136,7 +159,18 @@ def add_models_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou", type=float, default=DEFAULT_IOU, help="NMS IoU threshold")
     parser.add_argument("--tile", action="store_true", help="tiled inference")
     parser.add_argument("--images", type=int, default=100, help="held-out images to render")
-    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="held-out set seed")
+    parser.add_argument(
+        "--set",
+        choices=SETS,
+        default="own",
+        help="held-out set: own (the training renderer, default) or a foreign renderer",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"held-out set seed (default {HELD_OUT_SEED} own, {FOREIGN_SEED} foreign)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -162,11 +196,13 @@ def run_models_eval(args: argparse.Namespace) -> int:
         if not args.json and (done % step == 0 or done == args.images):
             print(f"  {done}/{args.images} images", flush=True)
 
-    shelves = held_out(args.images, args.seed)
+    shelves = held_out_set(args.set, args.images, args.seed)
     report = evaluate(detector, shelves, conf=args.conf, progress=progress)
+    default_seed = HELD_OUT_SEED if args.set == "own" else FOREIGN_SEED
     summary = report.summary() | {
         "model": str(args.model),
-        "seed": args.seed,
+        "set": args.set,
+        "seed": default_seed if args.seed is None else args.seed,
         "conf": args.conf,
         "iou": args.iou,
     }

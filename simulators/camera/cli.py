@@ -24,6 +24,7 @@ import numpy as np
 from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from simulators.camera.dataset import DatasetSpec, truth_record, write_dataset
+from simulators.camera.foreign import RENDERERS, write_foreign
 from simulators.camera.render import Image, RenderSettings, finish, render_shelf
 from simulators.camera.server import CameraServer, FrameProvider
 
@@ -38,6 +39,14 @@ def add_sim_camera_arguments(parser: argparse.ArgumentParser) -> None:
     dataset.add_argument("--train", type=int, default=400, metavar="N", help="training images")
     dataset.add_argument("--val", type=int, default=80, metavar="N", help="validation images")
     dataset.add_argument("--seed", type=int, default=0, help="RNG seed (default 0)")
+    dataset.add_argument(
+        "--renderer",
+        choices=("training", *RENDERERS),
+        default="training",
+        help="training: the simulator's own shelves (default); wood, wire: a foreign renderer"
+        " for evaluation (simulators/camera/foreign: its own layout, --bays/--levels/--width/"
+        "--height do not apply; its val split is bench/vision.py's held-out set of that seed)",
+    )
     _scene_arguments(dataset, bays_help=f"bays across each image (default {_DEFAULT.bays})")
 
     serve = modes.add_parser("serve", help="serve a simulated shelf camera over HTTP")
@@ -132,6 +141,8 @@ def _settings(args: argparse.Namespace, bays: int) -> RenderSettings:
 
 
 def _dataset(args: argparse.Namespace) -> int:
+    if args.renderer != "training":
+        return _foreign_dataset(args)
     spec = DatasetSpec(
         train=args.train,
         val=args.val,
@@ -142,6 +153,25 @@ def _dataset(args: argparse.Namespace) -> int:
     try:
         with shown:
             data = write_dataset(args.out, spec, lambda done, _total: shown.update(done))
+    except OSError as exc:
+        print(f"cannot write the data set: {exc}", file=sys.stderr)
+        return 1
+    print(f"data set ready: {data}", flush=True)
+    return ExitCode.OK
+
+
+def _foreign_dataset(args: argparse.Namespace) -> int:
+    shown = Progress(f"{args.renderer} set", args.train + args.val, unit="images")
+    try:
+        with shown:
+            data = write_foreign(
+                args.out,
+                args.renderer,
+                train=args.train,
+                val=args.val,
+                seed=args.seed,
+                progress=lambda done, _total: shown.update(done),
+            )
     except OSError as exc:
         print(f"cannot write the data set: {exc}", file=sys.stderr)
         return 1
