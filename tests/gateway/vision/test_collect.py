@@ -38,7 +38,7 @@ def gateway_yaml(tmp_path: Path, url: str) -> Path:
     return path
 
 
-def collect(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def collect(*args: str | Path | float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edgecount", "models", "collect", *map(str, args)],
         cwd=REPO,
