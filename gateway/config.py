@@ -112,8 +112,14 @@ class CameraConfig(StrictModel):
     fps: float | None = Field(default=None, gt=0.0, le=120.0)
     stall_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
     queue_size: int = Field(default=4, ge=1, le=1000)
+    collect_dir: Path | None = None
+    """Fixed cameras: keep frames counted with low confidence here (for a site's data set)."""
+    collect_below: float = Field(default=0.8, gt=0.0, le=1.0)
+    """A frame is kept when a location's count confidence on it is below this."""
+    collect_max: int = Field(default=200, ge=1, le=10_000)
+    """Most frames kept in ``collect_dir``; the oldest are removed beyond it."""
 
-    _paths = field_validator("model")(resolve_path)
+    _paths = field_validator("model", "collect_dir")(resolve_path)
 
     @model_validator(mode="after")
     def _unique_locations(self) -> CameraConfig:

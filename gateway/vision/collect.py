@@ -1,94 +1,28 @@
-"""Frames for a site's data set: ``edgecount models collect`` and a camera's ``collect_dir``.
+"""``edgecount models collect``: frames from a configured camera, for a site's data set.
 
-``models collect`` saves frames from a configured camera through the gateway's own camera
-driver (the URL, kind, fps and watchdog of its configuration), so the frames are what the
-detector will see. :class:`FrameKeeper` is the bounded folder behind a camera's
-``collect_dir``: during scans it keeps the frames whose count confidence was low, at most
-``limit`` files, the oldest removed first.
+It saves frames through the gateway's own camera driver (the URL, kind, fps and watchdog of
+the camera's configuration), so the frames are what the detector will see. A camera's
+``collect_dir`` does the same during scans for frames counted with low confidence
+(:mod:`gateway.vision.frames`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
-import time
 from pathlib import Path
 
-import cv2
-
 from drivers.camera.driver import Camera
-from drivers.camera.frame import Frame
 from drivers.camera.sources import redact
 from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from edgecount.yamlcfg import config_argument, load_or_report
 from gateway.config import CameraConfig, GatewayConfig, load_gateway_config
+from gateway.vision.frames import save_frame
 from gateway.vision.scan import camera_settings
 
 PROG = "edgecount models collect"
-_SAVED = re.compile(r"^.+-\d{8}T\d{6}\.\d{3}Z-\d{6}\.jpg$")
-
-
-def frame_name(frame: Frame) -> str:
-    """``CAMERA-YYYYMMDDTHHMMSS.mmmZ-SEQ.jpg``: sorts by time, unique per camera and frame."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(frame.t))
-    millis = int((frame.t % 1) * 1000)
-    return f"{frame.camera}-{stamp}.{millis:03d}Z-{frame.seq:06d}.jpg"
-
-
-def save_frame(folder: Path, frame: Frame) -> Path:
-    """Write ``frame`` as a JPEG into ``folder`` (made if needed); returns its path.
-
-    Raises:
-        OSError: The folder cannot be made or the file written.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / frame_name(frame)
-    if not cv2.imwrite(str(path), frame.image):
-        raise OSError(f"{path}: OpenCV could not write the JPEG")
-    return path
-
-
-class FrameKeeper:
-    """A folder that keeps at most ``limit`` saved frames, removing the oldest first.
-
-    Only files named as :func:`frame_name` names them count and are removed; anything else
-    in the folder is left alone. So the folder holds at most ``limit`` frames of this kind;
-    its size is bounded by ``limit`` times the largest JPEG of the camera.
-
-    Args:
-        folder: Where frames go (made on the first save).
-        limit: Most frames kept.
-    """
-
-    def __init__(self, folder: Path, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        self.folder = folder
-        self.limit = limit
-        self.saved = 0
-        """Frames saved by this keeper."""
-        self.removed = 0
-        """Older frames removed to stay within ``limit``."""
-
-    def keep(self, frame: Frame) -> Path:
-        """Save ``frame``, then remove the oldest frames beyond ``limit``.
-
-        Raises:
-            OSError: Writing failed (nothing is removed then).
-        """
-        path = save_frame(self.folder, frame)
-        self.saved += 1
-        frames = sorted(
-            (p for p in self.folder.iterdir() if _SAVED.match(p.name)),
-            key=lambda p: (p.stat().st_mtime_ns, p.name),
-        )
-        for old in frames[: max(len(frames) - self.limit, 0)]:
-            old.unlink(missing_ok=True)
-            self.removed += 1
-        return path
 
 
 async def collect(

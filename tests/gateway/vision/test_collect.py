@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from drivers.camera.driver import Camera
 from drivers.camera.frame import Frame
-from gateway.vision.collect import FrameKeeper, frame_name
+from gateway.config import CameraConfig
+from gateway.vision.detectors import DetectorCache
+from gateway.vision.frames import FrameKeeper, frame_name
+from gateway.vision.roi import Roi, candidate_floor, count_rois
+from gateway.vision.scan import CameraCounter, camera_settings
+from models.artifacts import SHELF_INT8
+from models.detector import load_detector
+from simulators.camera.render import RenderSettings, ShelfImage, finish, render_shelf
 from simulators.camera.server import CameraServer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -107,3 +118,69 @@ def test_frame_keeper_keeps_the_newest_within_its_limit(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="at least 1"):
         FrameKeeper(folder, limit=0)
+
+
+# --- collect_dir: frames of low confidence kept during scans ---------------------------------
+
+
+def still(image: npt.NDArray[np.uint8], _index: int) -> tuple[npt.NDArray[np.uint8], None]:
+    return image, None
+
+
+def _counter(tmp_path: Path, url: str, shelf: ShelfImage, **extra: Any) -> CameraCounter:
+    rois = [{"location": b.location, "sku": "X", "polygon": b.polygon.tolist()} for b in shelf.bins]
+    raw = {"name": "cam-1", "url": url, "kind": "snapshot", "fps": 10.0, "rois": rois} | extra
+    config = CameraConfig.model_validate(raw, context={"base_dir": tmp_path})
+    return CameraCounter(config, Camera(camera_settings(config)), DetectorCache())
+
+
+async def _scan(counter: CameraCounter) -> None:
+    await counter.camera.start()
+    try:
+        counts = await counter.run(time.monotonic() + 0.3)
+    finally:
+        await counter.camera.stop()
+    assert counts.outcome.ok, counts.outcome.error
+    assert counts.outcome.frames == 3
+
+
+async def test_collect_dir_keeps_low_confidence_frames_within_its_bound(tmp_path: Path) -> None:
+    shelf = render_shelf(np.random.default_rng(5), RenderSettings(occlusion=0.0))
+    picture = finish(np.random.default_rng(0), shelf.image, RenderSettings().clean())
+    blank = np.full_like(picture, 128)
+    # A count at conf 0.95 puts the shelf's items near the threshold: confidence is low.
+    detector = load_detector(SHELF_INT8, conf=candidate_floor(0.95))
+    rois = [Roi(b.location, b.polygon.astype(np.float32)) for b in shelf.bins]
+    counted = count_rois(detector.detect(picture), rois, conf=0.95).values()
+    assert min(c.confidence for c in counted) < 0.8
+    assert len(detector.detect(blank)) == 0  # nothing in doubt: confidence 1.0
+    for image, kept in ((picture, 2), (blank, 0)):
+        folder = tmp_path / f"kept-{kept}"
+        with CameraServer(functools.partial(still, image), fps=20.0) as server:
+            counter = _counter(
+                tmp_path, server.snapshot_url, shelf,
+                conf=0.95, frames=3, collect_dir=folder.name, collect_max=2,
+            )  # fmt: skip
+            await _scan(counter)
+        assert counter.keeper is not None
+        saved = sorted(folder.glob("cam-1-*.jpg")) if folder.exists() else []
+        assert len(saved) == kept
+        assert counter.keeper.saved == (3 if kept else 0)
+        assert counter.keeper.removed == (1 if kept else 0)
+
+
+async def test_collect_dir_that_cannot_be_written_never_fails_the_scan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shelf = render_shelf(np.random.default_rng(5), RenderSettings(occlusion=0.0))
+    picture = finish(np.random.default_rng(0), shelf.image, RenderSettings().clean())
+    (tmp_path / "not-a-folder").write_text("a file where the folder should be")
+    with CameraServer(functools.partial(still, picture), fps=20.0) as server:
+        counter = _counter(
+            tmp_path, server.snapshot_url, shelf,
+            conf=0.95, frames=3, collect_dir="not-a-folder",
+        )  # fmt: skip
+        await _scan(counter)  # ok, three frames counted
+    assert counter.keeper is not None
+    assert counter.keeper.saved == 0
+    assert "cannot keep a low-confidence frame" in caplog.text
