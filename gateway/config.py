@@ -135,6 +135,19 @@ class CameraConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _collect_dir(self, info: ValidationInfo) -> CameraConfig:
+        """``collect_dir`` is for fixed cameras, and (checking files) must be a folder."""
+        folder = self.collect_dir
+        if folder is None:
+            return self
+        if self.moving:
+            why = "a moving camera keeps no frames (its confidence is per track, not per frame)"
+            raise_problems("CameraConfig", [(("collect_dir",), why)])
+        if (info.context or {}).get("check_files") and folder.exists() and not folder.is_dir():
+            raise_problems("CameraConfig", [(("collect_dir",), f"{folder} is not a folder")])
+        return self
+
+    @model_validator(mode="after")
     def _files(self, info: ValidationInfo) -> CameraConfig:
         """With ``check_files`` in the context: the source as the driver sees it, the model."""
         if (info.context or {}).get("check_files"):

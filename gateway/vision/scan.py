@@ -145,7 +145,7 @@ class CameraCounter:
         self.rois = rois_of(config)
         self.keeper = (
             FrameKeeper(config.collect_dir, config.collect_max)
-            if config.collect_dir is not None and not config.moving
+            if config.collect_dir is not None
             else None
         )
 

@@ -17,7 +17,8 @@ import pytest
 
 from drivers.camera.driver import Camera
 from drivers.camera.frame import Frame
-from gateway.config import CameraConfig
+from edgecount.yamlcfg import ConfigError
+from gateway.config import CameraConfig, load_gateway_config
 from gateway.vision.detectors import DetectorCache
 from gateway.vision.frames import FrameKeeper, frame_name
 from gateway.vision.roi import Roi, candidate_floor, count_rois
@@ -184,3 +185,20 @@ async def test_collect_dir_that_cannot_be_written_never_fails_the_scan(
     assert counter.keeper is not None
     assert counter.keeper.saved == 0
     assert "cannot keep a low-confidence frame" in caplog.text
+
+
+def test_collect_dir_errors_name_the_line(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file")
+    head = "site: s\ngateway_id: g\ncameras:\n  - name: cam-1\n    url: usb:0\n"
+    rois = "    rois:\n      - {location: A-1, sku: X, polygon: [[0, 0], [10, 0], [10, 10]]}\n"
+    tail = "zones:\n  A: {cameras: [cam-1]}\n"
+    for extra, message in [
+        ("    moving: true\n    collect_dir: kept\n", "a moving camera keeps no frames"),
+        ("    collect_dir: taken\n", f"{tmp_path / 'taken'} is not a folder"),
+    ]:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(head + extra + rois + tail)
+        with pytest.raises(ConfigError) as caught:
+            load_gateway_config(path)
+        line = 6 + extra.count("\n") - 1
+        assert f"{path}:{line}: cameras[0].collect_dir: {message}" in str(caught.value)
