@@ -174,7 +174,19 @@ def load_model(
     Raises:
         ConfigError: With one :class:`ConfigIssue` per problem, each naming file, line and key.
     """
-    doc = read_yaml(path)
+    return validate_document(read_yaml(path), path, model, context=context)
+
+
+def validate_document(
+    doc: Any, path: Path, model: type[ModelT], *, context: Mapping[str, Any] | None = None
+) -> ModelT:
+    """Validate a document already read by :func:`read_yaml` against ``model``.
+
+    For callers that look at the document first (to tell which kind of file it is).
+
+    Raises:
+        ConfigError: With one :class:`ConfigIssue` per problem, each naming file, line and key.
+    """
     if not isinstance(doc, CommentedMap):
         raise ConfigError([ConfigIssue(str(path), None, "", "top level must be a mapping")])
     try:

@@ -112,8 +112,14 @@ class CameraConfig(StrictModel):
     fps: float | None = Field(default=None, gt=0.0, le=120.0)
     stall_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
     queue_size: int = Field(default=4, ge=1, le=1000)
+    collect_dir: Path | None = None
+    """Fixed cameras: keep frames counted with low confidence here (for a site's data set)."""
+    collect_below: float = Field(default=0.8, gt=0.0, le=1.0)
+    """A frame is kept when a location's count confidence on it is below this."""
+    collect_max: int = Field(default=200, ge=1, le=10_000)
+    """Most frames kept in ``collect_dir``; the oldest are removed beyond it."""
 
-    _paths = field_validator("model")(resolve_path)
+    _paths = field_validator("model", "collect_dir")(resolve_path)
 
     @model_validator(mode="after")
     def _unique_locations(self) -> CameraConfig:
@@ -126,6 +132,19 @@ class CameraConfig(StrictModel):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"camera {self.name!r} repeats ROI locations: {', '.join(repeated)}")
+        return self
+
+    @model_validator(mode="after")
+    def _collect_dir(self, info: ValidationInfo) -> CameraConfig:
+        """``collect_dir`` is for fixed cameras, and (checking files) must be a folder."""
+        folder = self.collect_dir
+        if folder is None:
+            return self
+        if self.moving:
+            why = "a moving camera keeps no frames (its confidence is per track, not per frame)"
+            raise_problems("CameraConfig", [(("collect_dir",), why)])
+        if (info.context or {}).get("check_files") and folder.exists() and not folder.is_dir():
+            raise_problems("CameraConfig", [(("collect_dir",), f"{folder} is not a folder")])
         return self
 
     @model_validator(mode="after")

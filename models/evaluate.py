@@ -151,7 +151,10 @@ def add_models_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``edgecount models eval``."""
     parser.add_argument("--model", type=Path, default=SHELF_INT8, help="ONNX or .pt weights")
     parser.add_argument(
-        "--backend", choices=("auto", "onnx", "openvino", "ultralytics"), default="auto", help="inference"
+        "--backend",
+        choices=("auto", "onnx", "openvino", "ultralytics"),
+        default="auto",
+        help="inference",
     )
     parser.add_argument(
         "--conf", type=float, default=DEFAULT_CONF, help="least score of a counted item"

@@ -26,8 +26,8 @@ from gateway.vision.roi import (
     assign,
     candidate_floor,
     count_rois,
-    load_rois,
 )
+from gateway.vision.roi_config import load_count_rois
 from models.artifacts import SHELF_INT8
 from models.detections import Detections
 from models.detector import DEFAULT_CONF, DEFAULT_IOU, ModelError, load_detector
@@ -66,7 +66,15 @@ def add_vision_count_arguments(parser: argparse.ArgumentParser) -> None:
         "--rois",
         type=Path,
         metavar="FILE",
-        help="regions (YAML/JSON: rois list or a simulator truth record); default: whole image",
+        help="regions: a gateway configuration (its camera's ROIs, see --camera), a camera's"
+        " 'rois:' list as written there (location, polygon, sku), a list of name/polygon"
+        " regions or a simulator truth record (YAML/JSON); default: the whole image",
+    )
+    parser.add_argument(
+        "--camera",
+        metavar="NAME",
+        help="with --rois FILE a gateway configuration: the camera whose ROIs to count"
+        " (default: its only camera)",
     )
     parser.add_argument(
         "--model", type=Path, default=SHELF_INT8, help=f"weights (.onnx or .pt; {SHELF_INT8.name})"
@@ -129,12 +137,10 @@ def run_vision_count(args: argparse.Namespace) -> int:
             check_writable(args.annotate)
         except OSError as exc:
             return _fail(str(exc))
-    rois: list[Roi] = []
-    if args.rois is not None:
-        try:
-            rois = load_rois(args.rois)
-        except RoiError as exc:
-            return _fail(str(exc))
+    try:
+        rois = _regions(args.rois, args.camera)
+    except RoiError as exc:
+        return _fail(str(exc))
     tile = None
     if args.tile or args.tile_size:
         width, height = args.tile_size or TRAINING_FRAME
@@ -166,6 +172,12 @@ def run_vision_count(args: argparse.Namespace) -> int:
     else:
         print_counts(report, counts, sys.stdout)
     return ExitCode.OK
+
+
+def _regions(path: Path | None, camera: str | None) -> list[Roi]:
+    if path is None and camera is not None:
+        raise RoiError("--camera needs --rois FILE (a gateway configuration)")
+    return [] if path is None else load_count_rois(path, camera)
 
 
 def _read_image(path: Path) -> np.ndarray[Any, np.dtype[np.uint8]] | None:

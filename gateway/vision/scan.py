@@ -32,6 +32,7 @@ from edgecount import contract
 from gateway.config import CameraConfig, GatewayConfig
 from gateway.counts import CameraOutcome, LocationCount
 from gateway.vision.detectors import DetectorCache
+from gateway.vision.frames import FrameKeeper
 from gateway.vision.fusion import Figure, fuse
 from gateway.vision.moving import MovingCounter
 from gateway.vision.roi import Roi, candidate_floor, count_rois
@@ -142,6 +143,11 @@ class CameraCounter:
         self.camera = camera
         self.detectors = detectors
         self.rois = rois_of(config)
+        self.keeper = (
+            FrameKeeper(config.collect_dir, config.collect_max)
+            if config.collect_dir is not None
+            else None
+        )
 
     async def run(self, window_end: float) -> CameraCounts:
         """Count over the window ending at ``window_end`` (``time.monotonic()``).
@@ -204,10 +210,25 @@ class CameraCounter:
                 if name in per_roi:
                     per_roi[name].append((count.count, count.confidence))
             outcome.frames += 1
+            least = min((count.confidence for count in counted.values()), default=1.0)
+            if least < self.config.collect_below:
+                await self._keep(frame, least)
         return {
             roi.name: self._figure(roi, per_roi[roi.name], complete=bool(per_roi[roi.name]))
             for roi in self.rois
         }
+
+    async def _keep(self, frame: Frame, confidence: float) -> None:
+        """Save a frame counted with low confidence into ``collect_dir``; never fail the scan."""
+        if self.keeper is None:
+            return
+        try:
+            path = await asyncio.to_thread(self.keeper.keep, frame)
+        except OSError as exc:
+            # A full or read-only disk must not cost the count: log it, count on.
+            log.warning("camera %s: cannot keep a low-confidence frame: %s", frame.camera, exc)
+            return
+        log.info("camera %s: kept %s (confidence %.2f)", frame.camera, path.name, confidence)
 
     async def _moving(
         self, detector: Detector, deadline: float, outcome: CameraOutcome

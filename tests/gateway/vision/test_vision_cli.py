@@ -90,6 +90,31 @@ def test_json_counts_per_region(throwaway_model: ThrowawayModel, shelf: tuple[Pa
     assert report["confidence"] == {name: round(c.confidence, 4) for name, c in expected.items()}
 
 
+def test_gateway_config_rois_count_like_the_same_regions(
+    throwaway_model: ThrowawayModel, shelf: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A camera's ROIs in a gateway.yaml count exactly as the same regions by name."""
+    image, truth = shelf
+    rois = load_rois(truth)
+    written = "".join(
+        f"      - {{location: {roi.name}, sku: '{index}', polygon: {roi.polygon.tolist()}}}\n"
+        for index, roi in enumerate(rois)
+    )
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "site: dc1\ngateway_id: gw1\ncameras:\n  - name: cam-a\n"
+        f"    url: {image}\n    rois:\n{written}zones:\n  A: {{cameras: [cam-a]}}\n"
+    )
+    common = ("--image", image, "--model", throwaway_model.onnx, "--conf", CONF, "--json")
+    by_config = edgecount(*common, "--rois", config, "--camera", "cam-a")
+    by_truth = edgecount(*common, "--rois", truth)
+    assert by_config.returncode == 0, by_config.stderr
+    from_config, from_truth = _one_json_object(by_config.stdout), _one_json_object(by_truth.stdout)
+    assert list(from_config["counts"]) == [roi.name for roi in rois]
+    assert from_config["counts"] == from_truth["counts"]
+    assert from_config["total"] == from_truth["total"] > 0
+
+
 def test_whole_image_table_and_annotation(
     throwaway_model: ThrowawayModel, shelf: tuple[Path, Path], tmp_path: Path
 ) -> None:
