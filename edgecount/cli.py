@@ -31,6 +31,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("models", "export"), "models.cli", "export trained weights to ONNX"),
     (("models", "quantize"), "models.cli", "quantise an exported detector to INT8"),
     (("models", "eval"), "models.evaluate", "measure counting accuracy on a held-out set"),
+    (("models", "finetune"), "models.finetune", "fine-tune the detector on a site's shelves"),
     (("reconcile", "serve"), "reconciler.cli", "run the reconciliation service"),
     (("reconcile", "list"), "reconciler.cli", "list discrepancies"),
     (("reconcile", "approve"), "reconciler.cli", "approve a discrepancy (adjusts the book)"),
