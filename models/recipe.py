@@ -111,15 +111,17 @@ def train(
 
         def on_epoch(trainer: Any) -> None:
             metrics = trainer.metrics or {}
+            done = trainer.epoch + 1
+            map50 = metrics.get("metrics/mAP50(B)", 0.0)
+            # ultralytics calls back once more after the last epoch, validating the best weights.
+            what = f"epoch {done}/{trainer.epochs}" if done <= trainer.epochs else "best weights"
             say(
-                f"epoch {trainer.epoch + 1}/{trainer.epochs}"
-                f"  mAP50 {metrics.get('metrics/mAP50(B)', 0.0):.3f}"
+                f"{what}  mAP50 {map50:.3f}"
                 f"  recall {metrics.get('metrics/recall(B)', 0.0):.3f}"
                 f"  {time.monotonic() - started:.0f} s"
             )
-            if progress is not None:
-                map50 = metrics.get("metrics/mAP50(B)", 0.0)
-                progress.update(trainer.epoch + 1, f"mAP50 {map50:.3f}")
+            if progress is not None and done <= trainer.epochs:
+                progress.update(done, f"mAP50 {map50:.3f}")
 
         model.add_callback("on_fit_epoch_end", on_epoch)
         arguments: dict[str, Any] = {

@@ -117,6 +117,8 @@ def test_finetune_one_epoch_writes_a_usable_model(tmp_path: Path) -> None:
                 "--batch", "4", "--device", "cpu", "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epoch 1/1" in done.stdout
+    assert "epoch 2/1" not in done.stdout  # the closing validation is the best weights'
+    assert "best weights  mAP50" in done.stdout
     assert "finetune 100% 1/1 epochs" in done.stderr  # edgecount.progress, one line per epoch
 
     session = ort.InferenceSession(str(out / "detector.onnx"), providers=["CPUExecutionProvider"])
@@ -139,4 +141,6 @@ def test_finetune_one_epoch_writes_a_usable_model(tmp_path: Path) -> None:
     counted = _run("vision", "count", "--model", str(out / "detector.onnx"), "--image",
                    str(image), "--json")  # fmt: skip
     assert counted.returncode == 0, counted.stderr[-3000:]
-    assert "counts" in json.loads(counted.stdout) or json.loads(counted.stdout)
+    result = json.loads(counted.stdout)
+    assert set(result["counts"]) == {"image"}
+    assert result["total"] == result["counts"]["image"]
