@@ -18,6 +18,7 @@ location where a ``truth/`` record of the simulator sits beside it), plus ultral
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -32,12 +33,13 @@ from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from edgecount.yamlcfg import ConfigError
 from gateway.vision.roi import Roi, candidate_floor, count_rois
+from models import TRAIN_EXTRA
 from models.artifacts import EXPORT_SHAPE, MODELS_DIR, offline_ultralytics
 from models.detector import DEFAULT_CONF, Detector, load_detector
 from models.evaluate import EvalReport
 from models.finetune_card import model_card
 from models.recipe import TrainRecipe, export_onnx, quantize_int8, train
-from models.site_data import SiteData, label_path, load_site_data, read_labels
+from models.site_data import SiteData, beside, label_path, load_site_data, read_labels
 
 SHIPPED_WEIGHTS = MODELS_DIR / "weights" / "shelf-yolo11n.pt"
 
@@ -138,22 +140,30 @@ def _default_device() -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
+def _setup_problem(args: argparse.Namespace) -> str | None:
+    """What stops the run before the data set is read, if anything."""
+    if args.epochs < 1 or args.batch < 1:
+        return "--epochs and --batch must be at least 1"
+    if not args.weights.is_file():
+        return f"--weights {args.weights}: no such file"
+    if importlib.util.find_spec("ultralytics") is None:
+        return "ultralytics is not installed; install the training extra: " + TRAIN_EXTRA
+    if args.device not in (None, "cpu") and _default_device() == "cpu":
+        return f"--device {args.device}: no CUDA device here (use --device cpu)"
+    return None
+
+
 def run_models_finetune(args: argparse.Namespace) -> int:
     """Check the data set, fine-tune, export, quantise, score; write the model card."""
-    if args.epochs < 1 or args.batch < 1:
-        return _fail("--epochs and --batch must be at least 1")
     try:
         data = load_site_data(args.data)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return _fail(f"{args.data}: {len(exc.issues)} problem(s) in the data set")
-    if not args.weights.is_file():
-        return _fail(f"--weights {args.weights}: no such file")
-    try:
-        import ultralytics  # noqa: F401  (only checks that the train extra is there)
-    except ImportError:
-        return _fail("ultralytics is not installed; install the training extra")
+    problem = _setup_problem(args)
+    if problem is not None:
+        return _fail(problem)
     options = Options(
         data=args.data,
         out=args.out,
@@ -163,7 +173,10 @@ def run_models_finetune(args: argparse.Namespace) -> int:
         device=args.device or _default_device(),
         weights=args.weights,
     )
-    summary = finetune(data, options)
+    try:
+        summary = finetune(data, options)
+    except OSError as exc:  # an unreadable image, a full disk: the file is named in exc
+        return _fail(str(exc))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -224,9 +237,8 @@ def _read(path: Path) -> np.ndarray:
 
 def _truth_rois(image: Path, size: tuple[int, int]) -> list[tuple[Roi, int]] | None:
     """The simulator's per-location truth beside ``image`` (``truth/`` for ``images/``)."""
-    record = label_path(image).with_suffix(".json")
-    record = Path(*["truth" if p == "labels" else p for p in record.parts])
-    if not record.is_file():
+    record = beside(image, "truth", ".json")
+    if record == image.with_suffix(".json") or not record.is_file():
         return None
     truth = json.loads(record.read_text())
     if (truth.get("height"), truth.get("width")) != size:

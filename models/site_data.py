@@ -63,12 +63,17 @@ class SiteData:
 
 def label_path(image: Path) -> Path:
     """Where ultralytics looks for ``image``'s labels: its last ``images`` folder → ``labels``."""
+    return beside(image, "labels", ".txt")
+
+
+def beside(image: Path, folder: str, suffix: str) -> Path:
+    """``image``'s companion file: its last ``images`` folder → ``folder``, its suffix changed."""
     parts = list(image.parts)
     for index in range(len(parts) - 2, -1, -1):
         if parts[index] == "images":
-            parts[index] = "labels"
-            return Path(*parts).with_suffix(".txt")
-    return image.with_suffix(".txt")
+            parts[index] = folder
+            return Path(*parts).with_suffix(suffix)
+    return image.with_suffix(suffix)
 
 
 def read_labels(path: Path) -> list[tuple[int, float, float, float, float]]:

@@ -107,6 +107,14 @@ def test_imgsz_must_be_multiples_of_32(tmp_path: Path) -> None:
     assert "multiple of 32" in done.stderr
 
 
+def test_missing_start_weights_is_a_usage_error(tmp_path: Path) -> None:
+    done = _run("models", "finetune", "--data", str(_good_set(tmp_path)), "--out",
+                str(tmp_path / "out"), "--weights", str(tmp_path / "none.pt"))  # fmt: skip
+    assert done.returncode == 2
+    assert f"--weights {tmp_path / 'none.pt'}: no such file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.train
 def test_finetune_one_epoch_writes_a_usable_model(tmp_path: Path) -> None:
     from simulators.camera.dataset import DatasetSpec, write_dataset
