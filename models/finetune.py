@@ -219,6 +219,7 @@ def finetune(data: SiteData, options: Options) -> dict[str, Any]:
         "train_seconds": round(trained, 1),
         "total_seconds": round(time.monotonic() - started, 1),
         "recipe": recipe.as_dict() | FINETUNE_SETTINGS | {"device": options.device},
+        "start": str(options.weights),
         "weights": str(best),
         "figures": figures,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -20,7 +21,7 @@ def model_card(summary: dict[str, Any]) -> str:
     recipe = json.dumps(summary["recipe"], indent=2, sort_keys=True)
     return f"""# Model card: fine-tuned shelf detector
 
-Fine-tuned from the shipped `shelf-yolo11n.pt` on a site's own labelled shelves by
+Fine-tuned from `{Path(summary["start"]).name}` on a site's own labelled shelves by
 `edgecount models finetune`.
 
 | file | what |
@@ -46,6 +47,9 @@ unless the simulator's truth lies beside it), counted at score 0.5:
 {_row("mean relative error", "mean_relative_error", figures, ".2%")}
 
 mAP50 (ultralytics' validation of the fine-tuned weights): {figures["mAP50"]:.3f}.
+
+The val split also picked the best epoch, so these figures lean optimistic: count shelves
+that neither split holds (`edgecount vision count --model detector.onnx`) before deploying.
 
 Training took {summary["train_seconds"]:.0f} s; the whole command {summary["total_seconds"]:.0f} s.
 
