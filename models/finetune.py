@@ -44,9 +44,10 @@ from models.site_data import SiteData, beside, label_path, load_site_data, read_
 SHIPPED_WEIGHTS = MODELS_DIR / "weights" / "shelf-yolo11n.pt"
 
 DEFAULT_EPOCHS = 40
-"""Sized so that 80 labelled images (and 20 to validate, 960x544) fine-tune in about 9 minutes
-on a 2-core CPU: an epoch took 13 s there, and export, INT8 calibration and scoring 20 s; the
-margin to 15 minutes covers larger camera frames and a busy machine."""
+"""Sized so that 80 labelled images fine-tune in ≤ 15 minutes on a 2-core CPU: with 80 training
+and 40 validation images (960x544) the whole command took 9 min 58 s there (training 583 s,
+about 14.5 s an epoch; export, INT8 calibration and scoring 12 s). The margin covers larger
+camera frames and a busy machine."""
 
 CALIBRATION_IMAGES = 32
 """Training images (at most) the INT8 model is calibrated on."""
