@@ -31,6 +31,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("models", "export"), "models.cli", "export trained weights to ONNX"),
     (("models", "quantize"), "models.cli", "quantise an exported detector to INT8"),
     (("models", "eval"), "models.evaluate", "measure counting accuracy on a held-out set"),
+    (("models", "finetune"), "models.finetune", "fine-tune the detector on a site's shelves"),
     (("models", "prelabel"), "models.prelabel", "draft YOLO labels for a person to correct"),
     (("models", "collect"), "gateway.vision.collect", "save frames from a configured camera"),
     (("reconcile", "serve"), "reconciler.cli", "run the reconciliation service"),

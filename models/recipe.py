@@ -16,13 +16,14 @@ import contextlib
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecount.progress import Progress
 from models.artifacts import EXPORT_SHAPE, Shape, offline_ultralytics
 from simulators.camera.dataset import DatasetSpec, write_dataset
 
@@ -85,12 +86,21 @@ def make_data(out: Path, recipe: TrainRecipe, say: Say = print) -> Path:
 
 
 def train(
-    recipe: TrainRecipe, data_yaml: Path, run_dir: Path, *, say: Say = print, device: str = "cpu"
+    recipe: TrainRecipe,
+    data_yaml: Path,
+    run_dir: Path,
+    *,
+    say: Say = print,
+    device: str = "cpu",
+    overrides: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Train the detector; returns the path of the best weights (``.pt``).
 
-    Progress: ultralytics prints a bar per epoch, and ``say`` gets one line per epoch with
-    the validation figures.
+    ``recipe.model`` is a model YAML (training from scratch) or a ``.pt`` file to start from
+    (fine-tuning). ``overrides`` are further ultralytics training arguments (they win).
+    Progress: ultralytics prints a bar per epoch, ``say`` gets one line per epoch with
+    the validation figures, and ``progress`` (if given) is updated per epoch.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     with offline_ultralytics(run_dir):
@@ -101,35 +111,41 @@ def train(
 
         def on_epoch(trainer: Any) -> None:
             metrics = trainer.metrics or {}
+            done = trainer.epoch + 1
+            map50 = metrics.get("metrics/mAP50(B)", 0.0)
+            # ultralytics calls back once more after the last epoch, validating the best weights.
+            what = f"epoch {done}/{trainer.epochs}" if done <= trainer.epochs else "best weights"
             say(
-                f"epoch {trainer.epoch + 1}/{trainer.epochs}"
-                f"  mAP50 {metrics.get('metrics/mAP50(B)', 0.0):.3f}"
+                f"{what}  mAP50 {map50:.3f}"
                 f"  recall {metrics.get('metrics/recall(B)', 0.0):.3f}"
                 f"  {time.monotonic() - started:.0f} s"
             )
+            if progress is not None and done <= trainer.epochs:
+                progress.update(done, f"mAP50 {map50:.3f}")
 
         model.add_callback("on_fit_epoch_end", on_epoch)
-        extra: dict[str, Any] = {"time": recipe.hours} if recipe.hours else {}
-        model.train(
-            data=str(data_yaml),
-            epochs=recipe.epochs,
-            imgsz=recipe.imgsz,
-            batch=recipe.batch,
-            rect=recipe.rect,
-            seed=recipe.seed,
-            deterministic=True,
-            device=device,
-            workers=0,
-            plots=False,
-            amp=False,
-            pretrained=False,
-            project=str(run_dir),
-            name="train",
-            exist_ok=True,
-            verbose=False,
+        arguments: dict[str, Any] = {
+            "data": str(data_yaml),
+            "epochs": recipe.epochs,
+            "imgsz": recipe.imgsz,
+            "batch": recipe.batch,
+            "rect": recipe.rect,
+            "seed": recipe.seed,
+            "deterministic": True,
+            "device": device,
+            "workers": 0,
+            "plots": False,
+            "amp": False,
+            "pretrained": False,
+            "project": str(run_dir),
+            "name": "train",
+            "exist_ok": True,
+            "verbose": False,
             **recipe.augment,
-            **extra,
-        )
+            **({"time": recipe.hours} if recipe.hours else {}),
+            **(overrides or {}),
+        }
+        model.train(**arguments)
     best = run_dir / "train" / "weights" / "best.pt"
     if not best.exists():
         raise FileNotFoundError(f"training ended without {best}")
@@ -177,9 +193,17 @@ HEAD_PREFIX = "/model.23/"
 
 
 def quantize_int8(
-    source: Path, out: Path, *, calibration_images: int = 32, seed: int = 777, say: Say = print
+    source: Path,
+    out: Path,
+    *,
+    calibration_images: int = 32,
+    seed: int = 777,
+    say: Say = print,
+    images: Sequence[np.ndarray] | None = None,
 ) -> Path:
     """Quantise an exported detector to INT8 (QDQ, per-channel weights), calibrated on shelves.
+
+    ``images`` (BGR frames, a site's own shelves) calibrate instead of rendered shelves.
 
     The head's decoding (DFL, box arithmetic, the concatenation of pixel boxes with 0..1
     scores) stays in float: one 8-bit scale cannot hold both ranges, and quantising it
@@ -202,16 +226,15 @@ def quantize_int8(
     (graph_input,) = model.graph.input
     dims = graph_input.type.tensor_type.shape.dim
     size = (int(dims[2].dim_value), int(dims[3].dim_value))
-    rng = np.random.default_rng(seed)
-    say(f"quantising {source.name}: calibrating on {calibration_images} rendered shelves")
-    batches = [
-        {
-            graph_input.name: input_tensor(
-                letterbox(render_shelf(rng, None, make_catalogue(rng)).image, size)[0]
-            )
-        }
-        for _ in range(calibration_images)
-    ]
+    if images is None:
+        rng = np.random.default_rng(seed)
+        say(f"quantising {source.name}: calibrating on {calibration_images} rendered shelves")
+        images = [
+            render_shelf(rng, None, make_catalogue(rng)).image for _ in range(calibration_images)
+        ]
+    else:
+        say(f"quantising {source.name}: calibrating on {len(images)} images")
+    batches = [{graph_input.name: input_tensor(letterbox(image, size)[0])} for image in images]
 
     class Shelves(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
