@@ -101,7 +101,7 @@ def _existing(path: Path) -> Path:
 
 
 class _LetterboxDetector:
-    """What both back-ends share: input checks and tiling around a one-crop detection."""
+    """What the back-ends share: checks, thresholds, tiling around one-crop detection, decoding."""
 
     name: str
     input_size: tuple[int, int]
@@ -125,6 +125,28 @@ class _LetterboxDetector:
 
     def _detect_one(self, image: Image) -> Detections:
         raise NotImplementedError
+
+    def _settle(
+        self, path: Path, conf: float, iou: float, max_det: int, tile: TileSettings | None
+    ) -> None:
+        """Check and keep what every back-end takes (the weights and the thresholds)."""
+        _check_thresholds(conf, iou, max_det)
+        self.path = _existing(path)
+        self.conf, self.iou, self.max_det, self.tile = conf, iou, max_det, tile
+
+    def _decoded(
+        self, output: npt.NDArray[np.float32], scale: float, pad: tuple[float, float], image: Image
+    ) -> Detections:
+        """The network's raw output as detections in ``image``'s pixels (thresholds, NMS)."""
+        return detections_from_output(
+            output,
+            conf=self.conf,
+            iou=self.iou,
+            max_det=self.max_det,
+            scale=scale,
+            pad=pad,
+            image_shape=image.shape,
+        )
 
 
 class OnnxDetector(_LetterboxDetector):
@@ -155,9 +177,7 @@ class OnnxDetector(_LetterboxDetector):
     ) -> None:
         import onnxruntime as ort
 
-        _check_thresholds(conf, iou, max_det)
-        self.path = _existing(path)
-        self.conf, self.iou, self.max_det, self.tile = conf, iou, max_det, tile
+        self._settle(path, conf, iou, max_det, tile)
         self.name = f"onnx:{self.path.name}"
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -176,15 +196,7 @@ class OnnxDetector(_LetterboxDetector):
     def _detect_one(self, image: Image) -> Detections:
         boxed, scale, pad = letterbox(image, self.input_size)
         (output, *_rest) = self._session.run(None, {self._input: input_tensor(boxed)})
-        return detections_from_output(
-            np.asarray(output, dtype=np.float32),
-            conf=self.conf,
-            iou=self.iou,
-            max_det=self.max_det,
-            scale=scale,
-            pad=pad,
-            image_shape=image.shape,
-        )
+        return self._decoded(np.asarray(output, dtype=np.float32), scale, pad, image)
 
 
 class OpenVinoDetector(_LetterboxDetector):
@@ -225,9 +237,7 @@ class OpenVinoDetector(_LetterboxDetector):
                 "the openvino back-end needs the openvino package:"
                 " pip install 'edgecount[openvino]'"
             ) from exc
-        _check_thresholds(conf, iou, max_det)
-        self.path = _existing(path)
-        self.conf, self.iou, self.max_det, self.tile = conf, iou, max_det, tile
+        self._settle(path, conf, iou, max_det, tile)
         self.name = f"openvino:{self.path.name}"
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
@@ -251,16 +261,9 @@ class OpenVinoDetector(_LetterboxDetector):
         tensor = input_tensor(boxed)
         with self._lock:
             results = self._request.infer({0: tensor})
-            output = np.array(results[self._output], dtype=np.float32)  # a copy: the request
-        return detections_from_output(  # reuses its buffers on the next call
-            output,
-            conf=self.conf,
-            iou=self.iou,
-            max_det=self.max_det,
-            scale=scale,
-            pad=pad,
-            image_shape=image.shape,
-        )
+            # a copy: the request reuses its buffers on the next call
+            output = np.array(results[self._output], dtype=np.float32)
+        return self._decoded(output, scale, pad, image)
 
 
 def _openvino_names(model: Any) -> dict[int, str]:
@@ -336,9 +339,7 @@ class UltralyticsDetector(_LetterboxDetector):
         max_det: int = DEFAULT_MAX_DET,
         tile: TileSettings | None = None,
     ) -> None:
-        _check_thresholds(conf, iou, max_det)
-        self.path = _existing(path)
-        self.conf, self.iou, self.max_det, self.tile = conf, iou, max_det, tile
+        self._settle(path, conf, iou, max_det, tile)
         self.input_size = imgsz if isinstance(imgsz, tuple) else (imgsz, imgsz)
         self.name = f"ultralytics:{self.path.name}"
         self._settings = tempfile.TemporaryDirectory(prefix="edgecount-ultralytics-")
