@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecount.argtypes import bounded
 from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from models.artifacts import SHELF_ONNX
@@ -177,14 +178,7 @@ def prelabel(
     return PrelabelSummary(labelled, val, boxes, tuple(unreadable), data_yaml)
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
+_fraction = bounded(float, 0.0, 1.0, "a number", inclusive=False)
 
 
 def add_models_prelabel_arguments(parser: argparse.ArgumentParser) -> None:

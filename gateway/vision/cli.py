@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from edgecount.argtypes import bounded
 from edgecount.exitcodes import ExitCode
 from gateway.vision.annotate import annotate, check_writable, write_annotated
 from gateway.vision.roi import (
@@ -49,14 +50,7 @@ def _tile_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}")
-    return value
+_fraction = bounded(float, 0.0, 1.0, "a number")
 
 
 def add_vision_count_arguments(parser: argparse.ArgumentParser) -> None:

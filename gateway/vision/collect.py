@@ -15,6 +15,7 @@ from pathlib import Path
 
 from drivers.camera.driver import Camera
 from drivers.camera.sources import redact
+from edgecount.argtypes import bounded
 from edgecount.exitcodes import ExitCode
 from edgecount.progress import Progress
 from edgecount.yamlcfg import config_argument, load_or_report
@@ -79,24 +80,10 @@ def pick_camera(config: GatewayConfig, path: Path, name: str | None) -> CameraCo
     return config.camera(chosen)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.0 <= value <= 86400.0:
-        raise argparse.ArgumentTypeError(f"expected 0 to 86400 seconds, got {text!r}")
-    return value
+_seconds = bounded(float, 0.0, 86400.0, "seconds")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"expected 1 to 100000 frames, got {text!r}")
-    return value
+_count = bounded(int, 1, 100_000, "a number of frames")
 
 
 def add_models_collect_arguments(parser: argparse.ArgumentParser) -> None:
