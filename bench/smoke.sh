@@ -22,6 +22,7 @@ run rfid_decode   "$PY" bench/rfid_throughput.py --parts decode --reports 200
 run rfid_readers  "$PY" bench/rfid_throughput.py --parts readers --readers 2 --duration 3
 run rfid_memory   "$PY" bench/rfid_throughput.py --parts memory --unique 20000
 run reconciler    "$PY" bench/reconciler.py --messages 500 --rows 2000
+run outbox_batch  "$PY" bench/outbox_batch.py --counts 50 --repeat 1
 run sgln          "$PY" bench/sgln.py --tags 500
 run truth         "$PY" bench/truth.py --scan-seconds 2 --bays 2
 run vision        "$PY" bench/vision.py --images 10 --foreign-images 3 --latency-images 4 --rounds 1
