@@ -11,7 +11,7 @@ Layout (what ultralytics reads, plus the counting truth next to it)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,16 +71,32 @@ def truth_record(shelf: ShelfImage, image_name: str) -> dict[str, Any]:
 def write_dataset(out: Path, spec: DatasetSpec, progress: Progress | None = None) -> Path:
     """Render and write the data set; returns the path of ``data.yaml``."""
     rng = np.random.default_rng(spec.seed)
-    total = spec.train + spec.val
+
+    def shelves(count: int) -> Iterator[ShelfImage]:
+        for _ in range(count):
+            yield render_shelf(rng, spec.settings, make_catalogue(rng))
+
+    splits = (("train", shelves(spec.train)), ("val", shelves(spec.val)))
+    return write_splits(out, splits, spec.train + spec.val, progress)
+
+
+def write_splits(
+    out: Path,
+    splits: Iterable[tuple[str, Iterable[ShelfImage]]],
+    total: int,
+    progress: Progress | None = None,
+) -> Path:
+    """Write rendered shelves in the YOLO layout (images, labels, truth per split) and
+    ``data.yaml``; returns its path. Each split's shelves are taken in order, one at a time."""
     done = 0
-    for split, count in (("train", spec.train), ("val", spec.val)):
+    for split, shelves in splits:
         for folder in ("images", "labels", "truth"):
             (out / folder / split).mkdir(parents=True, exist_ok=True)
-        for index in range(count):
+        for index, shelf in enumerate(shelves):
             stem = f"{index:06d}"
-            shelf = render_shelf(rng, spec.settings, make_catalogue(rng))
-            if not cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), shelf.image):
-                raise OSError(f"could not write {out / 'images' / split / stem}.jpg")
+            image = out / "images" / split / f"{stem}.jpg"
+            if not cv2.imwrite(str(image), shelf.image):
+                raise OSError(f"could not write {image}")
             (out / "labels" / split / f"{stem}.txt").write_text(yolo_labels(shelf))
             record = truth_record(shelf, f"images/{split}/{stem}.jpg")
             (out / "truth" / split / f"{stem}.json").write_text(json.dumps(record))

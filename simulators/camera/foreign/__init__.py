@@ -21,14 +21,12 @@ width is inside, and no box otherwise; such edge items stand outside every locat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from simulators.camera.dataset import CLASS_NAMES, Progress, truth_record, yolo_labels
+from simulators.camera.dataset import Progress, write_splits
 from simulators.camera.foreign import wire, wood
 from simulators.camera.foreign.scene import ForeignShelf
 
@@ -77,27 +75,8 @@ def write_foreign(
     (what ``bench/vision.py`` scores); ``train`` is an independent pool of the same renderer,
     for fine-tuning experiments.
     """
-    total, done = train + val, 0
-    for split, shelves in (
-        ("train", foreign_held_out(name, train, seed, stream=1)),
-        ("val", foreign_held_out(name, val, seed)),
-    ):
-        for folder in ("images", "labels", "truth"):
-            (out / folder / split).mkdir(parents=True, exist_ok=True)
-        for index, scene in enumerate(shelves):
-            stem = f"{index:06d}"
-            image = out / "images" / split / f"{stem}.jpg"
-            if not cv2.imwrite(str(image), scene.shelf.image):
-                raise OSError(f"could not write {image}")
-            (out / "labels" / split / f"{stem}.txt").write_text(yolo_labels(scene.shelf))
-            record = truth_record(scene.shelf, f"images/{split}/{stem}.jpg")
-            (out / "truth" / split / f"{stem}.json").write_text(json.dumps(record))
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    data = out / "data.yaml"
-    names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES))
-    data.write_text(
-        f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
+    splits = (
+        ("train", (scene.shelf for scene in foreign_held_out(name, train, seed, stream=1))),
+        ("val", (scene.shelf for scene in foreign_held_out(name, val, seed))),
     )
-    return data
+    return write_splits(out, splits, train + val, progress)
