@@ -54,6 +54,21 @@ def add_models_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--val-images", type=int, default=defaults.val_images, help="validation images"
     )
+    parser.add_argument(
+        "--varied-images",
+        type=int,
+        default=defaults.varied_images,
+        help="domain-randomised training images added (simulators/camera/varied; 0: none)",
+    )
+    parser.add_argument(
+        "--varied-val", type=int, default=defaults.varied_val, help="their validation images"
+    )
+    parser.add_argument(
+        "--start",
+        type=Path,
+        default=None,
+        help="weights (.pt) to continue from instead of a fresh network",
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
     parser.add_argument(
         "--hours", type=float, default=None, help="wall-clock cap (overrides --epochs)"
@@ -98,10 +113,19 @@ def run_models_train(args: argparse.Namespace) -> int:
             flag = "--" + name.replace("_", "-")
             print(f"edgecount models train: {flag} must be at least 1", file=sys.stderr)
             return ExitCode.USAGE
+    if min(args.varied_images, args.varied_val) < 0:
+        print("edgecount models train: --varied-images and --varied-val must not be negative",
+              file=sys.stderr)  # fmt: skip
+        return ExitCode.USAGE
+    if args.start is not None and (args.start.suffix != ".pt" or not args.start.is_file()):
+        print(f"edgecount models train: --start {args.start}: not a .pt file", file=sys.stderr)
+        return ExitCode.USAGE
     recipe = replace(
-        TrainRecipe(),
+        TrainRecipe(model=str(args.start)) if args.start is not None else TrainRecipe(),
         train_images=args.train_images,
         val_images=args.val_images,
+        varied_images=args.varied_images,
+        varied_val=args.varied_val,
         epochs=args.epochs,
         hours=args.hours,
         imgsz=args.imgsz,
@@ -110,7 +134,8 @@ def run_models_train(args: argparse.Namespace) -> int:
     )
     out: Path = args.out
     started = time.monotonic()
-    _say(f"rendering {recipe.train_images + recipe.val_images} shelf images into {out / 'data'}")
+    images = recipe.train_images + recipe.val_images + recipe.varied_images + recipe.varied_val
+    _say(f"rendering {images} shelf images into {out / 'data'}")
     data = make_data(out / "data", recipe, say=_say)
     _say(f"training {recipe.model} at {recipe.imgsz} px on {args.device}")
     best = train(recipe, data, out / "run", say=_say, device=args.device)

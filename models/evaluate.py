@@ -34,11 +34,13 @@ from models.detector import DEFAULT_CONF, DEFAULT_IOU, Detector, load_detector
 from simulators.camera.foreign import HELD_OUT_SEED as FOREIGN_SEED
 from simulators.camera.foreign import RENDERERS, foreign_held_out
 from simulators.camera.render import RenderSettings, ShelfImage, make_catalogue, render_shelf
+from simulators.camera.varied import VARIED_SEED, varied_shelves
 
 HELD_OUT_SEED = 1000
-SETS = ("own", *RENDERERS)
-"""Held-out sets: the training renderer's own, then each foreign renderer
-(:mod:`simulators.camera.foreign`, which shares no drawing code with it)."""
+SETS = ("own", "varied", *RENDERERS)
+"""Held-out sets: the first training renderer's own, the domain-randomised training renderer's
+(:mod:`simulators.camera.varied`), then each foreign renderer (:mod:`simulators.camera.foreign`,
+which shares no drawing code with either)."""
 
 
 @dataclass(slots=True)
@@ -106,12 +108,15 @@ def held_out_set(name: str, count: int, seed: int | None = None) -> Iterator[She
     """``count`` shelves of the held-out set ``name`` (one of :data:`SETS`).
 
     Args:
-        name: ``own`` or a foreign renderer's name.
+        name: ``own`` (the first training renderer), ``varied`` (the domain-randomised
+            training renderer) or a foreign renderer's name.
         count: Images to render.
-        seed: The set's seed; None for its default (1000 own, 5000 foreign).
+        seed: The set's seed; None for its default (own 1000, varied 2000, foreign 5000).
     """
     if name == "own":
         return held_out(count, HELD_OUT_SEED if seed is None else seed)
+    if name == "varied":
+        return varied_shelves(count, VARIED_SEED if seed is None else seed)
     scenes = foreign_held_out(name, count, FOREIGN_SEED if seed is None else seed)
     return (scene.shelf for scene in scenes)
 
@@ -134,6 +139,8 @@ def evaluate(
     """
     report = EvalReport()
     for index, shelf in enumerate(shelves):
+        if not shelf.bins:  # no location wholly in the frame: nothing to count
+            continue
         started = time.perf_counter()
         detections = detector.detect(shelf.image)
         report.seconds += time.perf_counter() - started
@@ -166,13 +173,15 @@ def add_models_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--set",
         choices=SETS,
         default="own",
-        help="held-out set: own (the training renderer, default) or a foreign renderer",
+        help="held-out set: own (the first training renderer, default), varied (the"
+        " domain-randomised one) or a foreign renderer",
     )
     parser.add_argument(
         "--seed",
         type=int,
         default=None,
-        help=f"held-out set seed (default {HELD_OUT_SEED} own, {FOREIGN_SEED} foreign)",
+        help=f"held-out set seed (default {HELD_OUT_SEED} own, {VARIED_SEED} varied,"
+        f" {FOREIGN_SEED} foreign)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -26,8 +26,19 @@ import numpy as np
 from edgecount.progress import Progress
 from models.artifacts import EXPORT_SHAPE, Shape, offline_ultralytics
 from simulators.camera.dataset import DatasetSpec, write_dataset
+from simulators.camera.varied import write_varied
 
 Say = Callable[[str], None]
+
+CONTINUE_SETTINGS: dict[str, Any] = {
+    "pretrained": True,
+    "optimizer": "AdamW",
+    "lr0": 0.001,
+    "warmup_epochs": 0.0,
+}
+"""ultralytics arguments when the recipe continues from weights (``model`` a .pt): load them,
+AdamW at half the rate the automatic choice gives a fresh network, and no warm-up (its bias
+rate of 0.1 over the first 100 batches undoes what the weights had learned)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,18 +48,24 @@ class TrainRecipe:
     Attributes:
         train_images: Rendered training images (960x544 shelves, a fresh catalogue each).
         val_images: Rendered validation images (mAP during training).
+        varied_images: Training images of the domain-randomised renderer
+            (:mod:`simulators.camera.varied`), added to ``train_images``.
+        varied_val: Its validation images, added to ``val_images``.
         seed: Seed of the data and of training.
         imgsz: Network input size (longest side). 480 keeps the smallest items ~11 px.
         epochs: Epochs, unless ``hours`` caps the run first.
         hours: Wall-clock cap; ultralytics then spreads its schedule over the time.
         batch: Images per batch.
-        model: The ultralytics model YAML (built from scratch, never a .pt download).
+        model: The ultralytics model YAML (built from scratch, never a .pt download), or
+            weights (.pt) of an earlier run to continue from.
         rect: Train on 480x288 letterboxed batches instead of squares (40 % less work; no mosaic).
         augment: Augmentation overrides passed to ultralytics.
     """
 
     train_images: int = 800
     val_images: int = 100
+    varied_images: int = 800
+    varied_val: int = 50
     seed: int = 0
     imgsz: int = 480
     epochs: int = 40
@@ -74,15 +91,34 @@ class TrainRecipe:
 
 
 def make_data(out: Path, recipe: TrainRecipe, say: Say = print) -> Path:
-    """Render the training and validation images; returns ``data.yaml``."""
+    """Render the training and validation images; returns ``data.yaml``.
+
+    With ``varied_images`` the own shelves go to ``out/own`` and the varied ones to
+    ``out/varied``, and ``out/data.yaml`` trains and validates on both.
+    """
+    total = recipe.train_images + recipe.val_images + recipe.varied_images + recipe.varied_val
+    step = max(1, total // 10)
+    written = 0
+
+    def progress(done: int, _total: int) -> None:
+        if (written + done) % step == 0 or written + done == total:
+            say(f"data: {written + done}/{total} images")
+
     spec = DatasetSpec(train=recipe.train_images, val=recipe.val_images, seed=recipe.seed)
-    step = max(1, (spec.train + spec.val) // 10)
-
-    def progress(done: int, total: int) -> None:
-        if done % step == 0 or done == total:
-            say(f"data: {done}/{total} images")
-
-    return write_dataset(out, spec, progress)
+    if not recipe.varied_images and not recipe.varied_val:
+        return write_dataset(out, spec, progress)
+    write_dataset(out / "own", spec, progress)
+    written = recipe.train_images + recipe.val_images
+    write_varied(out / "varied", train=recipe.varied_images, val=recipe.varied_val,
+                 seed=recipe.seed, progress=progress)  # fmt: skip
+    data = out / "data.yaml"
+    data.write_text(
+        f"path: {out.resolve()}\n"
+        "train: [own/images/train, varied/images/train]\n"
+        "val: [own/images/val, varied/images/val]\n"
+        "names:\n  0: item\n"
+    )
+    return data
 
 
 def train(
@@ -137,6 +173,7 @@ def train(
             "plots": False,
             "amp": False,
             "pretrained": False,
+            **(CONTINUE_SETTINGS if recipe.model.endswith(".pt") else {}),
             "project": str(run_dir),
             "name": "train",
             "exist_ok": True,

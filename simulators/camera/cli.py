@@ -27,6 +27,7 @@ from simulators.camera.dataset import DatasetSpec, truth_record, write_dataset
 from simulators.camera.foreign import RENDERERS, write_foreign
 from simulators.camera.render import Image, RenderSettings, finish, render_shelf
 from simulators.camera.server import CameraServer, FrameProvider
+from simulators.camera.varied import write_varied
 
 _DEFAULT = RenderSettings()
 
@@ -41,9 +42,10 @@ def add_sim_camera_arguments(parser: argparse.ArgumentParser) -> None:
     dataset.add_argument("--seed", type=int, default=0, help="RNG seed (default 0)")
     dataset.add_argument(
         "--renderer",
-        choices=("training", *RENDERERS),
+        choices=("training", "varied", *RENDERERS),
         default="training",
-        help="training: the simulator's own shelves (default); wood, wire: a foreign renderer"
+        help="training: the simulator's own shelves (default); varied: domain-randomised"
+        " training shelves (simulators/camera/varied); wood, wire: a foreign renderer"
         " for evaluation (simulators/camera/foreign: its own layout, --bays/--levels/--width/"
         "--height do not apply; its val split is bench/vision.py's held-out set of that seed)",
     )
@@ -142,7 +144,7 @@ def _settings(args: argparse.Namespace, bays: int) -> RenderSettings:
 
 def _dataset(args: argparse.Namespace) -> int:
     if args.renderer != "training":
-        return _foreign_dataset(args)
+        return _other_dataset(args)
     spec = DatasetSpec(
         train=args.train,
         val=args.val,
@@ -160,18 +162,24 @@ def _dataset(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _foreign_dataset(args: argparse.Namespace) -> int:
+def _other_dataset(args: argparse.Namespace) -> int:
     shown = Progress(f"{args.renderer} set", args.train + args.val, unit="images")
     try:
         with shown:
-            data = write_foreign(
-                args.out,
-                args.renderer,
-                train=args.train,
-                val=args.val,
-                seed=args.seed,
-                progress=lambda done, _total: shown.update(done),
-            )
+            progress = lambda done, _total: shown.update(done)  # noqa: E731
+            if args.renderer == "varied":
+                data = write_varied(
+                    args.out, train=args.train, val=args.val, seed=args.seed, progress=progress
+                )
+            else:
+                data = write_foreign(
+                    args.out,
+                    args.renderer,
+                    train=args.train,
+                    val=args.val,
+                    seed=args.seed,
+                    progress=progress,
+                )
     except OSError as exc:
         print(f"cannot write the data set: {exc}", file=sys.stderr)
         return 1
