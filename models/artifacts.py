@@ -29,10 +29,16 @@ Shape = int | tuple[int, int]
 
 @contextmanager
 def offline_ultralytics(run_dir: Path) -> Iterator[None]:
-    """Run ultralytics without network access and with its settings file under ``run_dir``."""
-    saved = {key: os.environ.get(key) for key in ("YOLO_OFFLINE", "YOLO_CONFIG_DIR")}
+    """Run ultralytics without network access and with its settings file under ``run_dir``.
+
+    Its own progress bars are off unless ``YOLO_VERBOSE`` is set: our commands print a line per
+    epoch, and ultralytics' carriage returns and colour codes fill a redirected log (a systemd
+    journal, a CI log) with redrawn bars."""
+    keys = ("YOLO_OFFLINE", "YOLO_CONFIG_DIR", "YOLO_VERBOSE")
+    saved = {key: os.environ.get(key) for key in keys}
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_CONFIG_DIR"] = str(run_dir / "ultralytics-config")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     try:
         yield
     finally:

@@ -104,6 +104,10 @@ def held_out(
         yield render_shelf(rng, settings or RenderSettings(), make_catalogue(rng))
 
 
+DEFAULT_SEEDS = {"own": HELD_OUT_SEED, "varied": VARIED_SEED}
+"""Each held-out set's seed (the foreign sets: their module's)."""
+
+
 def held_out_set(name: str, count: int, seed: int | None = None) -> Iterator[ShelfImage]:
     """``count`` shelves of the held-out set ``name`` (one of :data:`SETS`).
 
@@ -113,11 +117,12 @@ def held_out_set(name: str, count: int, seed: int | None = None) -> Iterator[She
         count: Images to render.
         seed: The set's seed; None for its default (own 1000, varied 2000, foreign 5000).
     """
+    seed = DEFAULT_SEEDS.get(name, FOREIGN_SEED) if seed is None else seed
     if name == "own":
-        return held_out(count, HELD_OUT_SEED if seed is None else seed)
+        return held_out(count, seed)
     if name == "varied":
-        return varied_shelves(count, VARIED_SEED if seed is None else seed)
-    scenes = foreign_held_out(name, count, FOREIGN_SEED if seed is None else seed)
+        return varied_shelves(count, seed)
+    scenes = foreign_held_out(name, count, seed)
     return (scene.shelf for scene in scenes)
 
 
@@ -210,7 +215,7 @@ def run_models_eval(args: argparse.Namespace) -> int:
 
     shelves = held_out_set(args.set, args.images, args.seed)
     report = evaluate(detector, shelves, conf=args.conf, progress=progress)
-    default_seed = HELD_OUT_SEED if args.set == "own" else FOREIGN_SEED
+    default_seed = DEFAULT_SEEDS.get(args.set, FOREIGN_SEED)
     summary = report.summary() | {
         "model": str(args.model),
         "set": args.set,

@@ -219,7 +219,7 @@ def finetune(data: SiteData, options: Options) -> dict[str, Any]:
         "names": data.names,
         "train_seconds": round(trained, 1),
         "total_seconds": round(time.monotonic() - started, 1),
-        "recipe": recipe.as_dict() | FINETUNE_SETTINGS | {"device": options.device},
+        "recipe": _training_settings(recipe) | FINETUNE_SETTINGS | {"device": options.device},
         "start": str(options.weights),
         "weights": str(best),
         "figures": figures,
@@ -228,6 +228,15 @@ def finetune(data: SiteData, options: Options) -> dict[str, Any]:
     (out / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     _say(f"wrote {out / 'detector.onnx'}, {int8.name} and MODEL_CARD.md")
     return summary
+
+
+RENDERED_DATA = ("train_images", "val_images", "varied_images", "varied_val")
+"""Recipe settings of the rendered data set, which a fine-tune on a site's images does not use."""
+
+
+def _training_settings(recipe: TrainRecipe) -> dict[str, Any]:
+    """The recipe's settings that apply to a fine-tune (not those of the rendered data)."""
+    return {k: v for k, v in recipe.as_dict().items() if k not in RENDERED_DATA}
 
 
 def _read(path: Path) -> np.ndarray:

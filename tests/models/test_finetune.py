@@ -136,6 +136,9 @@ def test_finetune_one_epoch_writes_a_usable_model(tmp_path: Path) -> None:
 
     summary = json.loads((out / "finetune.json").read_text())
     assert summary["images"] == {"train": 6, "val": 2}
+    # the recipe block holds the training settings, not those of a rendered data set it never used
+    assert summary["recipe"]["epochs"] == 1
+    assert not {"train_images", "varied_images"} & set(summary["recipe"])
     for kind in ("float", "int8"):
         assert summary["figures"][kind]["locations"] == 12  # 2 images x 6 truth locations
         assert 0.0 <= summary["figures"][kind]["exact_rate"] <= 1.0

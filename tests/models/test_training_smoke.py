@@ -33,17 +33,25 @@ def test_train_one_epoch_and_export(tmp_path: Path) -> None:
     tiny = tmp_path / "tiny.onnx"
     done = _run(
         "models", "train", "--out", str(out), "--train-images", "4", "--val-images", "2",
+        "--varied-images", "3", "--varied-val", "1",
         "--epochs", "1", "--imgsz", "160", "--batch", "2", "--onnx", str(tiny),
         "--shape", "96x160",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "data: 6/6 images" in done.stdout
+    assert "data: 10/10 images" in done.stdout
     assert "epoch 1/1" in done.stdout  # the per-epoch progress line
+    # ... and no redrawn progress bars or colour codes of ultralytics' in a redirected log
+    assert "\r" not in done.stdout + done.stderr
+    assert "\x1b[" not in done.stdout + done.stderr
     summary = json.loads((out / "recipe.json").read_text())
     assert summary["recipe"]["imgsz"] == 160
     assert summary["recipe"]["model"] == "yolo11n.yaml"
+    assert summary["recipe"]["varied_images"] == 3
     assert Path(summary["weights"]).is_file()
-    assert len(list((out / "data" / "labels" / "train").glob("*.txt"))) == 4
+    data = out / "data"
+    assert len(list((data / "own" / "labels" / "train").glob("*.txt"))) == 4
+    assert len(list((data / "varied" / "labels" / "train").glob("*.txt"))) == 3
+    assert "varied/images/train" in (data / "data.yaml").read_text()
 
     session = ort.InferenceSession(str(tiny), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
@@ -70,6 +78,25 @@ def test_train_one_epoch_and_export(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
     (scores,) = session.run(None, {inp.name: np.zeros((1, 3, 96, 160), np.float32)})
     assert scores.shape == output.shape
+
+
+def test_training_continues_from_weights(tmp_path: Path) -> None:
+    """--start loads an earlier run's weights (the recipe records them) instead of a fresh net."""
+    first = tmp_path / "first"
+    args = ("--train-images", "2", "--val-images", "1", "--varied-images", "0",
+            "--varied-val", "0", "--epochs", "1", "--imgsz", "160", "--batch", "2")  # fmt: skip
+    assert _run("models", "train", "--out", str(first), *args).returncode == 0
+    weights = json.loads((first / "recipe.json").read_text())["weights"]
+    second = tmp_path / "second"
+    done = _run("models", "train", "--out", str(second), "--start", weights, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recipe = json.loads((second / "recipe.json").read_text())["recipe"]
+    assert recipe["model"] == weights
+    # Without varied images the data set keeps the single-renderer layout.
+    assert (second / "data" / "labels" / "train").is_dir()
+    bad = _run("models", "train", "--out", str(tmp_path / "bad"), "--start", str(tmp_path / "x.pt"))
+    assert bad.returncode == 2
+    assert "x.pt: not a .pt file" in bad.stderr
 
 
 def test_train_without_images_is_a_usage_error(tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ from edgecount.cli import main
 from gateway.vision.roi import Roi, count_rois
 from models.detections import Detections
 from simulators.camera.render import ShelfImage
-from simulators.camera.varied import VariedSettings, frame_box, render, varied_shelves
+from simulators.camera.varied import (
+    VARIED_SEED,
+    VariedSettings,
+    frame_box,
+    render,
+    varied_shelves,
+)
 from simulators.camera.varied.optics import View
 from simulators.camera.varied.products import KINDS, make_look, paint, silhouette
 from simulators.camera.varied.scene import SHELVES, Fill, build
@@ -203,3 +209,13 @@ def test_render_takes_its_settings() -> None:
     shelf = render(np.random.default_rng(4), small)
     assert shelf.image.shape == (192, 320, 3)
     assert all(b.count <= 10 for b in shelf.bins)
+
+
+def test_models_eval_scores_the_varied_held_out_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "eval", "--set", "varied", "--images", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    expected = list(varied_shelves(3, seed=VARIED_SEED))
+    assert summary["set"] == "varied"
+    assert summary["seed"] == VARIED_SEED
+    assert summary["locations"] == sum(len(s.bins) for s in expected)
+    assert summary["images"] == sum(1 for s in expected if s.bins)
