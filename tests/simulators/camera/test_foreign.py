@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from edgecount.cli import main
-from gateway.vision.roi import Roi, count_rois
-from models.detections import Detections
 from simulators.camera.foreign import RENDERERS, foreign_held_out
 from simulators.camera.foreign.scene import ForeignShelf
+from tests.simulators.camera.conftest import CountTruth
 
 ROOT = Path(__file__).resolve().parents[3]
 FOREIGN = ROOT / "simulators" / "camera" / "foreign"
@@ -64,20 +63,13 @@ def test_every_box_holds_its_drawn_pixels_and_no_box_is_empty(
 
 
 def test_counts_equal_labels_by_the_gateways_own_rule(
-    scenes: tuple[str, list[ForeignShelf]],
+    scenes: tuple[str, list[ForeignShelf]], count_truth_boxes: CountTruth
 ) -> None:
     """Truth boxes fed as perfect detections count exactly the truth in every location."""
     _, shelves = scenes
     for scene in shelves:
         shelf = scene.shelf
-        perfect = Detections(
-            shelf.boxes,
-            np.ones(len(shelf.boxes), np.float32),
-            np.zeros(len(shelf.boxes), np.int64),
-        )
-        rois = [Roi(b.location, b.polygon, b.sku) for b in shelf.bins]
-        counted = {name: c.count for name, c in count_rois(perfect, rois, conf=0.5).items()}
-        assert counted == shelf.truth()
+        assert count_truth_boxes(shelf) == shelf.truth()
         owned = [owner for owner in shelf.owners if owner]
         assert sum(shelf.truth().values()) == len(owned)
         assert all(shelf.owners.count(b.location) == b.count for b in shelf.bins)

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 from edgecount.cli import main
-from gateway.vision.roi import Roi, count_rois
-from models.detections import Detections
 from simulators.camera.render import ShelfImage
 from simulators.camera.varied import (
     VARIED_SEED,
@@ -24,6 +22,7 @@ from simulators.camera.varied.optics import View
 from simulators.camera.varied.products import KINDS, make_look, paint, silhouette
 from simulators.camera.varied.scene import SHELVES, Fill, build
 from simulators.camera.varied.textures import PHOTOS, photos, texture
+from tests.simulators.camera.conftest import CountTruth
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS = VariedSettings()
@@ -59,20 +58,15 @@ def test_boxes_lie_in_the_frame_and_locations_wholly_inside_it(shelves: list[She
             assert np.all(b.polygon[:, 1] <= h - 1)
 
 
-def test_counts_equal_labels_by_the_gateways_own_rule(shelves: list[ShelfImage]) -> None:
+def test_counts_equal_labels_by_the_gateways_own_rule(
+    shelves: list[ShelfImage], count_truth_boxes: CountTruth
+) -> None:
     """Truth boxes fed as perfect detections count exactly the truth in every location."""
     located = 0
     for shelf in shelves:
         if not shelf.bins:  # no bin wholly in the frame (count_rois would count the frame)
             continue
-        perfect = Detections(
-            shelf.boxes,
-            np.ones(len(shelf.boxes), np.float32),
-            np.zeros(len(shelf.boxes), np.int64),
-        )
-        rois = [Roi(b.location, b.polygon, b.sku) for b in shelf.bins]
-        counted = {name: c.count for name, c in count_rois(perfect, rois, conf=0.5).items()}
-        assert counted == shelf.truth()
+        assert count_truth_boxes(shelf) == shelf.truth()
         assert all(shelf.owners.count(b.location) == b.count for b in shelf.bins)
         located += len(shelf.bins)
     assert located >= len(shelves), "too few locations wholly in the frame"
