@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from reconciler.auth.dependencies import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Auth, check_csrf
 from reconciler.auth.identity import Identity, Via
 from reconciler.auth.passwords import MAX_PASSWORD_LENGTH
+from reconciler.auth.roles import Role
 
 __all__ = ["SessionOut", "add_signin_routes"]
 
@@ -152,24 +153,7 @@ def add_signin_routes(app: FastAPI, auth: Auth) -> None:
             wrong = "Wrong username or password."
             return _answer(is_form, 401, wrong, user=user, next_path=next_path, headers={})
         auth.limiter.succeeded(keys[0])
-        now = datetime.now(UTC)
-        cookie, identity = await run_in_threadpool(
-            auth.sessions.open, user, role, now, client=client
-        )
-        answer: Response
-        if is_form:
-            answer = RedirectResponse(next_path, status_code=303)
-        else:
-            answer = JSONResponse(_session(identity).model_dump())
-        answer.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            httponly=True,
-            samesite="lax",
-            secure=auth.config.secure_cookies,
-            path="/",
-        )
-        return answer
+        return await _signed_in(auth, user, role, client, next_path if is_form else None)
 
     signed_in = Depends(auth.current_user())  # a default, not Annotated: it is a local
 
@@ -194,6 +178,28 @@ def add_signin_routes(app: FastAPI, auth: Auth) -> None:
         check_csrf(identity, sent)
         await run_in_threadpool(auth.sessions.close, identity, client=_client(request))
         return _signed_out(request)
+
+
+async def _signed_in(
+    auth: Auth, user: str, role: Role, client: str, next_path: str | None
+) -> Response:
+    """Open the session; answer 303 to ``next_path`` (a form) or the session as JSON."""
+    now = datetime.now(UTC)
+    cookie, identity = await run_in_threadpool(auth.sessions.open, user, role, now, client=client)
+    answer: Response
+    if next_path is not None:
+        answer = RedirectResponse(next_path, status_code=303)
+    else:
+        answer = JSONResponse(_session(identity).model_dump())
+    answer.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="lax",
+        secure=auth.config.secure_cookies,
+        path="/",
+    )
+    return answer
 
 
 def _is_form(request: Request) -> bool:
