@@ -43,6 +43,13 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("book", "import"), "reconciler.cli_book", "import a book snapshot CSV (dry run, checks)"),
     (("book", "movements"), "reconciler.cli_book", "import a movement log CSV (idempotent)"),
     (("demo",), "edgecount.demo", "run the whole pipeline on embedded defaults"),
+    (("users", "add"), "reconciler.cli_users", "add a user of the REST API and the console"),
+    (("users", "passwd"), "reconciler.cli_users", "set a user's password (ends their sessions)"),
+    (("users", "list"), "reconciler.cli_users", "list users and their roles"),
+    (("users", "remove"), "reconciler.cli_users", "remove a user with their tokens and sessions"),
+    (("users", "token"), "reconciler.cli_users", "make an API token for a user (shown once)"),
+    (("users", "tokens"), "reconciler.cli_users", "list API tokens"),
+    (("users", "revoke"), "reconciler.cli_users", "revoke an API token"),
     (("security", "acl"), "reconciler.acl", "generate the Mosquitto ACL (per-gateway topics)"),
 )
 

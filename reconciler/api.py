@@ -13,7 +13,14 @@ service hosts the API (:func:`metrics_registry`).
 
 ``POST /book`` and ``POST /movements`` live in :mod:`reconciler.api_upload`.
 
-Errors are JSON ``{"detail": ...}``: 404 unknown discrepancy, 409 decision on a discrepancy
+Every endpoint but the open ones (``api.anonymous``: ``/health`` and ``/metrics`` by default,
+and the sign-in page) needs a session or an API token with the endpoint's scope
+(:mod:`reconciler.auth`): 401 without, 403 with too little. The approver of a decision is the
+signed-in user or the token's user; an approver may decide discrepancies up to
+``api.approval_limits.approver`` in value, an admin any.
+
+Errors are JSON ``{"detail": ...}``: 401 not signed in, 403 not allowed (scope, role, approval
+limit, CSRF token), 404 unknown discrepancy, 409 decision on a discrepancy
 not awaiting approval or a refused book import, 422 invalid request (``detail`` lists each
 error's ``type``, ``loc`` and ``msg``), 503 database unavailable, 500 anything else (logged
 by the server, never sent to the client).
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import threading
@@ -32,12 +40,12 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 import uvicorn
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
@@ -45,8 +53,14 @@ from edgecount import contract
 from edgecount.metrics import CONTENT_TYPE, Family, counter, gauge, render, scrape_registry
 from reconciler import decisions
 from reconciler import schema as t
-from reconciler.api_types import Name, StrictBody
+from reconciler.api_types import StrictBody
 from reconciler.api_upload import add_upload_routes
+from reconciler.auth.dependencies import Auth
+from reconciler.auth.identity import Identity
+from reconciler.auth.limits import approval_limit, discrepancy_value
+from reconciler.auth.pages import add_signin_routes
+from reconciler.auth.roles import Scope
+from reconciler.config import ApiConfig
 from reconciler.engine import DecisionError, Engine
 from reconciler.store import BookLedger
 from reconciler.transitions import CLOSED_STATES, OPEN_STATES
@@ -59,13 +73,26 @@ SHUTDOWN_GRACE_SECONDS = 5
 
 
 class DecisionIn(StrictBody):
-    """An approval or a rejection of a discrepancy awaiting approval."""
+    """An approval or a rejection of a discrepancy awaiting approval.
+
+    Who decides is the signed-in user (or the token's): a body naming an ``approver`` is
+    refused, so nobody can record a decision in someone else's name.
+    """
 
     reason_code: Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)] = Field(
         examples=["MISCOUNT", "THEFT", "DAMAGE", "BOOK_ERROR"]
     )
-    approver: Name
     note: Annotated[str, Text(max_length=1024)] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_approver(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "approver" in data:
+            raise ValueError(
+                "approver is not taken from the body: the decision is recorded under the"
+                " signed-in user (or the API token's user)"
+            )
+        return data
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -208,24 +235,41 @@ def _health(engine: Engine) -> HealthOut:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Decision:
+    approve: bool
+    body: DecisionIn
+    by: Identity
+    limit: float | None
+
+
 def _decide(
-    engine: Engine, lock: threading.Lock, discrepancy_id: int, approve: bool, body: DecisionIn
+    engine: Engine, lock: threading.Lock, discrepancy_id: int, decision: _Decision
 ) -> DiscrepancyOut:
     # Engine.decide checks the state and then writes in one transaction, but without a row
     # lock: two requests at once could both approve. The lock serialises this process's
     # decisions (the CLI in another process is not covered).
     with lock:
+        current = _discrepancy(engine, discrepancy_id)
+        if current is None:
+            raise HTTPException(404, f"no discrepancy {discrepancy_id}")
+        value = discrepancy_value(line.model_dump() for line in current.lines)
+        if decision.limit is not None and value > decision.limit:
+            raise HTTPException(
+                403,
+                f"discrepancy {discrepancy_id} is worth {value:.2f}, above the approval limit"
+                f" of {decision.limit:.2f} of {decision.by.user} ({decision.by.role.label});"
+                " an admin must decide it",
+            )
         try:
             engine.decide(
                 discrepancy_id,
-                approve=approve,
-                reason_code=body.reason_code,
-                approver=body.approver,
-                note=body.note,
+                approve=decision.approve,
+                reason_code=decision.body.reason_code,
+                approver=decision.by.user,
+                note=decision.body.note,
             )
         except DecisionError as exc:
-            if _discrepancy(engine, discrepancy_id) is None:
-                raise HTTPException(404, f"no discrepancy {discrepancy_id}") from None
             raise HTTPException(409, str(exc)) from None
     found = _discrepancy(engine, discrepancy_id)
     assert found is not None  # discrepancies are never deleted
@@ -330,6 +374,7 @@ def _service_families(
 def create_app(
     engine: Engine,
     *,
+    auth: Auth | None = None,
     metrics: CollectorRegistry | None = None,
     service_health: ServiceHealth | None = None,
 ) -> FastAPI:
@@ -338,6 +383,9 @@ def create_app(
     Args:
         engine: The engine (and its store) every request works on; it is shared with the
             running service, and the caller closes its store.
+        auth: Who may do what (users, sessions, limits of the ``api:`` section); the
+            defaults of :class:`~reconciler.config.ApiConfig` on the engine's database when
+            None.
         metrics: What ``/metrics`` renders; the database figures alone when None.
         service_health: The running service's loops; ``/health`` answers 503 while one
             fails (the database alone is checked when None).
@@ -345,20 +393,29 @@ def create_app(
     Returns:
         The FastAPI application; serve it with :func:`serve_api`.
     """
+    auth = auth or Auth(engine.store.engine, ApiConfig())
     app = FastAPI(
         title="edgecount reconciler",
         version="1",
-        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN; /openapi.json stays
+        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN
         redoc_url=None,
+        openapi_url=None,  # served below, behind the sign-in like every other endpoint
+        dependencies=[Depends(auth.gate)],
     )
     _add_error_handlers(app)
-    _add_health_route(app, engine, service_health)
-    _add_discrepancy_routes(app, engine)
-    add_upload_routes(app, engine)
-    _add_wms_routes(app, engine)
+    add_signin_routes(app, auth)
+    reading = [Depends(auth.require(Scope.READ))]
+    _add_health_route(app, engine, service_health, reading)
+    _add_discrepancy_routes(app, engine, auth)
+    add_upload_routes(app, engine, auth.require(Scope.BOOK))
+    _add_wms_routes(app, engine, reading)
     registry = metrics or metrics_registry(engine)
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/openapi.json", include_in_schema=False, dependencies=reading)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/metrics", response_class=Response, dependencies=reading)
     async def prometheus() -> Response:
         """Prometheus text exposition (discrepancies by state, ingest counters, ...)."""
         text = await run_in_threadpool(render, registry)
@@ -385,9 +442,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
-def _add_health_route(app: FastAPI, engine: Engine, service_health: ServiceHealth | None) -> None:
+def _add_health_route(
+    app: FastAPI, engine: Engine, service_health: ServiceHealth | None, reading: list[Any]
+) -> None:
     @app.get(
         "/health",
+        dependencies=reading,
         response_model=HealthOut,
         response_model_exclude_unset=True,
         responses={503: {"description": "the database or a service loop is failing"}},
@@ -409,10 +469,16 @@ def _add_health_route(app: FastAPI, engine: Engine, service_health: ServiceHealt
         return JSONResponse(degraded.model_dump(), status_code=503)
 
 
-def _add_discrepancy_routes(app: FastAPI, engine: Engine) -> None:
+def _add_discrepancy_routes(app: FastAPI, engine: Engine, auth: Auth) -> None:
     decisions = threading.Lock()
+    reading = [Depends(auth.require(Scope.READ))]
+    deciding = Depends(auth.require(Scope.DECIDE))  # a default, not Annotated: it is a local
+    limits = auth.config.approval_limits
 
-    @app.get("/discrepancies")
+    def decision(approve: bool, body: DecisionIn, by: Identity) -> _Decision:
+        return _Decision(approve, body, by, approval_limit(by.role, limits))
+
+    @app.get("/discrepancies", dependencies=reading)
     async def list_discrepancies(
         include_closed: Annotated[bool, Query(alias="all")] = False,
     ) -> list[DiscrepancyOut]:
@@ -420,7 +486,11 @@ def _add_discrepancy_routes(app: FastAPI, engine: Engine) -> None:
         items = await run_in_threadpool(engine.list_discrepancies, open_only=not include_closed)
         return [DiscrepancyOut.model_validate(item) for item in items]
 
-    @app.get("/discrepancies/{discrepancy_id}", responses={404: {"description": "unknown id"}})
+    @app.get(
+        "/discrepancies/{discrepancy_id}",
+        responses={404: {"description": "unknown id"}},
+        dependencies=reading,
+    )
     async def get_discrepancy(discrepancy_id: int) -> DiscrepancyOut:
         """One discrepancy with its lines and the movements since the last good count."""
         found = await run_in_threadpool(_discrepancy, engine, discrepancy_id)
@@ -429,19 +499,27 @@ def _add_discrepancy_routes(app: FastAPI, engine: Engine) -> None:
         return found
 
     conflict: dict[int | str, dict[str, Any]] = {
+        403: {"description": "not allowed to decide, or above the approval limit"},
         404: {"description": "unknown id"},
         409: {"description": "not awaiting approval"},
     }
 
     @app.post("/discrepancies/{discrepancy_id}/approve", responses=conflict)
-    async def approve(discrepancy_id: int, body: DecisionIn) -> DiscrepancyOut:
-        """Approve: each line becomes an adjustment, which the service publishes."""
-        return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, True, body)
+    async def approve(
+        discrepancy_id: int, body: DecisionIn, by: Identity = deciding
+    ) -> DiscrepancyOut:
+        """Approve as the signed-in user: each line becomes an adjustment, which the service
+        publishes."""
+        chosen = decision(True, body, by)
+        return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, chosen)
 
     @app.post("/discrepancies/{discrepancy_id}/reject", responses=conflict)
-    async def reject(discrepancy_id: int, body: DecisionIn) -> DiscrepancyOut:
-        """Reject: the discrepancy is closed and the book stays as it is."""
-        return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, False, body)
+    async def reject(
+        discrepancy_id: int, body: DecisionIn, by: Identity = deciding
+    ) -> DiscrepancyOut:
+        """Reject as the signed-in user: the discrepancy is closed, the book stays as it is."""
+        chosen = decision(False, body, by)
+        return await run_in_threadpool(_decide, engine, decisions, discrepancy_id, chosen)
 
 
 def _page(engine: Engine, table: sa.Table, after: int, limit: int) -> CursorPageOut:
@@ -472,18 +550,18 @@ After = Annotated[int, Query(ge=0, description="cursor: the last one already rea
 Limit = Annotated[int, Query(ge=1, le=decisions.PAGE_LIMIT)]
 
 
-def _add_wms_routes(app: FastAPI, engine: Engine) -> None:
-    @app.get("/decisions")
+def _add_wms_routes(app: FastAPI, engine: Engine, reading: list[Any]) -> None:
+    @app.get("/decisions", dependencies=reading)
     async def list_decisions(after: After = 0, limit: Limit = 100) -> CursorPageOut:
         """Every end of a discrepancy (``edgecount.decision/1``) after a cursor, oldest first."""
         return await run_in_threadpool(_page, engine, t.decisions, after, limit)
 
-    @app.get("/adjustments")
+    @app.get("/adjustments", dependencies=reading)
     async def list_adjustments(after: After = 0, limit: Limit = 100) -> CursorPageOut:
         """Approved adjustments (``edgecount.adjustment/1``) after a cursor, oldest first."""
         return await run_in_threadpool(_page, engine, t.adjustments, after, limit)
 
-    @app.get("/book")
+    @app.get("/book", dependencies=reading)
     async def book(location: Annotated[str, Query(min_length=1, max_length=128)]) -> BookOut:
         """A location's book now: the snapshot plus the movements booked since."""
         return await run_in_threadpool(_book, engine, location)

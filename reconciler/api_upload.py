@@ -14,11 +14,11 @@ Errors: 422 lists every bad line or item (``detail``: ``type``, ``loc``, ``msg``
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ValidationError
@@ -26,6 +26,7 @@ from pydantic import StringConstraints as Text
 
 from edgecount.gtin import GtinError, normalise_sku
 from reconciler.api_types import Abc, Amount, Name, StrictBody, UnitDelta, Units
+from reconciler.auth.identity import Identity
 from reconciler.book_import import (
     BookDiff,
     BookOptions,
@@ -187,7 +188,7 @@ def _csv_book(raw: bytes, source: str, encoding: str | None) -> list[BookLine]:
         raise RequestValidationError([error]) from None
 
 
-def _movements(engine: Engine, body: MovementsIn) -> MovementsOut:
+def _movements(engine: Engine, body: MovementsIn, actor: str) -> MovementsOut:
     moves = [
         Movement(
             m.ts,
@@ -202,7 +203,7 @@ def _movements(engine: Engine, body: MovementsIn) -> MovementsOut:
     ]
     try:
         check_unique_ids(moves, "movements")
-        done = import_movements(engine.store, moves, source="movements", actor="api")
+        done = import_movements(engine.store, moves, source="movements", actor=actor)
     except CsvImportError as exc:
         loc = lambda p: ("body", "movements", p.line, p.column)  # noqa: E731
         raise _invalid(exc.problems, loc) from None
@@ -239,11 +240,20 @@ def _document_book_body(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def add_upload_routes(app: FastAPI, engine: Engine) -> None:
-    """Add ``POST /book`` and ``POST /movements`` to the API."""
-    _document_book_body(app)
+def add_upload_routes(
+    app: FastAPI, engine: Engine, booking: Callable[[Request], Awaitable[Identity]]
+) -> None:
+    """Add ``POST /book`` and ``POST /movements`` to the API.
 
-    @app.post("/book", openapi_extra=_BOOK_BODY)
+    Args:
+        app: The application.
+        engine: The engine.
+        booking: The dependency that admits who may upload (the ``book`` scope).
+    """
+    _document_book_body(app)
+    uploading = Depends(booking)  # a default, not Annotated: it is a local
+
+    @app.post("/book", openapi_extra=_BOOK_BODY, dependencies=[uploading])
     async def import_book_route(
         request: Request,
         *,
@@ -283,9 +293,9 @@ def add_upload_routes(app: FastAPI, engine: Engine) -> None:
         )
 
     @app.post("/movements")
-    async def add_movements(body: MovementsIn) -> MovementsOut:
+    async def add_movements(body: MovementsIn, by: Identity = uploading) -> MovementsOut:
         """Add movements to the log; one whose ``movement_id`` was imported before is skipped."""
-        return await run_in_threadpool(_movements, engine, body)
+        return await run_in_threadpool(_movements, engine, body, by.user)
 
 
 __all__ = [

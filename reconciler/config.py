@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -11,11 +12,34 @@ from edgecount.yamlcfg import load_model
 from reconciler.rules import TolerancePolicy
 
 
+class ApprovalLimits(StrictModel):
+    """The largest discrepancy value (sum of the lines' absolute ``diff_value``) a role may
+    decide. Admins have no limit; viewers and counters cannot decide at all."""
+
+    approver: float = Field(default=1000.0, ge=0, allow_inf_nan=False)
+
+
+class SigninLimit(StrictModel):
+    """Failed sign-ins allowed per user name and per client address within a window."""
+
+    attempts: int = Field(default=5, ge=1, le=1000)
+    window_seconds: int = Field(default=300, ge=1, le=86400)
+
+
 class ApiConfig(StrictModel):
-    """The REST API (approvals, book snapshots, discrepancies)."""
+    """The REST API (approvals, book snapshots, discrepancies) and who may use it."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8484, ge=0, le=65535)
+    anonymous: tuple[Literal["/health", "/metrics"], ...] = ("/health", "/metrics")
+    """Endpoints that answer without signing in (for probes and Prometheus); [] for none."""
+    secure_cookies: bool = False
+    """Mark the session cookie ``Secure``: set it whenever the API is reached over HTTPS
+    (a TLS-terminating proxy in front), so the browser never sends it in clear."""
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
+    signin_limit: SigninLimit = SigninLimit()
+    approval_limits: ApprovalLimits = ApprovalLimits()
 
 
 class PlanningConfig(StrictModel):

@@ -214,3 +214,39 @@ accepted_variances = Table(
     Column("decided_at", TS, nullable=False),
     Index("ix_accepted_variances_location_sku", "location", "sku"),
 )
+
+# -- sign-in (reconciler.auth) ---------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),  # argon2id, PHC string
+    Column("created_at", TS, nullable=False),
+    Column("password_changed_at", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user", NAME, ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    # SHA-256 of the token: it has 256 random bits, so no slow hash is needed to protect it
+    Column("token_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS),
+    Column("revoked_at", TS),
+    Index("uq_api_tokens_token_hash", "token_hash", unique=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie's value
+    Column("user", NAME, ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+)

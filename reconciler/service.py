@@ -237,12 +237,14 @@ class ReconcileService:
         if self.api is None:
             return
         from reconciler.api import ApiServer, create_app, metrics_registry
+        from reconciler.auth.dependencies import Auth
 
         def bound(port: int) -> None:
             self.api_port = port
 
         app = create_app(
             self.engine,
+            auth=Auth(self.engine.store.engine, self.api),
             metrics=metrics_registry(
                 self.engine, self.counters, self.gauges, families=self._task_families
             ),

@@ -24,6 +24,7 @@ from reconciler.engine import Engine
 from reconciler.model import AbcClass, BookLine
 from reconciler.rules import TolerancePolicy
 from reconciler.store import Store, open_store
+from tests.reconciler.apiclient import api_client, bearer
 
 SKU_A, SKU_B = "80614141123458", "80614141123465"
 SNAPSHOT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
@@ -32,7 +33,7 @@ BOOK = [
     BookLine("A-01", SKU_B, 5, 10.0, AbcClass.B),
     BookLine("A-02", SKU_A, 4, 2.0, AbcClass.A),
 ]
-DECISION = {"reason_code": "MISCOUNT", "approver": "kim", "note": "shelf behind A-01"}
+DECISION = {"reason_code": "MISCOUNT", "note": "shelf behind A-01"}
 
 
 @pytest.fixture
@@ -78,13 +79,13 @@ def error_locs(response: httpx.Response) -> list[list[Any]]:
 
 def test_health_names_the_database_and_counts_open_discrepancies(store: Store) -> None:
     engine, _ = flagged(store)
-    response = TestClient(create_app(engine)).get("/health")
+    response = TestClient(create_app(engine)).get("/health")  # open: no sign-in
     assert response.json() == {"status": "ok", "database": "sqlite", "open_discrepancies": 1}
 
 
 def test_approve_makes_one_adjustment_and_a_second_approve_conflicts(any_store: Store) -> None:
     engine, ident = flagged(any_store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     response = client.post(f"/discrepancies/{ident}/approve", json=DECISION)
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "approved"
@@ -108,10 +109,8 @@ def test_approve_makes_one_adjustment_and_a_second_approve_conflicts(any_store: 
 
 def test_reject_closes_without_an_adjustment(store: Store) -> None:
     engine, ident = flagged(store)
-    client = TestClient(create_app(engine))
-    response = client.post(
-        f"/discrepancies/{ident}/reject", json={"reason_code": "BOOK_ERROR", "approver": "lee"}
-    )
+    client = api_client(engine, "lee")
+    response = client.post(f"/discrepancies/{ident}/reject", json={"reason_code": "BOOK_ERROR"})
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "rejected"
     assert approvals(store) == [(ident, "rejected", "BOOK_ERROR", "lee", "")]
@@ -125,7 +124,7 @@ def test_reject_closes_without_an_adjustment(store: Store) -> None:
 
 def test_unknown_discrepancy_is_404(store: Store) -> None:
     engine, _ = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     assert client.get("/discrepancies/999").json() == {"detail": "no discrepancy 999"}
     for verb in ("approve", "reject"):
         response = client.post(f"/discrepancies/999/{verb}", json=DECISION)
@@ -135,12 +134,12 @@ def test_unknown_discrepancy_is_404(store: Store) -> None:
 
 def test_bad_decision_body_is_422_naming_the_field(store: Store) -> None:
     engine, ident = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     url = f"/discrepancies/{ident}/approve"
-    assert error_locs(client.post(url, json={"approver": "kim"})) == [["body", "reason_code"]]
-    assert error_locs(client.post(url, json={**DECISION, "approver": "  "})) == [
-        ["body", "approver"]
-    ]
+    assert error_locs(client.post(url, json={"note": "x"})) == [["body", "reason_code"]]
+    named = client.post(url, json={**DECISION, "approver": "kim"})
+    assert error_locs(named) == [["body"]]
+    assert "recorded under the signed-in user" in named.json()["detail"][0]["msg"]
     assert error_locs(client.post(url, json={**DECISION, "reason_code": "X" * 65})) == [
         ["body", "reason_code"]
     ]
@@ -153,7 +152,7 @@ def test_bad_decision_body_is_422_naming_the_field(store: Store) -> None:
 
 def test_discrepancies_show_the_movements_since_the_last_good_count(store: Store) -> None:
     engine, ident = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     moves = [
         {"ts": "2026-11-21T01:00:00Z", "location": "A-01", "sku": SKU_A, "qty_delta": -2}
         | {"user": "ann", "doc": "PICK-7", "movement_id": "M-1"},
@@ -184,7 +183,7 @@ def test_discrepancies_show_the_movements_since_the_last_good_count(store: Store
 
 def test_bad_movements_are_422_naming_the_item(store: Store) -> None:
     engine, _ = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     good = {"ts": "2026-11-21T01:00:00Z", "location": "A-01", "sku": SKU_A, "qty_delta": -2}
     good |= {"user": "ann", "doc": "PICK-7", "movement_id": "M-1"}
     naive = {**good, "ts": "2026-11-21T01:00:00"}
@@ -213,7 +212,7 @@ def test_bad_movements_are_422_naming_the_item(store: Store) -> None:
 
 def test_book_snapshot_replaces_the_book(store: Store) -> None:
     engine, _ = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     lines = [
         {"location": "B-01", "sku": SKU_A, "qty": 3, "unit_cost": 2.5, "abc": "a"},
         {"location": "B-01", "sku": SKU_B, "qty": 0, "unit_cost": 0, "abc": "C"},
@@ -258,7 +257,7 @@ def test_bad_snapshot_line_is_422_naming_the_line(
     store: Store, index: int, fields: dict[str, Any], loc: list[Any]
 ) -> None:
     engine, _ = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     lines = [
         {"location": b.location, "sku": b.sku, "qty": b.qty, "unit_cost": b.unit_cost}
         | {"abc": b.abc.value}
@@ -278,7 +277,7 @@ def test_bad_snapshot_line_is_422_naming_the_line(
 
 def test_snapshot_without_a_zone_is_422_and_without_lines_409(store: Store) -> None:
     engine, _ = flagged(store)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     line = {"location": "B-01", "sku": SKU_A, "qty": 3, "unit_cost": 2.5, "abc": "A"}
     naive = {"snapshot_at": "2026-11-22T23:00:00", "source": "x", "lines": [line]}
     assert error_locs(client.post("/book", json=naive)) == [["body", "snapshot_at"]]
@@ -296,7 +295,7 @@ def test_snapshot_without_a_zone_is_422_and_without_lines_409(store: Store) -> N
 def test_database_unavailable_is_503_json() -> None:
     never_migrated = Store(sa.create_engine("sqlite://"))
     engine = Engine(never_migrated, "s", TolerancePolicy())
-    response = TestClient(create_app(engine)).get("/health")
+    response = TestClient(create_app(engine)).get("/health")  # open: no sign-in
     assert (response.status_code, response.json()) == (503, {"detail": "database unavailable"})
 
 
@@ -307,7 +306,8 @@ def test_unexpected_error_is_500_json_without_a_traceback(store: Store) -> None:
     def boom() -> None:
         raise RuntimeError("secret internals")
 
-    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    client = TestClient(app, raise_server_exceptions=False, headers=bearer(store))
+    response = client.get("/boom")
     assert (response.status_code, response.json()) == (500, {"detail": "internal error"})
 
 
@@ -328,7 +328,8 @@ async def test_serve_api_on_port_0_decides_once_under_concurrent_approvals(store
     stopping = asyncio.Event()
     task, base = await started(create_app(engine), stopping)
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        headers = bearer(store)
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
             assert (await client.get("/health")).json()["open_discrepancies"] == 1
             url = f"/discrepancies/{ident}/approve"
             answers = await asyncio.gather(*(client.post(url, json=DECISION) for _ in range(5)))
@@ -352,13 +353,14 @@ async def test_a_request_waiting_for_the_database_does_not_stall_the_loop(
         if str(args[2]).startswith("INSERT INTO movements"):
             inserting.set()
 
+    headers = bearer(store)  # before the write lock below
     sa.event.listen(store.engine, "before_cursor_execute", on_execute)
     writer = sqlite3.connect(tmp_path / "rec.sqlite3", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # holds the write lock: the upload waits for it
     stopping = asyncio.Event()
     task, base = await started(create_app(engine), stopping)
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
             move: dict[str, Any] = {"ts": "2026-11-21T01:00:00Z", "location": "A-01"}
             move |= {"sku": SKU_A}
             move |= {"qty_delta": -1, "user": "ann", "doc": "PICK-1", "movement_id": "M-1"}

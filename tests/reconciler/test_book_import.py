@@ -8,9 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from reconciler.api import create_app
 from reconciler.book_import import (
     BookOptions,
     ImportRefusedError,
@@ -22,6 +20,7 @@ from reconciler.engine import Engine
 from reconciler.model import AbcClass, BookLine, Movement
 from reconciler.rules import TolerancePolicy, book_as_of
 from reconciler.store import Store
+from tests.reconciler.apiclient import api_client
 
 EAN = "4006381333931"
 GTIN = "04006381333931"
@@ -233,7 +232,7 @@ def test_locations_only_keeps_every_other_location_and_its_movements(any_store: 
 
 def test_post_book_csv_body_goes_through_the_file_importer(any_store: Store) -> None:
     any_store.replace_book(CURRENT, source="old", at=AT)
-    client = TestClient(create_app(Engine(any_store, "s", TolerancePolicy())))
+    client = api_client(Engine(any_store, "s", TolerancePolicy()))
     csv_body = f"Bin;EAN;Stock;Price;Class\nA-01;{EAN};12;2,0;A\nA-01;{SKU_B};5;10;B\n"
     csv_body += f"A-02;{EAN};4;2;A\nC-01;{SKU_B};2;10;B\n"
     params = {"snapshot_at": "2026-11-21T08:00:00+01:00", "source": "wms.csv", "dry_run": "true"}
@@ -263,7 +262,7 @@ def test_post_book_csv_body_goes_through_the_file_importer(any_store: Store) -> 
 
 
 def test_openapi_documents_both_book_bodies(any_store: Store) -> None:
-    client = TestClient(create_app(Engine(any_store, "s", TolerancePolicy())))
+    client = api_client(Engine(any_store, "s", TolerancePolicy()))
     document = client.get("/openapi.json").json()
     content = document["paths"]["/book"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", "text/csv"}

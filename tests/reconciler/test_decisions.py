@@ -12,16 +12,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from edgecount import contract
 from reconciler import schema as t
-from reconciler.api import create_app
 from reconciler.decisions import APPROVE_REASONS, REJECT_REASONS
 from reconciler.engine import DecisionError, Engine
 from reconciler.model import AbcClass, BookLine, Movement, Status
 from reconciler.store import Store
 from tests.conftest import BrokerAddress, RecorderFactory
+from tests.reconciler.apiclient import api_client
 from tests.reconciler.test_service import (
     BOOK,
     SKU_A,
@@ -198,7 +197,7 @@ def test_cursor_pages_and_the_book_over_rest(store: Store) -> None:
     for n, location in enumerate(("A-01", "A-02")):
         number = awaiting(engine, {SKU_A: 1}, location=location, seq=10 * n + 1)
         engine.decide(number, approve=True, reason_code="BOOK_ERROR", approver="kim")
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     first = client.get("/decisions", params={"limit": 1}).json()
     assert (len(first["items"]), first["more"]) == (1, True)
     assert first["items"][0]["payload"]["location"] == "A-01"
@@ -287,7 +286,7 @@ def test_an_approved_unexpected_sku_keeps_its_cost_and_class(store: Store) -> No
     engine = engine_on(store, "s")
     number = awaiting(engine, {SKU_A: 4, SKU_B: 3}, location="A-02")  # SKU_B: only A-01 has it
     engine.decide(number, approve=True, reason_code="BOOK_ERROR", approver="kim")
-    book = TestClient(create_app(engine)).get("/book", params={"location": "A-02"}).json()
+    book = api_client(engine).get("/book", params={"location": "A-02"}).json()
     assert [(ln["sku"], ln["qty"], ln["unit_cost"], ln["abc"]) for ln in book["lines"]] == [
         (SKU_A, 4, 2.0, "A"),
         (SKU_B, 3, 10.0, "B"),  # from A-01's line, not 0 and class C

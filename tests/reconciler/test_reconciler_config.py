@@ -50,3 +50,21 @@ def test_commands_report_config_errors_with_exit_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert f"{path}:2: databse: unknown key" in done.stderr
+
+
+def test_api_sign_in_keys_are_strict(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "site: s1\napi:\n  anonymous: [/health, /discrepancies]\n"
+        "  approval_limits: {approver: 50, viewer: 10}\n  signin_limit: {attempts: 0}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_reconciler_config(path)
+    text = [str(issue) for issue in caught.value.issues]
+    assert any(f"{path}:3: api.anonymous[1]: Input should be" in line for line in text), text
+    assert any(f"{path}:4: api.approval_limits.viewer: unknown key" in line for line in text)
+    assert any(f"{path}:5: api.signin_limit.attempts:" in line for line in text)
+    path.write_text("site: s1\napi: {anonymous: [], approval_limits: {approver: 50}}\n")
+    api = load_reconciler_config(path).api
+    assert api is not None
+    assert (api.anonymous, api.approval_limits.approver, api.session_idle_minutes) == ((), 50, 30)
