@@ -111,7 +111,7 @@ def build(rng: np.random.Generator, size: tuple[int, int], fill: Fill, prefix: s
     level_h = (bottom - top) / levels - board
     style = _Style.random(rng, kind)
     _back_panels(rng, scene.canvas, style)
-    x, column, visible = first, 0, 0
+    x, visible = first, 0
     while x < sw:
         x1, x2 = x + upright, x + upright + bay_w
         inside = x1 >= mx and x2 <= mx + w
@@ -125,7 +125,6 @@ def build(rng: np.random.Generator, size: tuple[int, int], fill: Fill, prefix: s
                 scene.sections.append(section)
             _fill_section(rng, scene, section, fill, style)
         x = x2
-        column += 1
     for level in range(levels):
         floor = top + level * (level_h + board) + level_h
         style.board(rng, scene.canvas, floor, board)
