@@ -61,6 +61,7 @@ from reconciler.auth.limits import approval_limit, discrepancy_value
 from reconciler.auth.pages import add_signin_routes
 from reconciler.auth.roles import Scope
 from reconciler.config import ApiConfig
+from reconciler.console import add_console_routes
 from reconciler.engine import DecisionError, Engine
 from reconciler.store import BookLedger
 from reconciler.transitions import CLOSED_STATES, OPEN_STATES
@@ -409,6 +410,7 @@ def create_app(
     _add_discrepancy_routes(app, engine, auth)
     add_upload_routes(app, engine, auth.require(Scope.BOOK))
     _add_wms_routes(app, engine, reading)
+    add_console_routes(app, engine, auth)
     registry = metrics or metrics_registry(engine)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=reading)

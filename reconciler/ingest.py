@@ -76,6 +76,7 @@ def handle_batch(
                 counts.append(message)
             case contract.StatusMessage():
                 outcome.statuses += 1
+                engine.store.record_status(message, datetime.now(UTC))
                 if message.state is contract.GatewayState.ONLINE:  # re-send what it missed
                     outcome.out += engine.recount_requests_for(message.gateway)
             case contract.ScanMessage():

@@ -83,6 +83,7 @@ counts = Table(
     Column("items", JSON, nullable=False),
     Index("ix_counts_location_observed", "location", "observed_at"),
     Index("ix_counts_scan", "scan_id"),
+    Index("ix_counts_received_at", "received_at"),  # the console's live feed
 )
 
 scans = Table(
@@ -97,6 +98,8 @@ scans = Table(
     Column("request_id", NAME),
     Column("locations", JSON, nullable=False),
     Column("incomplete_locations", JSON, nullable=False),
+    Column("readers", JSON),  # [{name, ok, reads, error}] of the latest scan message
+    Column("cameras", JSON),  # [{name, ok, frames, error}] or None (no cameras)
 )
 
 messages = Table(
@@ -249,4 +252,47 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", TS, nullable=False),
     Column("last_seen", TS, nullable=False),
+)
+
+# -- the operator console (reconciler.console) -------------------------------------------------
+
+gateway_status = Table(
+    "gateway_status",
+    metadata,
+    Column("gateway", NAME, primary_key=True),
+    Column("state", String(16), nullable=False),  # online, offline, stopped
+    Column("at", TS, nullable=False),  # the status message's time
+    Column("version", String(64), nullable=False),
+    Column("received_at", TS, nullable=False),
+)
+
+count_tasks = Table(
+    "count_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("zone", NAME, nullable=False),
+    Column("location", NAME, nullable=False),
+    Column("discrepancy_id", Integer, ForeignKey("discrepancies.id")),
+    Column("reason", String(32), nullable=False),  # incomplete, disagreement, requested
+    Column("state", String(16), nullable=False),  # open, done, cancelled
+    Column("assigned_to", NAME),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("done_at", TS),
+    Column("count_msg_id", String(160)),  # the manual count that settled it
+    Column("note", String(1024), nullable=False, default=""),
+    Index("ix_count_tasks_state", "state"),
+)
+
+console_outbox = Table(
+    "console_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(512), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("retain", Boolean, nullable=False, default=False),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("published_at", TS),  # when the broker acknowledged it; None: still to send
+    Index("ix_console_outbox_published_at", "published_at"),
 )

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from edgecount.contract import CountMessage, ScanMessage
-from edgecount.timefmt import parse_utc
+from edgecount.contract import CountMessage, ScanMessage, StatusMessage
+from edgecount.timefmt import parse_utc, utc
 from reconciler import schema as t
 from reconciler.store_book import chunks
 
@@ -137,6 +137,12 @@ class CountStore:
                     "request_id": scan.request_id,
                     "locations": list(scan.locations),
                     "incomplete_locations": list(scan.incomplete_locations),
+                    "readers": [reader.to_payload() for reader in scan.readers],
+                    "cameras": (
+                        None
+                        if scan.cameras is None
+                        else [camera.to_payload() for camera in scan.cameras]
+                    ),
                 }
                 updated = conn.execute(
                     t.scans.update().where(t.scans.c.scan_id == scan.scan_id).values(values)
@@ -148,6 +154,35 @@ class CountStore:
         except IntegrityError:
             return False
         return True
+
+    def record_status(self, status: StatusMessage, received_at: datetime) -> None:
+        """Keep a gateway's latest ``edgecount.status/1`` (an older one changes nothing)."""
+        at = parse_utc(status.at)
+        values = {
+            "state": status.state.value,
+            "at": at,
+            "version": status.version,
+            "received_at": received_at,
+        }
+        with self.engine.begin() as conn:
+            known = conn.execute(
+                sa.select(t.gateway_status.c.at).where(t.gateway_status.c.gateway == status.gateway)
+            ).scalar()
+            if known is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            t.gateway_status.insert().values(gateway=status.gateway, **values)
+                        )
+                except IntegrityError:  # another instance stored it meanwhile
+                    pass
+                return
+            if utc(known) <= at:
+                conn.execute(
+                    t.gateway_status.update()
+                    .where(t.gateway_status.c.gateway == status.gateway)
+                    .values(values)
+                )
 
     def _cover(
         self, conn: Connection, zone: str, location: str, gateway: str, at: datetime

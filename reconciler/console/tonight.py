@@ -1,0 +1,199 @@
+"""*Tonight*: the night's scans with live progress, device health, open discrepancies, trend.
+
+A scan's progress is the locations counted in it (distinct locations of its counts) out of
+the locations its latest ``edgecount.scan/1`` lists; readers and cameras are healthy when
+that message reports them ``ok``. "Tonight" is the last :data:`WINDOW_HOURS` hours.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from reconciler import schema as t
+from reconciler.auth.identity import Identity
+from reconciler.auth.limits import discrepancy_value
+from reconciler.console.render import ROOT, render_page
+from reconciler.engine import Engine
+from reconciler.metrics import summarize, trend
+from reconciler.queries.selections import (
+    ScanRecord,
+    compare_selections,
+    scan_selections,
+    trend_scans,
+)
+from reconciler.report_trend import trend_section
+from reconciler.transitions import OPEN_STATES
+
+if TYPE_CHECKING:
+    from reconciler.console.routes import ConsoleContext
+
+__all__ = ["WINDOW_HOURS", "ScanLine", "Tonight", "add_routes", "tonight"]
+
+WINDOW_HOURS = 18
+
+
+@dataclass(frozen=True, slots=True)
+class ScanLine:
+    """One scan as the page shows it."""
+
+    scan_id: str
+    zone: str
+    gateway: str
+    state: str
+    started_at: datetime
+    ended_at: datetime | None
+    done: int
+    planned: int
+    incomplete: int
+    readers_ok: int
+    readers: int
+    cameras_ok: int
+    cameras: int
+    device_errors: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        """Every reader and camera of the scan reported ok."""
+        return self.readers_ok == self.readers and self.cameras_ok == self.cameras
+
+
+@dataclass(slots=True)
+class Tonight:
+    """What the page shows."""
+
+    since: datetime
+    scans: list[ScanLine] = field(default_factory=list)
+    open_by_state: dict[str, tuple[int, float]] = field(default_factory=dict)
+    gateways: list[dict[str, Any]] = field(default_factory=list)
+    trend_html: str = ""
+
+    @property
+    def locations_done(self) -> int:
+        """Locations counted in tonight's scans."""
+        return sum(s.done for s in self.scans)
+
+    @property
+    def running(self) -> int:
+        """Scans started and not ended."""
+        return sum(1 for s in self.scans if s.state == "started")
+
+
+def _devices(reports: list[dict[str, Any]] | None) -> tuple[int, int, list[str]]:
+    items = reports or []
+    errors = [f"{r.get('name')}: {r.get('error') or 'not ok'}" for r in items if not r.get("ok")]
+    return sum(1 for r in items if r.get("ok")), len(items), errors
+
+
+def _scans(conn: sa.Connection, since: datetime) -> list[ScanLine]:
+    scans = conn.execute(
+        sa.select(t.scans)
+        .where(t.scans.c.started_at >= since)
+        .order_by(t.scans.c.zone, t.scans.c.started_at.desc())
+    ).all()
+    if not scans:
+        return []
+    ids = [row.scan_id for row in scans]
+    done: dict[str, int] = dict(
+        conn.execute(
+            sa.select(t.counts.c.scan_id, sa.func.count(sa.distinct(t.counts.c.location)))
+            .where(t.counts.c.scan_id.in_(ids))
+            .group_by(t.counts.c.scan_id)
+        ).all()
+    )
+    lines = []
+    for row in scans:
+        readers_ok, readers, reader_errors = _devices(row.readers)
+        cameras_ok, cameras, camera_errors = _devices(row.cameras)
+        lines.append(
+            ScanLine(
+                scan_id=row.scan_id,
+                zone=row.zone,
+                gateway=row.gateway,
+                state=row.state,
+                started_at=row.started_at,
+                ended_at=row.ended_at,
+                done=int(done.get(row.scan_id, 0)),
+                planned=len(row.locations),
+                incomplete=len(row.incomplete_locations),
+                readers_ok=readers_ok,
+                readers=readers,
+                cameras_ok=cameras_ok,
+                cameras=cameras,
+                device_errors=tuple(reader_errors + camera_errors),
+            )
+        )
+    return lines
+
+
+def _open_by_state(conn: sa.Connection) -> dict[str, tuple[int, float]]:
+    rows = conn.execute(
+        sa.select(t.discrepancies.c.state, t.discrepancies.c.lines).where(
+            t.discrepancies.c.state.in_([s.value for s in OPEN_STATES])
+        )
+    ).all()
+    out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for state, lines in rows:
+        out[state][0] += 1
+        out[state][1] += discrepancy_value(lines)
+    return {state: (int(n), value) for state, (n, value) in sorted(out.items())}
+
+
+def _gateways(conn: sa.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(t.gateway_status).order_by(t.gateway_status.c.gateway)).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def _trend(engine: Engine, zones: set[str]) -> str:
+    if not zones:
+        return ""
+    history: list[ScanRecord] = trend_scans(engine.store, sorted(zones))
+    if not history:
+        return ""
+    selections = scan_selections(engine.store, history)
+    compared = compare_selections(engine.store, engine.policy, selections)
+    points = trend(
+        (s.scan_id, s.started_at, summarize(rows))
+        for s, rows in zip(history, compared, strict=True)
+    )
+    return trend_section(points)
+
+
+def tonight(engine: Engine, now: datetime | None = None) -> Tonight:
+    """The figures of the page (blocking: run it in a worker thread)."""
+    since = (now or datetime.now(UTC)) - timedelta(hours=WINDOW_HOURS)
+    with engine.store.engine.connect() as conn:
+        page = Tonight(
+            since=since,
+            scans=_scans(conn, since),
+            open_by_state=_open_by_state(conn),
+            gateways=_gateways(conn),
+        )
+    page.trend_html = _trend(engine, {s.zone for s in page.scans})
+    return page
+
+
+def add_routes(app: FastAPI, context: ConsoleContext) -> None:
+    """``GET /console/``: the Tonight page."""
+    signed_in = Depends(context.auth.current_user())
+
+    @app.get(f"{ROOT}/", response_class=HTMLResponse, include_in_schema=False)
+    async def tonight_page(request: Request, identity: Identity = signed_in) -> HTMLResponse:
+        data = await run_in_threadpool(tonight, context.engine)
+        return render_page(
+            request,
+            identity,
+            "tonight.html",
+            title="Tonight",
+            active="tonight",
+            site=context.site,
+            live="messages discrepancies gateways",
+            page=data,
+        )
