@@ -12,11 +12,13 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy.exc as sa_exc
 
 from edgecount.mqtt import MqttSettings
+from reconciler.console import outbox
 from reconciler.engine import Engine, Outgoing
 
 __all__ = [
@@ -71,6 +73,12 @@ def store_streams(engine: Engine) -> list[StoreStream]:
             engine.pending_decisions,
             engine.decision_published,
             "decisions_published",
+        ),
+        StoreStream(
+            "console",
+            lambda: outbox.pending(engine.store.engine),
+            lambda row_id: outbox.mark_published(engine.store.engine, row_id, datetime.now(UTC)),
+            "console_messages_published",
         ),
     ]
 
