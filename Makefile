@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP     := $(VENV)/.stamp-dev
 
-.PHONY: demo test lint typecheck unit bench bench-smoke clean mosquitto system-tools venv
+.PHONY: demo console test lint typecheck unit bench bench-smoke clean mosquitto system-tools venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ venv: $(RUNTIME_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/edgecount demo
 
-## system-tools: the programs the tests run (mosquitto, openssl, systemd-analyze), via apt-get
+## console: serve the operator console on the last demo's night (after make demo)
+console: $(RUNTIME_STAMP)
+	@test -f .edgecount-demo/console.yaml || { echo "run make demo first"; exit 2; }
+	$(BIN)/edgecount reconcile console -c .edgecount-demo/console.yaml
+
+## system-tools: the programs the tests run (mosquitto, openssl, systemd-analyze, chromium), via apt-get
 system-tools:
 	@missing=""; \
 	{ command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || missing="$$missing mosquitto"; \

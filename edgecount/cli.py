@@ -35,6 +35,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("models", "prelabel"), "models.prelabel", "draft YOLO labels for a person to correct"),
     (("models", "collect"), "gateway.vision.collect", "save frames from a configured camera"),
     (("reconcile", "serve"), "reconciler.cli", "run the reconciliation service"),
+    (("reconcile", "console"), "reconciler.cli", "serve the console and REST API (no broker)"),
     (("reconcile", "list"), "reconciler.cli", "list discrepancies"),
     (("reconcile", "approve"), "reconciler.cli", "approve a discrepancy (adjusts the book)"),
     (("reconcile", "reject"), "reconciler.cli", "reject a discrepancy"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import shutil
 import sys
 import uuid
@@ -153,6 +154,48 @@ def _print(figures: dict[str, Any]) -> None:
     if figures["missed"] or figures["false_flags"]:
         print(f"  missed: {figures['missed']}\n  false flags: {figures['false_flags']}")
     print(f"\nHTML report: {figures['report_html']}  ({figures['seconds']} s in all)")
+    print(
+        f"\nLook at the night in the console: run `make console`, open {figures['console_url']}"
+        f" and sign in as {figures['console_user']} / {figures['console_password']}"
+        f"\n  (or: edgecount reconcile console -c {figures['console_config']})"
+    )
+
+
+CONSOLE_USER = "demo"
+CONSOLE_PORT = 8484
+
+
+def _console(state_dir: Path, site: str) -> dict[str, str]:
+    """A console config on the demo's database and an admin ``demo`` with a fresh password.
+
+    ``make console`` (``edgecount reconcile console -c STATE/console.yaml``) serves it.
+    """
+    from reconciler.auth.roles import Role
+    from reconciler.auth.users import UserStore
+    from reconciler.store import open_store
+
+    database = f"sqlite:///{(state_dir / 'reconciler.sqlite3').resolve()}"
+    config = state_dir / "console.yaml"
+    config.write_text(
+        f"# the demo's console: edgecount reconcile console -c {config}\n"
+        f"site: {site}\nstate_dir: {state_dir.resolve()}\ndatabase: {database}\n"
+        f"api:\n  port: {CONSOLE_PORT}\n"
+    )
+    password = secrets.token_urlsafe(12)
+    store = open_store(database)
+    try:
+        UserStore(store.engine).add(CONSOLE_USER, Role.ADMIN, password, actor="edgecount demo")
+    finally:
+        store.close()
+    secret = state_dir / "console-password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    return {
+        "console_url": f"http://127.0.0.1:{CONSOLE_PORT}/",
+        "console_config": str(config),
+        "console_user": CONSOLE_USER,
+        "console_password": password,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return ExitCode.FAILED
     ok = not figures["invalid_payloads"]
+    figures |= _console(args.state_dir, options.plan.twin.site)
     if args.json:
         print(json.dumps(figures, indent=2))
         return ExitCode.OK if ok else ExitCode.FAILED

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from edgecount.exitcodes import ExitCode
 from edgecount.settings import mqtt_settings
 from edgecount.yamlcfg import config_argument, load_or_report
-from reconciler.config import ReconcilerConfig, load_reconciler_config
+from reconciler.config import ApiConfig, ReconcilerConfig, load_reconciler_config
 from reconciler.engine import DecisionError, Engine
 from reconciler.store import DatabaseUnavailableError, open_store
 
@@ -101,6 +102,58 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
         return asyncio.run(serve_until_signal(service))
     finally:
         engine.store.close()
+
+
+# -- console ----------------------------------------------------------------------------------
+
+
+def add_reconcile_console_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgecount reconcile console``."""
+    _config_argument(parser)
+    parser.add_argument(
+        "--port", type=int, default=None, help="TCP port (default: api.port of the file; 0: any)"
+    )
+
+
+@reports_database_errors
+def run_reconcile_console(args: argparse.Namespace) -> int:
+    """Serve the REST API and the console on the database alone (no broker) until Ctrl-C.
+
+    For looking at a night (``make console`` after ``make demo``) or a console on another
+    host than the service: decisions, count tasks and scan requests are stored, and the
+    service (``reconcile serve``) on the same database publishes what they make.
+    """
+    from reconciler.api import ApiServer, create_app
+    from reconciler.auth.dependencies import Auth
+
+    config = _load(args.config)
+    if config is None:
+        return ExitCode.USAGE
+    api = config.api or ApiConfig()
+    engine = make_engine(config)
+    port = api.port if args.port is None else args.port
+    app = create_app(engine, auth=Auth(engine.store.engine, api))
+    server = ApiServer(app, api.host, port)
+    try:
+        bound = server.open()
+    except OSError as exc:
+        print(f"error: cannot listen on {api.host}:{port}: {exc}", file=sys.stderr)
+        engine.store.close()
+        return ExitCode.USAGE
+    print(f"console: http://{api.host}:{bound}/  (Ctrl-C stops it)", flush=True)
+
+    async def serve() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await server.serve(stopping)
+
+    try:
+        asyncio.run(serve())
+    finally:
+        engine.store.close()
+    return ExitCode.OK
 
 
 # -- list / approve / reject -------------------------------------------------------------------

@@ -9,10 +9,13 @@ the twin the test generates itself from the same spec.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from edgecount.demo import SIZES
 from simulators.twin import TwinSpec, generate
@@ -78,7 +81,39 @@ def check_against_the_twin(figures: dict[str, Any], seed: int) -> None:
 def test_demo_on_the_embedded_broker_matches_its_own_truth(tmp_path: Path) -> None:
     done = demo(tmp_path / "state")
     assert done.returncode == 0, done.stderr
-    check_against_the_twin(json.loads(done.stdout), seed=1)
+    figures = json.loads(done.stdout)
+    check_against_the_twin(figures, seed=1)
+    look_at_the_night_in_the_console(figures)
+
+
+def look_at_the_night_in_the_console(figures: dict[str, Any]) -> None:
+    """The console the demo names serves its night to its demo user."""
+    assert figures["console_url"] == "http://127.0.0.1:8484/"
+    console = subprocess.Popen(
+        [sys.executable, "-m", "edgecount", "reconcile", "console", "-c",
+         figures["console_config"], "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert console.stdout is not None
+        first = console.stdout.readline()
+        url = first.split()[1].rstrip("/")
+        assert url.startswith("http://127.0.0.1:"), first
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/console/").status_code == 401
+            signed = client.post(
+                "/signin",
+                json={"username": figures["console_user"], "password": figures["console_password"]},
+            )
+            assert signed.status_code == 200, signed.text
+            page = client.get("/console/")
+            assert page.status_code == 200
+            # the night's scans, recounts included
+            assert page.text.count('class="badge completed"') >= figures["scans"]["nightly"]
+    finally:
+        console.terminate()
+        console.wait(timeout=30)
 
 
 def test_demo_on_an_external_broker(broker: BrokerAddress, tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ that message reports them ``ok``. "Tonight" is the last :data:`WINDOW_HOURS` hou
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +37,7 @@ from reconciler.transitions import OPEN_STATES
 if TYPE_CHECKING:
     from reconciler.console.routes import ConsoleContext
 
-__all__ = ["WINDOW_HOURS", "ScanLine", "Tonight", "add_routes", "tonight"]
+__all__ = ["WINDOW_HOURS", "ScanLine", "Tonight", "TrendCache", "add_routes", "tonight"]
 
 WINDOW_HOURS = 18
 
@@ -151,12 +153,55 @@ def _gateways(conn: sa.Connection) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
-def _trend(engine: Engine, zones: set[str]) -> str:
+class TrendCache:
+    """The last trend drawn, and what it was drawn from.
+
+    Comparing the past scans again costs seconds on a big site, and their figures change only
+    when a scan ends or the book, its movements or the accepted variances change: the chart is
+    drawn again only then (one lock: two pages asking at once draw it once).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._html = ""
+
+    def get(self, key: tuple[Any, ...], draw: Callable[[], str]) -> str:
+        """The chart for ``key``, drawn by ``draw`` when it is not the last one's."""
+        with self._lock:
+            if key != self._key:
+                self._html = draw()
+                self._key = key
+            return self._html
+
+
+def _inputs(conn: sa.Connection) -> tuple[Any, ...]:
+    """What the figures of past scans depend on besides the scans themselves."""
+    return tuple(
+        conn.execute(
+            sa.select(
+                sa.select(sa.func.max(t.book_meta.c.id)).scalar_subquery(),
+                sa.select(sa.func.max(t.book_meta.c.snapshot_at)).scalar_subquery(),
+                sa.select(sa.func.max(t.movements.c.id)).scalar_subquery(),
+                sa.select(sa.func.max(t.accepted_variances.c.id)).scalar_subquery(),
+            )
+        ).one()
+    )
+
+
+def _trend(engine: Engine, zones: set[str], cache: TrendCache) -> str:
     if not zones:
         return ""
     history: list[ScanRecord] = trend_scans(engine.store, sorted(zones))
     if not history:
         return ""
+    with engine.store.engine.connect() as conn:
+        inputs = _inputs(conn)
+    key = (tuple((s.scan_id, s.state, s.ended_at) for s in history), inputs)
+    return cache.get(key, lambda: _draw_trend(engine, history))
+
+
+def _draw_trend(engine: Engine, history: list[ScanRecord]) -> str:
     selections = scan_selections(engine.store, history)
     compared = compare_selections(engine.store, engine.policy, selections)
     points = trend(
@@ -166,7 +211,7 @@ def _trend(engine: Engine, zones: set[str]) -> str:
     return trend_section(points)
 
 
-def tonight(engine: Engine, now: datetime | None = None) -> Tonight:
+def tonight(engine: Engine, cache: TrendCache, now: datetime | None = None) -> Tonight:
     """The figures of the page (blocking: run it in a worker thread)."""
     since = (now or datetime.now(UTC)) - timedelta(hours=WINDOW_HOURS)
     with engine.store.engine.connect() as conn:
@@ -176,17 +221,18 @@ def tonight(engine: Engine, now: datetime | None = None) -> Tonight:
             open_by_state=_open_by_state(conn),
             gateways=_gateways(conn),
         )
-    page.trend_html = _trend(engine, {s.zone for s in page.scans})
+    page.trend_html = _trend(engine, {s.zone for s in page.scans}, cache)
     return page
 
 
 def add_routes(app: FastAPI, context: ConsoleContext) -> None:
     """``GET /console/``: the Tonight page."""
     signed_in = Depends(context.auth.current_user())
+    cache = TrendCache()
 
     @app.get(f"{ROOT}/", response_class=HTMLResponse, include_in_schema=False)
     async def tonight_page(request: Request, identity: Identity = signed_in) -> HTMLResponse:
-        data = await run_in_threadpool(tonight, context.engine)
+        data = await run_in_threadpool(tonight, context.engine, cache)
         return render_page(
             request,
             identity,
