@@ -11,7 +11,8 @@ reconcile approve``.
 yet acknowledged (from the database), plus the running service's ingest counters when the
 service hosts the API (:func:`metrics_registry`).
 
-``POST /book`` and ``POST /movements`` live in :mod:`reconciler.api_upload`.
+``POST /book``, ``POST /book/preview`` and ``POST /movements`` live in
+:mod:`reconciler.api_upload`, ``POST /scan-requests`` in :mod:`reconciler.api_scan`.
 
 Every endpoint but the open ones (``api.anonymous``: ``/health`` and ``/metrics`` by default,
 and the sign-in page) needs a session or an API token with the endpoint's scope
@@ -53,6 +54,7 @@ from edgecount import contract
 from edgecount.metrics import CONTENT_TYPE, Family, counter, gauge, render, scrape_registry
 from reconciler import decisions
 from reconciler import schema as t
+from reconciler.api_scan import add_scan_routes
 from reconciler.api_types import StrictBody
 from reconciler.api_upload import add_upload_routes
 from reconciler.auth.dependencies import Auth
@@ -409,6 +411,7 @@ def create_app(
     _add_health_route(app, engine, service_health, reading)
     _add_discrepancy_routes(app, engine, auth)
     add_upload_routes(app, engine, auth.require(Scope.BOOK))
+    add_scan_routes(app, engine, auth.require(Scope.DECIDE))
     _add_wms_routes(app, engine, reading)
     add_console_routes(app, engine, auth)
     registry = metrics or metrics_registry(engine)

@@ -1,21 +1,26 @@
-"""``POST /book`` and ``POST /movements``: the WMS's uploads, through the CLI's importers.
+"""``POST /book``, ``POST /book/preview`` and ``POST /movements``: the WMS's uploads.
 
 ``POST /book`` takes the JSON snapshot (:class:`BookSnapshotIn`) or a ``text/csv`` body (the
 book CSV of ``edgecount book import``, with ``?snapshot_at=&source=``); both go through
 :func:`reconciler.book_import.import_book`: GTIN SKUs become GTIN-14, an empty book or a mass
 removal is refused (409) unless allowed / confirmed, ``dry_run`` applies nothing, and the answer
-says what changed. ``POST /movements`` is idempotent on each movement's ``movement_id``
+says what changed. ``POST /book/preview`` takes the same CSV and applies nothing: it answers
+what ``POST /book`` would do, record by record, and a bad file's every bad line with 200 (a
+preview of a bad file is a preview too: nothing would be applied). ``POST /movements`` is
+idempotent on each movement's ``movement_id``
 (:func:`reconciler.movement_import.import_movements`).
 
-Errors: 422 lists every bad line or item (``detail``: ``type``, ``loc``, ``msg``; a CSV line's
-``msg`` is the CLI's ``FILE:LINE: column: why``), 409 a refused import.
+Errors: 415 a preview that is not ``text/csv``; 422 lists every bad line or item (``detail``:
+``type``, ``loc``, ``msg``; a CSV line's ``msg`` is the CLI's ``FILE:LINE: column: why``), 409
+a refused import.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -29,18 +34,23 @@ from reconciler.api_types import Abc, Amount, Name, StrictBody, UnitDelta, Units
 from reconciler.auth.identity import Identity
 from reconciler.book_import import (
     BookDiff,
+    BookFile,
     BookOptions,
     ImportRefusedError,
     check_unique,
+    diff_book,
     import_book,
     parse_book,
 )
+from reconciler.book_preview import LineChange, changed_lines
 from reconciler.csvread import CsvImportError, Problem
 from reconciler.engine import Engine
 from reconciler.model import BookLine, Movement
 from reconciler.movement_import import check_unique_ids, import_movements
 
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
+PREVIEW_LINES = 1000
+"""Most changed records, and most bad lines, a preview lists (the rest are counted)."""
 
 # -- requests ------------------------------------------------------------------------------------
 
@@ -113,6 +123,54 @@ class MovementsOut(BaseModel):
 
     added: int
     already_imported: int
+
+
+class LineChangeOut(BaseModel):
+    """One record an import would add, change or remove (``old_*``/``new_*`` null if absent)."""
+
+    change: str
+    location: str
+    sku: str
+    old_qty: int | None
+    new_qty: int | None
+    old_unit_cost: float | None
+    new_unit_cost: float | None
+    old_abc: str | None
+    new_abc: str | None
+
+
+class ProblemOut(BaseModel):
+    """One bad line of the file: its number (1 is the header), the column, why."""
+
+    line: int
+    column: str
+    why: str
+
+
+class BookPreviewOut(BaseModel):
+    """What ``POST /book`` would do with a file; nothing is applied.
+
+    ``would_apply`` is false when the file has bad lines (``problems``: every one, up to
+    1,000, ``problems_left_out`` the rest) or the import would be refused (``refused``).
+    ``lines`` are the changed records by location and SKU (up to 1,000; ``lines_left_out``).
+    """
+
+    would_apply: bool
+    records: int
+    locations: int
+    added: ChangeOut
+    changed: ChangeOut
+    removed: ChangeOut
+    unchanged: int
+    net_value: float
+    lines: list[LineChangeOut]
+    lines_left_out: int
+    problems: list[ProblemOut]
+    problems_left_out: int
+    refused: str | None
+    encoding: str | None
+    delimiter: str | None
+    ignored_columns: list[str]
 
 
 # -- blocking helpers (run in worker threads) ---------------------------------------------------
@@ -188,6 +246,89 @@ def _csv_book(raw: bytes, source: str, encoding: str | None) -> list[BookLine]:
         raise RequestValidationError([error]) from None
 
 
+def _line_out(change: LineChange) -> LineChangeOut:
+    old, new = change.old, change.new
+    return LineChangeOut(
+        change=change.change.value,
+        location=change.location,
+        sku=change.sku,
+        old_qty=None if old is None else old.qty,
+        new_qty=None if new is None else new.qty,
+        old_unit_cost=None if old is None else old.unit_cost,
+        new_unit_cost=None if new is None else new.unit_cost,
+        old_abc=None if old is None else old.abc.value,
+        new_abc=None if new is None else new.abc.value,
+    )
+
+
+def _bad_file(problems: Sequence[Problem]) -> BookPreviewOut:
+    nothing = ChangeOut(records=0, value=0.0)
+    return BookPreviewOut(
+        would_apply=False,
+        records=0,
+        locations=0,
+        added=nothing,
+        changed=nothing,
+        removed=nothing,
+        unchanged=0,
+        net_value=0.0,
+        lines=[],
+        lines_left_out=0,
+        problems=[ProblemOut(line=p.line, column=p.column, why=p.why) for p in problems][
+            :PREVIEW_LINES
+        ],
+        problems_left_out=max(0, len(problems) - PREVIEW_LINES),
+        refused=None,
+        encoding=None,
+        delimiter=None,
+        ignored_columns=[],
+    )
+
+
+def _preview(
+    engine: Engine, raw: bytes, source: str, encoding: str | None, options: BookOptions
+) -> BookPreviewOut:
+    try:
+        parsed: BookFile = parse_book(raw, source, encoding=encoding)
+    except CsvImportError as exc:
+        return _bad_file(exc.problems)
+    except LookupError:
+        error = {"type": "value_error", "loc": ("query", "encoding"), "msg": "unknown encoding"}
+        raise RequestValidationError([error]) from None
+    refused = None
+    try:  # the importer's own checks, on its own read of the book
+        import_book(
+            engine.store,
+            parsed.lines,
+            source=source,
+            at=datetime.now(UTC),
+            options=dataclasses.replace(options, dry_run=True),
+        )
+    except ImportRefusedError as exc:
+        refused = str(exc)
+    current = engine.store.book_lines()
+    diff = diff_book(current, parsed.lines, locations_only=options.locations_only)
+    changes = changed_lines(current, parsed.lines, locations_only=options.locations_only)
+    return BookPreviewOut(
+        would_apply=refused is None,
+        records=diff.records,
+        locations=len({line.location for line in parsed.lines}),
+        added=ChangeOut(records=diff.added.records, value=diff.added.value),
+        changed=ChangeOut(records=diff.changed.records, value=diff.changed.value),
+        removed=ChangeOut(records=diff.removed.records, value=diff.removed.value),
+        unchanged=diff.unchanged,
+        net_value=diff.net_value,
+        lines=[_line_out(c) for c in changes[:PREVIEW_LINES]],
+        lines_left_out=max(0, len(changes) - PREVIEW_LINES),
+        problems=[],
+        problems_left_out=0,
+        refused=refused,
+        encoding=parsed.encoding,
+        delimiter=parsed.delimiter,
+        ignored_columns=list(parsed.ignored),
+    )
+
+
 def _movements(engine: Engine, body: MovementsIn, actor: str) -> MovementsOut:
     moves = [
         Movement(
@@ -212,6 +353,9 @@ def _movements(engine: Engine, body: MovementsIn, actor: str) -> MovementsOut:
 
 # -- routes --------------------------------------------------------------------------------------
 
+_CSV_BODY = {
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
 _BOOK_BODY = {
     "requestBody": {
         "required": True,
@@ -243,7 +387,7 @@ def _document_book_body(app: FastAPI) -> None:
 def add_upload_routes(
     app: FastAPI, engine: Engine, booking: Callable[[Request], Awaitable[Identity]]
 ) -> None:
-    """Add ``POST /book`` and ``POST /movements`` to the API.
+    """Add ``POST /book``, ``POST /book/preview`` and ``POST /movements`` to the API.
 
     Args:
         app: The application.
@@ -292,6 +436,30 @@ def add_upload_routes(
             _book, engine, lines, source or body.source, body.snapshot_at, options
         )
 
+    @app.post(
+        "/book/preview",
+        openapi_extra=_CSV_BODY,
+        dependencies=[uploading],
+        responses={415: {"description": "not a text/csv body"}},
+    )
+    async def preview_book_route(
+        request: Request,
+        *,
+        allow_empty: bool = False,
+        confirm: bool = False,
+        locations_only: bool = False,
+        source: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        encoding: Annotated[str | None, Query(max_length=32)] = None,
+    ) -> BookPreviewOut:
+        """What ``POST /book`` would do with a book CSV, record by record; applies nothing."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in CSV_TYPES:
+            raise HTTPException(415, "send the book as a text/csv body")
+        raw = await request.body()
+        options = BookOptions(True, allow_empty, confirm, locations_only)
+        src = source or "request"
+        return await run_in_threadpool(_preview, engine, raw, src, encoding, options)
+
     @app.post("/movements")
     async def add_movements(body: MovementsIn, by: Identity = uploading) -> MovementsOut:
         """Add movements to the log; one whose ``movement_id`` was imported before is skipped."""
@@ -301,10 +469,13 @@ def add_upload_routes(
 __all__ = [
     "BookImportOut",
     "BookLineIn",
+    "BookPreviewOut",
     "BookSnapshotIn",
     "ChangeOut",
+    "LineChangeOut",
     "MovementIn",
     "MovementsIn",
     "MovementsOut",
+    "ProblemOut",
     "add_upload_routes",
 ]

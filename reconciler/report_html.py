@@ -27,7 +27,7 @@ from reconciler.report_trend import trend_section
 if TYPE_CHECKING:
     from reconciler.report_data import Decision, ReportData
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "report_sections"]
 
 SVG_NS = "http://www.w3.org/2000/svg"
 MINUS = "\u2212"
@@ -458,6 +458,28 @@ def _accepted_section(rows: Sequence[Row], decisions: dict[tuple[str, str], Deci
     return f'<section id="accepted"><h2>Accepted differences</h2>{table}</section>\n'
 
 
+def report_sections(data: ReportData) -> str:
+    """The report's sections without the page around them (the console embeds them).
+
+    Summary, heat map, trend, exceptions and accepted differences: classes only, no
+    ``style`` attribute and no script, so a page under a strict Content-Security-Policy can
+    show them with its own stylesheet.
+
+    Args:
+        data: The report.
+
+    Returns:
+        HTML ``<section>`` elements (well-formed XML).
+    """
+    return (
+        f"{_summary_section(data.summary, data.rows)}"
+        f"{_heatmap_section(data.zones, data.rows)}"
+        f"{trend_section(data.trend)}"
+        f"{_exceptions_section(data.rows, data.decisions)}"
+        f"{_accepted_section(data.rows, data.decisions)}"
+    )
+
+
 def render_html(data: ReportData) -> str:
     """Render the report as one self-contained HTML page.
 
@@ -475,9 +497,5 @@ def render_html(data: ReportData) -> str:
         f"<header><h1>{esc(data.title)}</h1>"
         f'<p class="meta">Scope: <strong>{esc(data.scope)}</strong> {DASH} generated '
         f'<time datetime="{esc(data.generated_at.isoformat())}">{esc(when)}</time></p></header>\n'
-        f"<main>\n{_summary_section(data.summary, data.rows)}"
-        f"{_heatmap_section(data.zones, data.rows)}"
-        f"{trend_section(data.trend)}"
-        f"{_exceptions_section(data.rows, data.decisions)}"
-        f"{_accepted_section(data.rows, data.decisions)}</main>\n</body>\n</html>\n"
+        f"<main>\n{report_sections(data)}</main>\n</body>\n</html>\n"
     )
