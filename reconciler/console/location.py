@@ -120,6 +120,7 @@ class Chart:
 CHART_WIDTH = 600
 CHART_HEIGHT = 160
 CHART_PAD = 18  # room above the bars for the scale's label
+BAR_MAX = 40.0  # a few counts still look like bars, not blocks
 
 
 def chart(counts: Sequence[CountLine]) -> Chart:
@@ -127,7 +128,7 @@ def chart(counts: Sequence[CountLine]) -> Chart:
     ordered = list(reversed(counts))
     top = max((c.total for c in ordered), default=0) or 1
     slot = CHART_WIDTH / max(len(ordered), 1)
-    width = max(slot * 0.8, 1.0)
+    width = min(max(slot * 0.8, 1.0), BAR_MAX)
     room = CHART_HEIGHT - CHART_PAD
     bars = []
     for i, count in enumerate(ordered):

@@ -38,7 +38,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from edgecount.timefmt import utc
 from reconciler import schema as t
 from reconciler.auth.identity import Identity
 from reconciler.console.render import ROOT, render_page
@@ -89,12 +88,15 @@ class MapState(enum.StrEnum):
         return self.value.replace("_", " ")
 
 
+# Plain strings: an enum member's ``.value`` is a slow descriptor, and this runs per location.
 _LABELS = {state: state.label for state in MapState}
+_VALUES = {state: state.value for state in MapState}
+_AWAITING = State.AWAITING_APPROVAL.value
+_WAITING = frozenset({State.RECOUNT_REQUESTED.value, State.OPEN.value})
 _DECIDED = frozenset({State.APPROVED.value, State.REJECTED.value})
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     """What decides one location's state (times aware UTC; None: none such).
 
     Attributes:
@@ -116,9 +118,9 @@ NO_FACTS = Facts()
 def location_state(facts: Facts, since: datetime) -> MapState:
     """A location's state (the rules of the module docstring); counts before ``since`` are
     not recent enough to say anything."""
-    if facts.discrepancy == State.AWAITING_APPROVAL.value:
+    if facts.discrepancy == _AWAITING:
         return MapState.AWAITING_APPROVAL
-    if facts.discrepancy in (State.RECOUNT_REQUESTED.value, State.OPEN.value):
+    if facts.discrepancy in _WAITING:
         return MapState.EXCEPTION
     last, complete = facts.last_count, facts.last_complete
     if last is None or last < since:
@@ -151,9 +153,17 @@ def natural_key(code: str) -> str:
     return _DIGITS.sub(lambda m: m.group().zfill(12), code)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _segment(text: str) -> str:
+    """``text`` as one path segment (most codes need no quoting: spare them the call)."""
+    return text if _PLAIN.fullmatch(text) else quote(text, safe="")
+
+
 def location_href(zone: str, location: str) -> str:
     """The path of a location's page."""
-    return f"{ROOT}/locations/{quote(zone, safe='')}/{quote(location, safe='')}"
+    return f"{ROOT}/locations/{_segment(zone)}/{_segment(location)}"
 
 
 class Cell(NamedTuple):
@@ -230,22 +240,22 @@ def read_facts(
     if location is not None:
         counts = counts.where(c.location == location)
         newest = newest.where(d.location == location)
-    found: dict[str, tuple[datetime | None, datetime | None]] = {
-        loc: (utc(last), None if complete is None else utc(complete))
-        for loc, last, complete in conn.execute(counts).all()
-    }
-    decided: dict[str, tuple[str, datetime]] = {
-        loc: (state, utc(observed))
-        for loc, state, observed in conn.execute(
-            sa.select(d.location, d.state, d.observed_at).where(d.id.in_(newest.scalar_subquery()))
-        ).all()
-    }
-    facts = {}
-    for loc in found.keys() | decided.keys():
-        last, complete = found.get(loc, (None, None))
-        state, observed = decided.get(loc, (None, None))
-        facts[loc] = Facts(last, complete, state, observed)
+    facts: dict[str, Facts] = {}
+    for loc, last, complete in conn.execute(counts).all():
+        facts[loc] = Facts(_aware(last), None if complete is None else _aware(complete))
+    newest_rows = sa.select(d.location, d.state, d.observed_at).where(
+        d.id.in_(newest.scalar_subquery())
+    )
+    for loc, state, observed in conn.execute(newest_rows).all():
+        counted = facts.get(loc, NO_FACTS)
+        facts[loc] = Facts(counted.last_count, counted.last_complete, state, _aware(observed))
     return facts
+
+
+def _aware(moment: datetime) -> datetime:
+    """An aware time (SQLite gives naive UTC back; PostgreSQL's are aware: compared as they
+    are, spared a conversion per row)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 Tile = tuple[str, str, str]
@@ -313,7 +323,7 @@ def group(
             where.aisles.append(Aisle(cell.aisle, []))
         title = f"{cell.location}: {_LABELS[cell.state]}"
         href = location_href(cell.zone, cell.location)
-        where.aisles[-1].tiles.append((href, cell.state.value, title))
+        where.aisles[-1].tiles.append((href, _VALUES[cell.state], title))
     return zones
 
 
