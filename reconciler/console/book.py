@@ -33,7 +33,7 @@ from reconciler.queries import UNKNOWN_ZONE
 from reconciler.store import BookLedger
 
 if TYPE_CHECKING:
-    from reconciler.console.routes import ConsoleContext
+    from reconciler.console.context import ConsoleContext
 
 __all__ = ["SEARCH_LIMIT", "BookPage", "Group", "Hit", "Snapshot", "add_routes", "book_page"]
 

@@ -29,7 +29,7 @@ from reconciler.console.scan_requests import AWAY_STATES, latest_scans, zone_rou
 from reconciler.engine import Engine
 
 if TYPE_CHECKING:
-    from reconciler.console.routes import ConsoleContext
+    from reconciler.console.context import ConsoleContext
 
 __all__ = ["Device", "GatewayLine", "LastScan", "ZoneLine", "add_routes", "gateway_lines"]
 

@@ -1,6 +1,6 @@
 """*Reports*: the night's reconciliation report, its charts, and its CSV and JSON downloads.
 
-The report is the one of ``edgecount reconcile report`` (:func:`reconciler.cli_report.
+The report is the one of ``edgecount reconcile report`` (:func:`reconciler.report_build.
 build_report`) over a scope picked by query parameters: ``scan`` (one scan), else ``zone`` (the
 latest count of each location of a zone), else ``since`` (the latest count per location since
 then; default the last :data:`~reconciler.console.tonight.WINDOW_HOURS` hours). The page shows
@@ -26,15 +26,15 @@ from fastapi.responses import HTMLResponse, Response
 from edgecount import timefmt
 from reconciler import schema as t
 from reconciler.auth.identity import Identity
-from reconciler.cli_report import UnknownScopeError, build_report
 from reconciler.console.render import ROOT, render_page
 from reconciler.console.tonight import WINDOW_HOURS
 from reconciler.engine import Engine
 from reconciler.report import ReportData, render_csv, render_json
+from reconciler.report_build import UnknownScopeError, build_report
 from reconciler.report_html import fmt_money, fmt_pct, report_sections
 
 if TYPE_CHECKING:
-    from reconciler.console.routes import ConsoleContext
+    from reconciler.console.context import ConsoleContext
 
 __all__ = [
     "Card",

@@ -7,7 +7,6 @@ they share and the list of page modules (:data:`PAGES`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -17,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler.auth.dependencies import Auth
 from reconciler.auth.identity import Identity
-from reconciler.config import ApiConfig
-from reconciler.console import book, gateways, reports, tonight
+from reconciler.console import book, gateways, location, reports, tonight
+from reconciler.console import map as site_map
+from reconciler.console.context import ConsoleContext
 from reconciler.console.live import LiveFeed, figures
 from reconciler.console.render import PAGE_HEADERS, ROOT, render_template
 from reconciler.engine import Engine
@@ -28,23 +28,10 @@ __all__ = ["ConsoleContext", "add_console_routes"]
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
-@dataclass(frozen=True, slots=True)
-class ConsoleContext:
-    """What every page module gets: the engine, who may do what, the live feed."""
-
-    engine: Engine
-    auth: Auth
-    config: ApiConfig
-    live: LiveFeed
-
-    @property
-    def site(self) -> str:
-        """The reconciler's site (shown in every page's header)."""
-        return self.engine.site
-
-
 PAGES: tuple[Callable[[FastAPI, ConsoleContext], None], ...] = (
     tonight.add_routes,
+    site_map.add_routes,
+    location.add_routes,
     reports.add_routes,
     book.add_routes,
     gateways.add_routes,

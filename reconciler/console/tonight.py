@@ -35,7 +35,7 @@ from reconciler.report_trend import trend_section
 from reconciler.transitions import OPEN_STATES
 
 if TYPE_CHECKING:
-    from reconciler.console.routes import ConsoleContext
+    from reconciler.console.context import ConsoleContext
 
 __all__ = ["WINDOW_HOURS", "ScanLine", "Tonight", "TrendCache", "add_routes", "tonight"]
 
