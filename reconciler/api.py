@@ -53,6 +53,7 @@ from edgecount import contract
 from edgecount.metrics import CONTENT_TYPE, Family, counter, gauge, render, scrape_registry
 from reconciler import decisions
 from reconciler import schema as t
+from reconciler.api_tasks import add_task_routes
 from reconciler.api_types import StrictBody
 from reconciler.api_upload import add_upload_routes
 from reconciler.auth.dependencies import Auth
@@ -410,6 +411,7 @@ def create_app(
     _add_discrepancy_routes(app, engine, auth)
     add_upload_routes(app, engine, auth.require(Scope.BOOK))
     _add_wms_routes(app, engine, reading)
+    add_task_routes(app, engine, auth)
     add_console_routes(app, engine, auth)
     registry = metrics or metrics_registry(engine)
 
