@@ -55,6 +55,7 @@ from edgecount.metrics import CONTENT_TYPE, Family, counter, gauge, render, scra
 from reconciler import decisions
 from reconciler import schema as t
 from reconciler.api_scan import add_scan_routes
+from reconciler.api_tasks import add_task_routes
 from reconciler.api_types import StrictBody
 from reconciler.api_upload import add_upload_routes
 from reconciler.auth.dependencies import Auth
@@ -413,6 +414,7 @@ def create_app(
     add_upload_routes(app, engine, auth.require(Scope.BOOK))
     add_scan_routes(app, engine, auth.require(Scope.DECIDE))
     _add_wms_routes(app, engine, reading)
+    add_task_routes(app, engine, auth)
     add_console_routes(app, engine, auth)
     registry = metrics or metrics_registry(engine)
 

@@ -8,7 +8,9 @@ gateway covering the location, a wait for a person, or superseded by a new one. 
 count never flags anything. Approval turns each exception line into an adjustment (published
 for the WMS and applied to the local book as a movement); rejection accepts the difference
 until the book, the count or a movement changes it. Every end is recorded as an
-``edgecount.decision/1`` (:mod:`reconciler.decisions`).
+``edgecount.decision/1`` (:mod:`reconciler.decisions`). What automation cannot settle (an
+incomplete last recount, RFID and vision disagreeing) opens a count task for a person in the
+same step (:mod:`reconciler.count_tasks`); the person's count comes back as a count.
 
 The engine only orchestrates: compare, ask the state machine, write the step in one
 transaction (:mod:`reconciler.repository`), and return the messages to send
@@ -30,7 +32,7 @@ import sqlalchemy as sa
 from edgecount import contract
 from edgecount.contract import CountMessage
 from edgecount.timefmt import parse_utc
-from reconciler import messages, repository
+from reconciler import count_tasks, messages, repository
 from reconciler.messages import Outgoing
 from reconciler.model import Discrepancy, Row, Status
 from reconciler.queries import discrepancies as read
@@ -135,7 +137,7 @@ class Engine:
         for count in counts:
             if not count.complete:
                 log.info("count of %s incomplete: nothing flagged", count.location)
-                if count.location in flagged:
+                if count.location in flagged or count_tasks.disputed(count):
                     out += self._step(count, [])
         if not complete:
             return out
@@ -145,7 +147,7 @@ class Engine:
         for count in complete:
             rows = self._compare(count, ledger, accepted)
             exceptions = [row for row in rows if row.is_exception]
-            if not exceptions and count.location not in flagged:
+            if not (exceptions or count.location in flagged or count_tasks.disputed(count)):
                 continue
             out += self._step(count, exceptions)
             if exceptions:
@@ -155,18 +157,23 @@ class Engine:
         return out
 
     def _step(self, count: CountMessage, exceptions: list[Row]) -> list[Outgoing]:
-        """Apply one count to its location's open discrepancy (:func:`after_count`)."""
+        """Apply one count to its location's open discrepancy (:func:`after_count`), and open
+        the count task it calls for (:func:`reconciler.count_tasks.after_count`)."""
         now = datetime.now(UTC)
         lines = messages.exception_lines(exceptions)
         seen = Count(count.scan_id, count.complete, _figures(lines))
         with self.store.engine.begin() as conn:
             current = read.open_at(conn, count.location)
             step = after_count(_current(current), seen, self.max_recounts)
-            if step.action is Action.NONE:
-                return []
             shown = repository.write_step(
                 conn, current, count, lines, step, site=self.site, actor=self.actor, now=now
             )
+            unchanged = None if current is None or step.action is not Action.NONE else current.id
+            count_tasks.after_count(
+                conn, count, step, shown or unchanged, actor=self.actor, now=now
+            )
+            if step.action is Action.NONE:
+                return []
             if shown is None:  # resolved: clear its retained message
                 assert current is not None
                 return [messages.cleared(self.site, current.zone, current.location)]
@@ -180,8 +187,11 @@ class Engine:
     def _request_recount(
         self, conn: sa.Connection, discrepancy_id: int, count: CountMessage, now: datetime
     ) -> Outgoing:
-        # the gateway configured for the zone, else the one that sent this count
+        # the gateway configured for the zone, else the one that sent this count (for a
+        # person's count, the one that counted the location before)
         gateway = self.gateways.get(count.zone, count.gateway)
+        if gateway == count_tasks.MANUAL_GATEWAY:
+            gateway = count_tasks.recount_gateway(conn, count.location) or gateway
         request_id = f"recount-{discrepancy_id}-{uuid.uuid4().hex[:8]}"
         repository.request_recount(
             conn, request_id=request_id, discrepancy_id=discrepancy_id, gateway=gateway, now=now

@@ -61,6 +61,9 @@ class CountSource(enum.StrEnum):
     VISION = "vision"
     FUSED = "fused"
     """Both: the count carries ``fusion``, the RFID and vision figures behind it."""
+    MANUAL = "manual"
+    """A person's blind count from a count task, made by the reconciler's console (its
+    ``gateway`` is ``console``); a gateway never sends one."""
 
 
 class ScanState(enum.StrEnum):

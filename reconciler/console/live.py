@@ -47,6 +47,10 @@ _QUERIES: dict[str, Any] = {
         sa.func.max(t.count_tasks.c.id),
         sa.func.max(t.count_tasks.c.done_at),
         sa.func.count().filter(t.count_tasks.c.state == "open"),
+        # assignments change no task column the figures above see: their audit entries do
+        sa.select(sa.func.max(t.audit.c.id))
+        .where(t.audit.c.action.like("task.%"))
+        .scalar_subquery(),
     ),
     "gateways": sa.select(sa.func.max(t.gateway_status.c.received_at)),
     "book": sa.select(sa.func.max(t.book_meta.c.snapshot_at), sa.func.max(t.book_meta.c.id)),

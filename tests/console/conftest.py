@@ -196,6 +196,7 @@ def start_console(
     *,
     book: dict[str, list[tuple[str, int, float, str]]] | None = None,
     extra: str = "",
+    max_recounts: int = 0,
 ) -> Console:
     """Write a config, import the book, add :data:`USERS`, start ``reconcile serve``."""
     site = f"console-{uuid.uuid4().hex[:8]}"
@@ -203,7 +204,7 @@ def start_console(
     config = tmp / "reconciler.yaml"
     config.write_text(
         f"site: {site}\ninstance_id: {site}\nstate_dir: {tmp / 'state'}\n"
-        f"database: {database}\nmax_recounts: 0\n"
+        f"database: {database}\nmax_recounts: {max_recounts}\n"
         f"mqtt: {{host: {broker.host}, port: {broker.port}}}\n"
         f"api:\n  port: {port}\n  approval_limits: {{approver: 1000}}\n{extra}"
     )

@@ -38,6 +38,7 @@
 
   let pending = false;
   let loading = false;
+  let keepStatus = false;
   function typing() {
     const el = document.activeElement;
     const area = main();
@@ -64,8 +65,8 @@
       }
       if (answer.ok) {
         area.innerHTML = await answer.text();
-        if (!/^Done|saved|sent/i.test(document.getElementById("live-status")?.textContent || ""))
-          status("Updated " + new Date().toLocaleTimeString());
+        if (keepStatus) keepStatus = false;  // a form's answer stays until the next update
+        else status("Updated " + new Date().toLocaleTimeString());
         document.dispatchEvent(new CustomEvent("console:updated"));
       }
     } finally {
@@ -123,6 +124,7 @@
       form.dispatchEvent(new CustomEvent("console:answer", { detail: answer, bubbles: true }));
       if (answer.ok) {
         status(text);
+        keepStatus = true;
         if (form.dataset.reset !== undefined) form.reset();
         if (document.activeElement) document.activeElement.blur();
         await refresh();

@@ -538,7 +538,10 @@ def _count(**overrides: Any) -> dict[str, Any]:
         ({"items": [{"sku": "a"}]}, r"items\[0\]: 'qty' is a required property"),
         ({"items": ["a"]}, r"items\[0\]: 'a' is not of type 'object'"),
         ({"items": [{"sku": "a", "qty": -1}]}, "less than the minimum of 0"),
-        ({"source": "guess"}, r"source: 'guess' is not one of \['rfid', 'vision', 'fused'\]"),
+        (
+            {"source": "guess"},
+            r"source: 'guess' is not one of \['rfid', 'vision', 'fused', 'manual'\]",
+        ),
         ({"source": "vision", "fusion": {}}, "fusion figures go with source 'fused'"),
         (
             {"source": "fused", "fusion": {**FUSION, "rfid": {"total": 1}}},
