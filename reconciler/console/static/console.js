@@ -1,5 +1,6 @@
 // edgecount console: the one shared script (ours; no framework, no CDN).
-// * window.edgecount.api(method, url, body): JSON to the REST API with the CSRF token.
+// * window.edgecount.api(method, url, body): JSON to the REST API with the CSRF token;
+//   window.edgecount.status(text): the answer to what a person did (kept 10 s over live updates).
 // * <form data-api="/path" [data-method="POST"]>: sent as JSON by api(); the answer's detail
 //   goes to the form's [data-result] element; on success the page's live part reloads.
 // * <main data-live="topics">: reloads its content when the server says those topics changed
@@ -38,7 +39,8 @@
 
   let pending = false;
   let loading = false;
-  let keepStatus = false;
+  let keepStatusUntil = 0;
+  const KEEP_ANSWER_MS = 10000;
   function typing() {
     const el = document.activeElement;
     const area = main();
@@ -65,8 +67,8 @@
       }
       if (answer.ok) {
         area.innerHTML = await answer.text();
-        if (keepStatus) keepStatus = false;  // a form's answer stays until the next update
-        else status("Updated " + new Date().toLocaleTimeString());
+        // a form's answer stays readable for a while before live updates replace it
+        if (Date.now() >= keepStatusUntil) status("Updated " + new Date().toLocaleTimeString());
         document.dispatchEvent(new CustomEvent("console:updated"));
       }
     } finally {
@@ -123,8 +125,7 @@
       }
       form.dispatchEvent(new CustomEvent("console:answer", { detail: answer, bubbles: true }));
       if (answer.ok) {
-        status(text);
-        keepStatus = true;
+        announce(text);
         if (form.dataset.reset !== undefined) form.reset();
         if (document.activeElement) document.activeElement.blur();
         await refresh();
@@ -139,7 +140,13 @@
     }
   });
 
-  window.edgecount = { api, detail, refresh, status };
+  // the answer to something a person did: live updates leave it readable for a while
+  function announce(text) {
+    status(text);
+    keepStatusUntil = Date.now() + KEEP_ANSWER_MS;
+  }
+
+  window.edgecount = { api, detail, refresh, status: announce };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", listen);
   else listen();
 })();
