@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reconciler.auth.dependencies import Auth
 from reconciler.auth.identity import Identity
 from reconciler.config import ApiConfig
-from reconciler.console import tonight
+from reconciler.console import queue, tonight
 from reconciler.console.live import LiveFeed, figures
 from reconciler.console.render import PAGE_HEADERS, ROOT, render_template
 from reconciler.engine import Engine
@@ -43,7 +43,10 @@ class ConsoleContext:
         return self.engine.site
 
 
-PAGES: tuple[Callable[[FastAPI, ConsoleContext], None], ...] = (tonight.add_routes,)
+PAGES: tuple[Callable[[FastAPI, ConsoleContext], None], ...] = (
+    tonight.add_routes,
+    queue.add_routes,
+)
 """Each page module's ``add_routes``; a new page is one more entry here."""
 
 
