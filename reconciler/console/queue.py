@@ -29,7 +29,6 @@ from reconciler.auth.identity import Identity
 from reconciler.auth.limits import approval_limit
 from reconciler.auth.roles import Scope
 from reconciler.console.queue_query import (
-    OPEN,
     Filters,
     QueueRow,
     open_counts,
@@ -206,5 +205,4 @@ def add_routes(app: FastAPI, context: ConsoleContext) -> None:
             location_path=location_path,
             # the dialogs stay in the page once loaded; a live refresh does not send them again
             dialogs=request.headers.get(FRAGMENT_HEADER) != "1",
-            open_state_count=len(OPEN),
         )
