@@ -20,6 +20,11 @@ and the sign-in page) needs a session or an API token with the endpoint's scope
 signed-in user or the token's user; an approver may decide discrepancies up to
 ``api.approval_limits.approver`` in value, an admin any.
 
+``POST /discrepancies/approve`` approves many at once (``{"ids": [...], "reason_code": ...,
+"note": ...}``, at most :data:`BULK_LIMIT`), each in its own transaction through the same
+path as one approval, and answers 200 with each one's result (``approved``, ``conflict``,
+``forbidden``, ``not_found``).
+
 Errors are JSON ``{"detail": ...}``: 401 not signed in, 403 not allowed (scope, role, approval
 limit, CSRF token), 404 unknown discrepancy, 409 decision on a discrepancy
 not awaiting approval or a refused book import, 422 invalid request (``detail`` lists each
@@ -46,7 +51,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic import StringConstraints as Text
 from sqlalchemy.exc import OperationalError
 
@@ -97,6 +102,23 @@ class DecisionIn(StrictBody):
                 " signed-in user (or the API token's user)"
             )
         return data
+
+
+BULK_LIMIT = 500
+"""The most discrepancies one ``POST /discrepancies/approve`` decides."""
+
+
+class BulkDecisionIn(DecisionIn):
+    """An approval of several discrepancies with one reason (each decided on its own)."""
+
+    ids: Annotated[list[int], Field(min_length=1, max_length=BULK_LIMIT)]
+
+    @field_validator("ids")
+    @classmethod
+    def _once_each(cls, ids: list[int]) -> list[int]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("each id at most once")
+        return ids
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -178,6 +200,20 @@ class DiscrepancyOut(BaseModel):
     lines: list[LineOut]
     movements: list[MovementOut]
     decision: DecisionSummaryOut | None = None
+
+
+class BulkItemOut(BaseModel):
+    """What became of one discrepancy of a bulk approval; ``detail`` says why not."""
+
+    id: int
+    result: Literal["approved", "conflict", "forbidden", "not_found"]
+    detail: str = ""
+
+
+class BulkOut(BaseModel):
+    """What became of each discrepancy of a bulk approval, in the order asked."""
+
+    results: list[BulkItemOut]
 
 
 class CursorItemOut(BaseModel):
@@ -278,6 +314,30 @@ def _decide(
     found = _discrepancy(engine, discrepancy_id)
     assert found is not None  # discrepancies are never deleted
     return found
+
+
+_BULK_RESULTS: dict[int, Literal["conflict", "forbidden", "not_found"]] = {
+    409: "conflict",
+    403: "forbidden",
+    404: "not_found",
+}
+
+
+def _decide_each(
+    engine: Engine, lock: threading.Lock, ids: list[int], decision: _Decision
+) -> BulkOut:
+    """:func:`_decide` for each id in turn, each in its own transaction; a refusal of one
+    (its HTTP status) is its result, and the others go on."""
+    results = []
+    for discrepancy_id in ids:
+        try:
+            _decide(engine, lock, discrepancy_id, decision)
+        except HTTPException as exc:
+            result = _BULK_RESULTS[exc.status_code]
+            results.append(BulkItemOut(id=discrepancy_id, result=result, detail=str(exc.detail)))
+        else:
+            results.append(BulkItemOut(id=discrepancy_id, result="approved"))
+    return BulkOut(results=results)
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -511,6 +571,19 @@ def _add_discrepancy_routes(app: FastAPI, engine: Engine, auth: Auth) -> None:
         409: {"description": "not awaiting approval"},
     }
 
+    @app.post(
+        "/discrepancies/approve",
+        responses={403: {"description": "not allowed to decide"}, 422: {"description": "bad ids"}},
+    )
+    async def approve_many(body: BulkDecisionIn, by: Identity = deciding) -> BulkOut:
+        """Approve up to 500 discrepancies as the signed-in user, each on its own exactly as
+        ``POST /discrepancies/{id}/approve``: its ``result`` is ``approved``, ``conflict``
+        (not awaiting approval: decided meanwhile), ``forbidden`` (above the approval limit)
+        or ``not_found``."""
+        single = DecisionIn(reason_code=body.reason_code, note=body.note)
+        chosen = decision(True, single, by)
+        return await run_in_threadpool(_decide_each, engine, decisions, body.ids, chosen)
+
     @app.post("/discrepancies/{discrepancy_id}/approve", responses=conflict)
     async def approve(
         discrepancy_id: int, body: DecisionIn, by: Identity = deciding
@@ -709,8 +782,11 @@ async def serve_api(
 
 
 __all__ = [
+    "BULK_LIMIT",
     "ApiServer",
     "BookOut",
+    "BulkDecisionIn",
+    "BulkOut",
     "CursorPageOut",
     "DecisionIn",
     "DiscrepancyOut",

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler.auth.dependencies import Auth
 from reconciler.auth.identity import Identity
-from reconciler.console import book, gateways, location, reports, tasks, tonight
+from reconciler.console import book, gateways, location, queue, reports, tasks, tonight
 from reconciler.console import map as site_map
 from reconciler.console.context import ConsoleContext
 from reconciler.console.live import LiveFeed, figures
@@ -32,6 +32,7 @@ PAGES: tuple[Callable[[FastAPI, ConsoleContext], None], ...] = (
     tonight.add_routes,
     site_map.add_routes,
     location.add_routes,
+    queue.add_routes,
     tasks.add_routes,
     reports.add_routes,
     book.add_routes,

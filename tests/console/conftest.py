@@ -282,9 +282,13 @@ def console(
         stop_console(running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless (make system-tools installs it)."""
+    """Debian's chromium, headless (make system-tools installs it), for one test module.
+
+    Not for the whole session: Playwright's synchronous API keeps an event loop running in the
+    main thread while it lives, and later tests that call ``asyncio.run`` would find it.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (make system-tools)")
     with sync_playwright() as playwright:
@@ -322,8 +326,12 @@ def watch(page: Page, allowed: set[int] | None = None) -> Watched:
 
     def on_failed(request: Request) -> None:
         failure = request.failure or ""
-        if request.url.endswith("/console/events") and "ERR_ABORTED" in failure:
-            return  # the event stream is cut when the page goes away
+        went_away = "ERR_ABORTED" in failure
+        if went_away and (
+            request.url.endswith("/console/events")
+            or request.headers.get("x-console-fragment") == "1"
+        ):
+            return  # the event stream, or a live refresh, cut because the page navigated
         watched.problems.append(f"request failed: {request.method} {request.url} {failure}")
 
     def on_response(response: Response) -> None:

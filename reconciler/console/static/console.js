@@ -44,7 +44,9 @@
   function typing() {
     const el = document.activeElement;
     const area = main();
-    return !!(el && area && area.contains(el) && el.matches("input, textarea, select"));
+    // typing: a text field, a list or an area; a focused checkbox or button is not typing
+    const field = "textarea, select, input:not([type=checkbox]):not([type=radio]):not([type=button]):not([type=submit]):not([type=reset]):not([type=file])";
+    return !!(el && area && area.contains(el) && el.matches(field));
   }
 
   async function refresh() {
