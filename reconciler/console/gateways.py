@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
@@ -26,48 +26,13 @@ from reconciler.auth.identity import Identity
 from reconciler.auth.roles import Scope
 from reconciler.console.render import ROOT, render_page
 from reconciler.console.scan_requests import AWAY_STATES, latest_scans, zone_routes
+from reconciler.console.scans import ScanProgress, scan_progress
 from reconciler.engine import Engine
 
 if TYPE_CHECKING:
     from reconciler.console.context import ConsoleContext
 
-__all__ = ["Device", "GatewayLine", "LastScan", "ZoneLine", "add_routes", "gateway_lines"]
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """A reader or camera as the scan reported it."""
-
-    kind: str
-    name: str
-    ok: bool
-    figure: str
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LastScan:
-    """A zone's latest scan."""
-
-    scan_id: str
-    gateway: str
-    state: str
-    started_at: datetime
-    ended_at: datetime | None
-    done: int
-    planned: int
-    incomplete: int
-    devices: tuple[Device, ...]
-
-    def ok_of(self, kind: str) -> tuple[int, int]:
-        """(devices ok, devices) of a kind (``reader``, ``camera``)."""
-        mine = [d for d in self.devices if d.kind == kind]
-        return sum(1 for d in mine if d.ok), len(mine)
-
-    @property
-    def healthy(self) -> bool:
-        """Every reader and camera reported ok."""
-        return all(d.ok for d in self.devices)
+__all__ = ["GatewayLine", "ZoneLine", "add_routes", "gateway_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +41,7 @@ class ZoneLine:
 
     zone: str
     configured: bool
-    scan: LastScan | None
+    scan: ScanProgress | None
 
 
 @dataclass(slots=True)
@@ -101,48 +66,10 @@ class GatewayLine:
         return sum(1 for z in self.zones if z.scan for d in z.scan.devices if not d.ok)
 
 
-def _devices(kind: str, reports: list[dict[str, Any]] | None, unit: str) -> list[Device]:
-    return [
-        Device(
-            kind,
-            str(r.get("name", "?")),
-            bool(r.get("ok")),
-            f"{r[unit]:,} {unit}" if isinstance(r.get(unit), int) else "",
-            r.get("error"),
-        )
-        for r in reports or []
-    ]
-
-
-def _last_scans(conn: sa.Connection) -> dict[str, LastScan]:
+def _last_scans(conn: sa.Connection) -> dict[str, ScanProgress]:
     ranked = latest_scans()
     rows = conn.execute(sa.select(ranked).where(ranked.c.rank == 1)).all()
-    ids = [r.scan_id for r in rows]
-    done: dict[str, int] = {}
-    if ids:
-        done = dict(
-            conn.execute(
-                sa.select(t.counts.c.scan_id, sa.func.count(sa.distinct(t.counts.c.location)))
-                .where(t.counts.c.scan_id.in_(ids))
-                .group_by(t.counts.c.scan_id)
-            ).all()
-        )
-    return {
-        r.zone: LastScan(
-            scan_id=r.scan_id,
-            gateway=r.gateway,
-            state=r.state,
-            started_at=utc(r.started_at),
-            ended_at=None if r.ended_at is None else utc(r.ended_at),
-            done=int(done.get(r.scan_id, 0)),
-            planned=len(r.locations),
-            incomplete=len(r.incomplete_locations),
-            devices=tuple(
-                _devices("reader", r.readers, "reads") + _devices("camera", r.cameras, "frames")
-            ),
-        )
-        for r in rows
-    }
+    return {scan.zone: scan for scan in scan_progress(conn, rows)}
 
 
 def gateway_lines(engine: Engine) -> list[GatewayLine]:

@@ -1,8 +1,7 @@
 """*Tonight*: the night's scans with live progress, device health, open discrepancies, trend.
 
-A scan's progress is the locations counted in it (distinct locations of its counts) out of
-the locations its latest ``edgecount.scan/1`` lists; readers and cameras are healthy when
-that message reports them ``ok``. "Tonight" is the last :data:`WINDOW_HOURS` hours.
+A scan's progress and devices: :mod:`reconciler.console.scans`. "Tonight" is the last
+:data:`WINDOW_HOURS` hours.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from reconciler import schema as t
 from reconciler.auth.identity import Identity
 from reconciler.auth.limits import discrepancy_value
 from reconciler.console.render import ROOT, render_page
+from reconciler.console.scans import ScanProgress, scan_progress
 from reconciler.engine import Engine
 from reconciler.metrics import summarize, trend
 from reconciler.queries.selections import (
@@ -37,34 +37,9 @@ from reconciler.transitions import OPEN_STATES
 if TYPE_CHECKING:
     from reconciler.console.context import ConsoleContext
 
-__all__ = ["WINDOW_HOURS", "ScanLine", "Tonight", "TrendCache", "add_routes", "tonight"]
+__all__ = ["WINDOW_HOURS", "Tonight", "TrendCache", "add_routes", "tonight"]
 
 WINDOW_HOURS = 18
-
-
-@dataclass(frozen=True, slots=True)
-class ScanLine:
-    """One scan as the page shows it."""
-
-    scan_id: str
-    zone: str
-    gateway: str
-    state: str
-    started_at: datetime
-    ended_at: datetime | None
-    done: int
-    planned: int
-    incomplete: int
-    readers_ok: int
-    readers: int
-    cameras_ok: int
-    cameras: int
-    device_errors: tuple[str, ...]
-
-    @property
-    def healthy(self) -> bool:
-        """Every reader and camera of the scan reported ok."""
-        return self.readers_ok == self.readers and self.cameras_ok == self.cameras
 
 
 @dataclass(slots=True)
@@ -72,7 +47,7 @@ class Tonight:
     """What the page shows."""
 
     since: datetime
-    scans: list[ScanLine] = field(default_factory=list)
+    scans: list[ScanProgress] = field(default_factory=list)
     open_by_state: dict[str, tuple[int, float]] = field(default_factory=dict)
     gateways: list[dict[str, Any]] = field(default_factory=list)
     trend_html: str = ""
@@ -88,51 +63,13 @@ class Tonight:
         return sum(1 for s in self.scans if s.state == "started")
 
 
-def _devices(reports: list[dict[str, Any]] | None) -> tuple[int, int, list[str]]:
-    items = reports or []
-    errors = [f"{r.get('name')}: {r.get('error') or 'not ok'}" for r in items if not r.get("ok")]
-    return sum(1 for r in items if r.get("ok")), len(items), errors
-
-
-def _scans(conn: sa.Connection, since: datetime) -> list[ScanLine]:
-    scans = conn.execute(
+def _scans(conn: sa.Connection, since: datetime) -> list[ScanProgress]:
+    rows = conn.execute(
         sa.select(t.scans)
         .where(t.scans.c.started_at >= since)
         .order_by(t.scans.c.zone, t.scans.c.started_at.desc())
     ).all()
-    if not scans:
-        return []
-    ids = [row.scan_id for row in scans]
-    done: dict[str, int] = dict(
-        conn.execute(
-            sa.select(t.counts.c.scan_id, sa.func.count(sa.distinct(t.counts.c.location)))
-            .where(t.counts.c.scan_id.in_(ids))
-            .group_by(t.counts.c.scan_id)
-        ).all()
-    )
-    lines = []
-    for row in scans:
-        readers_ok, readers, reader_errors = _devices(row.readers)
-        cameras_ok, cameras, camera_errors = _devices(row.cameras)
-        lines.append(
-            ScanLine(
-                scan_id=row.scan_id,
-                zone=row.zone,
-                gateway=row.gateway,
-                state=row.state,
-                started_at=row.started_at,
-                ended_at=row.ended_at,
-                done=int(done.get(row.scan_id, 0)),
-                planned=len(row.locations),
-                incomplete=len(row.incomplete_locations),
-                readers_ok=readers_ok,
-                readers=readers,
-                cameras_ok=cameras_ok,
-                cameras=cameras,
-                device_errors=tuple(reader_errors + camera_errors),
-            )
-        )
-    return lines
+    return scan_progress(conn, rows)
 
 
 def _open_by_state(conn: sa.Connection) -> dict[str, tuple[int, float]]:
