@@ -384,6 +384,34 @@ def _document_book_body(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _add_preview_route(app: FastAPI, engine: Engine, uploading: Any) -> None:
+    """``POST /book/preview``: a book CSV, compared record by record, applied never."""
+
+    @app.post(
+        "/book/preview",
+        openapi_extra=_CSV_BODY,
+        dependencies=[uploading],
+        responses={415: {"description": "not a text/csv body"}},
+    )
+    async def preview_book_route(
+        request: Request,
+        *,
+        allow_empty: bool = False,
+        confirm: bool = False,
+        locations_only: bool = False,
+        source: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        encoding: Annotated[str | None, Query(max_length=32)] = None,
+    ) -> BookPreviewOut:
+        """What ``POST /book`` would do with a book CSV, record by record; applies nothing."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in CSV_TYPES:
+            raise HTTPException(415, "send the book as a text/csv body")
+        raw = await request.body()
+        options = BookOptions(True, allow_empty, confirm, locations_only)
+        src = source or "request"
+        return await run_in_threadpool(_preview, engine, raw, src, encoding, options)
+
+
 def add_upload_routes(
     app: FastAPI, engine: Engine, booking: Callable[[Request], Awaitable[Identity]]
 ) -> None:
@@ -436,29 +464,7 @@ def add_upload_routes(
             _book, engine, lines, source or body.source, body.snapshot_at, options
         )
 
-    @app.post(
-        "/book/preview",
-        openapi_extra=_CSV_BODY,
-        dependencies=[uploading],
-        responses={415: {"description": "not a text/csv body"}},
-    )
-    async def preview_book_route(
-        request: Request,
-        *,
-        allow_empty: bool = False,
-        confirm: bool = False,
-        locations_only: bool = False,
-        source: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
-        encoding: Annotated[str | None, Query(max_length=32)] = None,
-    ) -> BookPreviewOut:
-        """What ``POST /book`` would do with a book CSV, record by record; applies nothing."""
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media not in CSV_TYPES:
-            raise HTTPException(415, "send the book as a text/csv body")
-        raw = await request.body()
-        options = BookOptions(True, allow_empty, confirm, locations_only)
-        src = source or "request"
-        return await run_in_threadpool(_preview, engine, raw, src, encoding, options)
+    _add_preview_route(app, engine, uploading)
 
     @app.post("/movements")
     async def add_movements(body: MovementsIn, by: Identity = uploading) -> MovementsOut:

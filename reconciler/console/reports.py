@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -259,6 +259,13 @@ def add_routes(app: FastAPI, context: ConsoleContext) -> None:
             page=page,
             since_value=shown.strftime("%Y-%m-%dT%H:%M"),
         )
+
+    _add_download_routes(app, context, signed_in)
+
+
+def _add_download_routes(app: FastAPI, context: ConsoleContext, signed_in: Any) -> None:
+    """``report.csv`` and ``report.json`` of a scope, as attachments."""
+    engine = context.engine
 
     async def download(scan: str, zone: str, since: str, kind: str) -> Response:
         now = datetime.now(UTC)
