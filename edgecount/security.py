@@ -2,10 +2,10 @@
 
 Each MQTT user gets exactly the topics of its role (see docs/security.md):
 
-* a **gateway** (user name = gateway id) writes ``count/{zone}/#`` and ``scan/{zone}`` of its
-  own zones and ``status/{gateway}``, and reads ``cmd/{gateway}/scan`` and the ``pose/{robot}``
-  of the robots that carry its readers;
-* the **reconciler** reads counts, scans and statuses, and writes discrepancies,
+* a **gateway** (user name = gateway id) writes ``count/{zone}/#``, ``frame/{zone}/#`` and
+  ``scan/{zone}`` of its own zones and ``status/{gateway}``, and reads ``cmd/{gateway}/scan``
+  and the ``pose/{robot}`` of the robots that carry its readers;
+* the **reconciler** reads counts, scans, statuses and camera frames, and writes discrepancies,
   adjustments, decisions, dead letters and scan requests;
 * the **WMS** reads counts, scans, statuses, discrepancies, adjustments, decisions and dead
   letters;
@@ -122,17 +122,19 @@ def acl_text(spec: AclSpec) -> str:
     ]
     for gateway, grant in sorted(spec.gateways.items()):
         lines = [("write", f"{root}count/{zone}/#") for zone in grant.zones]
+        lines += [("write", f"{root}frame/{zone}/#") for zone in grant.zones]
         lines += [("write", f"{root}scan/{zone}") for zone in grant.zones]
         lines += [("write", f"{root}status/{gateway}"), ("read", f"{root}cmd/{gateway}/scan")]
         lines += [("read", f"{root}pose/{robot}") for robot in grant.robots]
         out += ["# gateway: reports its zones only", *_block(gateway, lines)]
     reads = [("read", f"{root}{t}") for t in ("count/#", "scan/#", "status/+")]
+    reconciler_reads = [*reads, ("read", f"{root}frame/#")]
     writes = [
         ("write", f"{root}{t}")
         for t in ("discrepancy/#", "adjustment", "decision", "deadletter", "cmd/+/scan")
     ]
     for user in spec.reconciler:
-        out += ["# reconciler", *_block(user, reads + writes)]
+        out += ["# reconciler", *_block(user, reconciler_reads + writes)]
     consumer = reads + [("read", f"{root}{t}") for t in ("discrepancy/#", "adjustment", "decision")]
     for user in spec.wms:
         out += ["# WMS: reads only", *_block(user, [*consumer, ("read", f"{root}deadletter")])]

@@ -37,8 +37,10 @@ from edgecount.contract.messages import (
     CountItem,
     CountSource,
     DeadletterMessage,
+    FrameMessage,
     Fusion,
     GatewayState,
+    ImageType,
     ReaderReport,
     ScanDraft,
     ScanRequestMessage,
@@ -334,3 +336,36 @@ def deadletter_payload(
     return deadletter_message(
         topic=topic, raw=raw, reason=reason, rejected_by=rejected_by, max_bytes=max_bytes
     ).to_payload()
+
+
+def frame_message(
+    *,
+    gateway: str,
+    site: str,
+    zone: str,
+    location: str,
+    scan_id: str,
+    jpeg: bytes,
+    width: int,
+    height: int,
+    observed_at: str | datetime | None = None,
+) -> FrameMessage:
+    """A validated ``edgecount.frame/1`` carrying ``jpeg`` (at most ``MAX_FRAME_BYTES``).
+
+    Raises:
+        ContractError: The image is too big, not a JPEG, or a field breaks the schema.
+    """
+    message = FrameMessage(
+        gateway=gateway,
+        site=site,
+        zone=zone,
+        location=location,
+        scan_id=scan_id,
+        observed_at=iso_or_now(observed_at),
+        content_type=ImageType.JPEG,
+        width=width,
+        height=height,
+        data=base64.b64encode(jpeg).decode("ascii"),
+    )
+    validate(message.to_payload())
+    return message

@@ -24,6 +24,7 @@ ADJUSTMENT: Final = "edgecount.adjustment/1"
 DECISION: Final = "edgecount.decision/1"
 DEADLETTER: Final = "edgecount.deadletter/1"
 POSE: Final = "edgecount.pose/1"
+FRAME: Final = "edgecount.frame/1"
 
 SCHEMA_FILES: Final[Mapping[str, str]] = {
     COUNT: "count.json",
@@ -35,6 +36,7 @@ SCHEMA_FILES: Final[Mapping[str, str]] = {
     DECISION: "decision.json",
     DEADLETTER: "deadletter.json",
     POSE: "pose.json",
+    FRAME: "frame.json",
 }
 SEQUENCED: Final = frozenset({COUNT, SCAN})
 """Schemas whose payloads carry ``seq``, ``msg_id`` and ``historical`` (filled by the outbox)."""
@@ -44,6 +46,9 @@ SEQUENCE_FIELDS: Final = ("seq", "msg_id", "historical")
 
 EPOCH_PATTERN: Final = re.compile(r"[0-9a-f]{8,32}")
 """An outbox epoch: random lowercase hex made with the outbox file (see :func:`msg_id`)."""
+
+MAX_FRAME_BYTES: Final = 256 * 1024
+"""The most bytes the JPEG of an ``edgecount.frame/1`` may have (its schema limits the base64)."""
 
 UNKNOWN_SKU: Final = "unknown"
 """The sku under which tags that are not SGTIN are counted (their EPCs go in ``epcs``)."""

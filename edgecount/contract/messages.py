@@ -24,6 +24,7 @@ against its schema, so a schema change without a class change fails.
 
 from __future__ import annotations
 
+import base64
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from edgecount.contract.common import (
     DEADLETTER,
     DECISION,
     DISCREPANCY,
+    FRAME,
     POSE,
     SCAN,
     SCAN_REQUEST,
@@ -142,6 +144,12 @@ EXCEPTION_STATUSES: Final = (LineStatus.OVER, LineStatus.SHORT, LineStatus.UNEXP
 
 PUBLISHED_STATUSES: Final = tuple(s for s in LineStatus if s is not LineStatus.ACCEPTED)
 """Statuses a discrepancy line carries on the wire (all but ``accepted``)."""
+
+
+class ImageType(enum.StrEnum):
+    """The image format of a camera frame (``edgecount.frame/1``)."""
+
+    JPEG = "image/jpeg"
 
 
 class AbcClass(enum.StrEnum):
@@ -344,6 +352,35 @@ class PoseMessage(Record):
     heading: float | None = None
 
 
+# --- camera frame ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameMessage(Record):
+    """``edgecount.frame/1``: the annotated camera frame a vision count was made from.
+
+    Not sequenced and not in the outbox: frames are best effort (QoS 0, retained).
+    ``data`` is the JPEG in base64; :attr:`jpeg` is its bytes.
+    """
+
+    SCHEMA: ClassVar[str | None] = FRAME
+    gateway: str
+    site: str
+    zone: str
+    location: str
+    scan_id: str
+    observed_at: str
+    content_type: ImageType
+    width: int
+    height: int
+    data: str
+
+    @property
+    def jpeg(self) -> bytes:
+        """The image bytes (``data`` decoded; a decoded message's ``data`` is valid base64)."""
+        return base64.b64decode(self.data)
+
+
 # --- the reconciler's messages ------------------------------------------------------------------
 
 
@@ -472,6 +509,7 @@ Message = (
     | DecisionMessage
     | DeadletterMessage
     | PoseMessage
+    | FrameMessage
 )
 """Any message of contract v1 as it is on the wire."""
 
@@ -485,6 +523,7 @@ MESSAGE_CLASSES: Final[Mapping[str, type[Message]]] = {
     DECISION: DecisionMessage,
     DEADLETTER: DeadletterMessage,
     POSE: PoseMessage,
+    FRAME: FrameMessage,
 }
 """The class of each schema id."""
 

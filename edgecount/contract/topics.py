@@ -16,6 +16,7 @@ from edgecount.contract.common import (
     DEADLETTER,
     DECISION,
     DISCREPANCY,
+    FRAME,
     POSE,
     SCAN,
     SCAN_REQUEST,
@@ -38,6 +39,7 @@ TOPICS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
     "decision": (("decision",), DECISION),
     "deadletter": (("deadletter",), DEADLETTER),
     "pose": (("pose", "{robot}"), POSE),
+    "frame": (("frame", "{zone}", "{location}"), FRAME),
 }
 
 
@@ -98,6 +100,11 @@ def status_topic(site: str, gateway_id: str) -> str:
 def cmd_scan_topic(site: str, gateway_id: str) -> str:
     """``edgecount/v1/{site}/cmd/{gateway_id}/scan``."""
     return _topic(site, ("", "cmd"), ("gateway_id", gateway_id), ("", "scan"))
+
+
+def frame_topic(site: str, zone: str, location: str) -> str:
+    """``edgecount/v1/{site}/frame/{zone}/{location}``."""
+    return _topic(site, ("", "frame"), ("zone", zone), ("location", location))
 
 
 def discrepancy_topic(site: str, zone: str, location: str) -> str:

@@ -10,6 +10,8 @@ payload or a :class:`ContractError`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -28,6 +30,8 @@ from edgecount.contract.common import (
     DECISION,
     DISCREPANCY,
     EPOCH_PATTERN,
+    FRAME,
+    MAX_FRAME_BYTES,
     SCAN,
     SCHEMA_FILES,
     SEQUENCED,
@@ -395,10 +399,26 @@ def _check_decision(payload: Mapping[str, Any]) -> None:
         )
 
 
+def _check_frame(payload: Mapping[str, Any]) -> None:
+    try:
+        jpeg = base64.b64decode(payload["data"], validate=True)
+    except binascii.Error as exc:
+        raise ContractError(f"not valid base64: {exc}", schema=FRAME, path="data") from None
+    if len(jpeg) > MAX_FRAME_BYTES:
+        raise ContractError(
+            f"the image has {len(jpeg)} bytes, more than {MAX_FRAME_BYTES}",
+            schema=FRAME,
+            path="data",
+        )
+    if not jpeg.startswith(b"\xff\xd8\xff"):
+        raise ContractError("not a JPEG image (no SOI marker)", schema=FRAME, path="data")
+
+
 _SEMANTIC_CHECKS: Final[Mapping[str, Callable[[Mapping[str, Any]], None]]] = {
     COUNT: _check_count,
     SCAN: _check_scan,
     DISCREPANCY: _check_discrepancy,
     ADJUSTMENT: _check_adjustment,
     DECISION: _check_decision,
+    FRAME: _check_frame,
 }

@@ -40,7 +40,8 @@ def test_each_role_gets_only_its_topics() -> None:
     acl = blocks(acl_text(spec))
     r = "edgecount/v1/dc1/"
     assert acl["gw-1"] == [
-        f"write {r}count/A/#", f"write {r}count/B/#", f"write {r}scan/A", f"write {r}scan/B",
+        f"write {r}count/A/#", f"write {r}count/B/#", f"write {r}frame/A/#",
+        f"write {r}frame/B/#", f"write {r}scan/A", f"write {r}scan/B",
         f"write {r}status/gw-1", f"read {r}cmd/gw-1/scan",
     ]  # fmt: skip
     assert f"read {r}pose/cart-1" in acl["gw-2"]
@@ -51,6 +52,9 @@ def test_each_role_gets_only_its_topics() -> None:
     ]  # fmt: skip
     assert f"write {r}cmd/+/scan" in acl["reconciler"]
     assert f"read {r}count/#" in acl["reconciler"]
+    assert f"read {r}frame/#" in acl["reconciler"]
+    assert f"write {r}frame/C/#" in acl["gw-2"]
+    assert not any("frame/" in line for line in acl["wms"] + acl["night-shift"])
     assert acl_text(spec) == acl_text(spec)  # deterministic
 
 

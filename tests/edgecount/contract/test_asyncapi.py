@@ -23,6 +23,7 @@ EXPECTED = {
     "adjustment": (1, False, None),
     "deadletter": (1, False, None),
     "pose": (0, False, "receive"),
+    "frame": (0, True, "send"),
 }
 
 

@@ -440,6 +440,7 @@ def test_parse_topic_covers_every_kind() -> None:
         "decision": contract.decision_topic(SITE),
         "deadletter": contract.deadletter_topic(SITE),
         "pose": pose_topic(SITE, "cart-1"),
+        "frame": contract.frame_topic(SITE, ZONE, "L"),
     }
     assert set(topics) == set(contract.TOPICS)
     for kind, topic in topics.items():

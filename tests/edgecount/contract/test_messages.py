@@ -27,6 +27,7 @@ from reconciler.transitions import CLOSED_STATES, OPEN_STATES, State
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 WHEN = datetime(2024, 5, 1, 2, 0, 0, 123000, tzinfo=UTC)
 GW, SITE, ZONE = "gw-1", "dc-east", "zone-a"
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(40))
 
 # --- every class against its schema, mechanically -------------------------------------------
 
@@ -279,6 +280,10 @@ def _gateway_payloads() -> Iterator[dict[str, Any]]:
     )
     yield pose_payload(robot="cart-1", at=0.0, x=1.25, aisle="A", y=-0.5, heading=90.0)
     yield pose_payload(robot="cart-1", x=3)
+    yield contract.frame_message(
+        gateway=GW, site=SITE, zone=ZONE, location="A", scan_id="s", jpeg=JPEG, width=4,
+        height=3, observed_at=WHEN,
+    ).to_payload()  # fmt: skip
 
 
 def _wire(payload: Mapping[str, Any]) -> str:
@@ -412,6 +417,7 @@ def _topic_of(payload: Mapping[str, Any]) -> str:
         contract.DECISION: lambda: contract.decision_topic(site),
         contract.DEADLETTER: lambda: contract.deadletter_topic(site),
         contract.POSE: lambda: contract.site_root(site) + "pose/" + payload["robot"],
+        contract.FRAME: lambda: contract.frame_topic(site, payload["zone"], payload["location"]),
     }
     return topics[payload["schema"]]()
 
