@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from edgecount import contract
 from reconciler.engine import Engine, Outgoing
+from reconciler.frames import record_frame
 from reconciler.loops import BatchOutcome
 
 __all__ = ["dead_letter", "handle_batch"]
@@ -66,9 +67,9 @@ def handle_batch(
         except contract.ContractError as exc:
             reject(index, topic, raw, str(exc))
             continue
-        if isinstance(message, contract.CountMessage | contract.ScanMessage) and (
-            denied := engine.unauthorized(message.gateway, message.zone)
-        ):
+        if isinstance(
+            message, contract.CountMessage | contract.ScanMessage | contract.FrameMessage
+        ) and (denied := engine.unauthorized(message.gateway, message.zone)):
             reject(index, topic, raw, denied)  # never applied
             continue
         match message:
@@ -84,6 +85,8 @@ def handle_batch(
                     outcome.applied += 1
                 else:
                     outcome.duplicates += 1
+            case contract.FrameMessage():
+                outcome.frames += record_frame(engine.store.engine, message, datetime.now(UTC))
             case _:
                 reject(index, topic, raw, f"{message.SCHEMA} is not accepted here")
     recorded += engine.store.record_counts(counts, datetime.now(UTC))

@@ -143,6 +143,7 @@ class ServiceStats:
     dropped: int = 0
     batches: int = 0
     statuses: int = 0
+    frames: int = 0
     published: dict[str, int] = field(default_factory=dict)
     """Store-stream messages the broker acknowledged, by :attr:`StoreStream.kind`."""
 
@@ -171,6 +172,7 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     statuses: int = 0
+    frames: int = 0  # camera frames kept (an older one than the stored is not)
 
     def merge(self, other: BatchOutcome, offset: int) -> None:
         """Add ``other`` (of a sub-batch starting at ``offset``) to this outcome."""
@@ -179,6 +181,7 @@ class BatchOutcome:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.statuses += other.statuses
+        self.frames += other.frames
 
 
 def describe_session(settings: MqttSettings, client_id: str) -> None:

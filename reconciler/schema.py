@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -296,3 +297,19 @@ console_outbox = Table(
     Column("published_at", TS),  # when the broker acknowledged it; None: still to send
     Index("ix_console_outbox_published_at", "published_at"),
 )
+
+frames = Table(
+    "frames",
+    metadata,
+    Column("zone", NAME, primary_key=True),
+    Column("location", NAME, primary_key=True),
+    Column("gateway", NAME, nullable=False),
+    Column("scan_id", NAME, nullable=False),
+    Column("observed_at", TS, nullable=False),  # when the camera took it
+    Column("content_type", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", TS, nullable=False),
+)
+"""The latest annotated camera frame of each location (``edgecount.frame/1``)."""

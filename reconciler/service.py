@@ -147,6 +147,7 @@ class ReconcileService:
             "connects": stats.connects,
             "batches": stats.batches,
             "statuses": stats.statuses,
+            "frames": stats.frames,
             "store_errors": self.ingest_health.errors + self.publisher_health.errors,
             "ingest_errors": self.ingest_health.errors,
             "publisher_errors": self.publisher_health.errors,
@@ -165,7 +166,7 @@ class ReconcileService:
     def filters(self) -> list[str]:
         """Topic filters to subscribe to."""
         root = contract.site_root(self.engine.site)
-        plain = [f"{root}count/#", f"{root}scan/#", f"{root}status/+"]
+        plain = [f"{root}count/#", f"{root}scan/#", f"{root}status/+", f"{root}frame/#"]
         if self.shared_group:
             return [f"$share/{self.shared_group}/{f}" for f in plain]
         return plain
@@ -377,6 +378,7 @@ class ReconcileService:
             self.stats.applied += outcome.applied
             self.stats.duplicates += outcome.duplicates
             self.stats.statuses += outcome.statuses
+            self.stats.frames += outcome.frames
             self.stats.rejected += len(outcome.letters)
             self._acknowledge(batch, outcome.letters)
             self.publish(outcome.out)
