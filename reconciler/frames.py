@@ -34,7 +34,8 @@ class StoredFrame:
     content_type: str
     width: int
     height: int
-    jpeg: bytes
+    jpeg: bytes | None
+    """The image; None when read without it (:func:`latest_frame` ``with_jpeg=False``)."""
 
 
 def record_frame(db: Engine, frame: FrameMessage, received_at: datetime) -> bool:
@@ -69,9 +70,12 @@ def record_frame(db: Engine, frame: FrameMessage, received_at: datetime) -> bool
         return True
 
 
-def latest_frame(db: Engine, zone: str, location: str) -> StoredFrame | None:
-    """The stored frame of (zone, location), or None."""
-    query = sa.select(t.frames).where(t.frames.c.zone == zone, t.frames.c.location == location)
+def latest_frame(
+    db: Engine, zone: str, location: str, *, with_jpeg: bool = True
+) -> StoredFrame | None:
+    """The stored frame of (zone, location), or None; ``with_jpeg=False`` leaves the image."""
+    columns = [c for c in t.frames.c if with_jpeg or c.name != "jpeg"]
+    query = sa.select(*columns).where(t.frames.c.zone == zone, t.frames.c.location == location)
     with db.connect() as conn:
         row = conn.execute(query).mappings().first()
     if row is None:
@@ -85,5 +89,5 @@ def latest_frame(db: Engine, zone: str, location: str) -> StoredFrame | None:
         content_type=row["content_type"],
         width=row["width"],
         height=row["height"],
-        jpeg=bytes(row["jpeg"]),
+        jpeg=bytes(row["jpeg"]) if with_jpeg else None,
     )

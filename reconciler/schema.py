@@ -311,5 +311,6 @@ frames = Table(
     Column("height", Integer, nullable=False),
     Column("jpeg", LargeBinary, nullable=False),
     Column("received_at", TS, nullable=False),
+    Index("ix_frames_received_at", "received_at"),  # the console's live feed
 )
 """The latest annotated camera frame of each location (``edgecount.frame/1``)."""

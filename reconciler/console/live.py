@@ -5,8 +5,9 @@ received, the newest discrepancy change, ...) once a second **while someone list
 sends each listener the topics whose figure moved. The database is the source of truth, so
 an instance sharing the database with others (or the CLI approving meanwhile) is seen too.
 
-Topics: ``messages`` (counts and scans received), ``discrepancies`` (opened, updated, decided),
-``tasks`` (count tasks), ``gateways`` (status messages), ``book`` (book snapshots).
+Topics: ``messages`` (counts, scans and camera frames received), ``discrepancies`` (opened,
+updated, decided), ``tasks`` (count tasks), ``gateways`` (status messages), ``book`` (book
+snapshots).
 ``GET /console/events`` streams them as ``event: change`` with ``data: {"topics": [...]}``; a
 comment line every 15 s keeps proxies from closing the stream.
 """
@@ -38,6 +39,7 @@ _QUERIES: dict[str, Any] = {
     "messages": sa.select(
         sa.select(sa.func.max(t.counts.c.received_at)).scalar_subquery(),
         sa.select(sa.func.max(t.messages.c.received_at)).scalar_subquery(),
+        sa.select(sa.func.max(t.frames.c.received_at)).scalar_subquery(),
     ),
     "discrepancies": sa.select(
         sa.func.max(t.discrepancies.c.updated_at), sa.func.max(t.discrepancies.c.id)

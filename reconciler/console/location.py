@@ -9,9 +9,13 @@
   or the newest approval or resolution of a discrepancy (the book then follows the count; as
   the discrepancy view reckons it), whichever is later; after the snapshot when neither.
 * **Discrepancies** with how each ended (outcome, by whom, when, reason, note).
+* **Camera frame**: the latest annotated frame a fixed camera's vision count of the location
+  came from (``edgecount.frame/1``, kept by :mod:`reconciler.frames`), when one is stored.
 
 ``GET /console/locations/{zone}/{location}`` (viewer and above) answers 404 for a location
 neither the book nor any gateway knows, or a zone it was never reported in.
+``GET /console/locations/{zone}/{location}/frame.jpg`` (viewer and above) is the frame's JPEG
+(``Cache-Control: no-store``), 404 when none is stored.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from edgecount.timefmt import utc
 from reconciler import schema as t
@@ -33,11 +37,13 @@ from reconciler.auth.roles import Role
 from reconciler.console.map import (
     DEFAULT_DAYS,
     MapState,
+    location_href,
     location_state,
     read_facts,
     read_zones,
 )
 from reconciler.console.render import ROOT, render_page
+from reconciler.frames import StoredFrame, latest_frame
 from reconciler.model import BookLine, Movement, Status
 from reconciler.queries import UNKNOWN_ZONE
 from reconciler.rules import TolerancePolicy, apply_accepted, compare_location
@@ -189,6 +195,12 @@ class LocationView:
     good_since: datetime | None = None
     good_what: str = ""
     discrepancies: list[DiscrepancyLine] = field(default_factory=list)
+    frame: StoredFrame | None = None  # without its JPEG (the frame.jpg route serves that)
+
+    @property
+    def frame_src(self) -> str:
+        """The path of the frame's image."""
+        return location_href(self.zone, self.location) + "/frame.jpg"
 
     @property
     def chart(self) -> Chart:
@@ -344,6 +356,7 @@ def location_view(
         counts=counts,
         book=sorted(ledger.book(location, now).values(), key=lambda line: line.sku),
         discrepancies=discrepancies,
+        frame=latest_frame(store.engine, zone, location, with_jpeg=False),
     )
     view.good_since, view.good_what = _last_good(counts, discrepancies)
     after = view.good_since or ledger.snapshot_at
@@ -354,8 +367,22 @@ def location_view(
 
 
 def add_routes(app: FastAPI, context: ConsoleContext) -> None:
-    """``GET /console/locations/{zone}/{location}``: a location's page (viewer and above)."""
+    """A location's page and its camera frame (viewer and above)."""
     signed_in = Depends(context.auth.current_user())
+
+    # before the page: its ``{location:path}`` would take ``A-01/frame.jpg`` too
+    @app.get(
+        f"{ROOT}/locations/{{zone}}/{{location:path}}/frame.jpg",
+        response_class=Response,
+        include_in_schema=False,
+    )
+    async def location_frame(zone: str, location: str, _: Identity = signed_in) -> Response:
+        db = context.engine.store.engine
+        frame = await run_in_threadpool(latest_frame, db, zone, location)
+        if frame is None or frame.jpeg is None:
+            raise HTTPException(404, f"no camera frame of {location!r} in zone {zone!r}")
+        headers = {"Cache-Control": "no-store"}
+        return Response(frame.jpeg, media_type=frame.content_type, headers=headers)
 
     @app.get(
         f"{ROOT}/locations/{{zone}}/{{location:path}}",

@@ -5,7 +5,8 @@ Revises: 0004
 Create Date: 2026-12-03 15:10:00
 
 * ``frames``: the latest ``edgecount.frame/1`` of each (zone, location), its JPEG included;
-  the console's page of a location shows it.
+  the console's page of a location shows it (``ix_frames_received_at``: its live feed asks for
+  the newest frame each second).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("zone", "location", name=op.f("pk_frames")),
     )
+    op.create_index("ix_frames_received_at", "frames", ["received_at"])
 
 
 def downgrade() -> None:
     """Revert."""
+    op.drop_index("ix_frames_received_at", table_name="frames")
     op.drop_table("frames")
