@@ -118,6 +118,8 @@ class CameraConfig(StrictModel):
     """A frame is kept when a location's count confidence on it is below this."""
     collect_max: int = Field(default=200, ge=1, le=10_000)
     """Most frames kept in ``collect_dir``; the oldest are removed beyond it."""
+    publish_frames: bool = True
+    """Fixed cameras: publish the annotated frame of each location's count (``frame/...``)."""
 
     _paths = field_validator("model", "collect_dir")(resolve_path)
 

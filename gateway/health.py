@@ -174,6 +174,8 @@ class GatewayMonitor:
             "connect_failures": "Failed broker connection attempts.",
             "disconnects": "Broker connections lost or closed.",
             "dropped_incoming": "Incoming messages dropped (loop behind).",
+            "transient_sent": "Best-effort messages (camera frames) sent with QoS 0.",
+            "transient_dropped": "Best-effort messages (camera frames) dropped: no broker.",
         }
         for key, (name, text) in gauges.items():
             self.m[f"mqtt_{key}"] = _gauge(name, text)

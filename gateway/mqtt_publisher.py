@@ -197,6 +197,20 @@ class MqttPublisher(Publisher):
         await self._db(self.outbox.put, topic, None, True)
         self._wake.set()
 
+    def publish_transient(self, topic: str, message: contract.Message, *, retain: bool) -> bool:
+        """Send now, QoS 0, on the current session; dropped and counted without one."""
+        body = contract.encode_message(message, topic=topic)
+        session = self._session
+        mid = None
+        if session is not None and session.connected and not self._stopping.is_set():
+            mid = session.conn.publish(topic, body, qos=0, retain=retain)
+        if mid is None:
+            self._health.transient_dropped += 1
+            log.info("MQTT: not connected, best-effort message on %s dropped", topic)
+            return False
+        self._health.transient_sent += 1
+        return True
+
     async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - part of the contract
         """True once every message enqueued before the call is acknowledged and deleted."""
         target = self.outbox.last_seq

@@ -69,6 +69,8 @@ class PublisherHealth:
         disconnects: Connections lost or closed.
         dropped_incoming: Incoming messages dropped because the loop was behind.
         callback_errors: Exceptions raised by subscription callbacks.
+        transient_sent: Best-effort messages (camera frames) handed to the broker, QoS 0.
+        transient_dropped: Best-effort messages dropped because no broker session was up.
         last_error: The last problem, in words.
         ack_latency_last_s: Send-to-PUBACK time of the last acknowledged message.
         ack_latency_mean_s: Mean send-to-PUBACK time over the last 256 messages.
@@ -91,6 +93,8 @@ class PublisherHealth:
     disconnects: int = 0
     dropped_incoming: int = 0
     callback_errors: int = 0
+    transient_sent: int = 0
+    transient_dropped: int = 0
     last_error: str | None = None
     ack_latency_last_s: float | None = None
     ack_latency_mean_s: float | None = None
@@ -127,6 +131,15 @@ class Publisher(ABC):
     @abstractmethod
     async def clear_retained(self, topic: str) -> None:
         """Enqueue an empty retained message that clears ``topic``."""
+
+    @abstractmethod
+    def publish_transient(self, topic: str, message: contract.Message, *, retain: bool) -> bool:
+        """Publish now with QoS 0, outside the outbox (best effort: camera frames).
+
+        Never queued: without a broker session the message is dropped and counted
+        (``transient_dropped``); True when it was handed to the broker. Raises
+        ``contract.ContractError`` for a message that breaks the contract.
+        """
 
     @abstractmethod
     async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - part of the contract
@@ -192,6 +205,7 @@ class MemoryPublisher(Publisher):
         retained: The retained message per topic, as a broker would keep it.
         fail_with: Set it to an exception to make the next publishes raise it (fault
             injection, e.g. :class:`OutboxFullError`).
+        offline: Set it to make :meth:`publish_transient` drop messages, as with no broker.
     """
 
     def __init__(self, *, site: str, gateway_id: str, validate: bool = True) -> None:
@@ -201,6 +215,7 @@ class MemoryPublisher(Publisher):
         self.messages: list[Sent] = []
         self.retained: dict[str, contract.Message] = {}
         self.fail_with: BaseException | None = None
+        self.offline = False
         self._seq = 0
         self._subscriptions: list[tuple[str, MessageCallback]] = []
         self._health = PublisherHealth()
@@ -262,6 +277,18 @@ class MemoryPublisher(Publisher):
         """Record an empty retained message."""
         self._seq += 1
         self._record(topic, None, True, self._seq)
+
+    def publish_transient(self, topic: str, message: contract.Message, *, retain: bool) -> bool:
+        """Record a best-effort message (validated); dropped and counted while ``offline``."""
+        contract.encode_message(message, topic=topic)
+        if self.offline:
+            self._health.transient_dropped += 1
+            return False
+        self.messages.append(Sent(topic, message, retain, None))
+        if retain:
+            self.retained[topic] = message
+        self._health.transient_sent += 1
+        return True
 
     async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109, ARG002
         """Always True: recorded means acknowledged."""

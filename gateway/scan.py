@@ -110,7 +110,7 @@ def create_zone_scan(
         from gateway.vision.scan import VisionPart  # OpenCV, the detector: only with cameras
 
         cache = detectors if detectors is not None else DetectorCache()  # empty is falsy
-        vision = VisionPart(config, zone, cameras or {}, cache)
+        vision = VisionPart(config, zone, cameras or {}, cache, publisher)
     sink = CountSink(config, zone, publisher)
     return ZoneScan(config, zone, readers, tally=tally, sink=sink, vision=vision, progress=progress)
 
@@ -172,6 +172,8 @@ class ZoneScan:
             result.cameras = {c.outcome.name: c.outcome for c in camera_counts}
             result.window_closed = closed
             await self.sink.publish_result(result)
+            if self.vision is not None:
+                self.vision.publish_frames(scan_id)
         return result
 
     async def _collect(

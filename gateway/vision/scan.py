@@ -12,7 +12,10 @@ drops out: never "0 found" for a shelf nobody looked at.
 :class:`VisionPart` is the part a zone scan (:mod:`gateway.scan`) is given when its zone has
 cameras: it starts one :class:`CameraCounter` per camera for the window, then adds what they
 counted to the RFID counts (a location only a camera sees is published as ``source:
-vision``, one both see is fused, :mod:`gateway.vision.fusion`).
+vision``, one both see is fused, :mod:`gateway.vision.fusion`). With ``publish_frames`` (the
+default), a fixed camera also keeps the frame each location's median count came from, and the
+part publishes it annotated, best effort, once the counts are out
+(:mod:`gateway.vision.picture`, ``edgecount.frame/1``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -31,12 +35,15 @@ from drivers.camera.frame import Frame
 from edgecount import contract
 from gateway.config import CameraConfig, GatewayConfig
 from gateway.counts import CameraOutcome, LocationCount
+from gateway.publisher import Publisher
 from gateway.vision.detectors import DetectorCache
 from gateway.vision.frames import FrameKeeper
 from gateway.vision.fusion import Figure, fuse
 from gateway.vision.moving import MovingCounter
-from gateway.vision.roi import Roi, candidate_floor, count_rois
+from gateway.vision.picture import Picture, location_picture, pick
+from gateway.vision.roi import Roi, RoiCount, candidate_floor, count_rois
 from gateway.vision.tracker import TrackerSettings
+from models.detections import Detections
 from models.detector import Detector
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ class CameraCounts:
 
     outcome: CameraOutcome
     figures: dict[str, Figure] = field(default_factory=dict)
+    pictures: dict[str, Picture] = field(default_factory=dict)
+    """Fixed cameras with ``publish_frames``: the annotated frame of each location's count."""
 
 
 def rois_of(config: CameraConfig) -> list[Roi]:
@@ -83,6 +92,7 @@ class VisionPart:
         zone: The zone scanned.
         cameras: Started cameras by name (at least the zone's).
         detectors: The process's detector cache (:mod:`gateway.runtime` owns it).
+        publisher: Where the annotated frames go (:meth:`publish_frames`); None: nowhere.
     """
 
     def __init__(
@@ -91,11 +101,14 @@ class VisionPart:
         zone: str,
         cameras: Mapping[str, Camera],
         detectors: DetectorCache,
+        publisher: Publisher | None = None,
     ) -> None:
         self.config = config
         self.zone = zone
         self.cameras = {name: cameras[name] for name in config.zones[zone].cameras}
         self.detectors = detectors
+        self.publisher = publisher
+        self.pictures: dict[str, Picture] = {}  # of the figures merged, by location
 
     def start(self) -> list[asyncio.Task[CameraCounts]]:
         """One counting task per camera over a window that starts now."""
@@ -110,11 +123,16 @@ class VisionPart:
     def merge(self, counts: dict[str, LocationCount], camera_counts: list[CameraCounts]) -> None:
         """Add camera figures as vision counts, or fuse them with the RFID count, in place."""
         figures: dict[str, Figure] = {}
+        self.pictures = {}
         for camera in camera_counts:
             for location, figure in camera.figures.items():
                 best = figures.get(location)
                 if best is None or (figure.complete and not best.complete):
                     figures[location] = figure
+                    if (picture := camera.pictures.get(location)) is not None:
+                        self.pictures[location] = picture
+                    else:
+                        self.pictures.pop(location, None)
         rfid_locations = set(self.config.rfid_locations(self.zone))
         tolerance = self.config.zones[self.zone].fusion_tolerance
         for location, figure in figures.items():
@@ -134,6 +152,34 @@ class VisionPart:
             rfid.complete, rfid.source = fused.complete, contract.CountSource.FUSED
             rfid.items, rfid.fusion = fused.items, fused.fusion
 
+    def publish_frames(self, scan_id: str) -> int:
+        """Publish the annotated frame of each merged location (best effort); how many went.
+
+        QoS 0, retained, outside the outbox: a frame the broker cannot take now is dropped
+        and counted by the publisher, never queued; one that breaks the contract is logged.
+        """
+        if self.publisher is None:
+            return 0
+        sent = 0
+        for location, picture in self.pictures.items():
+            try:
+                message = contract.frame_message(
+                    gateway=self.config.gateway_id,
+                    site=self.config.site,
+                    zone=self.zone,
+                    location=location,
+                    scan_id=scan_id,
+                    jpeg=picture.jpeg,
+                    width=picture.width,
+                    height=picture.height,
+                    observed_at=datetime.fromtimestamp(picture.taken, UTC),
+                )
+                topic = contract.frame_topic(self.config.site, self.zone, location)
+                sent += self.publisher.publish_transient(topic, message, retain=True)
+            except contract.ContractError as exc:  # a frame is never worth a scan: log, go on
+                log.warning("frame of %s not published: %s", location, exc)
+        return sent
+
 
 class CameraCounter:
     """Counts one camera's locations over one scan window."""
@@ -143,6 +189,7 @@ class CameraCounter:
         self.camera = camera
         self.detectors = detectors
         self.rois = rois_of(config)
+        self.pictures: dict[str, Picture] = {}
         self.keeper = (
             FrameKeeper(config.collect_dir, config.collect_max)
             if config.collect_dir is not None
@@ -177,7 +224,7 @@ class CameraCounter:
             figures = {
                 roi.name: Figure((), complete=False) for roi in self.rois if roi.name not in figures
             } | {name: _incomplete(fig) for name, fig in figures.items()}
-        return CameraCounts(outcome, figures)
+        return CameraCounts(outcome, figures, self.pictures)
 
     async def _frames(self, deadline: float) -> Frame | None:
         left = deadline - time.monotonic()
@@ -192,6 +239,7 @@ class CameraCounter:
         self, detector: Detector, window_end: float, outcome: CameraOutcome
     ) -> dict[str, Figure]:
         per_roi: dict[str, list[tuple[int, float]]] = {roi.name: [] for roi in self.rois}
+        seen: list[_Seen] = []  # with publish_frames: each frame, to draw the median one
         wanted = self.config.frames
         start = time.monotonic()
         spacing = max(window_end - start, 0.0) / wanted
@@ -210,13 +258,37 @@ class CameraCounter:
                 if name in per_roi:
                     per_roi[name].append((count.count, count.confidence))
             outcome.frames += 1
+            if self.config.publish_frames:
+                seen.append(_Seen(frame, detections, counted))
             least = min((count.confidence for count in counted.values()), default=1.0)
             if least < self.config.collect_below:
                 await self._keep(frame, least)
+        if seen:
+            self.pictures = await asyncio.to_thread(self._pictures, seen)
         return {
             roi.name: self._figure(roi, per_roi[roi.name], complete=bool(per_roi[roi.name]))
             for roi in self.rois
         }
+
+    def _pictures(self, seen: list[_Seen]) -> dict[str, Picture]:
+        """The annotated frame each location's median count came from (blocking)."""
+        pictures: dict[str, Picture] = {}
+        for roi in self.rois:
+            on = [one for one in seen if roi.name in one.counted]
+            if not on:
+                continue
+            chosen = on[pick([one.counted[roi.name].count for one in on])]
+            picture = location_picture(
+                chosen.frame.image,
+                chosen.detections,
+                roi,
+                chosen.counted[roi.name],
+                conf=self.config.conf,
+                taken=chosen.frame.t,
+            )
+            if picture is not None:
+                pictures[roi.name] = picture
+        return pictures
 
     async def _keep(self, frame: Frame, confidence: float) -> None:
         """Save a frame counted with low confidence into ``collect_dir``; never fail the scan."""
@@ -261,6 +333,15 @@ class CameraCounter:
             sku=roi.sku or contract.UNKNOWN_SKU, qty=qty, confidence=confidence
         )
         return Figure((item,), complete=complete, confidence=confidence)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One frame a fixed camera counted, with what it found there."""
+
+    frame: Frame
+    detections: Detections
+    counted: Mapping[str, RoiCount]
 
 
 def _discard_queued(camera: Camera) -> None:

@@ -12,16 +12,20 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import yaml
 
 from drivers.base import Reader
 from drivers.camera.driver import Camera
+from edgecount import contract
 from gateway.config import GatewayConfig
+from gateway.publisher import MemoryPublisher
 from gateway.readers import build_readers
 from gateway.runtime import open_publisher
 from gateway.scan import ScanResult, create_zone_scan
@@ -253,3 +257,73 @@ async def test_a_missing_model_fails_the_camera_not_the_scan(
     assert result.published
     assert not result.complete
     assert all(not count.complete for count in result.locations.values())
+
+
+async def scan_into(config: GatewayConfig, publisher: MemoryPublisher) -> ScanResult:
+    """A camera-only zone scan that publishes into ``publisher``."""
+    cameras = build_cameras(config)
+    await asyncio.gather(*(camera.start() for camera in cameras.values()))
+    try:
+        return await create_zone_scan(config, "A", {}, publisher, cameras=cameras).run()
+    finally:
+        await asyncio.gather(*(camera.stop() for camera in cameras.values()))
+
+
+async def test_a_fixed_camera_publishes_the_annotated_frame_of_each_count(
+    broker: BrokerAddress, unique_site: str, mqtt_recorder: RecorderFactory, tmp_path: Path
+) -> None:
+    scene_shelf = shelf()
+    truth = scene_shelf.truth()
+    recorder = mqtt_recorder(broker, f"edgecount/v1/{unique_site}/frame/A/+")
+    with still_camera(scene_shelf.image) as camera:
+        config = config_for(
+            unique_site, broker, tmp_path,
+            camera_config("cam-1", camera.snapshot_url, scene_shelf), scan_seconds=1.0,
+        )  # fmt: skip
+        started = time.time()
+        result = await run_scan(config)
+    frames = await recorder.await_for(len(truth), f"edgecount/v1/{unique_site}/frame/A/+")
+    width = scene_shelf.image.shape[1]
+    by_location = {}
+    for received in frames:  # the recorder checked each payload against the contract
+        message = contract.message_from_payload(received.payload or {})
+        assert isinstance(message, contract.FrameMessage)
+        by_location[message.location] = message
+        assert message.scan_id == result.scan_id
+        assert message.gateway == config.gateway_id
+        assert started <= contract.parse_iso(message.observed_at).timestamp() <= time.time()
+        assert message.width == min(width, 960)
+        image = cv2.imdecode(np.frombuffer(message.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape[:2] == (message.height, message.width)
+        assert len(message.jpeg) <= contract.MAX_FRAME_BYTES
+    assert set(by_location) == set(truth)
+    # retained: a subscriber that comes later (a reconciler that was away) still gets them
+    late = mqtt_recorder(broker, f"edgecount/v1/{unique_site}/frame/A/+")
+    kept = await late.await_for(len(truth), f"edgecount/v1/{unique_site}/frame/A/+")
+    assert all(received.retain for received in kept)
+
+
+async def test_frames_are_best_effort_and_can_be_turned_off(
+    broker: BrokerAddress, unique_site: str, tmp_path: Path
+) -> None:
+    scene_shelf = shelf()
+    locations = set(scene_shelf.truth())
+    with still_camera(scene_shelf.image) as camera:
+        cam = camera_config("cam-1", camera.snapshot_url, scene_shelf)
+        config = config_for(unique_site, broker, tmp_path, cam, scan_seconds=0.5)
+        publisher = MemoryPublisher(site=unique_site, gateway_id=config.gateway_id)
+        publisher.offline = True  # no broker: frames are dropped and counted, counts are not
+        await scan_into(config, publisher)
+        assert publisher.health().transient_dropped == len(locations)
+        assert publisher.published(contract.FrameMessage) == []
+        counted = {m.location for m in publisher.published(contract.CountMessage)}
+        assert counted == locations
+
+        off = config_for(
+            unique_site, broker, tmp_path, cam | {"publish_frames": False}, scan_seconds=0.5
+        )
+        publisher = MemoryPublisher(site=unique_site, gateway_id=off.gateway_id)
+        await scan_into(off, publisher)
+        assert len(publisher.published(contract.CountMessage)) == len(locations)
+        assert publisher.published(contract.FrameMessage) == []
+        assert publisher.health().transient_dropped == 0
