@@ -294,6 +294,7 @@ async def test_a_fixed_camera_publishes_the_annotated_frame_of_each_count(
         assert started <= contract.parse_iso(message.observed_at).timestamp() <= time.time()
         assert message.width == min(width, 960)
         image = cv2.imdecode(np.frombuffer(message.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None
         assert image.shape[:2] == (message.height, message.width)
         assert len(message.jpeg) <= contract.MAX_FRAME_BYTES
     assert set(by_location) == set(truth)

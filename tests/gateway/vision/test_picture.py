@@ -39,6 +39,7 @@ def test_a_large_frame_is_drawn_on_scaled_down_and_encoded() -> None:
     assert picture is not None
     assert (picture.width, picture.height, picture.taken) == (MAX_WIDTH, 540, 1.5)
     decoded = cv2.imdecode(np.frombuffer(picture.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
     assert decoded.shape == (540, MAX_WIDTH, 3)
     assert not np.all(decoded == decoded[0, 0])  # the region and the boxes are drawn
 
