@@ -424,3 +424,32 @@ async def test_mutual_tls(
         await publish(publisher, site, "A")
         assert await publisher.flush(5)
         assert outbox.depth == 0
+
+
+def frame(site: str, gateway: str, location: str) -> contract.FrameMessage:
+    return contract.frame_message(
+        gateway=gateway, site=site, zone="z", location=location, scan_id="s1",
+        jpeg=b"\xff\xd8\xff\xe0frame", width=4, height=3,
+    )  # fmt: skip
+
+
+async def test_a_transient_message_goes_out_at_once_or_is_dropped(
+    broker: BrokerAddress, unique_site: str, tmp_path: Path, mqtt_recorder: RecorderFactory
+) -> None:
+    site, gateway = unique_site, gateway_id()
+    topic = contract.frame_topic(site, "z", "A")
+    nowhere = BrokerAddress("127.0.0.1", free_port())
+    async with running(tmp_path, settings(nowhere), site, gateway) as (publisher, outbox):
+        assert not publisher.publish_transient(topic, frame(site, gateway, "A"), retain=True)
+        assert outbox.depth == 0  # never queued
+        assert (publisher.health().transient_dropped, publisher.health().transient_sent) == (1, 0)
+    recorder = mqtt_recorder(broker, f"edgecount/v1/{site}/frame/#")
+    async with running(tmp_path, settings(broker), site, gateway) as (publisher, outbox):
+        assert await publisher.wait_connected(5.0)
+        assert publisher.publish_transient(topic, frame(site, gateway, "A"), retain=True)
+        assert outbox.depth == 0
+        assert publisher.health().transient_sent == 1
+        (received,) = await recorder.await_for(1, topic)
+        assert received.payload is not None
+        assert received.payload["location"] == "A"
+        assert received.qos == 0
