@@ -25,6 +25,7 @@ turns their rows into states without touching the database.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -136,6 +137,7 @@ def location_state(facts: Facts, since: datetime) -> MapState:
 _AISLE = re.compile(r"[^-._: ]+(?:[-._: ][^-._: ]+)?(?=[-._: ])")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a site's codes repeat on every map request
 def aisle_of(location: str, zone: str) -> str:
     """The aisle of a location code: the code without its last part, and at most its first
     two parts (parts split by ``-``, ``.``, ``_``, ``:`` or a space). ``A-01-02`` → ``A-01``;
@@ -148,6 +150,7 @@ def aisle_of(location: str, zone: str) -> str:
 _DIGITS = re.compile(r"\d+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def natural_key(code: str) -> str:
     """Sort key that puts ``A-2`` before ``A-10`` (numbers padded to 12 digits)."""
     return _DIGITS.sub(lambda m: m.group().zfill(12), code)
