@@ -158,7 +158,9 @@ def main() -> None:
                     page.goto(path)
                     page.wait_for_load_state("networkidle")
                     target = args.out / f"{name}.jpg"
-                    page.screenshot(path=str(target), type="jpeg", quality=80)
+                    # a location's page: the whole of it, down to the camera frame
+                    whole = name == "location"
+                    page.screenshot(path=str(target), type="jpeg", quality=80, full_page=whole)
                     print(f"{target}  {target.stat().st_size // 1024} KiB")
                     context.close()
                 browser.close()
