@@ -25,12 +25,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import statistics
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from fastapi.testclient import TestClient
 
 from edgecount import contract
@@ -41,8 +37,8 @@ from reconciler.engine import Engine
 from reconciler.model import AbcClass, BookLine
 from reconciler.rules import TolerancePolicy
 from reconciler.store import Store, open_store
+from tests.pgdb import fresh_database
 
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 SKU = "80614141123458"
 PAGES = {
     "tonight": "/console/",
@@ -50,19 +46,6 @@ PAGES = {
     "queue": "/console/discrepancies",
 }
 BATCH = 1000
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    name = f"edgecount_bench_console_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def location_name(n: int) -> tuple[str, str]:
@@ -145,7 +128,7 @@ def run_size(
     locations: int, discrepancies: int, rounds: int, pages: list[str]
 ) -> dict[str, tuple[float, float, int]]:
     """Seed a database of this size and measure every page."""
-    with database() as url:
+    with fresh_database("edgecount_bench_console") as url:
         store = open_store(url)
         try:
             seconds = seed(store, locations, discrepancies)

@@ -24,12 +24,12 @@ from typing import Any
 
 import httpx
 import paho.mqtt.publish as mqtt_publish
-import psycopg
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 
 from edgecount import contract
 from tests.conftest import BrokerAddress, free_port
+from tests.pgdb import fresh_database
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,7 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 EDGECOUNT = [sys.executable, "-m", "edgecount"]
 PASSWORD = "correct horse battery staple"
 USERS = {"ada": "admin", "ann": "approver", "cole": "counter", "vic": "viewer"}
@@ -179,14 +178,8 @@ class Console:
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database on the test server, dropped afterwards."""
-    name = f"edgecount_console_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database("edgecount_console") as url:
+        yield url
 
 
 def start_console(

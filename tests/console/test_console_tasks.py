@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +14,12 @@ from typing import Any
 
 import httpx
 import paho.mqtt.publish as mqtt_publish
-import psycopg
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from edgecount import contract
 from tests.conftest import BrokerAddress
 from tests.console.conftest import (
-    PG_ADMIN,
     SKU_A,
     SKU_B,
     Console,
@@ -30,6 +27,7 @@ from tests.console.conftest import (
     start_console,
     stop_console,
 )
+from tests.pgdb import fresh_database
 
 WAIT_SECONDS = 30.0
 FUSED_SEQ = itertools.count(1)
@@ -369,19 +367,13 @@ def recounting(
     tmp_path_factory: pytest.TempPathFactory, broker: BrokerAddress
 ) -> Iterator[Console]:
     """A second reconciler that asks one recount before a person decides (own database)."""
-    name = f"edgecount_console_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     tmp: Path = tmp_path_factory.mktemp("recounting")
-    running = start_console(
-        tmp, broker, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", max_recounts=1
-    )
-    try:
-        yield running
-    finally:
-        stop_console(running)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database("edgecount_console") as url:
+        running = start_console(tmp, broker, url, max_recounts=1)
+        try:
+            yield running
+        finally:
+            stop_console(running)
 
 
 def test_an_incomplete_last_recount_opens_a_task(recounting: Console) -> None:

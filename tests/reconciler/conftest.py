@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from reconciler.store import Store, open_store
-
-PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+from tests.pgdb import fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -22,13 +19,9 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
         yield opened
         opened.close()
         return
-    name = f"edgecount_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    opened = open_store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield opened
-    finally:
-        opened.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        opened = open_store(url)
+        try:
+            yield opened
+        finally:
+            opened.close()

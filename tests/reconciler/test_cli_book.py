@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.reconciler.conftest import PG_ADMIN
+from tests.pgdb import fresh_database
 
 EDGECOUNT = str(Path(sys.executable).with_name("edgecount"))
 EAN = "4006381333931"
@@ -34,15 +32,9 @@ def config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         path.write_text(text)
         yield path
         return
-    name = f"edgecount_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    path.write_text(text + f"database: postgresql+psycopg://postgres@127.0.0.1:5432/{name}\n")
-    try:
+    with fresh_database() as url:
+        path.write_text(text + f"database: {url}\n")
         yield path
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_book_import_as_an_operator_runs_it(config: Path, tmp_path: Path) -> None:
