@@ -21,6 +21,7 @@ from pathlib import Path
 
 # bench/reconciler.py would shadow the `reconciler` package: take this folder off sys.path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests.pgdb
 
 import argparse
 import statistics
