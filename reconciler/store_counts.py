@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from edgecount.contract import CountMessage, ScanMessage, StatusMessage
+from edgecount.contract import CountMessage, CountSource, ScanMessage, StatusMessage
 from edgecount.timefmt import parse_utc, utc
 from reconciler import schema as t
 from reconciler.store_book import chunks
@@ -40,6 +40,12 @@ def _count_row(count: CountMessage, received_at: datetime) -> dict[str, Any]:
     }
 
 
+def _covers(count: CountMessage) -> bool:
+    """Whether a count says which gateway covers its location: a person's manual count (its
+    ``gateway`` is the console, which cannot scan) does not."""
+    return count.source is not CountSource.MANUAL
+
+
 class CountStore:
     """Counts, scans and coverage of :class:`reconciler.store.Store` (mixed into it)."""
 
@@ -51,7 +57,8 @@ class CountStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(t.counts.insert().values(_count_row(count, received_at)))
-                self._cover(conn, count.zone, count.location, count.gateway, received_at)
+                if _covers(count):
+                    self._cover(conn, count.zone, count.location, count.gateway, received_at)
         except IntegrityError:
             return False
         return True
@@ -90,7 +97,7 @@ class CountStore:
     ) -> None:
         # counts.msg_id is the primary key: it alone makes a count idempotent
         conn.execute(t.counts.insert(), [_count_row(count, received_at) for count in new])
-        latest = {(count.zone, count.location): count.gateway for count in new}
+        latest = {(count.zone, count.location): count.gateway for count in new if _covers(count)}
         self._cover_many(conn, latest, received_at)
 
     def _cover_many(
@@ -101,6 +108,8 @@ class CountStore:
             {"zone": zone, "location": location, "gateway": gateway, "last_seen": at}
             for (zone, location), gateway in latest.items()
         ]
+        if not rows:  # every count of the batch was a person's
+            return
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             for row in rows:

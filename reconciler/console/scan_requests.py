@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from edgecount import contract
 from reconciler import schema as t
 from reconciler.console.outbox import enqueue
-from reconciler.count_tasks import MANUAL_GATEWAY
 from reconciler.engine import Engine
 from reconciler.messages import Outgoing
 from reconciler.repository import audit
@@ -91,7 +90,6 @@ def zone_routes(conn: sa.Connection, configured: Mapping[str, str]) -> dict[str,
     """
     covered = conn.execute(
         sa.select(t.coverage.c.zone, t.coverage.c.gateway)
-        .where(t.coverage.c.gateway != MANUAL_GATEWAY)  # a person's count cannot scan
         .group_by(t.coverage.c.zone, t.coverage.c.gateway)
         .order_by(sa.func.max(t.coverage.c.last_seen))
     ).all()

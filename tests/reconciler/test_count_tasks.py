@@ -186,6 +186,8 @@ def test_a_count_equal_to_the_book_resolves_the_discrepancy(pg_or_sqlite: Store)
         True,
     )
     assert sorted((i["sku"], i["qty"]) for i in manual.items) == [(SKU_B, 5), (SKU_A, 10)]
+    # a person is not a gateway: the location stays covered by the gateway that scans it
+    assert store.gateway_for("A", "A-01") == "gw-1"
     # the retained discrepancy message is cleared through the console's outbox
     assert outbox_rows(store) == [("edgecount/v1/s/discrepancy/A/A-01", None)]
     listed = cole.get("/tasks", params={"state": "done"}).json()
