@@ -58,6 +58,7 @@
     }
     loading = true;
     pending = false;
+    const editsBefore = edits;
     try {
       const answer = await fetch(window.location.href, {
         headers: { "X-Console-Fragment": "1", Accept: "text/html" },
@@ -68,16 +69,36 @@
         return;
       }
       if (answer.ok) {
-        area.innerHTML = await answer.text();
+        const html = await answer.text();
+        // the person started typing while the fragment was on its way: their text wins, the
+        // update waits until they leave the field
+        if (typing() || edits !== editsBefore) {
+          pending = true;
+          return;
+        }
+        area.innerHTML = html;
         // a form's answer stays readable for a while before live updates replace it
         if (Date.now() >= keepStatusUntil) status("Updated " + new Date().toLocaleTimeString());
         document.dispatchEvent(new CustomEvent("console:updated"));
       }
     } finally {
       loading = false;
-      if (pending) setTimeout(refresh, 250);
+      if (pending && !typing()) setTimeout(refresh, 250);
     }
   }
+
+  // what a person types in the live part; an update held back for it runs when they leave the field
+  let edits = 0;
+  document.addEventListener("input", (event) => {
+    const area = main();
+    if (area && area.contains(event.target)) edits += 1;
+  });
+  document.addEventListener("focusout", () => {
+    // activeElement moves after focusout: look once the focus has landed
+    setTimeout(() => {
+      if (pending && !loading && !typing()) refresh();
+    }, 0);
+  });
 
   function listen() {
     const area = main();
