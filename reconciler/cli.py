@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import functools
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from pathlib import Path
 
 from edgecount.exitcodes import ExitCode
 from edgecount.settings import mqtt_settings
-from edgecount.yamlcfg import config_argument, load_or_report
+from edgecount.yamlcfg import ConfigError, config_argument, load_or_report
 from reconciler.config import ApiConfig, ReconcilerConfig, load_reconciler_config
 from reconciler.engine import DecisionError, Engine
-from reconciler.store import DatabaseUnavailableError, open_store
+from reconciler.store import DatabaseUnavailableError, EnginePool, open_store
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -49,15 +50,19 @@ def reports_database_errors(run: Run) -> Run:
     return wrapper
 
 
-def make_engine(config: ReconcilerConfig) -> Engine:
+def make_engine(config: ReconcilerConfig, pool: EnginePool | None = None) -> Engine:
     """The engine on the configured database (migrated to the newest schema).
+
+    Args:
+        config: One site's configuration.
+        pool: Share connection pools with other sites' stores (a centre).
 
     Raises:
         DatabaseUnavailableError: The database cannot be opened (see :func:`open_store`).
     """
     if config.database is None:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(config.database_url)
+    store = open_store(config.database_url, schema=config.database_schema, pool=pool)
     return Engine(
         store,
         config.site,
@@ -73,12 +78,29 @@ def make_engine(config: ReconcilerConfig) -> Engine:
 
 def add_reconcile_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgecount reconcile serve``."""
-    _config_argument(parser)
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="reconciler YAML file of one site, or a centre's file naming many (sites:)",
+    )
 
 
 @reports_database_errors
 def run_reconcile_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
+    from reconciler.centre import is_centre_document
+
+    try:
+        centre = is_centre_document(args.config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return ExitCode.USAGE
+    if centre:
+        return _serve_centre(args.config)
     from reconciler.loops import describe_session
     from reconciler.service import ReconcileService, serve_until_signal
 
@@ -102,6 +124,38 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
         return asyncio.run(serve_until_signal(service))
     finally:
         engine.store.close()
+
+
+def _serve_centre(path: Path) -> int:
+    """``reconcile serve`` of a centre: every site's engine, one MQTT session, shared pools."""
+    from reconciler.centre import load_centre_config
+    from reconciler.loops import describe_session
+    from reconciler.service import ReconcileService, serve_until_signal
+
+    try:
+        centre, sites = load_centre_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return ExitCode.USAGE
+    pool = EnginePool()
+    try:
+        engines = [make_engine(site.config, pool) for site in sites]
+        settings = dataclasses.replace(
+            mqtt_settings(centre.mqtt, f"edgecount-{centre.instance_id}"),
+            session_expiry=centre.mqtt_session_expiry_seconds,
+        )
+        service = ReconcileService(
+            engines, settings, client_id=settings.client_id, shared_group=centre.shared_group
+        )
+        describe_session(settings, settings.client_id)
+        group = f" in shared group {centre.shared_group}" if centre.shared_group else ""
+        logging.getLogger(__name__).info(
+            "serving %d sites as %s%s", len(engines), settings.client_id, group
+        )
+        return asyncio.run(serve_until_signal(service))
+    finally:
+        pool.close()
 
 
 # -- console ----------------------------------------------------------------------------------

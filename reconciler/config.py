@@ -8,8 +8,13 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
-from edgecount.yamlcfg import load_model
+from edgecount.yamlcfg import PATTERN_MESSAGES, load_model
 from reconciler.rules import TolerancePolicy
+
+SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+PATTERN_MESSAGES[SCHEMA_PATTERN] = (
+    "use 1-63 lower-case letters, digits or '_', starting with a letter or '_'"
+)
 
 
 class ApprovalLimits(StrictModel):
@@ -64,6 +69,9 @@ class ReconcilerConfig(StrictModel):
     this long while the reconciler is away (MQTT 3.1.1: clean session off, no expiry). null:
     clean start, and what is published while it is down is lost but for retained counts."""
     database: str | None = None
+    database_schema: str | None = Field(default=None, pattern=SCHEMA_PATTERN)
+    """PostgreSQL only: the schema holding this site's tables, so that many sites share one
+    database (a central reconciler serving them all); null: the database's default schema."""
     tolerances: TolerancePolicy = TolerancePolicy()
     max_recounts: int = Field(default=2, ge=0, le=10)
     gateways: dict[Segment, Segment] = Field(default_factory=dict)

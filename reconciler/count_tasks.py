@@ -37,6 +37,7 @@ from edgecount.contract import CountMessage, CountSource
 from edgecount.timefmt import utc
 from reconciler import schema as t
 from reconciler.auth.roles import Role
+from reconciler.locks import lock_location
 from reconciler.messages import Outgoing
 from reconciler.repository import audit
 from reconciler.store import Store
@@ -246,18 +247,6 @@ def _open_at(conn: sa.Connection, location: str) -> Task | None:
     return None if row is None else _task(row)
 
 
-def _lock_location(conn: sa.Connection, location: str) -> None:
-    """Serialise task creation at ``location`` until the transaction ends (PostgreSQL).
-
-    Nothing in the schema says "one open task per location", so two creators (the API and
-    the service's ingest) take this lock before looking. SQLite has one writer at a time.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("count_task:" + location)))
-        )
-
-
 def _insert(
     conn: sa.Connection,
     *,
@@ -333,7 +322,7 @@ def after_count(
     reason = _rule(count, step)
     if reason is None:
         return None
-    _lock_location(conn, count.location)
+    lock_location(conn, "count_task", count.location)  # one open task a location
     if _open_at(conn, count.location) is not None:
         return None
     return _insert(
@@ -433,7 +422,7 @@ def create(
     with store.engine.begin() as conn:
         _check_assignee(conn, assigned_to)
         chosen = _zone_of(conn, location, zone)
-        _lock_location(conn, location)
+        lock_location(conn, "count_task", location)
         busy = _open_at(conn, location)
         if busy is not None:
             raise TaskConflictError(_busy(busy))

@@ -33,6 +33,7 @@ from edgecount import contract
 from edgecount.contract import CountMessage
 from edgecount.timefmt import parse_utc
 from reconciler import count_tasks, messages, repository
+from reconciler.locks import lock_location
 from reconciler.messages import Outgoing
 from reconciler.model import Discrepancy, Row, Status
 from reconciler.queries import discrepancies as read
@@ -163,6 +164,8 @@ class Engine:
         lines = messages.exception_lines(exceptions)
         seen = Count(count.scan_id, count.complete, _figures(lines))
         with self.store.engine.begin() as conn:
+            # another instance reacting to a count of this location waits, then sees our step
+            lock_location(conn, "location", count.location)
             current = read.open_at(conn, count.location)
             step = after_count(_current(current), seen, self.max_recounts)
             shown = repository.write_step(

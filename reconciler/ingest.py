@@ -7,6 +7,8 @@ this module holds what runs off the event loop, so it can be read and tested on 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from edgecount import contract
@@ -14,7 +16,7 @@ from reconciler.engine import Engine, Outgoing
 from reconciler.frames import record_frame
 from reconciler.loops import BatchOutcome
 
-__all__ = ["dead_letter", "handle_batch"]
+__all__ = ["BatchAttempt", "dead_letter", "handle_batch", "handle_sites", "topic_site"]
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +96,62 @@ def handle_batch(
     outcome.applied += len(recorded)
     outcome.out += engine.on_counts(recorded)
     return outcome
+
+
+def topic_site(topic: str) -> str:
+    """The site level of a contract topic (``edgecount/v1/{site}/…``); "" when there is none."""
+    levels = topic.split("/", 3)
+    return levels[2] if len(levels) > 3 else ""
+
+
+@dataclass(slots=True)
+class BatchAttempt:
+    """What earlier attempts at one batch achieved, site by site (kept across retries).
+
+    A batch of a centre holds messages of many sites, each site's part in its own
+    transactions. When one site's database fails, the batch is tried again: a part that was
+    done is not done twice (its outcome is reused), and a part that stored counts before it
+    failed still reacts to them (``recorded``).
+    """
+
+    recorded: dict[str, list[contract.CountMessage]] = field(default_factory=dict)
+    done: dict[str, tuple[list[int], BatchOutcome]] = field(default_factory=dict)
+
+    def done_indices(self) -> set[int]:
+        """Indices (in the batch) of the messages of the parts that are done."""
+        return {index for indices, _ in self.done.values() for index in indices}
+
+
+def handle_sites(
+    engines: Mapping[str, Engine],
+    batch: list[tuple[str, bytes]],
+    attempt: BatchAttempt,
+    *,
+    rejected_by: str,
+) -> BatchOutcome:
+    """:func:`handle_batch` for each site's part of a batch (blocking: in a worker thread).
+
+    A message of a site not served here is dead-lettered (to that site's dead-letter topic).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: A site's database failed; the parts done before are
+            in ``attempt.done``.
+    """
+    parts: dict[str, list[int]] = {}
+    whole = BatchOutcome()
+    for index, (topic, raw) in enumerate(batch):
+        site = topic_site(topic)
+        if site in engines:
+            parts.setdefault(site, []).append(index)
+        else:
+            reason = f"site {site!r} is not served by this reconciler"
+            whole.letters[index] = dead_letter(site or "unknown", topic, raw, reason, rejected_by)
+    for site, indices in parts.items():
+        if site not in attempt.done:
+            part = [batch[i] for i in indices]
+            recorded = attempt.recorded.setdefault(site, [])
+            outcome = handle_batch(engines[site], part, recorded, rejected_by=rejected_by)
+            attempt.done[site] = (indices, outcome)
+        done_indices, outcome = attempt.done[site]
+        whole.merge_at(outcome, done_indices)
+    return whole

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,29 +56,39 @@ class StoreStream:
     fetch: Callable[[], list[tuple[int, Outgoing]]]
     done: Callable[[int], None]
     counter: str
+    site: str = ""
+    """The site whose store holds it."""
+
+    def key(self, row_id: int) -> tuple[str, str, int]:
+        """What names one of its messages among every site's streams."""
+        return (self.site, self.kind, row_id)
 
 
 def store_streams(engine: Engine) -> list[StoreStream]:
     """Every stream the store publisher sends, in order. A new stream is one more line here."""
+    site = engine.site
     return [
         StoreStream(
             "adjustment",
             engine.pending_adjustments,
             engine.adjustment_published,
             "adjustments_published",
+            site,
         ),
-        StoreStream("decision", engine.unannounced, engine.announced, "decisions_announced"),
+        StoreStream("decision", engine.unannounced, engine.announced, "decisions_announced", site),
         StoreStream(
             "decision-out",
             engine.pending_decisions,
             engine.decision_published,
             "decisions_published",
+            site,
         ),
         StoreStream(
             "console",
             lambda: outbox.pending(engine.store.engine),
             lambda row_id: outbox.mark_published(engine.store.engine, row_id, datetime.now(UTC)),
             "console_messages_published",
+            site,
         ),
     ]
 
@@ -176,8 +186,13 @@ class BatchOutcome:
 
     def merge(self, other: BatchOutcome, offset: int) -> None:
         """Add ``other`` (of a sub-batch starting at ``offset``) to this outcome."""
+        self.merge_at(other, {i: offset + i for i in other.letters})
+
+    def merge_at(self, other: BatchOutcome, indices: Sequence[int] | Mapping[int, int]) -> None:
+        """Add ``other``, the outcome of a part of this batch: its message ``i`` is this
+        batch's message ``indices[i]``."""
         self.out += other.out
-        self.letters.update({offset + i: letter for i, letter in other.letters.items()})
+        self.letters.update({indices[i]: letter for i, letter in other.letters.items()})
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.statuses += other.statuses

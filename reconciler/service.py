@@ -6,6 +6,12 @@ running. Counts and scans are stored once per ``msg_id`` (QoS 1 delivers duplica
 same message twice is applied once. With ``shared_group`` set the subscriptions are MQTT 5
 shared subscriptions (``$share/<group>/…``) and several instances split the load.
 
+One service serves one site, or many (a centre, :mod:`reconciler.centre`): each site has its
+engine and store, a batch is split by the site in each message's topic, and each site's
+outboxes are published by the one instance holding its publisher lease
+(:mod:`reconciler.lease`); what a count makes is written once under the store's locks
+(:mod:`reconciler.locks`), whichever instance handles it.
+
 Delivery (see docs/reconciliation.md): incoming QoS 1 messages are acknowledged by hand
 (:class:`~edgecount.mqtt.Delivery`), only once the database transaction of the batch holding
 them committed, or once their dead letter was acknowledged by the broker. With a persistent
@@ -36,7 +42,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.properties import Properties
@@ -51,7 +57,8 @@ from edgecount.sdnotify import Notifier
 from edgecount.supervisor import FATAL, RESTART, Supervisor, TaskFailed
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
-from reconciler.ingest import dead_letter, handle_batch
+from reconciler.ingest import BatchAttempt, dead_letter, handle_sites, topic_site
+from reconciler.lease import PublisherLeases
 from reconciler.loops import (
     BatchOutcome,
     LoopHealth,
@@ -66,6 +73,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ReconcileService", "ServiceStats", "StoreStream", "serve_until_signal"]
 
+StreamKey = tuple[str, str, int]
+"""A store-stream message: (site, stream kind, row id)."""
+
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often the store is checked for messages to publish
@@ -78,25 +88,46 @@ RETRY_MAX_SECONDS = 10.0  # cap on that delay
 
 
 class ReconcileService:
-    """The running reconciler: one MQTT connection, the engine, an ingest worker, a publisher."""
+    """The running reconciler: one MQTT connection, the engine of each site it serves, an
+    ingest worker, a store publisher.
+
+    Args:
+        engine: The engine of the one site served, or of each site (a centre).
+        settings: The broker.
+        client_id: The MQTT client id (one per instance).
+        shared_group: Share the subscriptions with the other instances of this group.
+        api: Serve the REST API and the console (one site only).
+
+    Raises:
+        ValueError: No engine, two engines of one site, or ``api`` with several sites.
+    """
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | Sequence[Engine],
         settings: MqttSettings,
         *,
         client_id: str,
         shared_group: str | None = None,
         api: ApiConfig | None = None,
     ) -> None:
-        self.engine = engine
+        self.engines = [engine] if isinstance(engine, Engine) else list(engine)
+        self.by_site = {e.site: e for e in self.engines}
+        if not self.engines or len(self.by_site) != len(self.engines):
+            raise ValueError("a reconcile service needs one engine for each of its sites")
+        if api is not None and len(self.engines) > 1:
+            raise ValueError("the REST API serves one site: run `reconcile console` per site")
+        self.engine = self.engines[0]
+        """The (first) site's engine; the REST API's."""
         self.settings = settings
         self.client_id = client_id
         self.shared_group = shared_group
         self.api = api
         self.api_port: int | None = None
         self.stats = ServiceStats()
-        self.streams = store_streams(engine)
+        self.streams = [stream for e in self.engines for stream in store_streams(e)]
+        self.leases = PublisherLeases({e.site: e.store for e in self.engines})
+        """The sites whose outboxes this instance publishes."""
         self.ingest_health = LoopHealth()
         self.publisher_health = LoopHealth()
         self.stopping = asyncio.Event()
@@ -104,10 +135,11 @@ class ReconcileService:
         self._conn: MqttConnection | None = None
         self._closed = asyncio.Event()
         # messages whose PUBACK does something: packet id → (key or None, what to do)
-        self._acks: dict[int, tuple[tuple[str, int] | None, Callable[[], None]]] = {}
-        self._in_flight: set[tuple[str, int]] = set()  # sent or acked, not yet recorded
+        self._acks: dict[int, tuple[StreamKey | None, Callable[[], None]]] = {}
+        self._in_flight: set[StreamKey] = set()  # sent or acked, not yet recorded
         self._confirmed: list[tuple[StoreStream, int]] = []  # acked, to record in the store
-        self._resynced: MqttConnection | None = None  # open discrepancies re-sent on it
+        self._resync_conn: MqttConnection | None = None  # the connection of _resynced
+        self._resynced: set[str] = set()  # sites whose open discrepancies were re-sent on it
         self._pending_subs: set[str] = set()
         self._handled = asyncio.Event()  # set after every batch handled
         self._wake = asyncio.Event()  # the store publisher has work now
@@ -164,9 +196,11 @@ class ReconcileService:
         }
 
     def filters(self) -> list[str]:
-        """Topic filters to subscribe to."""
-        root = contract.site_root(self.engine.site)
-        plain = [f"{root}count/#", f"{root}scan/#", f"{root}status/+", f"{root}frame/#"]
+        """Topic filters to subscribe to (four per site)."""
+        plain = []
+        for engine in self.engines:
+            root = contract.site_root(engine.site)
+            plain += [f"{root}count/#", f"{root}scan/#", f"{root}status/+", f"{root}frame/#"]
         if self.shared_group:
             return [f"$share/{self.shared_group}/{f}" for f in plain]
         return plain
@@ -200,6 +234,7 @@ class ReconcileService:
                 self.notifier.stopping("stopping")
         finally:
             self.stopping.set()
+            self.leases.close()  # another instance takes this one's sites at once
 
     async def _stay_connected(self) -> None:
         """Hold the MQTT connection: connect, wait until it closes, reconnect with backoff."""
@@ -391,10 +426,10 @@ class ReconcileService:
         loses nothing: the broker sends the batch again.
         """
         backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
-        recorded: list[contract.CountMessage] = []  # stored by an attempt that then failed
+        attempt = BatchAttempt()  # what an attempt did before it failed
         while True:
             try:
-                outcome = await self._handle_in_thread(batch, recorded)
+                outcome = await self._handle_in_thread(batch, attempt)
             except Exception as exc:  # only "database away" gets here (see _handle_in_thread)
                 self.ingest_health.failed(exc)
                 delay = backoff.next_delay()
@@ -413,21 +448,20 @@ class ReconcileService:
                 log.warning("database answers again: ingest resumed")
             return outcome
 
-    async def _handle_in_thread(
-        self, batch: list[Delivery], recorded: list[contract.CountMessage]
-    ) -> BatchOutcome:
+    async def _handle_in_thread(self, batch: list[Delivery], attempt: BatchAttempt) -> BatchOutcome:
         """Handle a batch; a failure other than "database away" is isolated to its message.
 
-        ``recorded`` carries the counts an earlier attempt stored before it failed, so the
-        engine still reacts to them (storing and reacting are two transactions).
+        ``attempt`` carries what earlier attempts did: the sites' parts that are done (not
+        done again) and the counts a failed part stored, so the engine still reacts to them
+        (storing and reacting are two transactions).
 
         Raises:
-            sqlalchemy.exc.DBAPIError: The database is away (:func:`database_unavailable`).
+            sqlalchemy.exc.DBAPIError: A database is away (:func:`database_unavailable`).
         """
         items = [(d.topic, d.payload) for d in batch]
         try:
             return await asyncio.to_thread(
-                handle_batch, self.engine, items, recorded, rejected_by=self.client_id
+                handle_sites, self.by_site, items, attempt, rejected_by=self.client_id
             )
         except Exception as exc:
             if database_unavailable(exc):
@@ -435,12 +469,17 @@ class ReconcileService:
             if len(batch) == 1:
                 log.exception("handling the message on %s failed: dead-lettered", batch[0].topic)
                 reason = f"internal error: {type(exc).__name__}"
-                letter = dead_letter(self.engine.site, *items[0], reason, self.client_id)
+                site = topic_site(batch[0].topic) or self.engine.site
+                letter = dead_letter(site, *items[0], reason, self.client_id)
                 return BatchOutcome(letters={0: letter})
         log.warning("a batch of %d failed; handling its messages one by one", len(batch))
         whole = BatchOutcome()
+        for indices, outcome in attempt.done.values():  # the parts done stay done
+            whole.merge_at(outcome, indices)
+        done = attempt.done_indices()
         for index, delivery in enumerate(batch):
-            whole.merge(await self._handle_in_thread([delivery], []), index)
+            if index not in done:
+                whole.merge(await self._handle_in_thread([delivery], BatchAttempt()), index)
         return whole
 
     def _acknowledge(self, batch: list[Delivery], letters: dict[int, Outgoing]) -> None:
@@ -500,21 +539,30 @@ class ReconcileService:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _publish_round(self) -> None:
-        """Record the acknowledged, re-send open discrepancies on a new connection, send due."""
+        """Record the acknowledged; for the sites whose lease this instance holds, re-send
+        open discrepancies (on a new connection, or a lease just taken) and send what is due."""
         while self._confirmed:
             stream, row_id = self._confirmed[0]
             await asyncio.to_thread(stream.done, row_id)
             self._confirmed.pop(0)
-            self._in_flight.discard((stream.kind, row_id))
+            self._in_flight.discard(stream.key(row_id))
             self.stats.published[stream.kind] = self.stats.published.get(stream.kind, 0) + 1
             self._handled.set()
         conn = self._conn
         if conn is None or not self.ready.is_set():
             return
-        if self._resynced is not conn:
-            self.publish(await asyncio.to_thread(self.engine.open_discrepancy_messages))
-            self._resynced = conn
+        await asyncio.to_thread(self.leases.refresh)
+        held = self.leases.held
+        if self._resync_conn is not conn:
+            self._resync_conn, self._resynced = conn, set()
+        self._resynced &= held  # a lease lost and taken again: re-send then
+        for engine in self.engines:
+            if engine.site in held and engine.site not in self._resynced:
+                self.publish(await asyncio.to_thread(engine.open_discrepancy_messages))
+                self._resynced.add(engine.site)
         for stream in self.streams:
+            if stream.site not in held:
+                continue
             items = await asyncio.to_thread(stream.fetch)
             if conn is self._conn:
                 self._send_stream(conn, stream, items)
@@ -523,7 +571,7 @@ class ReconcileService:
         self, conn: MqttConnection, stream: StoreStream, items: list[tuple[int, Outgoing]]
     ) -> None:
         for row_id, message in items:
-            key = (stream.kind, row_id)
+            key = stream.key(row_id)
             if key in self._in_flight:
                 continue
             mid = self._send(conn, message)

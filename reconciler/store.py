@@ -6,11 +6,20 @@ to the newest Alembic revision, and returns a :class:`Store`. Writes that must b
 
 The store keeps the connection, the schema, the book and movements (:mod:`reconciler.store_book`)
 and what gateways report (:mod:`reconciler.store_counts`).
+
+**Many sites on one PostgreSQL database** (``database_schema``): each site's tables live in a
+PostgreSQL schema of their own. The migrations run with that schema first on the
+``search_path`` (tables and Alembic's version table land in it), and the store then runs every
+statement with SQLAlchemy's ``schema_translate_map``, which names the schema in the SQL it
+sends. Stores of one database URL opened with the same :class:`EnginePool` share one
+connection pool, so a reconciler serving a hundred sites holds a handful of connections, not
+a hundred pools.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,7 @@ __all__ = [
     "IN_CHUNK",
     "BookLedger",
     "DatabaseUnavailableError",
+    "EnginePool",
     "MovementOutcome",
     "Store",
     "chunks",
@@ -46,13 +56,52 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema revision (Alembic ``upgrade head``)."""
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""A PostgreSQL schema name the store accepts (lower case: never needs quoting)."""
+
+
+def migrate(engine: Engine, schema: str | None = None) -> None:
+    """Bring the database (or one PostgreSQL schema of it) to the newest revision.
+
+    With ``schema`` the schema is created when missing and put first on the migration
+    connection's ``search_path``, so Alembic's unqualified DDL and its version table land in it.
+    Two processes migrating one schema at once take turns (an advisory lock on the schema).
+    """
     config = Config()
     config.set_main_option("script_location", str(Path(reconciler.migrations.__file__).parent))
     with engine.begin() as connection:
+        if schema is not None:
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(schema))))
+            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            # SET LOCAL: the pooled connection goes back with its usual search_path
+            connection.exec_driver_sql(f"SET LOCAL search_path TO {schema}")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _lock_key(schema: str) -> sa.ColumnElement[int]:
+    return sa.func.hashtext(f"edgecount-migrate:{schema}")
+
+
+class EnginePool:
+    """One SQLAlchemy engine (one connection pool) per database URL, shared by the stores of
+    many sites (:func:`open_store` with ``pool=``); :meth:`close` disposes them all."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+
+    def get(self, url: str, make: Callable[[str], Engine]) -> Engine:
+        """The engine of ``url``, made once by ``make``."""
+        engine = self._engines.get(url)
+        if engine is None:
+            engine = self._engines[url] = make(url)
+        return engine
+
+    def close(self) -> None:
+        """Release every pool."""
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
 
 
 class DatabaseUnavailableError(Exception):
@@ -73,16 +122,24 @@ def _driver_hint(exc: ImportError) -> str:
     return "install the driver the URL names, or use postgresql+psycopg:// or sqlite:///"
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, schema: str | None = None, pool: EnginePool | None = None) -> Store:
     """Open (and migrate) the database at a SQLAlchemy URL.
 
+    Args:
+        url: The database.
+        schema: PostgreSQL only: the schema holding this store's tables (one per site when
+            many sites share a database); None: the database's default (``public``).
+        pool: Share one engine per URL with the other stores opened with this pool (its
+            owner closes it; :meth:`Store.close` then leaves the engine alone).
+
     Raises:
-        DatabaseUnavailableError: The URL is not valid, its driver is not installed, or the database
-            cannot be reached (one line, the URL with its password masked).
+        DatabaseUnavailableError: The URL is not valid, its driver is not installed, the database
+            cannot be reached (one line, the URL with its password masked), or a schema is
+            asked of a database that has none (SQLite).
     """
     shown = masked(url)
     try:
-        engine = sa.create_engine(url, future=True)
+        engine = _create_engine(url) if pool is None else pool.get(url, _create_engine)
     except ImportError as exc:
         why = f"its driver {exc.name or exc} is not installed"
         raise DatabaseUnavailableError(f"database {shown}: {why}; {_driver_hint(exc)}") from None
@@ -92,18 +149,37 @@ def open_store(url: str) -> Store:
             " sqlite:////var/lib/edgecount/reconciler.sqlite3 or"
             " postgresql+psycopg://user@host:5432/edgecount"
         ) from None
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    if schema is not None:
+        if engine.dialect.name != "postgresql":
+            raise DatabaseUnavailableError(
+                f"database {shown}: database_schema {schema!r} needs PostgreSQL; give each"
+                " site its own SQLite file instead"
+            )
+        if not SCHEMA_NAME.match(schema):
+            raise DatabaseUnavailableError(
+                f"database_schema {schema!r}: use 1-63 lower-case letters, digits and '_',"
+                " starting with a letter or '_'"
+            )
     try:
-        migrate(engine)
+        migrate(engine, schema)
     except sa.exc.DBAPIError as exc:
-        engine.dispose()
+        if pool is None:
+            engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise DatabaseUnavailableError(
             f"database {shown} cannot be reached: {reason}; check host, port, name and"
             " credentials in `database:` and that the server runs"
         ) from None
-    return Store(engine)
+    if schema is not None:
+        engine = engine.execution_options(schema_translate_map={None: schema})
+    return Store(engine, schema=schema, owns_engine=pool is None)
+
+
+def _create_engine(url: str) -> Engine:
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 @dataclass(slots=True)
@@ -116,7 +192,12 @@ class Store(BookStore, CountStore):
     """
 
     engine: Engine
+    schema: str | None = None
+    """The PostgreSQL schema of this store's tables (None: the default)."""
+    owns_engine: bool = True
+    """Whether :meth:`close` disposes the pool (not when an :class:`EnginePool` shares it)."""
 
     def close(self) -> None:
-        """Release the connection pool."""
-        self.engine.dispose()
+        """Release the connection pool (unless an :class:`EnginePool` owns it)."""
+        if self.owns_engine:
+            self.engine.dispose()

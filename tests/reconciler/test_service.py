@@ -363,7 +363,9 @@ async def test_a_failing_store_stream_is_logged_shown_retried_and_resumes(
         client_id=f"rec-{unique_site}",
         api=ApiConfig(port=0),
     )
-    service.streams.append(StoreStream("probe", fetch, done.append, "probes_published"))
+    service.streams.append(
+        StoreStream("probe", fetch, done.append, "probes_published", unique_site)
+    )
     task = asyncio.create_task(service.run())
     try:
         await asyncio.wait_for(service.ready.wait(), 10)
