@@ -7,6 +7,7 @@ site, two services in this process with their own connection pools, as two hosts
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -203,11 +204,8 @@ async def test_each_sites_adjustments_go_out_once_and_another_instance_takes_ove
         ]
         await asyncio.to_thread(publish_all, broker, messages)
         for decider in deciders:
-            await eventually(
-                lambda d=decider: any(v["location"] == location for v in d.list_discrepancies()),
-                15,
-                f"the discrepancy at {location} of {decider.site}",
-            )
+            opened = functools.partial(has_discrepancy_at, decider, location)
+            await eventually(opened, 15, f"the discrepancy at {location} of {decider.site}")
             (view,) = [v for v in decider.list_discrepancies() if v["location"] == location]
             decider.decide(view["id"], approve=True, reason_code="MISCOUNT", approver="kim")
 
@@ -230,6 +228,10 @@ async def test_each_sites_adjustments_go_out_once_and_another_instance_takes_ove
     ids = [(m.topic, json.loads(m.raw)["adjustment_id"]) for m in recorder.matching()]
     assert len(ids) == 4
     assert len(set(ids)) == 4, f"an adjustment went out twice: {sorted(ids)}"
+
+
+def has_discrepancy_at(engine: Engine, location: str) -> bool:
+    return any(v["location"] == location for v in engine.list_discrepancies())
 
 
 def _all_published(store: Store) -> bool:
