@@ -21,11 +21,11 @@ from croniter import croniter
 from drivers.base import Reader
 from edgecount import contract
 from edgecount.exitcodes import ExitCode
+from edgecount.metrics_http import Endpoint, MetricsServer
 from edgecount.sdnotify import Notifier
 from edgecount.supervisor import FATAL, RESTART, Supervisor, TaskFailed
 from gateway.config import GatewayConfig
 from gateway.health import GatewayMonitor
-from gateway.metrics_http import Endpoint, MetricsServer
 from gateway.publisher import Publisher
 from gateway.runtime import Cameras, open_publisher, started_cameras, started_readers, state_lock
 from gateway.scan import create_zone_scan

@@ -395,6 +395,21 @@ def metrics_registry(
     return scrape_registry(collect)
 
 
+def service_registry(
+    counters: Callable[[], Mapping[str, float]],
+    gauges: Callable[[], Mapping[str, float]],
+    *,
+    families: Callable[[], Iterable[Family]],
+) -> CollectorRegistry:
+    """The service's own figures without the database's (a centre's ``/metrics``)."""
+
+    def collect() -> Iterator[Family]:
+        yield from _service_families(counters, gauges)
+        yield from families()
+
+    return scrape_registry(collect)
+
+
 def _database_figures(engine: Engine) -> tuple[dict[str, int], int]:
     """Discrepancies by state (every state, 0 when none) and adjustments pending."""
     states = dict.fromkeys(DISCREPANCY_STATES, 0)

@@ -26,7 +26,14 @@ from edgecount.settings import MqttConfig, Segment, StrictModel
 from edgecount.yamlcfg import ConfigError, ConfigIssue, read_yaml, validate_document
 from reconciler.config import ReconcilerConfig, load_reconciler_config
 
-__all__ = ["CentreConfig", "SiteFile", "is_centre_document", "load_centre_config"]
+__all__ = ["CentreConfig", "MetricsAddress", "SiteFile", "is_centre_document", "load_centre_config"]
+
+
+class MetricsAddress(StrictModel):
+    """Where an instance serves ``/metrics`` and ``/healthz``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9484, ge=0, le=65535)
 
 
 class CentreConfig(StrictModel):
@@ -40,6 +47,9 @@ class CentreConfig(StrictModel):
     mqtt_session_expiry_seconds: int | None = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF)
     sites: list[str] = Field(min_length=1)
     """Site configuration files, or glob patterns, relative to this file."""
+    metrics: MetricsAddress | None = None
+    """Serve the instance's ``/metrics`` and ``/healthz`` here (the sites' consoles and REST
+    APIs are ``reconcile console`` of each site's file)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,8 +145,13 @@ def _serve_centre(path: Path) -> int:
             mqtt_settings(centre.mqtt, f"edgecount-{centre.instance_id}"),
             session_expiry=centre.mqtt_session_expiry_seconds,
         )
+        metrics = None if centre.metrics is None else (centre.metrics.host, centre.metrics.port)
         service = ReconcileService(
-            engines, settings, client_id=settings.client_id, shared_group=centre.shared_group
+            engines,
+            settings,
+            client_id=settings.client_id,
+            shared_group=centre.shared_group,
+            metrics=metrics,
         )
         describe_session(settings, settings.client_id)
         group = f" in shared group {centre.shared_group}" if centre.shared_group else ""

@@ -97,6 +97,8 @@ class ReconcileService:
         client_id: The MQTT client id (one per instance).
         shared_group: Share the subscriptions with the other instances of this group.
         api: Serve the REST API and the console (one site only).
+        metrics: ``(host, port)`` to serve ``/metrics`` and ``/healthz`` on without the REST
+            API (a centre's figures; port 0: any free one, see :attr:`metrics_port`).
 
     Raises:
         ValueError: No engine, two engines of one site, or ``api`` with several sites.
@@ -110,6 +112,7 @@ class ReconcileService:
         client_id: str,
         shared_group: str | None = None,
         api: ApiConfig | None = None,
+        metrics: tuple[str, int] | None = None,
     ) -> None:
         self.engines = [engine] if isinstance(engine, Engine) else list(engine)
         self.by_site = {e.site: e for e in self.engines}
@@ -124,6 +127,8 @@ class ReconcileService:
         self.shared_group = shared_group
         self.api = api
         self.api_port: int | None = None
+        self.metrics_address = metrics
+        self.metrics_port: int | None = None
         self.stats = ServiceStats()
         self.streams = [stream for e in self.engines for stream in store_streams(e)]
         self.leases = PublisherLeases({e.site: e.store for e in self.engines})
@@ -193,6 +198,8 @@ class ReconcileService:
             "healthy": 0.0 if self.health_reasons() else 1.0,
             "publisher_healthy": 1.0 if self.publisher_health.healthy else 0.0,
             "ingest_healthy": 1.0 if self.ingest_health.healthy else 0.0,
+            "sites": len(self.engines),
+            "publisher_leases": len(self.leases.held),
         }
 
     def filters(self) -> list[str]:
@@ -219,6 +226,7 @@ class ReconcileService:
         try:
             async with tasks:
                 await self._start_api(tasks)
+                await self._start_metrics(tasks)
                 tasks.start("mqtt-connection", self._stay_connected, RESTART)
                 tasks.start("ingest", self._work, RESTART, cancel_on_stop=True)
                 tasks.start(
@@ -291,6 +299,24 @@ class ReconcileService:
         self.api_server = server
         tasks.start("rest-api", functools.partial(server.serve, self.stopping), FATAL)
         log.info("REST API on http://%s:%d", self.api.host, self.api_port)
+
+    async def _start_metrics(self, tasks: Supervisor) -> None:
+        """Serve ``/metrics`` and ``/healthz`` alone (when asked); fails if the port is taken."""
+        if self.metrics_address is None:
+            return
+        from edgecount.metrics_http import Endpoint, MetricsServer
+        from reconciler.api import service_registry
+
+        def bound(port: int) -> None:
+            self.metrics_port = port
+
+        registry = service_registry(self.counters, self.gauges, families=self._task_families)
+        host, port = self.metrics_address
+        server = MetricsServer(
+            Endpoint(registry, self.health_reasons), host, port, on_listening=bound
+        )
+        await server.open()  # OSError (port in use): the service fails and systemd restarts it
+        tasks.start("metrics-http", functools.partial(server.serve, self.stopping), FATAL)
 
     def _task_families(self) -> Iterator[Family]:
         return self.tasks.families("edgecount_reconciler")
