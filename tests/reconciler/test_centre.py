@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.publish as mqtt_publish
 import psycopg
 import pytest
@@ -99,6 +100,7 @@ async def instances(
             MqttSettings(host=broker.host, port=broker.port, client_id=f"{group}-{n}"),
             client_id=f"{group}-{n}",
             shared_group=group,
+            metrics=("127.0.0.1", 0),
         )
         for n, pool in enumerate(pools)
     ]
@@ -175,6 +177,17 @@ async def test_two_instances_share_the_sites_and_make_each_discrepancy_once(
         )
         assert [s.stats.applied > 0 for s in services] == [True, True]  # the load was shared
         assert sum(s.stats.duplicates for s in services) == 0
+        leases = 0
+        async with httpx.AsyncClient() as http:
+            for service in services:
+                base = f"http://127.0.0.1:{service.metrics_port}"
+                assert (await http.get(f"{base}/healthz")).status_code == 200
+                figures = (await http.get(f"{base}/metrics")).text
+                assert "edgecount_reconciler_sites 3.0" in figures
+                applied = f"edgecount_reconciler_messages_applied_total {service.stats.applied}"
+                assert applied in figures
+                leases += int(_sample(figures, "edgecount_reconciler_publisher_leases"))
+        assert leases == 3  # each site's outboxes have one publisher
         for store in stores:
             assert stored_counts(store) == 2 * len(LOCATIONS)
             # one discrepancy per location, which saw both counts (a recount), never two
@@ -228,6 +241,11 @@ async def test_each_sites_adjustments_go_out_once_and_another_instance_takes_ove
     ids = [(m.topic, json.loads(m.raw)["adjustment_id"]) for m in recorder.matching()]
     assert len(ids) == 4
     assert len(set(ids)) == 4, f"an adjustment went out twice: {sorted(ids)}"
+
+
+def _sample(figures: str, name: str) -> float:
+    (line,) = [line for line in figures.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[1])
 
 
 def has_discrepancy_at(engine: Engine, location: str) -> bool:
