@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import load_model
+from reconciler.epcis.settings import EpcisConfig, LocationsConfig
 from reconciler.rules import TolerancePolicy
 
 
@@ -70,6 +71,10 @@ class ReconcilerConfig(StrictModel):
     authorized_gateways: dict[Segment, list[Segment]] | None = None
     api: ApiConfig | None = None
     planning: PlanningConfig = PlanningConfig()
+    locations: LocationsConfig = LocationsConfig()
+    """SGLNs of locations, for EPCIS (docs/epcis.md)."""
+    epcis: EpcisConfig = EpcisConfig()
+    """EPCIS 2.0 export and capture (docs/epcis.md)."""
 
     _paths = field_validator("state_dir")(resolve_path)
 

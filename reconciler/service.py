@@ -63,6 +63,7 @@ from reconciler.loops import (
 
 if TYPE_CHECKING:
     from reconciler.api import ApiServer
+    from reconciler.epcis.sender import EpcisSender
 
 __all__ = ["ReconcileService", "ServiceStats", "StoreStream", "serve_until_signal"]
 
@@ -88,8 +89,10 @@ class ReconcileService:
         client_id: str,
         shared_group: str | None = None,
         api: ApiConfig | None = None,
+        epcis: EpcisSender | None = None,
     ) -> None:
         self.engine = engine
+        self.epcis = epcis  # sends ended scans to an EPCIS capture interface (docs/epcis.md)
         self.settings = settings
         self.client_id = client_id
         self.shared_group = shared_group
@@ -190,6 +193,9 @@ class ReconcileService:
                 tasks.start(
                     "store-publisher", self._publish_from_store, RESTART, cancel_on_stop=True
                 )
+                if self.epcis is not None:
+                    work = functools.partial(self.epcis.run, self.stopping)
+                    tasks.start("epcis-sender", work, RESTART, cancel_on_stop=True)
                 feeder = functools.partial(self.notifier.feed_watchdog, self.health_reasons)
                 tasks.start("watchdog", feeder, FATAL, may_finish=True, cancel_on_stop=True)
                 try:

@@ -103,7 +103,7 @@ def schema_path(explicit: Path | None, configured: Path | None = None) -> Path:
         return configured
     raise SchemaUnavailableError(
         "no EPCIS JSON Schema given: pass --schema PATH, set $"
-        f"{SCHEMA_ENV} or epcis.schema in the config (the GS1 file EPCIS-JSON-Schema.json,"
+        f"{SCHEMA_ENV} or epcis.schema_file in the config (the GS1 file EPCIS-JSON-Schema.json,"
         " from https://github.com/gs1/EPCIS or ref.gs1.org/standards/epcis/artefacts)"
     )
 
