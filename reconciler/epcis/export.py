@@ -98,7 +98,7 @@ class Exporter:
         order = (c.received_at, c.msg_id) if by_arrival else (c.observed_at, c.msg_id)
         query = (
             sa.select(
-                c.msg_id, c.gateway, c.zone, c.location, c.scan_id, c.observed_at, c.source, c.items
+                c.msg_id, c.gateway, c.zone, c.location, c.scan_id, c.observed_at, c.source, c["items"]
             )
             .where(where, c.complete.is_(True))
             .order_by(*order)
@@ -114,7 +114,7 @@ class Exporter:
                 scan_id=row.scan_id,
                 observed_at=utc(row.observed_at),
                 source=row.source,
-                items=list(row.items),
+                items=list(row._mapping["items"]),
             )
             for row in rows
         ]

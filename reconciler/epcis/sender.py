@@ -97,6 +97,7 @@ class EpcisSender:
     """Set by :meth:`run` (its own, for each run) or by the caller of :meth:`send`."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stats: SenderStats = field(default_factory=SenderStats)
+    discover_seconds: float = DISCOVER_SECONDS
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -124,7 +125,7 @@ class EpcisSender:
                 await self.send(scan_id, stopping)
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stopping, self.wake), DISCOVER_SECONDS)
+                await asyncio.wait_for(_first(stopping, self.wake), self.discover_seconds)
 
     async def send(self, scan_id: str, stopping: asyncio.Event | None = None) -> Outcome | None:
         """Claim one scan and send it; None when it is not due or another instance has it."""
