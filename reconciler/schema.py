@@ -333,4 +333,4 @@ epcis_exports = Table(
     Column("sent_at", TS),
     Index("ix_epcis_exports_state_next_attempt_at", "state", "next_attempt_at"),
 )
-"""What of each ended scan was sent to the EPCIS capture interface (:mod:`reconciler.epcis.sender`)."""
+"""What of each ended scan was sent to the EPCIS capture interface (``reconciler.epcis``)."""

@@ -50,15 +50,17 @@ class CaptureServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status, headers, payload = owner.post(self.path, self.headers.get("Content-Type", ""), body)
+                status, headers, payload = owner.post(
+                    self.path, self.headers.get("Content-Type", ""), body
+                )
                 self._answer(status, headers, payload)
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+            def do_GET(self) -> None:
                 status, payload = owner.get(self.path)
                 self._answer(status, {}, payload)
 
@@ -94,7 +96,11 @@ class CaptureServer:
                 return 404, {}, None
             if self.limit_bytes is not None and len(body) > self.limit_bytes:
                 self.too_large += 1
-                told = {"GS1-Capture-File-Size-Limit": str(self.limit_bytes)} if self.tell_limits else {}
+                told = (
+                    {"GS1-Capture-File-Size-Limit": str(self.limit_bytes)}
+                    if self.tell_limits
+                    else {}
+                )
                 return 413, told, None
             if content_type != "application/ld+json":
                 return 415, {}, None

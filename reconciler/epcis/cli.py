@@ -20,7 +20,7 @@ from edgecount import timefmt
 from edgecount.exitcodes import ExitCode
 from reconciler.cli import _config_argument, _load, reports_database_errors
 from reconciler.config import ReconcilerConfig
-from reconciler.epcis.export import ExportInvalidError, Exporter, UnknownScanError
+from reconciler.epcis.export import Exporter, ExportInvalidError, UnknownScanError
 from reconciler.epcis.validate import (
     EpcisValidator,
     SchemaUnavailableError,
@@ -138,10 +138,8 @@ def run_epcis_export(args: argparse.Namespace) -> int:
     if config is None:
         return ExitCode.USAGE
     validator = _validator(config, args.schema, required=False)
-    if validator is None:
-        return ExitCode.USAGE
-    store = _existing_store(config)
-    if store is None:
+    store = _existing_store(config) if validator is not None else None
+    if validator is None or store is None:
         return ExitCode.USAGE
     exporter = Exporter.configured(store, config.site, config.epcis, config.locations, validator)
     try:

@@ -44,7 +44,9 @@ class ExportInvalidError(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         shown = "; ".join(str(p) for p in self.problems[:5])
-        super().__init__(f"the EPCIS document is not valid ({len(self.problems)} problems): {shown}")
+        super().__init__(
+            f"the EPCIS document is not valid ({len(self.problems)} problems): {shown}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,14 @@ class Exporter:
         order = (c.received_at, c.msg_id) if by_arrival else (c.observed_at, c.msg_id)
         query = (
             sa.select(
-                c.msg_id, c.gateway, c.zone, c.location, c.scan_id, c.observed_at, c.source, c["items"]
+                c.msg_id,
+                c.gateway,
+                c.zone,
+                c.location,
+                c.scan_id,
+                c.observed_at,
+                c.source,
+                c["items"],
             )
             .where(where, c.complete.is_(True))
             .order_by(*order)

@@ -78,7 +78,9 @@ class ExportRecords:
             if new:
                 rows = [_pending_row(scan_id, now) for scan_id in new]
                 insert = (
-                    postgresql_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
+                    postgresql_insert
+                    if self.store.engine.dialect.name == "postgresql"
+                    else sqlite_insert
                 )
                 conn.execute(insert(t.epcis_exports).on_conflict_do_nothing(), rows)
             complete = (
@@ -149,7 +151,9 @@ class ExportRecords:
         """Extend our lease; False when the claim was lost (the lease ran out, another took it)."""
         return self._mine(scan_id, lease_until=until)
 
-    def progress(self, scan_id: str, next_event: int, jobs: Sequence[dict[str, Any]], events: int) -> bool:
+    def progress(
+        self, scan_id: str, next_event: int, jobs: Sequence[dict[str, Any]], events: int
+    ) -> bool:
         """Record accepted documents and their jobs; False when the claim was lost."""
         return self._mine(scan_id, next_event=next_event, jobs=list(jobs), events=events)
 
@@ -157,15 +161,24 @@ class ExportRecords:
         """Sent (no error), or failed for good (the capture interface refused a document)."""
         state = SENT if error is None else FAILED
         return self._mine(
-            scan_id, state=state, sent_at=now if error is None else None,
-            last_error=error, claimed_by=None, lease_until=None,
+            scan_id,
+            state=state,
+            sent_at=now if error is None else None,
+            last_error=error,
+            claimed_by=None,
+            lease_until=None,
         )
 
     def release(self, scan_id: str, attempts: int, retry_at: datetime, error: str) -> bool:
         """Give a scan back after a transient failure: due again at ``retry_at``."""
         return self._mine(
-            scan_id, state=PENDING, attempts=attempts, next_attempt_at=retry_at,
-            last_error=error[:1024], claimed_by=None, lease_until=None,
+            scan_id,
+            state=PENDING,
+            attempts=attempts,
+            next_attempt_at=retry_at,
+            last_error=error[:1024],
+            claimed_by=None,
+            lease_until=None,
         )
 
     def state(self, scan_id: str) -> dict[str, Any] | None:

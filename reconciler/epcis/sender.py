@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from reconciler.config import ReconcilerConfig
 from reconciler.epcis.capture import (
     CaptureClient,
     CaptureRejectedError,
     CaptureUnavailableError,
     DocumentTooLargeError,
 )
-from reconciler.config import ReconcilerConfig
 from reconciler.epcis.document import Naming, document_bytes
 from reconciler.epcis.export import Exporter, UnknownScanError
 from reconciler.epcis.records import ExportRecord, ExportRecords, ScanBusyError
@@ -48,15 +48,15 @@ DISCOVER_SECONDS = 2.0
 """How often the store is asked for scans that ended."""
 
 
-class _Failed(Exception):
+class _FailedError(Exception):
     """The scan cannot be sent as it is (logged, the record marked failed)."""
 
 
-class _LostClaim(Exception):
+class _LostClaimError(Exception):
     """Another instance took the scan over (our lease ran out)."""
 
 
-class _Stopped(Exception):
+class _StoppedError(Exception):
     """The service stops while a job runs; the next start polls it again."""
 
 
@@ -135,14 +135,14 @@ class EpcisSender:
             return None
         try:
             await self._send_record(record, stopping or asyncio.Event())
-        except _LostClaim:
+        except _LostClaimError:
             log.warning("EPCIS: scan %s was taken over by another instance", scan_id)
             return Outcome("lost")
-        except _Stopped:
+        except _StoppedError:
             return Outcome("stopped")
-        except _Failed as failed:
+        except _FailedError as failed:
             self.stats.scans_failed += 1
-            log.error("EPCIS: scan %s not sent: %s", scan_id, failed)
+            log.error("EPCIS: scan %s not sent: %s", scan_id, failed)  # noqa: TRY400 - no bug: its reason says it all
             await asyncio.to_thread(self.records.finish, scan_id, self.clock(), error=str(failed))
             return Outcome("failed", str(failed))
         except CaptureUnavailableError as exc:
@@ -169,9 +169,7 @@ class EpcisSender:
         for job in record.jobs:  # accepted before a restart: see them through, never resend
             if job["state"] == "accepted":
                 await self._see_through(record, job, stopping)
-        counts = await asyncio.to_thread(
-            self.exporter.scan_counts, record.scan_id, by_arrival=True
-        )
+        counts = await asyncio.to_thread(self.exporter.scan_counts, record.scan_id, by_arrival=True)
         events = await asyncio.to_thread(self.exporter.events, counts)
         limits = _Limits(self.config.max_document_bytes, self.config.max_events)
         while record.next_event < len(events):
@@ -183,7 +181,7 @@ class EpcisSender:
                 _shrink(limits, too_large, len(body), taken)
                 continue
             except CaptureRejectedError as exc:
-                raise _Failed(str(exc)) from None
+                raise _FailedError(str(exc)) from None
             self.stats.documents += 1
             self.stats.events += taken
             job = {"url": url, "first": record.next_event, "count": taken, "state": "accepted"}
@@ -198,7 +196,7 @@ class EpcisSender:
         """The largest document from ``events[first:]`` within the limits (at least one event).
 
         Raises:
-            _Failed: One event alone is larger than the byte limit.
+            _FailedError: One event alone is larger than the byte limit.
         """
         last = min(len(events), first + limits.max_events)
         while True:
@@ -207,9 +205,13 @@ class EpcisSender:
             if len(body) <= limits.max_bytes:
                 return body, last - first
             if last - first == 1:
-                raise _Failed(f"one event is {len(body)} bytes, over the limit {limits.max_bytes}")
+                raise _FailedError(
+                    f"one event is {len(body)} bytes, over the limit {limits.max_bytes}"
+                )
             # shrink in proportion to the excess (and by one at least)
-            last = first + max(1, min(last - first - 1, (last - first) * limits.max_bytes // len(body)))
+            last = first + max(
+                1, min(last - first - 1, (last - first) * limits.max_bytes // len(body))
+            )
 
     async def _see_through(
         self, record: ExportRecord, job: dict[str, Any], stopping: asyncio.Event
@@ -217,22 +219,24 @@ class EpcisSender:
         """Poll a capture job until it finished (renewing the lease); failure ends the scan."""
         lease = timedelta(seconds=self.config.lease_seconds)
         while True:
-            if not await asyncio.to_thread(self.records.renew, record.scan_id, self.clock() + lease):
-                raise _LostClaim
+            if not await asyncio.to_thread(
+                self.records.renew, record.scan_id, self.clock() + lease
+            ):
+                raise _LostClaimError
             try:
                 status = await self._client.job(job["url"])
             except CaptureRejectedError as exc:
-                raise _Failed(str(exc)) from None
+                raise _FailedError(str(exc)) from None
             if not status.running:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.config.poll_seconds)
             if stopping.is_set():
-                raise _Stopped  # the lease runs out; the next start polls the job again
+                raise _StoppedError  # the lease runs out; the next start polls the job again
         job["state"] = "success" if status.success else "failed"
         await self._record(record, None)
         if not status.success:
-            raise _Failed(f"capture job {job['url']} failed: {status.errors!r:.500}")
+            raise _FailedError(f"capture job {job['url']} failed: {status.errors!r:.500}")
 
     async def _record(self, record: ExportRecord, events: int | None) -> None:
         done = await asyncio.to_thread(
@@ -243,7 +247,7 @@ class EpcisSender:
             events if events is not None else record.next_event,
         )
         if not done:
-            raise _LostClaim
+            raise _LostClaimError
 
     def _backoff(self, attempts: int) -> float:
         retry = self.config.retry
@@ -304,7 +308,10 @@ async def send_now(
     if outcome is None or outcome.state != "sent":
         detail = "another instance took it" if outcome is None else outcome.detail
         return True, f"error: scan {scan_id} not sent: {detail}"
-    return False, f"scan {scan_id}: {sender.stats.events} events sent in {sender.stats.documents} documents"
+    return (
+        False,
+        f"scan {scan_id}: {sender.stats.events} events sent in {sender.stats.documents} documents",
+    )
 
 
 @dataclass(frozen=True, slots=True)

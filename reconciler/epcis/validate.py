@@ -118,7 +118,9 @@ def load_schema(path: Path) -> Draft7Validator:
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SchemaUnavailableError(f"cannot read the EPCIS schema {path}: {exc.strerror}") from None
+        raise SchemaUnavailableError(
+            f"cannot read the EPCIS schema {path}: {exc.strerror}"
+        ) from None
     except ValueError as exc:
         raise SchemaUnavailableError(f"the EPCIS schema {path} is not JSON: {exc}") from None
     try:
@@ -174,8 +176,11 @@ class EpcisValidator:
             return list(_query_problems(doc))
         problems: list[Problem] = []
         if self.schema is not None:
-            for error in sorted(self.schema.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-                problems.append(Problem(_where(error.absolute_path), _short(error.message), "schema"))
+            errors = sorted(self.schema.iter_errors(doc), key=lambda e: list(e.absolute_path))
+            problems += [
+                Problem(_where(error.absolute_path), _short(error.message), "schema")
+                for error in errors
+            ]
         return problems + semantic_problems(doc)
 
 
@@ -226,35 +231,19 @@ def _event_problems(event: Any, where: str, prefixes: frozenset[str]) -> Iterato
         yield Problem(f"{at}type", f"unknown event type {kind!r}", "semantic")
     for key in event:
         if key not in vocab.EVENT_FIELDS and not _namespaced(key, prefixes):
-            yield Problem(at + key, f"extension field {key!r} has no declared namespace", "semantic")
+            yield Problem(
+                at + key, f"extension field {key!r} has no declared namespace", "semantic"
+            )
     offset = event.get("eventTimeZoneOffset")
-    if offset is not None and not (
-        isinstance(offset, str) and vocab.TIMEZONE_OFFSET.match(offset)
-    ):
-        yield Problem(f"{at}eventTimeZoneOffset", f"{offset!r} is not ±hh:mm within ±14:00", "semantic")
+    if offset is not None and not (isinstance(offset, str) and vocab.TIMEZONE_OFFSET.match(offset)):
+        yield Problem(
+            f"{at}eventTimeZoneOffset", f"{offset!r} is not ±hh:mm within ±14:00", "semantic"
+        )
     action = event.get("action")
     if action is not None and action not in vocab.ACTIONS:
         yield Problem(f"{at}action", f"{action!r} is not ADD, OBSERVE or DELETE", "semantic")
-    for field in ("bizStep", "disposition"):
-        if field in event:
-            yield from _vocabulary(event[field], field, f"{at}{field}", prefixes)
-    persistent = event.get("persistentDisposition")
-    if isinstance(persistent, dict):
-        for part in ("set", "unset"):
-            values = persistent.get(part)
-            for index, value in enumerate(values if isinstance(values, list) else ()):
-                path = f"{at}persistentDisposition.{part}[{index}]"
-                yield from _vocabulary(value, "disposition", path, prefixes)
-    for field in ("ilmd", "readPoint", "bizLocation"):
-        section = event.get(field)
-        if isinstance(section, dict):
-            for key in section:
-                if key not in ("id", "@context") and not _namespaced(key, prefixes):
-                    yield Problem(
-                        f"{at}{field}.{key}",
-                        f"{field} field {key!r} has no declared namespace",
-                        "semantic",
-                    )
+    yield from _vocabulary_fields(event, at, prefixes)
+    yield from _section_problems(event, at, prefixes)
     if kind == "ObjectEvent" and not any(
         field in event for field in ("epcList", "quantityList", "sensorElementList")
     ):
@@ -265,12 +254,44 @@ def _event_problems(event: Any, where: str, prefixes: frozenset[str]) -> Iterato
     yield from _identifier_problems(event, at)
 
 
+def _vocabulary_fields(
+    event: Mapping[str, Any], at: str, prefixes: frozenset[str]
+) -> Iterator[Problem]:
+    for field in ("bizStep", "disposition"):
+        if field in event:
+            yield from _vocabulary(event[field], field, f"{at}{field}", prefixes)
+    persistent = event.get("persistentDisposition")
+    if isinstance(persistent, dict):
+        for part in ("set", "unset"):
+            values = persistent.get(part)
+            for index, value in enumerate(values if isinstance(values, list) else ()):
+                path = f"{at}persistentDisposition.{part}[{index}]"
+                yield from _vocabulary(value, "disposition", path, prefixes)
+
+
+def _section_problems(
+    event: Mapping[str, Any], at: str, prefixes: frozenset[str]
+) -> Iterator[Problem]:
+    for field in ("ilmd", "readPoint", "bizLocation"):
+        section = event.get(field)
+        if isinstance(section, dict):
+            for key in section:
+                if key not in ("id", "@context") and not _namespaced(key, prefixes):
+                    yield Problem(
+                        f"{at}{field}.{key}",
+                        f"{field} field {key!r} has no declared namespace",
+                        "semantic",
+                    )
+
+
 def _identifier_problems(event: Mapping[str, Any], at: str) -> Iterator[Problem]:
     """Identifiers are absolute URIs (a scheme, then RFC 3986)."""
     found: list[tuple[str, Any]] = []
     for field in vocab.IDENTIFIER_LISTS:
         values = event.get(field)
-        found += [(f"{field}[{i}]", v) for i, v in enumerate(values if isinstance(values, list) else ())]
+        found += [
+            (f"{field}[{i}]", v) for i, v in enumerate(values if isinstance(values, list) else ())
+        ]
     found += [(field, event[field]) for field in vocab.IDENTIFIER_FIELDS if field in event]
     for field in ("readPoint", "bizLocation"):
         section = event.get(field)
@@ -365,7 +386,9 @@ def _time_problems(node: Any, where: str) -> Iterator[Problem]:
         for key, value in node.items():
             path = f"{where}.{key}" if where else key
             if key in vocab.TIME_FIELDS and isinstance(value, str) and not _is_time(value):
-                yield Problem(path, f"{value!r} is not an RFC 3339 date-time with an offset", "semantic")
+                yield Problem(
+                    path, f"{value!r} is not an RFC 3339 date-time with an offset", "semantic"
+                )
             else:
                 yield from _time_problems(value, path)
     elif isinstance(node, list):

@@ -1,4 +1,4 @@
-"""EPCIS export: counts → ObjectEvents (the mapping), documents that pass the GS1 schema, the CLI."""
+"""EPCIS export: counts → ObjectEvents (the mapping), documents passing the GS1 schema, CLI."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_each_complete_count_is_one_object_event(store: Store) -> None:
     events = {e["edgecount:location"]: e for e in doc["epcisBody"]["eventList"]}
     assert sorted(events) == ["A-01", "A-02", "A-03"]  # A-04 was not complete
     a1, a2, a3 = events["A-01"], events["A-02"], events["A-03"]
-    assert a1["action"] == "OBSERVE" and a1["bizStep"] == "cycle_counting"
+    assert a1["action"] == "OBSERVE"
+    assert a1["bizStep"] == "cycle_counting"
     assert a1["eventTime"] == "2026-05-01T01:59:30.000Z"
     assert a1["eventID"] == event_id(counts[0].msg_id)
     assert a1["bizLocation"] == {"id": "urn:epc:id:sgln:0614141.00001.0"}
@@ -65,8 +66,10 @@ def test_each_complete_count_is_one_object_event(store: Store) -> None:
     assert len(a2["epcList"]) == 2
     assert f"urn:epc:raw:96.x{UNKNOWN_EPC.upper()}" in a2["epcList"]
     assert any(epc.startswith("urn:epc:id:grai:") for epc in a2["epcList"]), a2["epcList"]
-    assert a3["epcList"] == [] and "quantityList" not in a3  # counted empty
-    assert a1["edgecount:scanId"] == "s1" and a1["edgecount:source"] == "rfid"
+    assert a3["epcList"] == []
+    assert "quantityList" not in a3
+    assert a1["edgecount:scanId"] == "s1"
+    assert a1["edgecount:source"] == "rfid"
     assert doc["@context"][1] == {"edgecount": "urn:edgecount:epcis:"}
 
 
@@ -103,7 +106,9 @@ def test_cli_export_writes_a_valid_document(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temp left
 
 
-def test_cli_errors_are_clear(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_are_clear(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store.close()
     config = _config(tmp_path)
     assert main(["epcis", "export", "-c", str(config), "--scan", "nope"]) == 1

@@ -106,7 +106,8 @@ def test_retries_until_the_endpoint_is_up_and_answers(store: Store, server: Capt
 
     async def until() -> None:
         await eventually(lambda: _state(store).get("attempts", 0) >= 2, 10, "retried while down")
-        assert _state(store)["state"] == "pending" and "ConnectError" in _state(store)["last_error"]
+        assert _state(store)["state"] == "pending"
+        assert "ConnectError" in _state(store)["last_error"]
         server.fail_next = 2  # up, but failing twice more with 500
         server.start()
         await eventually(lambda: _state(store).get("state") == "sent", 10, "sent once up")
@@ -144,7 +145,8 @@ def test_nothing_is_sent_twice_across_a_restart(store: Store, server: CaptureSer
         await eventually(lambda: _state(store).get("next_event") == 2, 10, "first document")
 
     asyncio.run(_running(_sender(store, config), first_document_accepted))
-    assert len(server.documents) == 1 and _state(store)["state"] == "sending"
+    assert len(server.documents) == 1
+    assert _state(store)["state"] == "sending"
 
     server.job_polls_running = 0
     later = datetime.now(UTC) + timedelta(seconds=60)  # the first run's lease has run out

@@ -91,7 +91,9 @@ def test_a_query_is_told_apart_from_documents() -> None:
 
 
 def test_the_date_time_format_is_really_checked(checker: EpcisValidator) -> None:
-    doc = _load(OPENEPCIS / "Capture" / "Invalid" / "ObjectEvent_with_invalid_eventTime_format.json")
+    doc = _load(
+        OPENEPCIS / "Capture" / "Invalid" / "ObjectEvent_with_invalid_eventTime_format.json"
+    )
     schema = [p for p in checker.validate(doc) if p.check == "schema"]
     assert any("is not a 'date-time'" in p.message for p in schema), schema
 
