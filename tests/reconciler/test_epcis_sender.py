@@ -203,3 +203,22 @@ def test_one_claim_per_scan_among_instances_on_postgresql() -> None:
             assert not ExportRecords(shared, won[0]).renew("s1", later)
         finally:
             shared.close()
+
+
+def test_epcis_send_sends_a_scan_now_and_again(
+    store: Store, server: CaptureServer, tmp_path: Path
+) -> None:
+    from edgecount.cli import main
+
+    server.start()
+    config = tmp_path / "rec.yaml"
+    config.write_text(
+        f"site: {SITE}\nstate_dir: {tmp_path}\nepcis:\n  capture_url: {server.url}\n"
+        "  poll_seconds: 0.02\n",
+        encoding="utf-8",
+    )
+    assert main(["epcis", "send", "-c", str(config), "--scan", "s1"]) == 0
+    _sent_once(server)
+    assert main(["epcis", "send", "-c", str(config), "--scan", "s1"]) == 0  # asked again: sent
+    assert set(server.event_ids.values()) == {2}
+    assert main(["epcis", "send", "-c", str(config), "--scan", "nope"]) == 1
