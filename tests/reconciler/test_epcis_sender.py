@@ -213,7 +213,8 @@ def test_epcis_send_sends_a_scan_now_and_again(
     server.start()
     config = tmp_path / "rec.yaml"
     config.write_text(
-        f"site: {SITE}\nstate_dir: {tmp_path}\nepcis:\n  capture_url: {server.url}\n"
+        f"site: {SITE}\ndatabase: sqlite:///{tmp_path / 'rec.sqlite3'}\n"
+        f"epcis:\n  capture_url: {server.url}\n"
         "  poll_seconds: 0.02\n",
         encoding="utf-8",
     )
