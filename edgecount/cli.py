@@ -52,6 +52,9 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("users", "tokens"), "reconciler.cli_users", "list API tokens"),
     (("users", "revoke"), "reconciler.cli_users", "revoke an API token"),
     (("security", "acl"), "reconciler.acl", "generate the Mosquitto ACL (per-gateway topics)"),
+    (("epcis", "export"), "reconciler.epcis.cli", "write complete counts as an EPCIS 2.0 document"),
+    (("epcis", "validate"), "reconciler.epcis.cli", "check EPCIS 2.0 JSON-LD files"),
+    (("epcis", "send"), "reconciler.epcis.cli", "send a scan to the EPCIS capture interface"),
 )
 
 VALUE_OPTIONS = frozenset({"--log-format"})

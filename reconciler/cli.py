@@ -16,13 +16,18 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgecount.exitcodes import ExitCode
 from edgecount.settings import mqtt_settings
 from edgecount.yamlcfg import ConfigError, config_argument, load_or_report
 from reconciler.config import ApiConfig, ReconcilerConfig, load_reconciler_config
 from reconciler.engine import DecisionError, Engine
+from reconciler.epcis.validate import EpcisValidator, SchemaUnavailableError, load_schema
 from reconciler.store import DatabaseUnavailableError, EnginePool, open_store
+
+if TYPE_CHECKING:
+    from reconciler.epcis.sender import EpcisSender
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +113,12 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
     if config is None:
         return ExitCode.USAGE
     engine = make_engine(config)
+    try:
+        epcis = _epcis_sender(config, engine)
+    except SchemaUnavailableError as exc:
+        print(f"error: {args.config}: epcis.schema_file: {exc}", file=sys.stderr)
+        engine.store.close()
+        return ExitCode.USAGE
     settings = dataclasses.replace(
         mqtt_settings(config.mqtt, f"edgecount-{config.instance_id}"),
         session_expiry=config.mqtt_session_expiry_seconds,
@@ -118,6 +129,7 @@ def run_reconcile_serve(args: argparse.Namespace) -> int:
         client_id=settings.client_id,
         shared_group=config.shared_group,
         api=config.api,
+        epcis=[] if epcis is None else [epcis],
     )
     describe_session(settings, settings.client_id)
     try:
@@ -141,6 +153,15 @@ def _serve_centre(path: Path) -> int:
     pool = EnginePool()
     try:
         engines = [make_engine(site.config, pool) for site in sites]
+        try:
+            senders = [
+                sender
+                for site, engine in zip(sites, engines, strict=True)
+                if (sender := _epcis_sender(site.config, engine)) is not None
+            ]
+        except SchemaUnavailableError as exc:
+            print(f"error: epcis.schema_file: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
         settings = dataclasses.replace(
             mqtt_settings(centre.mqtt, f"edgecount-{centre.instance_id}"),
             session_expiry=centre.mqtt_session_expiry_seconds,
@@ -152,6 +173,7 @@ def _serve_centre(path: Path) -> int:
             client_id=settings.client_id,
             shared_group=centre.shared_group,
             metrics=metrics,
+            epcis=senders,
         )
         describe_session(settings, settings.client_id)
         group = f" in shared group {centre.shared_group}" if centre.shared_group else ""
@@ -161,6 +183,17 @@ def _serve_centre(path: Path) -> int:
         return asyncio.run(serve_until_signal(service))
     finally:
         pool.close()
+
+
+def _epcis_sender(config: ReconcilerConfig, engine: Engine) -> EpcisSender | None:
+    """The EPCIS sender when ``epcis.capture_url`` is set (docs/epcis.md)."""
+    if config.epcis.capture_url is None:
+        return None
+    from reconciler.epcis.sender import make_sender
+
+    schema = config.epcis.schema_file
+    validator = EpcisValidator(load_schema(schema) if schema is not None else None)
+    return make_sender(engine.store, config, validator)
 
 
 # -- console ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import PATTERN_MESSAGES, load_model
+from reconciler.epcis.settings import EpcisConfig, LocationsConfig
 from reconciler.rules import TolerancePolicy
 
 SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
@@ -78,6 +79,10 @@ class ReconcilerConfig(StrictModel):
     authorized_gateways: dict[Segment, list[Segment]] | None = None
     api: ApiConfig | None = None
     planning: PlanningConfig = PlanningConfig()
+    locations: LocationsConfig = LocationsConfig()
+    """SGLNs of locations, for EPCIS (docs/epcis.md)."""
+    epcis: EpcisConfig = EpcisConfig()
+    """EPCIS 2.0 export and capture (docs/epcis.md)."""
 
     _paths = field_validator("state_dir")(resolve_path)
 

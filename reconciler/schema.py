@@ -314,3 +314,23 @@ frames = Table(
     Index("ix_frames_received_at", "received_at"),  # the console's live feed
 )
 """The latest annotated camera frame of each location (``edgecount.frame/1``)."""
+
+epcis_exports = Table(
+    "epcis_exports",
+    metadata,
+    Column("scan_id", NAME, primary_key=True),
+    # pending (to send), sending (claimed: claimed_by holds it until lease_until), sent, failed
+    Column("state", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("next_attempt_at", TS, nullable=False),  # not claimed before (backoff after errors)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("events", Integer),  # the scan's events, once built
+    Column("next_event", Integer, nullable=False, default=0),  # events before it were accepted
+    Column("jobs", JSON, nullable=False),  # [{url, first, count, state}] per document accepted
+    Column("claimed_by", NAME),
+    Column("lease_until", TS),
+    Column("last_error", String(1024)),
+    Column("sent_at", TS),
+    Index("ix_epcis_exports_state_next_attempt_at", "state", "next_attempt_at"),
+)
+"""What of each ended scan was sent to the EPCIS capture interface (``reconciler.epcis``)."""

@@ -70,6 +70,7 @@ from reconciler.loops import (
 
 if TYPE_CHECKING:
     from reconciler.api import ApiServer
+    from reconciler.epcis.sender import EpcisSender
 
 __all__ = ["ReconcileService", "ServiceStats", "StoreStream", "serve_until_signal"]
 
@@ -97,6 +98,7 @@ class ReconcileService:
         client_id: The MQTT client id (one per instance).
         shared_group: Share the subscriptions with the other instances of this group.
         api: Serve the REST API and the console (one site only).
+        epcis: EPCIS senders, one for each site that sends (none: no EPCIS capture).
         metrics: ``(host, port)`` to serve ``/metrics`` and ``/healthz`` on without the REST
             API (a centre's figures; port 0: any free one, see :attr:`metrics_port`).
 
@@ -113,6 +115,7 @@ class ReconcileService:
         shared_group: str | None = None,
         api: ApiConfig | None = None,
         metrics: tuple[str, int] | None = None,
+        epcis: Sequence[EpcisSender] = (),
     ) -> None:
         self.engines = [engine] if isinstance(engine, Engine) else list(engine)
         self.by_site = {e.site: e for e in self.engines}
@@ -122,6 +125,9 @@ class ReconcileService:
             raise ValueError("the REST API serves one site: run `reconcile console` per site")
         self.engine = self.engines[0]
         """The (first) site's engine; the REST API's."""
+        self.epcis = list(epcis)
+        """Senders of ended scans to EPCIS capture interfaces (docs/epcis.md): one for each
+        site that has ``epcis.capture_url``."""
         self.settings = settings
         self.client_id = client_id
         self.shared_group = shared_group
@@ -232,6 +238,10 @@ class ReconcileService:
                 tasks.start(
                     "store-publisher", self._publish_from_store, RESTART, cancel_on_stop=True
                 )
+                for n, sender in enumerate(self.epcis):
+                    work = functools.partial(sender.run, self.stopping)
+                    name = "epcis-sender" if n == 0 else f"epcis-sender-{n + 1}"
+                    tasks.start(name, work, RESTART, cancel_on_stop=True)
                 feeder = functools.partial(self.notifier.feed_watchdog, self.health_reasons)
                 tasks.start("watchdog", feeder, FATAL, may_finish=True, cancel_on_stop=True)
                 try:
