@@ -52,6 +52,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("users", "tokens"), "reconciler.cli_users", "list API tokens"),
     (("users", "revoke"), "reconciler.cli_users", "revoke an API token"),
     (("security", "acl"), "reconciler.acl", "generate the Mosquitto ACL (per-gateway topics)"),
+    (("report", "send"), "reconciler.cli_mail", "e-mail the night's report once its scans settle"),
 )
 
 VALUE_OPTIONS = frozenset({"--log-format"})

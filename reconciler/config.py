@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import load_model
+from reconciler.email_config import EmailConfig
 from reconciler.rules import TolerancePolicy
 
 
@@ -70,6 +71,8 @@ class ReconcilerConfig(StrictModel):
     authorized_gateways: dict[Segment, list[Segment]] | None = None
     api: ApiConfig | None = None
     planning: PlanningConfig = PlanningConfig()
+    email: EmailConfig | None = None
+    """The night's report by e-mail (``edgecount report send``); None: not configured."""
 
     _paths = field_validator("state_dir")(resolve_path)
 
