@@ -130,9 +130,23 @@ def send_once(
             smtp.starttls(context=context)
             smtp.ehlo()
         if config.username is not None:
-            smtp.login(config.username, password or "")
+            _login(smtp, config.username, password or "")
         sender = parse_address(config.sender).addr_spec
         return smtp.send_message(message, from_addr=sender, to_addrs=list(recipients))
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN, else LOGIN: one attempt (``SMTP.login`` would try every mechanism the
+    server offers after a refusal, each one a failed login on the server's account)."""
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    smtp.user, smtp.password = username, password
+    for mechanism, method in (("PLAIN", smtp.auth_plain), ("LOGIN", smtp.auth_login)):
+        if mechanism in offered:
+            smtp.auth(mechanism, method)
+            return
+    raise smtplib.SMTPNotSupportedError(
+        f"the server offers no AUTH PLAIN or LOGIN after TLS (it offers: {' '.join(offered)})"
+    )
 
 
 @dataclass(slots=True)
