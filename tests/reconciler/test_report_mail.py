@@ -68,6 +68,15 @@ class Handler:
     received: list[Received] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)  # recipients answered 550
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
         if self.answers:
@@ -349,6 +358,28 @@ def test_a_temporary_refusal_is_retried_and_delivered_once(
         assert send("-c", str(config), "--now", "--scan", "s1") == ExitCode.OK
     assert len(server.handler.received) == 1
     assert [r for _, r, _ in deliveries(sqlite_store)] == ENVELOPE
+
+
+def test_a_refused_recipient_is_named_and_tried_alone_next_time(
+    sqlite_store: Store, tmp_path: Path, tls_certs: TlsFiles, secret: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    fill(sqlite_store, "s")
+    handler = Handler(refuse={"ops@example.com"})
+    with smtp_server(tls_certs, handler=handler) as server:
+        config = configure(sqlite_store, tmp_path, email_yaml(server.port, tls_certs, secret))
+        argv = ("-c", str(config), "--now", "--scan", "s1")
+        assert send(*argv) == ExitCode.FAILED
+        assert "ops@example.com: 550 5.1.1 no such mailbox" in capsys.readouterr().err
+        assert [r.rcpt_tos for r in server.handler.received] == [["kim@example.com"]]
+        assert [r for _, r, _ in deliveries(sqlite_store)] == ["kim@example.com"]
+        handler.refuse.clear()  # the mailbox exists now
+        assert send(*argv) == ExitCode.OK
+    assert [r.rcpt_tos for r in server.handler.received] == [
+        ["kim@example.com"],
+        ["ops@example.com"],
+    ]
+    assert [sends for _, _, sends in deliveries(sqlite_store)] == [1, 1]
 
 
 async def test_a_server_down_at_first_is_retried_until_it_is_up(
