@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import sys
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 
 from edgecount.exitcodes import ExitCode
 from reconciler.cli import _config_argument, _load, make_engine, reports_database_errors
@@ -137,26 +138,7 @@ def _send(
     running: list[str] = []
     if not (args.now or args.dry_run):
         running = wait_until_settled(store, period, email)
-    data = build_report(
-        store,
-        config.tolerances,
-        scan=period.scan,
-        since=period.since,
-        title=f"Reconciliation report, site {config.site}",
-    )
-    if running:
-        data = dataclasses.replace(
-            data, scope=f"{data.scope} (still running: {', '.join(running)})"
-        )
-    stem = period.key.replace(":", "-").replace("+", "")
-    message = build_message(
-        email,
-        subject_of(email, config.site, period, data),
-        data,
-        html=render_html(data),
-        csv_text=render_csv(data),
-        filename=f"edgecount-{config.site}-{stem}.csv",
-    )
+    message = _message(config, email, period, store, running)
     if args.dry_run:
         sys.stdout.write(message.as_string())
         print(f"dry run: not sent (would go to {', '.join(pending) or 'nobody'})", file=sys.stderr)
@@ -179,6 +161,32 @@ def _send(
 
     outcome = deliver(email, password, message, pending, record)
     return _report(outcome, period)
+
+
+def _message(
+    config: ReconcilerConfig, email: EmailConfig, period: Period, store: Store, running: list[str]
+) -> EmailMessage:
+    """The report of ``period`` as it stands, as a message; ``running``: scans not settled."""
+    data = build_report(
+        store,
+        config.tolerances,
+        scan=period.scan,
+        since=period.since,
+        title=f"Reconciliation report, site {config.site}",
+    )
+    if running:
+        data = dataclasses.replace(
+            data, scope=f"{data.scope} (still running: {', '.join(running)})"
+        )
+    stem = period.key.replace(":", "-").replace("+", "")
+    return build_message(
+        email,
+        subject_of(email, config.site, period, data),
+        data,
+        html=render_html(data),
+        csv_text=render_csv(data),
+        filename=f"edgecount-{config.site}-{stem}.csv",
+    )
 
 
 def _report(outcome: Outcome, period: Period) -> int:
