@@ -66,7 +66,7 @@ def add_report_send_arguments(parser: argparse.ArgumentParser) -> None:
         type=_night,
         metavar="DATE",
         help="the night that starts on DATE at email.night_start (default: the night that"
-        " contains now, i.e. the one just ended when run in the morning)",
+        " contains now: in the morning, the night that is ending)",
     )
     scope.add_argument(
         "--since",

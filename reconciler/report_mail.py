@@ -5,7 +5,7 @@
   on day D. The report of a night is the ``edgecount reconcile report --since START`` report
   of its start (the latest count per location since then, and the stocked locations no count
   of the period covered). Without ``--night`` the command takes the night that contains now,
-  which is the night just ended when the timer runs in the morning.
+  which is the night now ending when the timer runs in the morning.
 * :func:`wait_until_settled`: no scan of the period still running, and the last one ended
   ``settle_seconds`` ago (bounded by ``settle_timeout_seconds``, progress in the log).
 * :func:`build_message`: the report's HTML page as the body, a plain-text alternative, and
