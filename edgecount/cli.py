@@ -55,6 +55,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("epcis", "export"), "reconciler.epcis.cli", "write complete counts as an EPCIS 2.0 document"),
     (("epcis", "validate"), "reconciler.epcis.cli", "check EPCIS 2.0 JSON-LD files"),
     (("epcis", "send"), "reconciler.epcis.cli", "send a scan to the EPCIS capture interface"),
+    (("report", "send"), "reconciler.cli_mail", "e-mail the night's report once its scans settle"),
 )
 
 VALUE_OPTIONS = frozenset({"--log-format"})

@@ -23,7 +23,8 @@ class ExitCode(IntEnum):
     INCOMPLETE = 3
     """A scan ended incomplete (published with ``complete: false``)."""
     UNDELIVERED = 4
-    """Not every message was acknowledged by the broker (a scan, a scan request)."""
+    """Not every message was acknowledged by the broker (a scan, a scan request), or the SMTP
+    server could not be reached (or answered 4xx) within the retry time (``report send``)."""
     TIMEOUT = 5
     """``scan-request --wait``: no result within ``--timeout``."""
     BROKEN_PIPE = 141

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgecount.settings import MqttConfig, Segment, StrictModel, resolve_path
 from edgecount.yamlcfg import PATTERN_MESSAGES, load_model
+from reconciler.email_config import EmailConfig
 from reconciler.epcis.settings import EpcisConfig, LocationsConfig
 from reconciler.rules import TolerancePolicy
 
@@ -83,6 +84,8 @@ class ReconcilerConfig(StrictModel):
     """SGLNs of locations, for EPCIS (docs/epcis.md)."""
     epcis: EpcisConfig = EpcisConfig()
     """EPCIS 2.0 export and capture (docs/epcis.md)."""
+    email: EmailConfig | None = None
+    """The night's report by e-mail (``edgecount report send``); None: not configured."""
 
     _paths = field_validator("state_dir")(resolve_path)
 

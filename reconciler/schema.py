@@ -334,3 +334,14 @@ epcis_exports = Table(
     Index("ix_epcis_exports_state_next_attempt_at", "state", "next_attempt_at"),
 )
 """What of each ended scan was sent to the EPCIS capture interface (``reconciler.epcis``)."""
+report_deliveries = Table(
+    "report_deliveries",
+    metadata,
+    Column("scope", String(160), primary_key=True),  # "night:2026-01-05", "scan:ID", "since:T"
+    Column("recipient", String(254), primary_key=True),  # the address, lower case
+    Column("message_id", String(256), nullable=False),
+    Column("subject", String(512), nullable=False),
+    Column("sent_at", TS, nullable=False),  # when the SMTP server accepted it (latest)
+    Column("sends", Integer, nullable=False),  # more than 1 after `report send --force`
+)
+"""Which report went to whom: ``edgecount report send`` sends a scope to a recipient once."""

@@ -23,6 +23,8 @@ SERVICES = [
     "edgecount-reconciler.service",
     "edgecount-scan@.service",
     "edgecount-sim-llrp.service",
+    "edgecount-plan.service",
+    "edgecount-report.service",
 ]
 EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
 
@@ -72,7 +74,7 @@ def directives(name: str) -> dict[str, list[str]]:
 
 def test_every_unit_verifies_without_a_warning(tmp_path: Path) -> None:
     names = sorted(p.name for p in UNITS.glob("edgecount-*"))
-    assert "edgecount-scan@.timer" in names
+    assert {"edgecount-scan@.timer", "edgecount-plan.timer", "edgecount-report.timer"} <= set(names)
     units = [render(tmp_path, name) for name in names]
     done = analyze("verify", "--man=no", *units)
     assert done.returncode == 0, done.stderr
@@ -127,3 +129,52 @@ def test_scan_timer_is_nightly_persistent_and_spread() -> None:
     assert "--zone %i" in service["ExecStart"][0]
     done = analyze("calendar", timer["OnCalendar"][0])
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "credential", "calendar"),
+    [
+        (
+            "edgecount-plan",
+            "plan -c /etc/edgecount/reconciler.yaml --publish",
+            "mqtt-password:/etc/edgecount/credentials/reconciler-mqtt-password",
+            "*-*-* 20:00:00",
+        ),
+        (
+            "edgecount-report",
+            "report send -c /etc/edgecount/reconciler.yaml",
+            "smtp-password:/etc/edgecount/credentials/smtp-password",
+            "*-*-* 06:30:00",
+        ),
+    ],
+)
+def test_plan_and_report_timers_run_oneshots_as_the_reconciler(
+    name: str, command: str, credential: str, calendar: str
+) -> None:
+    service = directives(f"{name}.service")
+    assert service["Type"] == ["oneshot"]
+    assert service["ExecStart"] == [f"{PREFIX}/bin/edgecount -v {command}"]
+    # the reconciler's dynamic user and state directory: its SQLite file stays readable
+    reconciler = directives("edgecount-reconciler.service")
+    assert service["User"] == ["edgecount-reconciler"]
+    assert service["StateDirectory"] == reconciler["StateDirectory"]
+    assert service["DynamicUser"] == ["yes"]
+    assert service["LoadCredential"] == [credential]
+    for key in ("ProtectSystem", "CapabilityBoundingSet", "SystemCallFilter", "PrivateUsers"):
+        assert service[key] == reconciler[key], key
+    timer = directives(f"{name}.timer")
+    assert timer["OnCalendar"] == [calendar]
+    assert "Persistent" not in timer  # a late catch-up would scan by day or report the new night
+    done = analyze("calendar", calendar)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_report_unit_outlasts_the_settle_wait_and_the_retries() -> None:
+    from reconciler.email_config import EmailConfig
+
+    fields = EmailConfig.model_fields
+    settle = fields["settle_timeout_seconds"].default
+    retry = fields["retry"].default.total_seconds
+    (timeout,) = directives("edgecount-report.service")["TimeoutStartSec"]
+    assert timeout.endswith("h")
+    assert int(timeout[:-1]) * 3600 > settle + retry
