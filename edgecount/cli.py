@@ -52,6 +52,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("users", "tokens"), "reconciler.cli_users", "list API tokens"),
     (("users", "revoke"), "reconciler.cli_users", "revoke an API token"),
     (("security", "acl"), "reconciler.acl", "generate the Mosquitto ACL (per-gateway topics)"),
+    (("site", "bridge"), "edgecount.sitebridge", "write a site broker's bridge to the centre"),
 )
 
 VALUE_OPTIONS = frozenset({"--log-format"})
