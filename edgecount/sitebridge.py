@@ -159,7 +159,7 @@ class BridgeSettings(StrictModel):
     client_id: Segment | None = None
     keepalive_seconds: int = Field(default=60, ge=5, le=3600)
     restart_min_seconds: int = Field(default=5, ge=1, le=3600)
-    restart_max_seconds: int = Field(default=60, ge=1, le=3600)
+    restart_max_seconds: int = Field(default=120, ge=1, le=3600)
     frames: bool = True
     max_packet_bytes: int = Field(default=MIB, ge=64 * 1024, le=256 * MIB)
 

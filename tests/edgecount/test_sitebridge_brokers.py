@@ -85,6 +85,7 @@ def connect(
     *,
     tls: ssl.SSLContext | None = None,
     persistent: bool = False,
+    login: tuple[str, str] | None = None,
 ) -> Client:
     """Connect (and reconnect after a broker restart, resubscribing) and wait for the SUBACK."""
     client = paho.Client(
@@ -94,6 +95,8 @@ def connect(
     me = Client(name, client, filters)
     if tls is not None:
         client.tls_set_context(tls)
+    if login is not None:
+        client.username_pw_set(*login)
     client.reconnect_delay_set(1, 1)
 
     def on_connect(c: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
