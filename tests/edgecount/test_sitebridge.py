@@ -231,3 +231,10 @@ def test_a_bridge_with_a_password_over_tls(
     finally:
         app.close()
         gateway.close()
+
+
+def test_the_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "site.example.yaml"
+    spec = load_site_spec(example, check_files=False)  # its certificates live on a real site
+    assert spec.central.tls.cert_file is not None
+    assert "connection edgecount-dc1" in bridge_conf(spec)
