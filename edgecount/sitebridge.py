@@ -314,6 +314,13 @@ def central_acl(spec: SiteBridgeSpec) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgecount site bridge``."""
+    parser.description = (
+        "Write the Mosquitto configuration of a site broker's bridge to the central broker:"
+        " MQTT 5 over TLS with the site's credentials, a persistent session and a deep queue;"
+        " the site's counts, scans, statuses and frames out, its scan requests in; the"
+        " connection state on edgecount/v1/{site}/bridge/state. See docs/operations.md"
+        " (Multi-site) and docs/configuration.md (site.yaml)."
+    )
     config_argument(parser, "the site's bridge (site.yaml)")
     parser.add_argument(
         "-o",
