@@ -56,6 +56,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("epcis", "validate"), "reconciler.epcis.cli", "check EPCIS 2.0 JSON-LD files"),
     (("epcis", "send"), "reconciler.epcis.cli", "send a scan to the EPCIS capture interface"),
     (("report", "send"), "reconciler.cli_mail", "e-mail the night's report once its scans settle"),
+    (("site", "bridge"), "edgecount.sitebridge", "write a site broker's bridge to the centre"),
 )
 
 VALUE_OPTIONS = frozenset({"--log-format"})

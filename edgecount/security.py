@@ -11,7 +11,10 @@ Each MQTT user gets exactly the topics of its role (see docs/security.md):
   letters;
 * an **operator** (``edgecount gateway scan-request``) writes ``cmd/+/scan`` and reads counts,
   scans and statuses;
-* a **robot** writes only its own ``pose/{robot}``.
+* a **robot** writes only its own ``pose/{robot}``;
+* a site's **bridge** (on the central broker: the user of ``edgecount site bridge``'s
+  connection, the CN of its certificate) writes what the site's gateways write, for every
+  zone of its site, and the bridge's connection state, and reads the site's scan requests.
 
 Anonymous clients get nothing (the broker runs with ``allow_anonymous false``). The input is
 either a small YAML file (:class:`AclSpec`) or the reconciler's configuration, whose
@@ -33,7 +36,7 @@ from edgecount.contract import site_root
 from edgecount.settings import Segment, StrictModel
 from edgecount.yamlcfg import load_model
 
-__all__ = ["AclSpec", "GatewayGrant", "acl_text", "load_acl_spec"]
+__all__ = ["AclSpec", "GatewayGrant", "acl_text", "bridge_grants", "load_acl_spec"]
 
 
 class GatewayGrant(StrictModel):
@@ -55,14 +58,19 @@ class AclSpec(StrictModel):
         operators: MQTT user names that may ask gateways for scans (``edgecount gateway
             scan-request``): they write ``cmd/+/scan`` and read counts, scans and statuses.
         robots: Robot ids (their MQTT user names) that publish a pose.
+        bridges: MQTT user names of the site's bridge on a central broker (docs/operations.md,
+            "Multi-site"): it writes the site's counts, scans, statuses, frames and its own
+            connection state, and reads the site's scan requests. A central broker's ACL
+            names the site's bridge and no gateway; the site broker's names its gateways.
     """
 
     site: Segment
-    gateways: dict[Segment, GatewayGrant] = Field(min_length=1)
+    gateways: dict[Segment, GatewayGrant] = Field(default_factory=dict)
     reconciler: list[Segment] = Field(default_factory=lambda: ["reconciler"])
     wms: list[Segment] = Field(default_factory=list)
     operators: list[Segment] = Field(default_factory=list)
     robots: list[Segment] = Field(default_factory=list)
+    bridges: list[Segment] = Field(default_factory=list)
 
     @field_validator("gateways", mode="before")
     @classmethod
@@ -74,6 +82,8 @@ class AclSpec(StrictModel):
 
     @model_validator(mode="after")
     def _one_role_per_user(self) -> AclSpec:
+        if not self.gateways and not self.bridges:
+            raise ValueError("name at least one gateway (a site broker) or bridge (a central one)")
         seen: dict[str, str] = {}
         for role, users in self.users().items():
             for user in users:
@@ -94,6 +104,7 @@ class AclSpec(StrictModel):
             "wms": list(self.wms),
             "operator": list(self.operators),
             "robot": list(self.robots),
+            "bridge": list(self.bridges),
         }
 
 
@@ -127,7 +138,7 @@ def acl_text(spec: AclSpec) -> str:
         lines += [("write", f"{root}status/{gateway}"), ("read", f"{root}cmd/{gateway}/scan")]
         lines += [("read", f"{root}pose/{robot}") for robot in grant.robots]
         out += ["# gateway: reports its zones only", *_block(gateway, lines)]
-    reads = [("read", f"{root}{t}") for t in ("count/#", "scan/#", "status/+")]
+    reads = [("read", f"{root}{t}") for t in ("count/#", "scan/#", "status/+", "bridge/state")]
     reconciler_reads = [*reads, ("read", f"{root}frame/#")]
     writes = [
         ("write", f"{root}{t}")
@@ -143,4 +154,18 @@ def acl_text(spec: AclSpec) -> str:
         out += ["# operator: asks gateways for scans", *_block(user, lines)]
     for robot in spec.robots:
         out += ["# robot: its pose only", *_block(robot, [("write", f"{root}pose/{robot}")])]
+    for user in spec.bridges:
+        out += ["# site bridge: its own site's tree only", *_block(user, bridge_grants(spec.site))]
     return "\n".join(out)
+
+
+def bridge_grants(site: str) -> list[tuple[str, str]]:
+    """The (access, topic) lines of a site's bridge user on the central broker.
+
+    What the site's gateways publish, for every zone of the site (the site broker's ACL already
+    holds each gateway to its zones), the bridge's connection state (its Will), and the site's
+    scan requests, which the bridge subscribes to. Nothing of another site.
+    """
+    root = site_root(site)
+    writes = ("count/#", "scan/#", "status/+", "frame/#", "bridge/state")
+    return [("write", f"{root}{t}") for t in writes] + [("read", f"{root}cmd/+/scan")]

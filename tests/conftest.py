@@ -335,6 +335,18 @@ class TlsFiles:
         context.load_cert_chain(self.client_cert, self.client_key)
         return context
 
+    def issue(self, common_name: str) -> tuple[Path, Path]:
+        """Another client certificate and key from the same CA, for ``common_name``."""
+        d = self.ca.parent
+        cert, key, csr = (d / f"{common_name}.{ext}" for ext in ("crt", "key", "csr"))
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        request = ["req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={common_name}"]
+        sign = ["x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(d / "ca.key"),
+                "-CAcreateserial", "-out", str(cert), "-days", "2"]  # fmt: skip
+        for args in (request, sign):
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
+        return cert, key
+
 
 @pytest.fixture(scope="session")
 def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:

@@ -127,6 +127,15 @@ def deadletter_topic(site: str) -> str:
     return site_root(site) + "deadletter"
 
 
+def bridge_state_topic(site: str) -> str:
+    """``edgecount/v1/{site}/bridge/state``: the site bridge's connection state.
+
+    Not a contract message: Mosquitto publishes it (retained, payload ``1`` connected, ``0``
+    not) for the bridge that ``edgecount site bridge`` configures (docs/operations.md).
+    """
+    return site_root(site) + "bridge/state"
+
+
 class TopicInfo(NamedTuple):
     """A parsed contract topic: its kind (a key of :data:`TOPICS`), site and parameters."""
 

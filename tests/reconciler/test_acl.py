@@ -48,7 +48,8 @@ def test_each_role_gets_only_its_topics() -> None:
     assert all(line.startswith("read ") for line in acl["wms"])
     assert acl["cart-1"] == [f"write {r}pose/cart-1"]
     assert acl["night-shift"] == [
-        f"read {r}count/#", f"read {r}scan/#", f"read {r}status/+", f"write {r}cmd/+/scan",
+        f"read {r}count/#", f"read {r}scan/#", f"read {r}status/+", f"read {r}bridge/state",
+        f"write {r}cmd/+/scan",
     ]  # fmt: skip
     assert f"write {r}cmd/+/scan" in acl["reconciler"]
     assert f"read {r}count/#" in acl["reconciler"]
@@ -56,6 +57,16 @@ def test_each_role_gets_only_its_topics() -> None:
     assert f"write {r}frame/C/#" in acl["gw-2"]
     assert not any("frame/" in line for line in acl["wms"] + acl["night-shift"])
     assert acl_text(spec) == acl_text(spec)  # deterministic
+
+
+def test_a_central_broker_grants_a_site_bridge_its_own_tree_only() -> None:
+    acl = blocks(acl_text(AclSpec.model_validate({"site": "dc1", "bridges": ["bridge-dc1"]})))
+    r = "edgecount/v1/dc1/"
+    assert acl["bridge-dc1"] == [
+        f"write {r}count/#", f"write {r}scan/#", f"write {r}status/+", f"write {r}frame/#",
+        f"write {r}bridge/state", f"read {r}cmd/+/scan",
+    ]  # fmt: skip
+    assert sorted(acl) == ["bridge-dc1", "reconciler"]  # no gateway on a central broker
 
 
 @pytest.mark.parametrize(
@@ -66,6 +77,7 @@ def test_each_role_gets_only_its_topics() -> None:
         ({"gateways": {"gw-1": {"zones": ["A"], "robots": ["r9"]}}}, "robots not in robots"),
         ({"gateways": {"gw-1": ["A/#"]}}, "pattern"),
         ({"gateways": {"gw-1": []}}, "at least 1"),
+        ({"gateways": {}}, "at least one gateway"),
     ],
 )
 def test_spec_mistakes_are_errors(extra: dict[str, object], why: str) -> None:
