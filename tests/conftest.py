@@ -13,7 +13,7 @@ Fixtures:
   messages; every payload they see is validated against the contract.
 
 ``async def`` tests run in a fresh event loop with :func:`asyncio.run` (no plugin needed),
-bounded by ``ASYNC_TEST_TIMEOUT`` seconds.
+bounded by ``ASYNC_TEST_TIMEOUT`` seconds (``@pytest.mark.async_timeout(S)``: by S).
 """
 
 from __future__ import annotations
@@ -78,9 +78,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     names = inspect.signature(function).parameters
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    marker = pyfuncitem.get_closest_marker("async_timeout")
+    limit = float(marker.args[0]) if marker is not None else ASYNC_TEST_TIMEOUT
 
     async def bounded() -> None:
-        async with asyncio.timeout(ASYNC_TEST_TIMEOUT):
+        async with asyncio.timeout(limit):
             await function(**kwargs)
 
     asyncio.run(bounded())

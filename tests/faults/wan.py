@@ -80,6 +80,9 @@ class WanLink:
 
     def cut(self) -> None:
         """Drop every relayed connection and refuse new ones."""
+        # shutdown first: a thread blocked in accept() keeps a closed socket listening
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             sockets, self._sockets = list(self._sockets), set()

@@ -347,3 +347,53 @@ def test_a_site_whose_database_fails_is_retried_without_redoing_the_others(
     assert "not served" in json.dumps(letter.message.to_payload() if letter.message else {})
     for store in stores:
         store.close()
+
+
+async def test_an_instance_joins_during_the_night_and_takes_a_share(
+    broker: BrokerAddress, database: str, unique_site: str
+) -> None:
+    sites = [f"{unique_site}-{i}" for i in range(2)]
+    stores = with_book(database, sites)
+    group = f"g-{unique_site}"
+
+    def service(n: int, pool: EnginePool) -> ReconcileService:
+        engines = [
+            Engine(site_store(database, i, pool), s, TolerancePolicy()) for i, s in enumerate(sites)
+        ]
+        return ReconcileService(
+            engines,
+            MqttSettings(host=broker.host, port=broker.port, client_id=f"{group}-{n}"),
+            client_id=f"{group}-{n}",
+            shared_group=group,
+        )
+
+    def night(scan: str, first_seq: int) -> list[tuple[str, bytes]]:
+        return [
+            (f"edgecount/v1/{site}/count/A/{loc}", count_body(site, loc, 10, scan=scan, seq=seq))
+            for site in sites
+            for seq, loc in enumerate(LOCATIONS, start=first_seq)
+        ]
+
+    pools = [EnginePool(), EnginePool()]
+    a, b = service(1, pools[0]), service(2, pools[1])
+    tasks = [asyncio.create_task(a.run())]
+    try:
+        await asyncio.wait_for(a.ready.wait(), 10)
+        await asyncio.to_thread(publish_all, broker, night("s1", 1))
+        await eventually(lambda: a.stats.applied == 2 * len(LOCATIONS), 20, "the first half")
+        tasks.append(asyncio.create_task(b.run()))  # joins mid-night
+        await asyncio.wait_for(b.ready.wait(), 10)
+        await asyncio.to_thread(publish_all, broker, night("s2", 100))
+        total = 4 * len(LOCATIONS)
+        await eventually(lambda: a.stats.applied + b.stats.applied == total, 20, "the rest")
+        assert b.stats.applied > 0  # the newcomer took a share of what came after it joined
+        assert a.leases.held == set(sites)  # the leases stayed put
+        assert not b.leases.held
+    finally:
+        for s in (a, b):
+            s.stopping.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+        for pool in pools:
+            pool.close()
+    assert [stored_counts(store) for store in stores] == [2 * len(LOCATIONS)] * 2
+    assert [discrepancies(store) for store in stores] == [[], []]  # every count matched
