@@ -65,13 +65,15 @@ def migrate(engine: Engine, schema: str | None = None) -> None:
 
     With ``schema`` the schema is created when missing and put first on the migration
     connection's ``search_path``, so Alembic's unqualified DDL and its version table land in it.
-    Two processes migrating one schema at once take turns (an advisory lock on the schema).
+    On PostgreSQL two processes migrating one schema at once take turns (an advisory lock).
     """
     config = Config()
     config.set_main_option("script_location", str(Path(reconciler.migrations.__file__).parent))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # two instances starting at once: one migrates, the other then finds nothing to do
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(schema or ""))))
         if schema is not None:
-            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(schema))))
             connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             # SET LOCAL: the pooled connection goes back with its usual search_path
             connection.exec_driver_sql(f"SET LOCAL search_path TO {schema}")

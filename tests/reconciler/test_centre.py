@@ -397,3 +397,18 @@ async def test_an_instance_joins_during_the_night_and_takes_a_share(
             pool.close()
     assert [stored_counts(store) for store in stores] == [2 * len(LOCATIONS)] * 2
     assert [discrepancies(store) for store in stores] == [[], []]  # every count matched
+
+
+def test_instances_starting_at_once_migrate_a_new_schema_once(database: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as workers:
+        stores = list(workers.map(lambda _: site_store(database, 7), range(4)))
+    try:
+        assert all(store.book_lines() == [] for store in stores)  # every one got a usable store
+        with stores[0].engine.connect() as conn:
+            heads = conn.execute(sa.text("SELECT count(*) FROM site_7.alembic_version")).scalar()
+        assert heads == 1
+    finally:
+        for store in stores:
+            store.close()
