@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sqlite3
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from simulators.scene import Scene
 from simulators.shelf import truth_by_antenna
 from tests.conftest import BrokerAddress
 
+REPO = Path(__file__).resolve().parents[2]
 ZONE = "F"
 LOCATIONS = {1: "F-01", 2: "F-02", 3: "F-03", 4: "F-04"}
 FAST_RECONNECT = {"reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.3}
@@ -194,3 +197,23 @@ def assert_exactly_once(stored: list[StoredCount], published: set[str]) -> None:
     assert not missing, f"counts lost: {sorted(missing)}"
     extra = set(ids) - published
     assert not extra, f"counts nobody published: {sorted(extra)}"
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m edgecount gateway run -c CONFIG``; SIGTERM (then SIGKILL) when done."""
+    with log.open("ab") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edgecount", "gateway", "run", "-c", str(config),
+            cwd=REPO, stdout=out, stderr=out,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

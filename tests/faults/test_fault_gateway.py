@@ -10,12 +10,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import paho.mqtt.publish as mqtt_publish
@@ -34,33 +31,12 @@ from tests.faults.fault_harness import (
     assert_exactly_once,
     book_of,
     gateway_dict,
+    gateway_process,
     new_gateway_id,
     outbox_rows,
     running_reconciler,
     write_config,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m edgecount gateway run -c CONFIG``; SIGTERM (then SIGKILL) when done."""
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edgecount", "gateway", "run", "-c", str(config),
-            cwd=REPO, stdout=out, stderr=out,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def test_gateway_killed_mid_publish_replays_its_outbox_after_restart(

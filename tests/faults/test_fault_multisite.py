@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,16 +58,17 @@ from tests.conftest import (
 )
 from tests.faults.fault_harness import (
     LOCATIONS,
+    REPO,
     ZONE,
     book_of,
     gateway_dict,
+    gateway_process,
     new_gateway_id,
     write_config,
 )
 from tests.faults.wan import WanLink
 from tests.pgdb import fresh_database
 
-REPO = Path(__file__).resolve().parents[2]
 METRICS_AT = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
 SERVE = [sys.executable, "-m", "edgecount", "-v", "reconcile", "serve"]  # -v: logs the port
 SITES = 3
@@ -187,25 +188,6 @@ class CentreProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edgecount", "gateway", "run", "-c", str(config),
-            cwd=REPO, stdout=out, stderr=out,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 @pytest.fixture
