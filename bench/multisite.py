@@ -538,6 +538,7 @@ class Result:
     cpu: dict[str, float]
     busy: float
     duplicates: int
+    dropped: int
 
     @property
     def rate(self) -> float:
@@ -576,7 +577,16 @@ def start_instances(setup: Setup, k: int, round_: int) -> list[Instance]:
                 cwd=ROOT,
             )
         instances.append(Instance(name, port, process, log))
-    deadline = time.time() + 120
+    try:
+        wait_subscribed(instances, time.time() + 120)
+    except BaseException:
+        for instance in instances:
+            instance.stop()
+        raise
+    return instances
+
+
+def wait_subscribed(instances: list[Instance], deadline: float) -> None:
     for instance in instances:
         while True:
             if instance.process.poll() is not None:
@@ -587,9 +597,44 @@ def start_instances(setup: Setup, k: int, round_: int) -> list[Instance]:
             except OSError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError(f"{instance.name} not subscribed in 120 s; log: {instance.log}")
+                raise RuntimeError(f"{instance.name} not subscribed in time; log: {instance.log}")
             time.sleep(0.2)
-    return instances
+
+
+def totals(instances: list[Instance]) -> dict[str, float]:
+    """The instances' metrics added up (an instance that does not answer counts 0)."""
+    out: dict[str, float] = {}
+    for instance in instances:
+        try:
+            figures = instance.metrics()
+        except OSError:
+            continue
+        for name, value in figures.items():
+            out[name] = out.get(name, 0.0) + value
+    return out
+
+
+def wait_stored(instances: list[Instance], total: int, timeout: float) -> dict[str, float]:
+    """Poll until the instances applied ``total`` counts, or stalled, or ``timeout``.
+
+    Stalled: they dropped messages (their ingest backlog was full; the broker re-sends those
+    only on the next connection), their backlog is empty and nothing was applied for 10 s.
+    """
+    deadline = time.time() + timeout
+    figures: dict[str, float] = {}
+    last, since = -1.0, time.time()
+    while time.time() < deadline:
+        time.sleep(0.1)
+        figures = totals(instances)
+        applied = figures.get("messages_applied_total", 0.0)
+        if applied >= total:
+            break
+        if applied != last:
+            last, since = applied, time.time()
+        idle = figures.get("inbox_depth", 0.0) == 0 and time.time() - since > 10
+        if idle and figures.get("messages_dropped_total", 0.0) > 0:
+            break
+    return figures
 
 
 def run_once(
@@ -620,11 +665,7 @@ def run_once(
         }
         ticks_before = machine_ticks()
         go.set()
-        applied = 0.0
-        deadline = time.time() + timeout
-        while applied < total and time.time() < deadline:
-            time.sleep(0.1)
-            applied = sum(i.metrics().get("messages_applied_total", 0.0) for i in instances)
+        figures = wait_stored(instances, total, timeout)
         seen_all = time.time()
         ticks_after = machine_ticks()
         cpu_after = {
@@ -633,7 +674,7 @@ def run_once(
             "site brokers": sum(b.cpu for b in setup.site_brokers),
         }
         finished = [done.get(True, 300) for _ in procs]
-        duplicates = int(sum(i.metrics().get("messages_duplicate_total", 0.0) for i in instances))
+        figures = totals(instances)
     finally:
         for instance in instances:
             instance.stop()
@@ -651,8 +692,11 @@ def run_once(
         if location_name(i) in stored[site]
     ]
     count = sum(len(s) for s in stored.values())
+    dropped = int(figures.get("messages_dropped_total", 0.0))
     if count < total:
-        print(f"  !! only {count:,} of {total:,} counts stored within {timeout:.0f} s")
+        why = f"{dropped:,} dropped by the reconcilers" if dropped else f"{timeout:.0f} s passed"
+        print(f"  !! only {count:,} of {total:,} counts stored ({why})")
+    # The last count stored: received_at is taken as its batch is stored (it commits within ms).
     end = max(max(s.values()) for s in stored.values() if s) if count else seen_all
     cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
     cpu["publishers"] = sum(c for _t, _a, c in finished)
@@ -662,12 +706,13 @@ def run_once(
         round=round_,
         counts=total,
         stored=count,
-        seconds=max(seen_all, end) - first,
+        seconds=end - first,
         publish_seconds=max(a for _t, a, _c in finished) - first,
         latencies=latencies,
         cpu=cpu,
         busy=busy,
-        duplicates=duplicates,
+        duplicates=int(figures.get("messages_duplicate_total", 0.0)),
+        dropped=dropped,
     )
 
 
@@ -708,9 +753,9 @@ def environment(args: argparse.Namespace) -> Iterator[Setup]:
 
 def summary_table(results: list[Result]) -> str:
     rows = [
-        "| instances | round | counts stored | time s | counts/s | publish s | p50 s | p99 s"
-        " | max s | CPU s reconcilers · central · sites · publishers | machine busy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| instances | round | counts stored | dropped | time s | counts/s | publish s | p50 s"
+        " | p99 s | max s | CPU s reconcilers · central · sites · publishers | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cpu = " · ".join(
@@ -718,7 +763,8 @@ def summary_table(results: list[Result]) -> str:
             for k in ("reconcilers", "central broker", "site brokers", "publishers")
         )
         rows.append(
-            f"| {r.instances} | {r.round} | {r.stored:,} | {r.seconds:.1f} | {r.rate:,.0f}"
+            f"| {r.instances} | {r.round} | {r.stored:,} | {r.dropped:,} | {r.seconds:.1f}"
+            f" | {r.rate:,.0f}"
             f" | {r.publish_seconds:.1f} | {r.pct(0.5):.2f} | {r.pct(0.99):.2f}"
             f" | {max(r.latencies):.2f} | {cpu} | {r.busy:.0%} |"
         )
@@ -740,13 +786,21 @@ def verdicts(results: list[Result], total: int) -> list[str]:
             f" (goal ≥ 1.7): {met}"
         )
     if 2 in by_k:
-        best = min(r.seconds for r in by_k[2])
-        complete = all(r.stored == r.counts for r in by_k[2])
-        met = "met" if best <= 30 and complete else "NOT met"
+        complete = [r for r in by_k[2] if r.stored == r.counts]
         size = "" if total == 200_000 else f" (measured with {total:,}, not 200,000)"
-        out.append(
-            f"{total:,} counts stored with 2 instances in {best:.1f} s (goal ≤ 30 s){size}: {met}"
-        )
+        if complete:
+            best = min(r.seconds for r in complete)
+            met = "met" if best <= 30 else "NOT met"
+            out.append(
+                f"{total:,} counts stored with 2 instances in {best:.1f} s (goal ≤ 30 s){size}:"
+                f" {met}"
+            )
+        else:
+            most = max(by_k[2], key=lambda r: r.stored)
+            out.append(
+                f"2 instances stored {most.stored:,} of {total:,} counts ({most.dropped:,}"
+                f" dropped) in {most.seconds:.1f} s (goal: all in ≤ 30 s){size}: NOT met"
+            )
     return out
 
 
@@ -780,7 +834,8 @@ def main() -> None:
                     f"  stored {result.stored:,} in {result.seconds:.1f} s: {result.rate:,.0f}"
                     f" counts/s; p50 {result.pct(0.5):.2f} s, p99 {result.pct(0.99):.2f} s;"
                     f" published in {result.publish_seconds:.1f} s; CPU {result.cpu};"
-                    f" busy {result.busy:.0%}; load {load}; {result.duplicates} duplicates"
+                    f" busy {result.busy:.0%}; load {load}; {result.duplicates} duplicates;"
+                    f" {result.dropped:,} dropped"
                 )
                 results.append(result)
     print()
