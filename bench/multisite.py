@@ -614,11 +614,14 @@ def totals(instances: list[Instance]) -> dict[str, float]:
     return out
 
 
-def wait_stored(instances: list[Instance], total: int, timeout: float) -> dict[str, float]:
+def wait_stored(
+    instances: list[Instance], total: int, timeout: float, stall: float
+) -> dict[str, float]:
     """Poll until the instances applied ``total`` counts, or stalled, or ``timeout``.
 
-    Stalled: they dropped messages (their ingest backlog was full; the broker re-sends those
-    only on the next connection), their backlog is empty and nothing was applied for 10 s.
+    Stalled: their backlog is empty and nothing was applied for ``stall`` seconds (10 s once
+    they dropped messages: their ingest backlog was full, and the broker re-sends those only
+    on the next connection).
     """
     deadline = time.time() + timeout
     figures: dict[str, float] = {}
@@ -631,14 +634,22 @@ def wait_stored(instances: list[Instance], total: int, timeout: float) -> dict[s
             break
         if applied != last:
             last, since = applied, time.time()
-        idle = figures.get("inbox_depth", 0.0) == 0 and time.time() - since > 10
-        if idle and figures.get("messages_dropped_total", 0.0) > 0:
+        waited = stall if figures.get("messages_dropped_total", 0.0) == 0 else 10
+        if figures.get("inbox_depth", 0.0) == 0 and time.time() - since > waited:
+            print(f"  !! nothing stored for {waited:.0f} s and nothing waiting: stalled")
             break
     return figures
 
 
 def run_once(
-    setup: Setup, k: int, round_: int, locations: int, publishers: int, rate: float, timeout: float
+    setup: Setup,
+    k: int,
+    round_: int,
+    locations: int,
+    publishers: int,
+    rate: float,
+    timeout: float,
+    stall: float,
 ) -> Result:
     empty_run_tables(setup.url, setup.sites)
     total = len(setup.sites) * locations
@@ -665,7 +676,7 @@ def run_once(
         }
         ticks_before = machine_ticks()
         go.set()
-        figures = wait_stored(instances, total, timeout)
+        figures = wait_stored(instances, total, timeout, stall)
         seen_all = time.time()
         ticks_after = machine_ticks()
         cpu_after = {
@@ -680,6 +691,8 @@ def run_once(
             instance.stop()
         for proc in procs:
             proc.join(30)
+            if proc.is_alive():  # interrupted before its figures were read
+                proc.terminate()
     published: dict[str, list[float]] = {}
     for times, _acked, _cpu in finished:
         published |= times
@@ -694,7 +707,11 @@ def run_once(
     count = sum(len(s) for s in stored.values())
     dropped = int(figures.get("messages_dropped_total", 0.0))
     if count < total:
-        why = f"{dropped:,} dropped by the reconcilers" if dropped else f"{timeout:.0f} s passed"
+        why = (
+            f"{dropped:,} dropped by the reconcilers, unacknowledged"
+            if dropped
+            else "nothing more was delivered to the reconcilers"
+        )
         print(f"  !! only {count:,} of {total:,} counts stored ({why})")
     # The last count stored: received_at is taken as its batch is stored (it commits within ms).
     end = max(max(s.values()) for s in stored.values() if s) if count else seen_all
@@ -815,6 +832,12 @@ def main() -> None:
         "--rate", type=float, default=0, help="total publish rate, counts/s (0: flat out)"
     )
     parser.add_argument("--timeout", type=float, default=600, help="seconds a run may take")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=60,
+        help="end a run when nothing was stored for this long and nothing waits (seconds)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     counts = [int(k) for k in args.instances.split(",")]
@@ -827,7 +850,14 @@ def main() -> None:
             for k in order:
                 print(f"== round {round_}: {total:,} counts, {args.sites} sites, {k} instance(s)")
                 result = run_once(
-                    setup, k, round_, args.locations, args.publishers, args.rate, args.timeout
+                    setup,
+                    k,
+                    round_,
+                    args.locations,
+                    args.publishers,
+                    args.rate,
+                    args.timeout,
+                    args.stall,
                 )
                 load = Path("/proc/loadavg").read_text().split()[0]
                 print(
