@@ -29,6 +29,7 @@ run vision        "$PY" bench/vision.py --images 10 --foreign-images 3 --latency
 run finetune_curve "$PY" bench/finetune_curve.py --renderers wire --sizes 2 --epochs 1 --val 1 --held-out 2 --own 2 --work /tmp/edgecount-bench-smoke-curve
 run twin_vision   "$PY" bench/twin_vision.py --frames 1
 run console       "$PY" bench/console.py --locations 200 --discrepancies 50 --rounds 1
+run multisite     "$PY" bench/multisite.py --sites 3 --locations 100
 run soak          "$PY" bench/soak.py --minutes 0.5 --scan-every 10 --broker-every 20 --reader-every 15
 for target in llrp_codec llrp_driver llrp_sim mqtt serial; do
   run "fuzz_$target" "$PY" -m bench.fuzz.run "$target" --seconds 5
