@@ -80,9 +80,7 @@ StreamKey = tuple[str, str, int]
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often the store is checked for messages to publish
-IDLE_POLL_MAX_SECONDS = (
-    10.0  # a site whose outboxes were empty: at most this long till the next look
-)
+IDLE_POLL_MAX_SECONDS = 10.0  # the longest wait before looking again at an idle site
 BATCH = 500  # messages handled in one database transaction at most
 LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Kafka's linger.ms)
 INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
