@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import TypeVar
+
+from edgecount import timefmt
 
 N = TypeVar("N", int, float)
 
@@ -39,3 +42,22 @@ def bounded(
 
     parse.__name__ = what  # argparse names the type by it in some messages
     return parse
+
+
+def utc_time(text: str) -> datetime:
+    """A ``type=`` for argparse: ``YYYY-MM-DD`` (midnight UTC) or an ISO-8601 time (UTC when
+    it names no zone)."""
+    try:
+        return timefmt.parse_utc(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date (YYYY-MM-DD) or ISO-8601 time: {text!r}"
+        ) from None
+
+
+def iso_date(text: str) -> date:
+    """A ``type=`` for argparse: a calendar date, ``YYYY-MM-DD``."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None

@@ -12,12 +12,12 @@ import argparse
 import dataclasses
 import logging
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
+from edgecount.argtypes import iso_date, utc_time
 from edgecount.exitcodes import ExitCode
 from reconciler.cli import _config_argument, _load, make_engine, reports_database_errors
-from reconciler.cli_report import _since
 from reconciler.config import ReconcilerConfig
 from reconciler.email_config import EmailConfig, parse_address
 from reconciler.queries import get_scan
@@ -42,13 +42,6 @@ log = logging.getLogger(__name__)
 __all__ = ["add_report_send_arguments", "run_report_send"]
 
 
-def _night(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def add_report_send_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgecount report send``."""
     parser.description = (
@@ -63,14 +56,14 @@ def add_report_send_arguments(parser: argparse.ArgumentParser) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--night",
-        type=_night,
+        type=iso_date,
         metavar="DATE",
         help="the night that starts on DATE at email.night_start (default: the night that"
         " contains now: in the morning, the night that is ending)",
     )
     scope.add_argument(
         "--since",
-        type=_since,
+        type=utc_time,
         metavar="TIME",
         help="the counts since TIME (YYYY-MM-DD, UTC midnight, or ISO-8601) instead of a night",
     )

@@ -12,14 +12,15 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edgecount import contract, timefmt
+from edgecount import contract
+from edgecount.argtypes import iso_date, utc_time
 from edgecount.exitcodes import ExitCode
 from edgecount.mqtt import MqttSettings, MqttSettingsError, new_client
 from edgecount.settings import mqtt_settings
@@ -65,16 +66,6 @@ RENDERERS: Mapping[str, Callable[[ReportData], str]] = {
 # -- report -------------------------------------------------------------------------------------
 
 
-def _since(text: str) -> datetime:
-    """``YYYY-MM-DD`` (midnight UTC) or an ISO-8601 time (UTC when it names no zone)."""
-    try:
-        return timefmt.parse_utc(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a date (YYYY-MM-DD) or ISO-8601 time: {text!r}"
-        ) from None
-
-
 def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgecount reconcile report``."""
     _config_argument(parser)
@@ -88,7 +79,7 @@ def add_reconcile_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
     scope.add_argument(
         "--since",
-        type=_since,
+        type=utc_time,
         metavar="DATE",
         help="the latest count per location observed since DATE (YYYY-MM-DD, UTC, or ISO-8601),"
         " and the book's locations no count of the period covered",
@@ -138,13 +129,6 @@ def run_reconcile_report(args: argparse.Namespace) -> int:
 # -- plan ---------------------------------------------------------------------------------------
 
 
-def _night(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def _capacity(text: str) -> int:
     try:
         value = int(text)
@@ -159,7 +143,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgecount plan``."""
     _config_argument(parser)
     parser.add_argument(
-        "--date", type=_night, help="the night planned (YYYY-MM-DD; default today, UTC)"
+        "--date", type=iso_date, help="the night planned (YYYY-MM-DD; default today, UTC)"
     )
     parser.add_argument("--capacity", type=_capacity, metavar="N", help="most locations per night")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")

@@ -16,7 +16,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgecount import timefmt
+from edgecount.argtypes import utc_time
 from edgecount.exitcodes import ExitCode
 from reconciler.cli import _config_argument, _load, reports_database_errors
 from reconciler.config import ReconcilerConfig
@@ -40,15 +40,6 @@ __all__ = [
 
 SHOWN_PROBLEMS = 20
 """Problems printed per invalid file (the count of the rest is printed)."""
-
-
-def _since(text: str) -> datetime:
-    try:
-        return timefmt.parse_utc(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a date (YYYY-MM-DD) or ISO-8601 time: {text!r}"
-        ) from None
 
 
 def _schema_argument(parser: argparse.ArgumentParser, required_note: str) -> None:
@@ -123,7 +114,7 @@ def add_epcis_export_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--scan", metavar="ID", help="the complete counts of one scan")
     scope.add_argument(
         "--since",
-        type=_since,
+        type=utc_time,
         metavar="DATE",
         help="the complete counts observed since DATE (YYYY-MM-DD, UTC, or ISO-8601)",
     )
