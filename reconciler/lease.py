@@ -40,7 +40,12 @@ class PublisherLeases:
 
     def __init__(self, stores: dict[str, Store]) -> None:
         self._stores = stores
-        self._held: set[str] = {s for s, store in stores.items() if not _shared(store)}
+        self._own = {s for s, store in stores.items() if not _shared(store)}  # SQLite: always
+        self._groups: dict[str, list[str]] = {}  # database URL → its sites that need a lease
+        for site, store in stores.items():
+            if _shared(store):
+                self._groups.setdefault(str(store.engine.url), []).append(site)
+        self._held: set[str] = set(self._own)
         self._conns: dict[str, sa.Connection] = {}  # database URL → the leases' connection
 
     @property
@@ -56,12 +61,8 @@ class PublisherLeases:
                 instance may take them) and the caller retries later.
         """
         taken: set[str] = set()
-        groups: dict[str, list[str]] = {}
-        for site, store in self._stores.items():
-            if _shared(store):
-                groups.setdefault(str(store.engine.url), []).append(site)
         failure: sa_exc.SQLAlchemyError | None = None
-        for url, sites in groups.items():
+        for url, sites in self._groups.items():
             try:
                 taken |= self._refresh_group(url, sites)
             except sa_exc.SQLAlchemyError as exc:
@@ -93,27 +94,27 @@ class PublisherLeases:
 
     def _drop(self, url: str, sites: Sequence[str]) -> None:
         self._held.difference_update(sites)
-        conn = self._conns.pop(url, None)
-        if conn is not None:
-            try:
-                conn.invalidate()  # never back to the pool: its session may still hold locks
-                conn.close()
-            except sa_exc.SQLAlchemyError:
-                log.debug("closing a failed lease connection", exc_info=True)
+        _end(self._conns.pop(url, None))
         log.warning("publisher leases of %s dropped (database failed)", ", ".join(sites))
 
     def close(self) -> None:
         """Release every lease (their connections end)."""
-        for url in list(self._conns):
-            conn = self._conns.pop(url)
-            try:
-                conn.invalidate()
-                conn.close()
-            except sa_exc.SQLAlchemyError:
-                log.debug("closing a lease connection", exc_info=True)
-        self._held = {s for s, store in self._stores.items() if not _shared(store)}
+        while self._conns:
+            _end(self._conns.popitem()[1])
+        self._held = set(self._own)
 
 
 def _shared(store: Store) -> bool:
     """Whether other processes may serve this store (PostgreSQL), so a lease is needed."""
     return store.engine.dialect.name == "postgresql"
+
+
+def _end(conn: sa.Connection | None) -> None:
+    """End a lease connection's session (and with it its locks): never back to the pool."""
+    if conn is None:
+        return
+    try:
+        conn.invalidate()
+        conn.close()
+    except sa_exc.SQLAlchemyError:
+        log.debug("ending a lease connection", exc_info=True)
