@@ -2,6 +2,7 @@
 
 * :class:`ReconcilerProcess`: ``python -m edgecount reconcile serve -c FILE`` in a child
   process that the test SIGKILLs and starts again; its REST API (``/metrics``) is the window.
+  :class:`ServeProcess` is what it shares with a centre's process (the multi-site test).
 * :class:`PrivatePostgres`: a PostgreSQL cluster of its own (``initdb`` + ``pg_ctl``) in a
   temporary directory on a free port, which the test stops and starts. PostgreSQL refuses to
   run as root: as root the cluster belongs to ``nobody`` and its programs run through
@@ -119,48 +120,24 @@ class CountPublisher:
             client.loop_stop()
 
 
-class ReconcilerProcess:
-    """``edgecount reconcile serve`` as a child process on a generated configuration."""
+class ServeProcess:
+    """``edgecount reconcile serve -c FILE`` as a child process, watched on its ``/metrics``.
 
-    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
-        self.directory = directory
-        self.api_port = free_port()
-        self.config = config | {"api": {"host": "127.0.0.1", "port": self.api_port}}
-        self.config_path = directory / "reconciler.yaml"
-        self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
-        self.log_path = directory / "reconciler.log"
+    Subclasses say where ``/metrics`` is (:attr:`metrics_port`) and start it.
+    """
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
-        self.db = sa.create_engine(self.database_url, future=True, pool_pre_ping=True)
+        self.metrics_port: int | None = None
 
-    @property
-    def database_url(self) -> str:
-        """The store's SQLAlchemy URL."""
-        url: str = self.config["database"]
-        return url
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run ``edgecount <args> -c FILE`` (book import, approve, ...)."""
-        return subprocess.run(
-            [sys.executable, "-m", "edgecount", *args[:2], "-c", str(self.config_path), *args[2:]],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start and return once it is subscribed (``edgecount_reconciler_subscribed 1``)."""
-        command = [sys.executable, "-m", "edgecount", "reconcile", "serve"]
+    def _spawn(self, *options: str) -> None:
+        command = [sys.executable, "-m", "edgecount", *options, "reconcile", "serve"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # fixed interpreter, generated config
                 [*command, "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
             )
-        wait_for(
-            lambda: self._exited() or "edgecount_reconciler_subscribed 1" in self.metrics(),
-            timeout,
-            "reconciler subscribed",
-        )
-        assert not self._exited(), f"reconciler exited:\n{self.log_text()}"
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -182,9 +159,11 @@ class ReconcilerProcess:
             self.kill()
 
     def metrics(self) -> str:
-        """``/metrics`` text, or "" when the API does not answer."""
+        """``/metrics`` text, or "" when it does not answer (or its port is not known yet)."""
+        if self.metrics_port is None:
+            return ""
         try:
-            return httpx.get(f"http://127.0.0.1:{self.api_port}/metrics", timeout=2).text
+            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
         except httpx.HTTPError:
             return ""
 
@@ -195,6 +174,50 @@ class ReconcilerProcess:
             if line.startswith(full):
                 return float(line.split()[1])
         raise AssertionError(f"{full.strip()} not in /metrics")
+
+    def log_text(self) -> str:
+        """What the process logged."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+class ReconcilerProcess(ServeProcess):
+    """One site's ``reconcile serve`` on a generated configuration, with its REST API."""
+
+    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
+        self.directory = directory
+        self.api_port = free_port()
+        self.config = config | {"api": {"host": "127.0.0.1", "port": self.api_port}}
+        config_path = directory / "reconciler.yaml"
+        config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
+        super().__init__(config_path, directory / "reconciler.log")
+        self.metrics_port = self.api_port  # the REST API serves /metrics
+        self.db = sa.create_engine(self.database_url, future=True, pool_pre_ping=True)
+
+    @property
+    def database_url(self) -> str:
+        """The store's SQLAlchemy URL."""
+        url: str = self.config["database"]
+        return url
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``edgecount <args> -c FILE`` (book import, approve, ...)."""
+        return subprocess.run(
+            [sys.executable, "-m", "edgecount", *args[:2], "-c", str(self.config_path), *args[2:]],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start and return once it is subscribed (``edgecount_reconciler_subscribed 1``)."""
+        self._spawn()
+        wait_for(
+            lambda: self._exited() or "edgecount_reconciler_subscribed 1" in self.metrics(),
+            timeout,
+            "reconciler subscribed",
+        )
+        assert not self._exited(), f"reconciler exited:\n{self.log_text()}"
 
     def health(self) -> httpx.Response:
         """``GET /health``."""
@@ -215,10 +238,6 @@ class ReconcilerProcess:
         )
         with self.db.connect() as conn:
             return sorted(conn.execute(query).scalars())
-
-    def log_text(self) -> str:
-        """What the process logged."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def close(self) -> None:
         """Stop the process and release the test's own database connections."""

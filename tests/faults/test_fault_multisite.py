@@ -24,16 +24,12 @@ import contextlib
 import functools
 import json
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.publish as mqtt_publish
 import pytest
 import sqlalchemy as sa
@@ -58,7 +54,6 @@ from tests.conftest import (
 )
 from tests.faults.fault_harness import (
     LOCATIONS,
-    REPO,
     ZONE,
     book_of,
     gateway_dict,
@@ -66,11 +61,11 @@ from tests.faults.fault_harness import (
     new_gateway_id,
     write_config,
 )
+from tests.faults.reconciler_process import ServeProcess
 from tests.faults.wan import WanLink
 from tests.pgdb import fresh_database
 
 METRICS_AT = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
-SERVE = [sys.executable, "-m", "edgecount", "-v", "reconcile", "serve"]  # -v: logs the port
 SITES = 3
 ENDED = {contract.ScanState.COMPLETED.value, contract.ScanState.INCOMPLETE.value}
 CUT_SECONDS = 120.0
@@ -124,70 +119,34 @@ class Site:
             return int(conn.execute(query).scalar_one())
 
 
-class CentreProcess:
+class CentreProcess(ServeProcess):
     """``edgecount reconcile serve -c centre.yaml`` in a child process."""
 
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         # port 0: a port picked in advance could be taken meanwhile; the log says the bound one
-        self.config_path = write_config(
+        config_path = write_config(
             directory / f"{config['instance_id']}.yaml",
             config | {"metrics": {"host": "127.0.0.1", "port": 0}},
         )
-        self.log_path = directory / f"{config['instance_id']}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.metrics_port: int | None = None
+        super().__init__(config_path, directory / f"{config['instance_id']}.log")
 
     def start(self, timeout: float = 60.0) -> None:
         """Start; return once subscribed (``edgecount_reconciler_subscribed 1``)."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.metrics_port = None
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # fixed interpreter, generated config
-                [*SERVE, "-c", str(self.config_path)],
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self._spawn("-v")  # -v: it logs the port it bound
         deadline = time.monotonic() + timeout
         while self.metrics_port is None or "reconciler_subscribed 1" not in self.metrics():
-            assert self.process.poll() is None, f"reconciler exited:\n{self.log_text()}"
+            assert not self._exited(), f"reconciler exited:\n{self.log_text()}"
             assert time.monotonic() < deadline, f"not subscribed in {timeout} s:\n{self.log_text()}"
             if self.metrics_port is None:
                 found = METRICS_AT.search(self.log_text()[offset:])
                 self.metrics_port = None if found is None else int(found[1])
             time.sleep(0.05)
 
-    def metrics(self) -> str:
-        if self.metrics_port is None:
-            return ""
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return ""
-
     def applied(self) -> float:
-        """``messages_applied_total`` since this process started (0 when it does not answer)."""
-        for line in self.metrics().splitlines():
-            if line.startswith("edgecount_reconciler_messages_applied_total "):
-                return float(line.split()[1])
-        return 0.0
-
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, no DISCONNECT."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        """Counts and scans this process stored since it started (each once)."""
+        return self.metric("messages_applied_total")
 
 
 @pytest.fixture
