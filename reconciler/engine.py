@@ -39,7 +39,9 @@ from reconciler.model import Discrepancy, Row, Status
 from reconciler.queries import discrepancies as read
 from reconciler.queries import outbox
 from reconciler.rules import AcceptedFigures, TolerancePolicy, apply_accepted, compare_location
+from reconciler.site_reads import SiteReads
 from reconciler.store import BookLedger, Store
+from reconciler.store_book import accepted_variances, sku_info
 from reconciler.transitions import (
     Action,
     Count,
@@ -51,6 +53,14 @@ from reconciler.transitions import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """A new count that changes something at its location (:meth:`Engine.assess`)."""
+
+    count: CountMessage
+    exceptions: list[Row]
 
 
 class DecisionError(ValueError):
@@ -101,19 +111,21 @@ class Engine:
         come back as ``accepted``.
         """
         locations = [count.location]
-        return self._compare(
-            count,
-            BookLedger.load(self.store, locations),
-            self.store.accepted_variances(locations),
-        )
+        with self.store.engine.connect() as conn:
+            ledger = BookLedger.read(conn, locations)
+            return self._compare(conn, count, ledger, accepted_variances(conn, locations))
 
     def _compare(
-        self, count: CountMessage, ledger: BookLedger, accepted: AcceptedFigures
+        self,
+        conn: sa.Connection,
+        count: CountMessage,
+        ledger: BookLedger,
+        accepted: AcceptedFigures,
     ) -> list[Row]:
         book = ledger.book(count.location, parse_utc(count.observed_at))
         counted = count.quantities
         unknown = [sku for sku in counted if sku not in book]
-        info = self.store.sku_info(unknown) if unknown else {}
+        info = sku_info(conn, unknown) if unknown else {}
         rows = compare_location(
             count.location, book, counted, count.complete, self.policy, sku_info=info
         )
@@ -124,37 +136,57 @@ class Engine:
         return self.on_counts([count])
 
     def on_counts(self, counts: Sequence[CountMessage]) -> list[Outgoing]:
-        """React to new counts, in order; returns the messages to publish.
+        """React to new counts, in order; returns the messages to publish
+        (:meth:`assess`, then :meth:`react`)."""
+        with self.store.engine.connect() as conn:
+            steps = self.assess(conn, counts)
+        return self.react(steps)
+
+    def assess(
+        self,
+        conn: sa.Connection,
+        counts: Sequence[CountMessage],
+        reads: SiteReads | None = None,
+    ) -> list[Assessed]:
+        """Which of new counts change something, and with which exceptions (reads only).
 
         The book, the movements and the open discrepancies of every location in the batch
-        are read once; a count that matches its book at a location with nothing open writes
-        nothing (the common case of a nightly scan), so ingest stays fast.
+        are read once (``reads``, else read here in ``conn``); a count that matches its book
+        at a location with nothing open needs nothing (the common case of a nightly scan),
+        so ingest stays fast.
         """
-        complete = [count for count in counts if count.complete]
-        out: list[Outgoing] = []
+        if not counts:
+            return []
+        if reads is None:
+            reads = SiteReads.read(conn, {count.location for count in counts})
+        steps: list[Assessed] = []
         # An incomplete count changes nothing where nothing is open (it never opens, resolves
         # or supersedes), so one query spares a transaction per incomplete count.
-        flagged = read.open_locations(self.store, {count.location for count in counts})
+        flagged = set(reads.flagged)
         for count in counts:
             if not count.complete:
                 log.info("count of %s incomplete: nothing flagged", count.location)
                 if count.location in flagged or count_tasks.disputed(count):
-                    out += self._step(count, [])
-        if not complete:
-            return out
-        locations = {count.location for count in complete}
-        ledger = BookLedger.load(self.store, locations)
-        accepted = self.store.accepted_variances(locations)
-        for count in complete:
-            rows = self._compare(count, ledger, accepted)
+                    steps.append(Assessed(count, []))
+        for count in counts:
+            if not count.complete:
+                continue
+            rows = self._compare(conn, count, reads.ledger, reads.accepted)
             exceptions = [row for row in rows if row.is_exception]
             if not (exceptions or count.location in flagged or count_tasks.disputed(count)):
                 continue
-            out += self._step(count, exceptions)
+            steps.append(Assessed(count, exceptions))
             if exceptions:
                 flagged.add(count.location)
             else:
                 flagged.discard(count.location)
+        return steps
+
+    def react(self, steps: Sequence[Assessed]) -> list[Outgoing]:
+        """Apply the assessed counts in order, each in its own transaction (:meth:`_step`)."""
+        out: list[Outgoing] = []
+        for step in steps:
+            out += self._step(step.count, step.exceptions)
         return out
 
     def _step(self, count: CountMessage, exceptions: list[Row]) -> list[Outgoing]:
@@ -329,4 +361,4 @@ def _figures(lines: Sequence[contract.DecisionLine]) -> Figures:
     return frozenset((line.sku, line.book_qty, line.counted_qty) for line in lines)
 
 
-__all__ = ["DecisionError", "Engine", "Outgoing", "Status"]
+__all__ = ["Assessed", "DecisionError", "Engine", "Outgoing", "Status"]

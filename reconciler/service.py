@@ -81,10 +81,10 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often the store is checked for messages to publish
 IDLE_POLL_MAX_SECONDS = 10.0  # the longest wait before looking again at an idle site
-BATCH = 500  # messages handled in one database transaction at most
+BATCH = 2000  # messages handled in one database transaction at most
 LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Kafka's linger.ms)
 INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
-UNACKED = 1000  # MQTT 5 Receive Maximum: unacknowledged messages the broker may send at once
+UNACKED = 4000  # MQTT 5 Receive Maximum: unacknowledged messages the broker may send at once
 RETRY_MIN_SECONDS = 0.5  # first retry delay after a database failure
 RETRY_MAX_SECONDS = 10.0  # cap on that delay
 

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 _CLASSES = {abc.value: abc for abc in AbcClass}
 
+Accepted = dict[tuple[str, str], set[tuple[int, int]]]  # AcceptedFigures, being filled
+
 
 class BookStore:
     """Book and movements of :class:`reconciler.store.Store` (mixed into it)."""
@@ -153,8 +155,7 @@ class BookStore:
     def book_snapshot_at(self) -> datetime | None:
         """When the current book snapshot was taken (None: no book imported yet)."""
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(t.book_meta.c.snapshot_at)).scalar()
-        return utc(value) if value is not None else None
+            return snapshot_at(conn)
 
     def book_lines(self, location: str | None = None) -> list[BookLine]:
         """The current book (snapshot), for one location or all (a million rows: seconds)."""
@@ -172,44 +173,20 @@ class BookStore:
 
     def book_lines_of(self, locations: Iterable[str]) -> dict[str, list[BookLine]]:
         """Book lines of several locations, by location (chunked IN queries)."""
-        found: dict[str, list[BookLine]] = {}
-        for chunk in chunks(locations):
-            query = sa.select(t.book).where(t.book.c.location.in_(chunk))
-            with self.engine.connect() as conn:
-                for r in conn.execute(query):
-                    found.setdefault(r.location, []).append(
-                        BookLine(r.location, r.sku, r.qty, r.unit_cost, AbcClass(r.abc))
-                    )
-        return found
+        with self.engine.connect() as conn:
+            return book_lines_of(conn, locations)
 
     def movements_of(
         self, locations: Iterable[str], *, after: datetime | None = None
     ) -> dict[str, list[Movement]]:
         """Movements of several locations (only those after ``after``), oldest first."""
-        found: dict[str, list[Movement]] = {}
-        for chunk in chunks(locations):
-            query = (
-                sa.select(t.movements)
-                .where(t.movements.c.location.in_(chunk))
-                .order_by(t.movements.c.ts, t.movements.c.id)
-            )
-            if after is not None:
-                query = query.where(t.movements.c.ts > after)
-            with self.engine.connect() as conn:
-                for r in conn.execute(query):
-                    found.setdefault(r.location, []).append(_movement(r))
-        return found
+        with self.engine.connect() as conn:
+            return movements_of(conn, locations, after=after)
 
     def sku_info(self, skus: Iterable[str]) -> dict[str, tuple[float, AbcClass]]:
         """Unit cost and class of SKUs, from any book line that holds them."""
-        wanted = list(set(skus))
-        if not wanted:
-            return {}
-        query = sa.select(t.book.c.sku, t.book.c.unit_cost, t.book.c.abc).where(
-            t.book.c.sku.in_(wanted)
-        )
         with self.engine.connect() as conn:
-            return {r.sku: (r.unit_cost, AbcClass(r.abc)) for r in conn.execute(query)}
+            return sku_info(conn, skus)
 
     def movements(
         self,
@@ -232,33 +209,134 @@ class BookStore:
     # -- messages --------------------------------------------------------------------------
 
     def accepted_variances(self, locations: Iterable[str]) -> AcceptedFigures:
-        """Differences people accepted (rejected discrepancies) that still stand, by record.
-
-        A rejected line stands until a movement of its location x SKU is booked after the
-        decision; a new count or book changes the figures themselves, so
-        :func:`reconciler.rules.apply_accepted` no longer finds them.
-
-        Args:
-            locations: The locations wanted.
-
-        Returns:
-            (location, SKU) -> the set of (book_qty, counted_qty) figures accepted there.
-        """
-        av, m = t.accepted_variances.c, t.movements.c
-        moved_since = (
-            sa.select(m.id)
-            .where(m.location == av.location, m.sku == av.sku, m.ts > av.decided_at)
-            .exists()
-        )
-        found: dict[tuple[str, str], set[tuple[int, int]]] = {}
+        """Differences people accepted that still stand (:func:`accepted_variances`)."""
         with self.engine.connect() as conn:
-            for chunk in chunks(locations):
-                query = sa.select(av.location, av.sku, av.book_qty, av.counted_qty).where(
-                    av.location.in_(chunk), ~moved_since
-                )
-                for location, sku, book_qty, counted_qty in conn.execute(query):
-                    found.setdefault((location, sku), set()).add((book_qty, counted_qty))
-        return found
+            return accepted_variances(conn, locations)
+
+
+# -- readers in the caller's connection (one round trip each, chunked IN lists) -------------
+
+
+def snapshot_at(conn: Connection) -> datetime | None:
+    """When the current book snapshot was taken (None: no book imported yet)."""
+    value = conn.execute(snapshot_query(t.book_meta)).scalar()
+    return utc(value) if value is not None else None
+
+
+def book_lines_of(conn: Connection, locations: Iterable[str]) -> dict[str, list[BookLine]]:
+    """Book lines of several locations, by location."""
+    found: dict[str, list[BookLine]] = {}
+    for chunk in chunks(locations):
+        collect_book_lines(found, conn.execute(book_lines_query(t.book, chunk)))
+    return found
+
+
+def movements_of(
+    conn: Connection, locations: Iterable[str], *, after: datetime | None = None
+) -> dict[str, list[Movement]]:
+    """Movements of several locations (only those after ``after``), oldest first."""
+    found: dict[str, list[Movement]] = {}
+    for chunk in chunks(locations):
+        query = movements_query(t.movements, chunk, after).order_by(
+            t.movements.c.ts, t.movements.c.id
+        )
+        collect_movements(found, conn.execute(query))
+    return found
+
+
+def sku_info(
+    conn: Connection, skus: Iterable[str], *, book: sa.Table = t.book
+) -> dict[str, tuple[float, AbcClass]]:
+    """Unit cost and class of SKUs, from any book line that holds them (in ``book``)."""
+    wanted = list(set(skus))
+    if not wanted:
+        return {}
+    query = sa.select(book.c.sku, book.c.unit_cost, book.c.abc).where(book.c.sku.in_(wanted))
+    return {r.sku: (r.unit_cost, _CLASSES[r.abc]) for r in conn.execute(query)}
+
+
+def accepted_variances(conn: Connection, locations: Iterable[str]) -> AcceptedFigures:
+    """Differences people accepted (rejected discrepancies) that still stand, by record.
+
+    A rejected line stands until a movement of its location x SKU is booked after the
+    decision; a new count or book changes the figures themselves, so
+    :func:`reconciler.rules.apply_accepted` no longer finds them.
+
+    Returns:
+        (location, SKU) -> the set of (book_qty, counted_qty) figures accepted there.
+    """
+    found: Accepted = {}
+    for chunk in chunks(locations):
+        query = accepted_query(t.accepted_variances, t.movements, chunk)
+        collect_accepted(found, conn.execute(query))
+    return found
+
+
+# -- the queries, for any copy of the tables (a centre reads many sites' schemas at once) ---
+
+
+def snapshot_query(book_meta: sa.Table) -> sa.Select[Any]:
+    """The snapshot time (one row, or none before the first import)."""
+    return sa.select(book_meta.c.snapshot_at)
+
+
+Locations = Sequence[str] | sa.BindParameter[Any]
+"""Locations a query is about: a list, or an array parameter (PostgreSQL's ``= ANY``)."""
+
+
+def of_locations(column: sa.Column[Any], locations: Locations) -> sa.ColumnElement[bool]:
+    """``column`` is one of ``locations`` (IN a list, or ``= ANY`` an array parameter)."""
+    if isinstance(locations, sa.BindParameter):
+        return column == sa.any_(locations)
+    return column.in_(locations)
+
+
+def book_lines_query(book: sa.Table, locations: Locations) -> sa.Select[Any]:
+    """Book lines of ``locations``: location, sku, qty, unit_cost, abc."""
+    c = book.c
+    return sa.select(c.location, c.sku, c.qty, c.unit_cost, c.abc).where(
+        of_locations(c.location, locations)
+    )
+
+
+def collect_book_lines(found: dict[str, list[BookLine]], rows: Iterable[Any]) -> None:
+    """Add the rows of :func:`book_lines_query` to ``found``, by location."""
+    classes = _CLASSES
+    for r in rows:
+        found.setdefault(r.location, []).append(
+            BookLine(r.location, r.sku, r.qty, r.unit_cost, classes[r.abc])
+        )
+
+
+def movements_query(
+    movements: sa.Table, locations: Locations, after: datetime | None = None
+) -> sa.Select[Any]:
+    """Movements of ``locations`` (after ``after``); the caller orders them by ts, id."""
+    query = sa.select(movements).where(of_locations(movements.c.location, locations))
+    return query if after is None else query.where(movements.c.ts > after)
+
+
+def collect_movements(found: dict[str, list[Movement]], rows: Iterable[Any]) -> None:
+    """Add the rows of :func:`movements_query` (oldest first) to ``found``, by location."""
+    for r in rows:
+        found.setdefault(r.location, []).append(_movement(r))
+
+
+def accepted_query(accepted: sa.Table, movements: sa.Table, locations: Locations) -> sa.Select[Any]:
+    """Accepted variances of ``locations`` not overtaken by a movement booked since."""
+    av, m = accepted.c, movements.c
+    moved_since = (
+        sa.select(m.id).where(m.location == av.location, m.sku == av.sku, m.ts > av.decided_at)
+    ).exists()
+    return sa.select(av.location, av.sku, av.book_qty, av.counted_qty).where(
+        of_locations(av.location, locations), ~moved_since
+    )
+
+
+def collect_accepted(found: Accepted, rows: Iterable[Any]) -> None:
+    """Add the rows of :func:`accepted_query` to ``found``."""
+    for r in rows:
+        found.setdefault((r.location, r.sku), set()).add((r.book_qty, r.counted_qty))
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,18 +357,26 @@ class BookLedger:
         cls, store: BookStore, locations: Iterable[str], earliest: datetime | None = None
     ) -> BookLedger:
         """Read once what the book of ``locations`` needs, for moments at/after ``earliest``."""
-        snapshot_at = store.book_snapshot_at()
-        if snapshot_at is None:
+        with store.engine.connect() as conn:
+            return cls.read(conn, locations, earliest)
+
+    @classmethod
+    def read(
+        cls, conn: Connection, locations: Iterable[str], earliest: datetime | None = None
+    ) -> BookLedger:
+        """:meth:`load` in the caller's connection (and transaction)."""
+        taken = snapshot_at(conn)
+        if taken is None:
             return cls(None, {}, {})
         wanted = set(locations)
-        floor = None if earliest is None else min(snapshot_at, earliest)
-        lines = store.book_lines_of(wanted)
-        moves = store.movements_of(wanted, after=floor)
+        floor = None if earliest is None else min(taken, earliest)
+        lines = book_lines_of(conn, wanted)
+        moves = movements_of(conn, wanted, after=floor)
         strangers: set[str] = set()
         for location, found in moves.items():
             own = {line.sku for line in lines.get(location, ())}
             strangers.update(m.sku for m in found if m.sku not in own)
-        return cls(snapshot_at, lines, moves, store.sku_info(strangers))
+        return cls(taken, lines, moves, sku_info(conn, strangers))
 
     def book(self, location: str, at: datetime) -> dict[str, BookLine]:
         """One location's book lines by SKU at ``at`` (:func:`reconciler.rules.book_as_of`)."""

@@ -18,7 +18,8 @@ from edgecount import contract
 from edgecount.timefmt import utc
 from reconciler import schema as t
 from reconciler.model import Discrepancy, Movement
-from reconciler.store import Store
+from reconciler.store import Store, chunks
+from reconciler.store_book import Locations, of_locations
 from reconciler.transitions import OPEN_STATES, State
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "open_at",
     "open_discrepancies",
     "open_locations",
+    "open_locations_in",
+    "open_locations_query",
     "recount_requests",
     "unannounced",
 ]
@@ -61,11 +64,24 @@ def _record(row: Any) -> Discrepancy:
 
 def open_locations(store: Store, locations: Iterable[str]) -> set[str]:
     """Those of ``locations`` where a discrepancy is open."""
-    query = sa.select(_d.location).where(
-        _d.location.in_(sorted(set(locations))), _d.state.in_(OPEN_STATES)
-    )
     with store.engine.connect() as conn:
-        return set(conn.execute(query).scalars())
+        return open_locations_in(conn, locations)
+
+
+def open_locations_in(conn: sa.Connection, locations: Iterable[str]) -> set[str]:
+    """:func:`open_locations`, read in the caller's connection."""
+    found: set[str] = set()
+    for chunk in chunks(locations):
+        found.update(conn.execute(open_locations_query(t.discrepancies, chunk)).scalars())
+    return found
+
+
+def open_locations_query(discrepancies: sa.Table, locations: Locations) -> sa.Select[Any]:
+    """Those of ``locations`` where a discrepancy is open (for any copy of the table)."""
+    d = discrepancies.c
+    return sa.select(d.location).where(
+        of_locations(d.location, locations), d.state.in_(OPEN_STATES)
+    )
 
 
 def open_at(conn: sa.Connection, location: str) -> Discrepancy | None:

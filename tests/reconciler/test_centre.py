@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from edgecount import contract
 from edgecount.mqtt import MqttSettings
 from edgecount.yamlcfg import ConfigError
+from reconciler import ingest
 from reconciler import schema as t
 from reconciler.centre import load_centre_config
 from reconciler.engine import Engine
@@ -317,20 +318,21 @@ def test_a_site_whose_database_fails_is_retried_without_redoing_the_others(
         (f"edgecount/v1/{site}/count/A/L-00", count_body(site, "L-00", 6, scan="s1", seq=1))
         for site in sites
     ] + [("edgecount/v1/east/count/A/L-00", count_body("east", "L-00", 6, scan="s1", seq=1))]
-    real = Store.record_counts
+    real = ingest.store_new_counts
     failures = iter([sa.exc.OperationalError("INSERT", {}, Exception("south's database away"))])
+    south = str(stores[1].engine.url)
 
-    def record_counts(self: Store, *args: Any, **kwargs: Any) -> Any:
-        if self is stores[1]:
+    def store_new_counts(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
+        if str(conn.engine.url) == south:
             for failure in failures:
                 raise failure
-        return real(self, *args, **kwargs)
+        return real(conn, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "record_counts", record_counts)
+    monkeypatch.setattr(ingest, "store_new_counts", store_new_counts)
     attempt = BatchAttempt()
     with pytest.raises(sa.exc.OperationalError):
         handle_sites(engines, batch, attempt, rejected_by="test")
-    assert list(attempt.done) == ["north"]  # north's part committed before south failed
+    assert list(attempt.stored) == ["north"]  # north's counts committed before south failed
     outcome = handle_sites(engines, batch, attempt, rejected_by="test")
     assert (outcome.applied, outcome.duplicates) == (2, 0)  # north's count not applied again
     topics = sorted(m.topic for m in outcome.out)

@@ -26,7 +26,7 @@ def frame(location: str, at: str, *, gateway: str = "gw-1", scan: str = "s-1") -
 
 def ingest(engine: Engine, *messages: tuple[str, bytes]) -> dict[int, str]:
     """Handle one batch; the reasons of its dead letters by index."""
-    outcome = handle_batch(engine, list(messages), [], rejected_by="test")
+    outcome = handle_batch(engine, list(messages), rejected_by="test")
     letters = {}
     for index, out in outcome.letters.items():
         assert isinstance(out.message, contract.DeadletterMessage)
