@@ -31,6 +31,7 @@ run twin_vision   "$PY" bench/twin_vision.py --frames 1
 run console       "$PY" bench/console.py --locations 200 --discrepancies 50 --rounds 1
 run multisite     "$PY" bench/multisite.py --sites 3 --locations 100
 run centre_idle   "$PY" bench/centre_idle.py --sites 3 --seconds 1
+run centre_ingest "$PY" bench/centre_ingest.py --sites 3 --locations 20 --repeat 1
 run soak          "$PY" bench/soak.py --minutes 0.5 --scan-every 10 --broker-every 20 --reader-every 15
 for target in llrp_codec llrp_driver llrp_sim mqtt serial; do
   run "fuzz_$target" "$PY" -m bench.fuzz.run "$target" --seconds 5

@@ -254,6 +254,11 @@ class MqttConnection:
             only when the receiver calls :meth:`ack`. With MQTT 5 the connection asks the
             broker for at most ``max_backlog`` unacknowledged messages (Receive Maximum), so
             none is ever dropped here.
+        held_until_released: A delivered message keeps its room in ``max_backlog`` until
+            the receiver calls :meth:`release` for it (when it leaves the receiver's own
+            queue), so the bound, and paho's wait for room, cover that queue too: a broker
+            that sends more than the Receive Maximum (Mosquitto 2.0.11 under load) is held
+            back by TCP instead of overflowing the receiver.
 
     Raises:
         MqttSettingsError: When the settings cannot be applied (unreadable password file).
@@ -269,6 +274,7 @@ class MqttConnection:
         will: tuple[str, bytes] | None = None,
         max_backlog: int = 1000,
         on_delivery: DeliveryHandler | None = None,
+        held_until_released: bool = False,
     ) -> None:
         self.settings = settings
         self.client = new_client(settings, client_id, will=will, manual_ack=on_delivery is not None)
@@ -284,6 +290,7 @@ class MqttConnection:
             maxsize=max_backlog,
             name=f"mqtt {client_id}",
             block_timeout=settings.keepalive / 2 if on_delivery is not None else 0.0,
+            room_on="release" if held_until_released else "drain",
         )
         self._filters: dict[int, str] = {}
         self.client.on_connect = self._on_connect
@@ -388,6 +395,10 @@ class MqttConnection:
         """Send a PUBLISH; returns its packet id, or None when the connection is gone."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info.mid if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
+
+    def release(self, count: int = 1) -> None:
+        """``count`` delivered messages left the receiver's queue (``held_until_released``)."""
+        self._bridge.release(count)
 
     def ack(self, delivery: Delivery) -> bool:
         """Send the PUBACK of a delivery (manual acknowledgement); False when it cannot.

@@ -83,7 +83,7 @@ POLL_SECONDS = 1.0  # how often the store is checked for messages to publish
 IDLE_POLL_MAX_SECONDS = 10.0  # the longest wait before looking again at an idle site
 BATCH = 2000  # messages handled in one database transaction at most
 LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Kafka's linger.ms)
-INBOX = 100_000  # messages waiting for the database at most; more are dropped and counted
+INBOX = 100_000  # messages waiting for the database at most (the connection holds back at UNACKED)
 UNACKED = 4000  # MQTT 5 Receive Maximum: unacknowledged messages the broker may send at once
 RETRY_MIN_SECONDS = 0.5  # first retry delay after a database failure
 RETRY_MAX_SECONDS = 10.0  # cap on that delay
@@ -284,6 +284,7 @@ class ReconcileService:
             loop=asyncio.get_running_loop(),
             max_backlog=UNACKED,
             on_delivery=self.message_delivered,
+            held_until_released=True,  # the inbox is inside the bound: back-pressure, no drops
         )
         try:
             await self._conn.open()
@@ -434,6 +435,7 @@ class ReconcileService:
         try:
             self._inbox.put_nowait(delivery)
         except asyncio.QueueFull:
+            delivery.conn.release()
             self.stats.dropped += 1  # not acknowledged: a persistent session re-sends it
             log.error(  # noqa: TRY400 - no exception worth a trace: the queue is full
                 "ingest backlog full (%d): message on %s dropped", INBOX, delivery.topic
@@ -450,6 +452,8 @@ class ReconcileService:
                 await asyncio.sleep(LINGER_SECONDS)
             while len(batch) < BATCH and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
+            for delivery in batch:  # their room in the connection's bound is free again
+                delivery.conn.release()
             outcome = await self._store_until_committed(batch)
             self.stats.batches += 1
             self.stats.applied += outcome.applied

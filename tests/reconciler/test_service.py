@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.publish as mqtt_publish
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from edgecount import contract
 from edgecount.mqtt import MqttSettings
 from reconciler import schema as t
+from reconciler import service as service_module
 from reconciler.config import ApiConfig
 from reconciler.engine import Engine, Outgoing
 from reconciler.model import AbcClass, BookLine, Movement
@@ -388,6 +390,68 @@ async def test_a_failing_store_stream_is_logged_shown_retried_and_resumes(
             assert (await http.get("/health")).status_code == 200
         assert not service.health_reasons()
     finally:
+        service.stopping.set()
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+
+async def test_a_broker_sending_past_the_bound_is_held_back_by_tcp_not_dropped(
+    tmp_path: Path, broker: BrokerAddress, unique_site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MQTT 3.1.1 has no Receive Maximum: Mosquitto sends up to its in-flight limit (20)
+    at once, as 2.0.11 does past an MQTT 5 Receive Maximum under load. While the ingest is
+    held (a slow database), the messages waiting for it stay inside the connection's bound
+    (here 5), so paho's thread waits and the rest waits in TCP and the broker; the inbox
+    (here 10) never overflows, and every count is stored once the ingest goes on. Before,
+    the inbox filled and the messages beyond it were dropped unacknowledged."""
+    monkeypatch.setattr(service_module, "UNACKED", 5)
+    monkeypatch.setattr(service_module, "INBOX", 10)
+    go_on = threading.Event()
+    real = service_module.handle_sites
+
+    def slow_database(*args: Any, **kwargs: Any) -> Any:
+        assert go_on.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "handle_sites", slow_database)
+    store = open_store(f"sqlite:///{tmp_path / 'held.sqlite3'}")
+    engine = engine_on(store, unique_site)
+    settings = MqttSettings(
+        host=broker.host, port=broker.port, client_id=f"held-{unique_site}", protocol="3.1.1"
+    )
+    service = ReconcileService(engine, settings, client_id=f"held-{unique_site}")
+    task = asyncio.create_task(service.run())
+    root = f"edgecount/v1/{unique_site}"
+    total = 60
+    bodies = [
+        contract.encode(
+            count(unique_site, "A-02", {SKU_A: 4}, seq=seq, scan=f"s{seq}").to_payload()
+        )
+        for seq in range(1, total + 1)
+    ]
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        conn = service._conn
+        assert conn is not None
+        flood = asyncio.create_task(
+            asyncio.to_thread(
+                mqtt_publish.multiple,
+                [{"topic": f"{root}/count/A/A-02", "payload": b, "qos": 1} for b in bodies],
+                hostname=broker.host,
+                port=broker.port,
+            )
+        )
+        await eventually(lambda: conn.waits > 0, 10, "paho's thread waiting for room")
+        go_on.set()
+        await flood
+        await asyncio.wait_for(service.wait_until(lambda s: s.applied >= total), 20)
+        assert service.stats.dropped == 0
+        assert conn.dropped == 0
+        with store.engine.connect() as db:
+            stored = db.execute(sa.select(sa.func.count()).select_from(t.counts)).scalar()
+        assert stored == total
+    finally:
+        go_on.set()
         service.stopping.set()
         await asyncio.wait_for(task, 10)
         store.close()
