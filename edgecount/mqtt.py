@@ -259,6 +259,9 @@ class MqttConnection:
             queue), so the bound, and paho's wait for room, cover that queue too: a broker
             that sends more than the Receive Maximum (Mosquitto 2.0.11 under load) is held
             back by TCP instead of overflowing the receiver.
+        receive_maximum: The MQTT 5 Receive Maximum asked of the broker (default
+            ``max_backlog``); smaller than a ``max_backlog`` that covers the receiver's
+            queue, so a broker that keeps to it never makes paho's thread wait.
 
     Raises:
         MqttSettingsError: When the settings cannot be applied (unreadable password file).
@@ -275,6 +278,7 @@ class MqttConnection:
         max_backlog: int = 1000,
         on_delivery: DeliveryHandler | None = None,
         held_until_released: bool = False,
+        receive_maximum: int | None = None,
     ) -> None:
         self.settings = settings
         self.client = new_client(settings, client_id, will=will, manual_ack=on_delivery is not None)
@@ -283,6 +287,7 @@ class MqttConnection:
         self._events = events
         self._loop = loop
         self._max_backlog = max_backlog
+        self._receive_maximum = receive_maximum or max_backlog
         self._on_delivery = on_delivery
         self._bridge: LoopBridge[Delivery] = LoopBridge(
             loop,
@@ -382,7 +387,7 @@ class MqttConnection:
         if s.session_expiry is not None:
             props.SessionExpiryInterval = s.session_expiry
         if self._on_delivery is not None:
-            props.ReceiveMaximum = self._max_backlog
+            props.ReceiveMaximum = self._receive_maximum
         self.client.connect(
             s.host,
             s.port,

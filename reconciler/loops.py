@@ -151,6 +151,8 @@ class ServiceStats:
     acked: int = 0
     connects: int = 0
     dropped: int = 0
+    connection_dropped: int = 0  # by MQTT connections closed since (see MqttConnection.dropped)
+    held_back: int = 0  # times their network thread waited for room (MqttConnection.waits)
     batches: int = 0
     statuses: int = 0
     frames: int = 0

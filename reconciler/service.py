@@ -83,7 +83,7 @@ POLL_SECONDS = 1.0  # how often the store is checked for messages to publish
 IDLE_POLL_MAX_SECONDS = 10.0  # the longest wait before looking again at an idle site
 BATCH = 2000  # messages handled in one database transaction at most
 LINGER_SECONDS = 0.02  # under load, wait this long for a batch to fill (like Kafka's linger.ms)
-INBOX = 100_000  # messages waiting for the database at most (the connection holds back at UNACKED)
+INBOX = 100_000  # messages waiting for the database at most; then the connection holds back
 UNACKED = 4000  # MQTT 5 Receive Maximum: unacknowledged messages the broker may send at once
 RETRY_MIN_SECONDS = 0.5  # first retry delay after a database failure
 RETRY_MAX_SECONDS = 10.0  # cap on that delay
@@ -186,11 +186,13 @@ class ReconcileService:
         """Totals since start for ``/metrics`` (``rejected`` is the dead letters sent)."""
         stats = self.stats
         published = {s.counter: stats.published.get(s.kind, 0) for s in self.streams}
+        connection_dropped, held_back = self._connection_figures()
         return {
             "messages_received": stats.received,
             "messages_applied": stats.applied,
             "messages_duplicate": stats.duplicates,
-            "messages_dropped": stats.dropped,
+            "messages_dropped": stats.dropped + connection_dropped,
+            "mqtt_held_back": held_back,
             "messages_acked": stats.acked,
             "deadletters": stats.rejected,
             "connects": stats.connects,
@@ -282,9 +284,10 @@ class ReconcileService:
             self.client_id,
             self,
             loop=asyncio.get_running_loop(),
-            max_backlog=UNACKED,
+            max_backlog=INBOX,
             on_delivery=self.message_delivered,
             held_until_released=True,  # the inbox is inside the bound: back-pressure, no drops
+            receive_maximum=UNACKED,
         )
         try:
             await self._conn.open()
@@ -355,6 +358,15 @@ class ReconcileService:
         if conn.is_connected():
             conn.disconnect()
         await conn.close(5.0)
+        self.stats.connection_dropped += conn.dropped
+        self.stats.held_back += conn.waits
+
+    def _connection_figures(self) -> tuple[int, int]:
+        """Messages the MQTT connections dropped, and times they held the broker back (their
+        network thread waited for room), the current connection's included."""
+        conn = self._conn
+        dropped, waits = (0, 0) if conn is None else (conn.dropped, conn.waits)
+        return self.stats.connection_dropped + dropped, self.stats.held_back + waits
 
     # -- connection events (on the loop) ----------------------------------------------------
 
