@@ -764,7 +764,13 @@ def run_once(
 @contextmanager
 def environment(args: argparse.Namespace) -> Iterator[Setup]:
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecount-multisite-")))
+        if args.keep:  # the brokers' and reconcilers' logs stay for a look after the run
+            work = Path(tempfile.mkdtemp(prefix="edgecount-multisite-"))
+            print(f"work directory (kept): {work}")
+        else:
+            work = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecount-multisite-"))
+            )
         url = stack.enter_context(fresh_database("bench_multisite"))
         sites = [site_name(n) for n in range(args.sites)]
         started = time.perf_counter()
@@ -870,6 +876,9 @@ def main() -> None:
         help="end a run when nothing was stored for this long and nothing waits (seconds)",
     )
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (certificates, logs)"
+    )
     args = parser.parse_args()
     counts = [int(k) for k in args.instances.split(",")]
     total = args.sites * args.locations
